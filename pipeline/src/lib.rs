@@ -1,1 +1,2 @@
-
+//! The per-call conversation engine.
+pub mod dsp;

@@ -1,0 +1,2 @@
+//! Pure signal processing: jitter buffer, concealment, VAD, endpointing.
+pub mod jitter;
