@@ -1,2 +1,3 @@
 //! The per-call conversation engine.
 pub mod dsp;
+pub mod onnx;

@@ -1,2 +1,4 @@
 //! Pure signal processing: jitter buffer, concealment, VAD, endpointing.
+pub mod endpoint;
 pub mod jitter;
+pub mod vad;

@@ -1,0 +1,226 @@
+//! Endpointing: turns per-frame speech probabilities into speech-start and
+//! speech-end events.
+//!
+//! Speech starts after `min_speech_ms` of frames at or above `threshold`
+//! (so a click or a cough is not a turn), and ends after `min_silence_ms` of
+//! frames below `threshold - hysteresis` (so the pause between two sentences
+//! is not the end of a turn). Both events carry padding so that the audio
+//! handed to speech recognition keeps the soft edges of words.
+//!
+//! Time is the media time of each frame, passed in: the same input always
+//! gives the same events.
+
+/// How eager the endpointer is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointConfig {
+    /// Probability at which a frame counts as speech.
+    pub threshold: f32,
+    /// Speech ends only below `threshold - hysteresis`.
+    pub hysteresis: f32,
+    /// Speech this long before it counts.
+    pub min_speech_ms: u32,
+    /// Silence this long before speech ends.
+    pub min_silence_ms: u32,
+    /// Added before the first speech frame in `SpeechStart`.
+    pub pre_padding_ms: u32,
+    /// Added after the last speech frame in `SpeechEnd`.
+    pub post_padding_ms: u32,
+}
+
+impl Default for EndpointConfig {
+    /// A turn ends after 600 ms of silence: longer than the pause between
+    /// two sentences of one turn (300-500 ms), short enough to feel responsive.
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            hysteresis: 0.15,
+            min_speech_ms: 100,
+            min_silence_ms: 600,
+            pre_padding_ms: 200,
+            post_padding_ms: 100,
+        }
+    }
+}
+
+/// What the endpointer saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// Speech began at `at_ms` (padding included).
+    SpeechStart { at_ms: u64 },
+    /// Speech ended at `at_ms` (padding included); `speech_ms` since its start.
+    SpeechEnd { at_ms: u64, speech_ms: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Silence,
+    /// Speech frames seen since `since`, not yet long enough.
+    Onset {
+        since: u64,
+    },
+    Speech {
+        start: u64,
+    },
+    /// Quiet since `since` during speech.
+    Trailing {
+        start: u64,
+        since: u64,
+    },
+}
+
+/// The endpointing state machine. Feed it one frame at a time.
+#[derive(Debug, Clone)]
+pub struct Endpointer {
+    config: EndpointConfig,
+    frame_ms: u32,
+    state: State,
+}
+
+impl Endpointer {
+    /// An endpointer for frames of `frame_ms`.
+    #[must_use]
+    pub fn new(config: EndpointConfig, frame_ms: u32) -> Self {
+        Self {
+            config,
+            frame_ms,
+            state: State::Silence,
+        }
+    }
+
+    /// True between `SpeechStart` and `SpeechEnd`.
+    #[must_use]
+    pub fn in_speech(&self) -> bool {
+        matches!(self.state, State::Speech { .. } | State::Trailing { .. })
+    }
+
+    /// Takes the speech probability of the frame that starts at media time `at_ms`.
+    pub fn handle_frame(&mut self, at_ms: u64, probability: f32) -> Option<EndpointEvent> {
+        let c = self.config;
+        let end_of_frame = at_ms + u64::from(self.frame_ms);
+        let speech = probability >= c.threshold;
+        let quiet = probability < c.threshold - c.hysteresis;
+        match self.state {
+            State::Silence if speech => {
+                self.state = State::Onset { since: at_ms };
+                self.confirm_onset(at_ms, end_of_frame)
+            }
+            State::Silence => None,
+            State::Onset { .. } if quiet => {
+                self.state = State::Silence;
+                None
+            }
+            State::Onset { since } => self.confirm_onset(since, end_of_frame),
+            State::Speech { start } if quiet => {
+                self.state = State::Trailing {
+                    start,
+                    since: at_ms,
+                };
+                self.confirm_end(start, at_ms, end_of_frame)
+            }
+            State::Speech { .. } => None,
+            State::Trailing { start, .. } if speech => {
+                self.state = State::Speech { start };
+                None
+            }
+            State::Trailing { start, since } => self.confirm_end(start, since, end_of_frame),
+        }
+    }
+
+    fn confirm_onset(&mut self, since: u64, now: u64) -> Option<EndpointEvent> {
+        if now - since < u64::from(self.config.min_speech_ms) {
+            return None;
+        }
+        let start = since.saturating_sub(u64::from(self.config.pre_padding_ms));
+        self.state = State::Speech { start };
+        Some(EndpointEvent::SpeechStart { at_ms: start })
+    }
+
+    fn confirm_end(&mut self, start: u64, since: u64, now: u64) -> Option<EndpointEvent> {
+        if now - since < u64::from(self.config.min_silence_ms) {
+            return None;
+        }
+        self.state = State::Silence;
+        let end = since + u64::from(self.config.post_padding_ms);
+        Some(EndpointEvent::SpeechEnd {
+            at_ms: end,
+            speech_ms: end - start,
+        })
+    }
+
+    /// Forgets any speech in progress.
+    pub fn reset(&mut self) {
+        self.state = State::Silence;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds a pattern of probabilities, one per 20 ms frame.
+    fn run(config: EndpointConfig, probabilities: &[f32]) -> Vec<EndpointEvent> {
+        let mut ep = Endpointer::new(config, 20);
+        probabilities
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &p)| ep.handle_frame(20 * i as u64, p))
+            .collect()
+    }
+
+    fn pattern(parts: &[(f32, usize)]) -> Vec<f32> {
+        parts
+            .iter()
+            .flat_map(|&(p, n)| std::iter::repeat_n(p, n))
+            .collect()
+    }
+
+    #[test]
+    fn a_turn_starts_after_min_speech_and_ends_after_min_silence() {
+        // 0.5 s silence, 1 s speech, 1 s silence.
+        let events = run(
+            EndpointConfig::default(),
+            &pattern(&[(0.0, 25), (0.9, 50), (0.0, 50)]),
+        );
+        assert_eq!(
+            events,
+            [
+                EndpointEvent::SpeechStart { at_ms: 300 },
+                EndpointEvent::SpeechEnd {
+                    at_ms: 1600,
+                    speech_ms: 1300
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_click_shorter_than_min_speech_is_not_a_turn() {
+        let events = run(
+            EndpointConfig::default(),
+            &pattern(&[(0.0, 10), (1.0, 4), (0.0, 40)]),
+        );
+        assert_eq!(events, []);
+    }
+
+    #[test]
+    fn a_pause_shorter_than_min_silence_does_not_end_the_turn() {
+        let events = run(
+            EndpointConfig::default(),
+            &pattern(&[(1.0, 30), (0.0, 25), (1.0, 30), (0.0, 40)]),
+        );
+        assert_eq!(events.len(), 2, "{events:?}");
+    }
+
+    #[test]
+    fn hysteresis_keeps_a_wavering_probability_in_speech() {
+        // 0.4 is below the threshold but above threshold - hysteresis: still speech.
+        let events = run(
+            EndpointConfig::default(),
+            &pattern(&[(0.9, 10), (0.4, 60), (0.9, 5), (0.1, 40)]),
+        );
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            matches!(events[1], EndpointEvent::SpeechEnd { speech_ms, .. } if speech_ms >= 1500)
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Silero VAD (v5/v6 ONNX) through ONNX Runtime.
+//!
+//! The model takes 512 new samples at 16 kHz plus the last 64 samples of the
+//! previous chunk as context, and carries a recurrent state of shape
+//! [2, 1, 128]. Voxgate's 20 ms frames (320 samples) are gathered into 32 ms
+//! chunks; each frame reports the latest chunk's probability.
+
+use std::path::Path;
+
+use ort::value::TensorRef;
+
+use super::{FRAME_SAMPLES, VadError, VoiceActivityDetector};
+use crate::onnx::{self, OnnxError};
+
+const CHUNK: usize = 512;
+const CONTEXT: usize = 64;
+const STATE_LEN: usize = 2 * 128;
+
+/// The Silero detector.
+pub struct SileroVad {
+    session: ort::session::Session,
+    /// Context (64) followed by the chunk being filled (512).
+    window: [f32; CONTEXT + CHUNK],
+    filled: usize,
+    state: [f32; STATE_LEN],
+    probability: f32,
+}
+
+impl std::fmt::Debug for SileroVad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SileroVad")
+            .field("probability", &self.probability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SileroVad {
+    /// Loads the model with the ONNX Runtime library at `onnxruntime`.
+    ///
+    /// # Errors
+    /// Either file is missing or fails to load.
+    pub fn new(onnxruntime: &Path, model: &Path) -> Result<Self, VadError> {
+        if !model.exists() {
+            return Err(OnnxError::Runtime {
+                message: format!("silero model not found at {}", model.display()),
+            }
+            .into());
+        }
+        Ok(Self {
+            session: onnx::session(onnxruntime, model)?,
+            window: [0.0; CONTEXT + CHUNK],
+            filled: 0,
+            state: [0.0; STATE_LEN],
+            probability: 0.0,
+        })
+    }
+
+    fn infer(&mut self) -> Result<(), VadError> {
+        let sr = [16_000i64];
+        let input = TensorRef::from_array_view(([1usize, CONTEXT + CHUNK], &self.window[..]))
+            .map_err(OnnxError::from)?;
+        let state = TensorRef::from_array_view(([2usize, 1, 128], &self.state[..]))
+            .map_err(OnnxError::from)?;
+        let sr = TensorRef::from_array_view(([0usize; 0], &sr[..])).map_err(OnnxError::from)?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
+            .map_err(OnnxError::from)?;
+        let (_, probability) = outputs["output"]
+            .try_extract_tensor::<f32>()
+            .map_err(OnnxError::from)?;
+        let (_, state) = outputs["stateN"]
+            .try_extract_tensor::<f32>()
+            .map_err(OnnxError::from)?;
+        let (Some(&p), true) = (probability.first(), state.len() == STATE_LEN) else {
+            return Err(VadError::ModelOutput {
+                what: "output or state of the wrong size",
+            });
+        };
+        self.probability = p;
+        self.state.copy_from_slice(state);
+        Ok(())
+    }
+}
+
+impl VoiceActivityDetector for SileroVad {
+    fn process(&mut self, frame: &[i16]) -> Result<f32, VadError> {
+        if frame.len() != FRAME_SAMPLES {
+            return Err(VadError::FrameSize { len: frame.len() });
+        }
+        for &s in frame {
+            self.window[CONTEXT + self.filled] = f32::from(s) / 32768.0;
+            self.filled += 1;
+            if self.filled == CHUNK {
+                self.infer()?;
+                self.window.copy_within(CHUNK.., 0);
+                self.filled = 0;
+            }
+        }
+        Ok(self.probability)
+    }
+
+    fn reset(&mut self) {
+        self.window = [0.0; CONTEXT + CHUNK];
+        self.filled = 0;
+        self.state = [0.0; STATE_LEN];
+        self.probability = 0.0;
+    }
+
+    fn name(&self) -> &'static str {
+        "silero"
+    }
+}
