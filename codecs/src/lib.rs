@@ -96,6 +96,20 @@ pub trait AudioDecoder: Send {
     /// # Errors
     /// A short `out`, or the codec's own failure.
     fn conceal(&mut self, out: &mut [i16]) -> Result<Option<usize>, CodecError>;
+
+    /// Rebuilds a lost frame from the forward error correction carried by
+    /// the packet after it. `Ok(None)` when the codec has no FEC.
+    ///
+    /// # Errors
+    /// Garbage in `next_payload`, or a short `out`.
+    fn recover(
+        &mut self,
+        next_payload: &[u8],
+        out: &mut [i16],
+    ) -> Result<Option<usize>, CodecError> {
+        let _ = (next_payload, out);
+        Ok(None)
+    }
 }
 
 /// G.711 as an [`AudioDecoder`]: 8 kHz, no concealment of its own.

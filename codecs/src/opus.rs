@@ -1,7 +1,7 @@
 //! Opus (RFC 6716) through libopus, mono, 20 ms frames at 8, 16 or 48 kHz.
 //!
 //! Loss handling: [`OpusDecoder::conceal`] runs libopus's packet-loss
-//! concealment for a missing packet, and [`OpusDecoder::recover`] rebuilds a
+//! concealment for a missing packet, and [`OpusDecoder::recover_fec`] rebuilds a
 //! missing packet from the in-band FEC (LBRR) data carried by the packet after
 //! it, when the sender enabled [`OpusEncoderConfig::inband_fec`].
 
@@ -124,6 +124,20 @@ impl OpusEncoder {
     }
 }
 
+/// True when `packet` carries in-band FEC (LBRR) data for the packet before it.
+#[must_use]
+pub fn packet_has_fec(packet: &[u8]) -> bool {
+    let Ok(len) = i32::try_from(packet.len()) else {
+        return false;
+    };
+    if packet.is_empty() {
+        return false;
+    }
+    // SAFETY: the pointer and length describe a live slice; libopus only
+    // reads `len` bytes from it and keeps no reference.
+    unsafe { opusic_sys::opus_packet_has_lbrr(packet.as_ptr(), len) == 1 }
+}
+
 /// A mono Opus decoder producing 20 ms frames (any Opus packet decodes at any rate).
 pub struct OpusDecoder {
     inner: opus::Decoder,
@@ -183,7 +197,11 @@ impl OpusDecoder {
     ///
     /// # Errors
     /// Garbage in `next_payload` or a short `out`.
-    pub fn recover(&mut self, next_payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+    pub fn recover_fec(
+        &mut self,
+        next_payload: &[u8],
+        out: &mut [i16],
+    ) -> Result<usize, CodecError> {
         self.check(next_payload, out)?;
         let capacity = out.len();
         let out = out
@@ -222,6 +240,18 @@ impl AudioDecoder for OpusDecoder {
             .decode(&[], out, false)
             .map(Some)
             .map_err(opus_err("decode_plc"))
+    }
+
+    fn recover(
+        &mut self,
+        next_payload: &[u8],
+        out: &mut [i16],
+    ) -> Result<Option<usize>, CodecError> {
+        // Without LBRR data libopus would quietly conceal instead: say so.
+        if !packet_has_fec(next_payload) {
+            return Ok(None);
+        }
+        self.recover_fec(next_payload, out).map(Some)
     }
 }
 
@@ -320,7 +350,8 @@ mod tests {
             with_plc.decode(p, &mut out)?;
         }
         // Packet 10 is lost; packet 11 carries its FEC copy.
-        assert_eq!(with_fec.recover(&packets[11], &mut out)?, 320);
+        assert!(packet_has_fec(&packets[11]));
+        assert_eq!(with_fec.recover_fec(&packets[11], &mut out)?, 320);
         let recovered = energy(&out);
         assert_eq!(with_plc.conceal(&mut out)?, Some(320));
         let concealed = energy(&out);
@@ -330,6 +361,19 @@ mod tests {
             "FEC {recovered} vs PLC {concealed}"
         );
         assert_eq!(with_fec.decode(&packets[11], &mut out)?, 320);
+        Ok(())
+    }
+
+    #[test]
+    fn packets_without_fec_enabled_carry_none() -> Result<(), CodecError> {
+        let rate = SampleRate::HZ_16000;
+        let mut enc = OpusEncoder::new(OpusEncoderConfig::voice(rate))?;
+        let mut p = [0u8; MAX_PACKET_BYTES];
+        for frame in sine(rate, 300.0, 5).chunks(320) {
+            let n = enc.encode(frame, &mut p)?;
+            assert!(!packet_has_fec(&p[..n]));
+        }
+        assert!(!packet_has_fec(&[]));
         Ok(())
     }
 

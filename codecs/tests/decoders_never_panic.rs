@@ -18,7 +18,8 @@ proptest! {
             if let Ok(n) = dec.decode(&bytes, &mut out) {
                 prop_assert!(n <= out_len);
             }
-            let _ = dec.recover(&bytes, &mut out);
+            let _ = dec.recover_fec(&bytes, &mut out);
+            let _ = voxgate_codecs::opus::packet_has_fec(&bytes);
             let _ = dec.conceal(&mut out);
         }
     }
