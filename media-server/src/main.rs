@@ -1,1 +1,105 @@
-fn main() {}
+//! `voxgate`: the Voxgate media server.
+//!
+//! # Layout
+//! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides.
+//! - [`http`]: the HTTP listener (`/healthz`; the control API grows here).
+//!
+//! `voxgate serve` runs the server; `voxgate config` prints the effective
+//! configuration.
+
+mod config;
+mod http;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// An open-source media server for AI voice agents.
+#[derive(Debug, Parser)]
+#[command(name = "voxgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Configuration file; without it, built-in defaults (the same as the shipped config.toml).
+        #[arg(long, short, env = "VOXGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the effective configuration (file plus environment) as TOML.
+    Config {
+        /// Configuration file.
+        #[arg(long, short, env = "VOXGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Config::load(path.map(PathBuf::as_path), std::env::vars()).context("loading configuration")
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config { config } => {
+            let config = load(config.as_ref())?;
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let config = load(config.as_ref())?;
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log.filter)?)
+                .init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
+    let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())
+        .context("loading the voice activity detector")?;
+    tracing::info!(vad = vad.name(), models = %config.models.dir.display(), "media pipeline ready");
+    let state = http::AppState { vad: vad.name() };
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,404 @@
+//! Voxgate's configuration: `config.toml`, then environment overrides.
+//!
+//! Every setting `section.key` can be overridden by the environment variable
+//! `VOXGATE_SECTION__KEY` (upper case, two underscores between section and
+//! key), e.g. `VOXGATE_HTTP__LISTEN=0.0.0.0:8080`. The value is read as TOML
+//! (numbers, booleans, arrays) and falls back to a plain string. Unknown
+//! sections or keys, in the file or the environment, are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of overriding environment variables.
+pub const ENV_PREFIX: &str = "VOXGATE_";
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file or an override is not valid.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] toml::de::Error),
+    /// An environment variable names no setting.
+    #[error("environment variable {var} does not name a setting (expected VOXGATE_SECTION__KEY)")]
+    UnknownVariable { var: String },
+    /// A value is out of range.
+    #[error("invalid setting {setting}: {reason}")]
+    Setting {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+/// The whole configuration. Defaults run offline with embedded stores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub models: ModelsConfig,
+    pub vad: VadSettings,
+    pub endpointing: EndpointSettings,
+    pub jitter: JitterSettings,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+}
+
+/// The control API and health endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// SIP signalling for phone callers and trunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    pub enabled: bool,
+    pub udp_listen: SocketAddr,
+    pub tcp_listen: SocketAddr,
+    /// The address put in Via, Contact and SDP; empty means the listen address.
+    pub public_address: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            udp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            public_address: String::new(),
+        }
+    }
+}
+
+/// Media ports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self {
+            port_min: 10_000,
+            port_max: 20_000,
+        }
+    }
+}
+
+/// Where the offline models are (see `scripts/fetch-models.sh`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("models"),
+        }
+    }
+}
+
+/// Which voice activity detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VadBackend {
+    #[default]
+    Auto,
+    Webrtc,
+    Silero,
+}
+
+/// Voice activity detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VadSettings {
+    pub backend: VadBackend,
+    /// WebRTC aggressiveness, 0 (least) to 3 (most).
+    pub webrtc_mode: u8,
+}
+
+impl Default for VadSettings {
+    fn default() -> Self {
+        Self {
+            backend: VadBackend::Auto,
+            webrtc_mode: 2,
+        }
+    }
+}
+
+/// When a caller's turn starts and ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EndpointSettings {
+    pub threshold: f32,
+    pub min_speech_ms: u32,
+    pub min_silence_ms: u32,
+    pub pre_padding_ms: u32,
+    pub post_padding_ms: u32,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        let d = voxgate_pipeline::dsp::endpoint::EndpointConfig::default();
+        Self {
+            threshold: d.threshold,
+            min_speech_ms: d.min_speech_ms,
+            min_silence_ms: d.min_silence_ms,
+            pre_padding_ms: d.pre_padding_ms,
+            post_padding_ms: d.post_padding_ms,
+        }
+    }
+}
+
+/// The receive jitter buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JitterSettings {
+    pub start_delay_ms: u32,
+    pub min_delay_ms: u32,
+    pub max_delay_ms: u32,
+}
+
+impl Default for JitterSettings {
+    fn default() -> Self {
+        let d = voxgate_pipeline::dsp::jitter::JitterConfig::default();
+        Self {
+            start_delay_ms: d.start_delay_ms,
+            min_delay_ms: d.min_delay_ms,
+            max_delay_ms: d.max_delay_ms,
+        }
+    }
+}
+
+/// Records and recordings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub database_url: String,
+    pub recordings_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/voxgate.db".to_owned(),
+            recordings_dir: PathBuf::from("data/recordings"),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `voxgate=debug,info`.
+    pub filter: String,
+    /// Print phone numbers and transcripts in logs (off: they are redacted).
+    pub show_pii: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            show_pii: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given) and applies `env` overrides on top.
+    ///
+    /// # Errors
+    /// An unreadable file, invalid TOML, an unknown setting or a bad value.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if rest == "CONFIG" {
+                continue; // names the file, handled by the CLI
+            }
+            let Some((section, key)) = rest.split_once("__") else {
+                return Err(ConfigError::UnknownVariable { var });
+            };
+            let value = parse_env_value(&value);
+            let section = table
+                .entry(section.to_ascii_lowercase())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match section {
+                toml::Value::Table(t) => {
+                    t.insert(key.to_ascii_lowercase(), value);
+                }
+                _ => return Err(ConfigError::UnknownVariable { var }),
+            }
+        }
+        let config: Self = table.try_into()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.rtp.port_min >= self.rtp.port_max {
+            return Err(ConfigError::Setting {
+                setting: "rtp.port_min",
+                reason: format!(
+                    "{} is not below port_max {}",
+                    self.rtp.port_min, self.rtp.port_max
+                ),
+            });
+        }
+        if self.vad.webrtc_mode > 3 {
+            return Err(ConfigError::Setting {
+                setting: "vad.webrtc_mode",
+                reason: "must be 0..=3".into(),
+            });
+        }
+        let j = &self.jitter;
+        if !(j.min_delay_ms <= j.start_delay_ms && j.start_delay_ms <= j.max_delay_ms) {
+            return Err(ConfigError::Setting {
+                setting: "jitter.start_delay_ms",
+                reason: "need min_delay_ms <= start_delay_ms <= max_delay_ms".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.endpointing.threshold) {
+            return Err(ConfigError::Setting {
+                setting: "endpointing.threshold",
+                reason: "must be 0.0..=1.0".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The VAD configuration for the pipeline.
+    #[must_use]
+    pub fn vad_config(&self) -> voxgate_pipeline::dsp::vad::VadConfig {
+        use voxgate_pipeline::dsp::vad::{VadConfig, VadKind, WebRtcMode};
+        let mut c = VadConfig::with_models_dir(&self.models.dir);
+        c.kind = match self.vad.backend {
+            VadBackend::Auto => VadKind::Auto,
+            VadBackend::Webrtc => VadKind::WebRtc,
+            VadBackend::Silero => VadKind::Silero,
+        };
+        c.webrtc_mode = match self.vad.webrtc_mode {
+            0 => WebRtcMode::Quality,
+            1 => WebRtcMode::LowBitrate,
+            2 => WebRtcMode::Aggressive,
+            _ => WebRtcMode::VeryAggressive,
+        };
+        c
+    }
+}
+
+/// An environment value as TOML where it parses (`8080`, `true`, `[1, 2]`), else a string.
+fn parse_env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_config_toml_is_the_defaults() -> Result<(), ConfigError> {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.toml");
+        assert_eq!(Config::load(Some(&shipped), env(&[]))?, Config::default());
+        Ok(())
+    }
+
+    #[test]
+    fn environment_overrides_the_file() -> Result<(), ConfigError> {
+        let c = Config::load(
+            None,
+            env(&[
+                ("VOXGATE_HTTP__LISTEN", "127.0.0.1:9999"),
+                ("VOXGATE_RTP__PORT_MIN", "30000"),
+                ("VOXGATE_RTP__PORT_MAX", "30100"),
+                ("VOXGATE_VAD__BACKEND", "webrtc"),
+                ("VOXGATE_LOG__SHOW_PII", "true"),
+                ("VOXGATE_CONFIG", "ignored.toml"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )?;
+        assert_eq!(c.http.listen, SocketAddr::from(([127, 0, 0, 1], 9999)));
+        assert_eq!((c.rtp.port_min, c.rtp.port_max), (30000, 30100));
+        assert_eq!(c.vad.backend, VadBackend::Webrtc);
+        assert!(c.log.show_pii);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_settings_and_bad_values_are_errors() {
+        assert!(matches!(
+            Config::load(None, env(&[("VOXGATE_HTTP__LISTNE", "1.2.3.4:5")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::load(None, env(&[("VOXGATE_NOSECTION", "1")])),
+            Err(ConfigError::UnknownVariable { .. })
+        ));
+        assert!(matches!(
+            Config::load(
+                None,
+                env(&[
+                    ("VOXGATE_RTP__PORT_MIN", "20000"),
+                    ("VOXGATE_RTP__PORT_MAX", "10000")
+                ])
+            ),
+            Err(ConfigError::Setting { .. })
+        ));
+        assert!(matches!(
+            Config::load(None, env(&[("VOXGATE_HTTP__LISTEN", "not an address")])),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,111 @@
+//! The `voxgate` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn voxgate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    cmd
+}
+
+#[test]
+fn help_lists_the_subcommands() -> TestResult {
+    let out = voxgate().arg("--help").output()?;
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains("serve") && text.contains("config"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn config_prints_environment_overrides() -> TestResult {
+    let out = voxgate()
+        .args(["config", "--config", "config.toml"])
+        .env("VOXGATE_RTP__PORT_MIN", "12000")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains("port_min = 12000"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_bad_setting_is_refused_at_start() -> TestResult {
+    let out = voxgate()
+        .args(["serve"])
+        .env("VOXGATE_HTTP__LISTNE", "x")
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("LISTNE".to_ascii_lowercase().as_str()));
+    Ok(())
+}
+
+#[test]
+fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
+    let mut child = voxgate()
+        .args(["serve", "--config", "config.toml"])
+        .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
+        .env("VOXGATE_SIP__ENABLED", "false")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Find the bound port in the log ("HTTP listening addr=127.0.0.1:PORT").
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            child.kill()?;
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .ok_or("no stderr")?
+                .read_to_string(&mut err)?;
+            return Err(format!("server did not start: {err}").into());
+        }
+    };
+
+    let mut stream = TcpStream::connect(&addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""status":"ok""#), "{response}");
+
+    // SIGTERM: a clean, successful exit.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        assert!(waited < 100, "server did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    };
+    assert!(status.success(), "exit status {status}");
+    Ok(())
+}
