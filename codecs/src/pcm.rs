@@ -27,7 +27,7 @@ pub fn l16_encode(pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
 /// [`CodecError::Truncated`] for an odd byte count, [`CodecError::Oversize`]
 /// past [`MAX_PAYLOAD_BYTES`], [`CodecError::OutputTooSmall`] for a short `out`.
 pub fn l16_decode(payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
-    if payload.len() % 2 != 0 {
+    if !payload.len().is_multiple_of(2) {
         return Err(CodecError::Truncated {
             len: payload.len(),
             unit: 2,

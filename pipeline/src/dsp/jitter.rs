@@ -356,18 +356,15 @@ impl JitterBuffer {
             fate = PacketFate::Restarted;
             seq = self.extend_seq(packet.seq);
         }
-        if let Some(next) = self.next_play.filter(|_| self.has_played) {
-            if seq < next {
-                // Its turn has passed: a duplicate if it was played, else late.
-                let played =
-                    next - seq < window && self.slots[self.slot_index(seq)].seq == Some(seq);
-                if played {
-                    self.stats.duplicates += 1;
-                    return PacketFate::Duplicate;
-                }
-                self.stats.late += 1;
-                return PacketFate::Late;
+        if let Some(next) = self.next_play.filter(|&n| self.has_played && seq < n) {
+            // Its turn has passed: a duplicate if it was played, else late.
+            let played = next - seq < window && self.slots[self.slot_index(seq)].seq == Some(seq);
+            if played {
+                self.stats.duplicates += 1;
+                return PacketFate::Duplicate;
             }
+            self.stats.late += 1;
+            return PacketFate::Late;
         }
         if self.holds(seq) {
             self.stats.duplicates += 1;
