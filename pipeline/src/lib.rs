@@ -1,3 +1,43 @@
 //! The per-call conversation engine.
+//!
+//! # Layout
+//! - [`dsp`]: pure signal processing, time passed in.
+//!   - [`dsp::jitter`]: the adaptive jitter buffer.
+//!   - [`dsp::playout`]: jitter buffer -> decoder -> FEC / PLC / comfort noise.
+//!   - [`dsp::conceal`]: fade-out and comfort noise for codecs without PLC.
+//!   - [`dsp::vad`]: voice activity detection (WebRTC, Silero).
+//!   - [`dsp::endpoint`]: speech-start / speech-end from VAD probabilities.
+//! - [`onnx`]: the process-wide ONNX Runtime, loaded from a shared library.
+//!
+//! The turn machine, the providers and the async session driver come next
+//! (issue 3).
+//!
+//! # Example
+//!
+//! A G.711 stream through the playout stage, with the simulated clock a
+//! test would use:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use voxgate_codecs::{G711Decoder, g711::G711Law};
+//! use voxgate_pipeline::dsp::jitter::{JitterConfig, RtpPacket};
+//! use voxgate_pipeline::dsp::playout::{AudioPlayout, FrameSource};
+//!
+//! let mut playout = AudioPlayout::new(JitterConfig::default(), Box::new(G711Decoder(G711Law::Ulaw)));
+//! let t0 = Instant::now();
+//! let payload = [0xFFu8; 160]; // µ-law silence
+//! let mut out = [0i16; 160];
+//! let mut sources = Vec::new();
+//! for n in 0..10u16 {
+//!     let now = t0 + Duration::from_millis(20 * u64::from(n));
+//!     let packet = RtpPacket { seq: n, timestamp: 160 * u32::from(n), ssrc: 7, marker: n == 0, payload: &payload };
+//!     playout.handle_packet(now, packet);
+//!     sources.push(playout.poll_frame(now, &mut out).expect("one frame fits"));
+//! }
+//! // The first frames wait out the 60 ms start delay, then packets decode.
+//! assert_eq!(sources[0], FrameSource::Idle);
+//! assert_eq!(sources[9], FrameSource::Decoded);
+//! ```
+
 pub mod dsp;
 pub mod onnx;

@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("VOXGATE_MODELS_DIR").map_or_else(|| root().join("models"), PathBuf::from)
+    std::env::var_os("VOXGATE_MODELS__DIR").map_or_else(|| root().join("models"), PathBuf::from)
 }
 
 struct Fixture {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything Voxgate needs on a fresh Debian machine, then the offline models.
+# Safe to run again: it installs only what is missing.
+#
+# Needs: Debian 12+, Rust stable >= 1.92 (rustup), root or sudo for apt-get.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# cmake + a C compiler: libopus (opusic-sys) and libfvad (webrtc-vad) are built from source.
+# python3-pip: the model fetch. espeak-ng + sox: the local voice and fixture tools.
+PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: error: cargo not found; install Rust stable (>= 1.92) with rustup first" >&2
+  exit 1
+fi
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "setup: error: python3 has no pip (apt-get install python3-pip)" >&2
+  exit 1
+fi
+
+"$root/scripts/fetch-models.sh"
