@@ -20,6 +20,9 @@ pub enum CodecError {
     /// The input frame has the wrong number of samples for this codec's frame size.
     #[error("frame of {len} samples, {expected} expected")]
     FrameSize { len: usize, expected: usize },
+    /// Mono samples given to a stereo recording, or the other way round.
+    #[error("this recording is {layout}")]
+    WrongLayout { layout: &'static str },
     /// This codec or resampler does not run at that sample rate.
     #[error("sample rate {rate} Hz is not supported here")]
     UnsupportedRate { rate: SampleRate },

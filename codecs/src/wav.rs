@@ -95,10 +95,7 @@ impl WavRecorder {
     /// The recorder is stereo, or writing failed.
     pub fn write_mono(&mut self, pcm: &[i16]) -> Result<(), CodecError> {
         if self.layout != WavLayout::Mono {
-            return Err(CodecError::FrameSize {
-                len: pcm.len(),
-                expected: 0,
-            });
+            return Err(CodecError::WrongLayout { layout: "stereo" });
         }
         let mut w = self.writer.get_i16_writer(pcm.len() as u32);
         for &s in pcm {
@@ -113,7 +110,10 @@ impl WavRecorder {
     /// # Errors
     /// The sides differ in length, the recorder is mono, or writing failed.
     pub fn write_stereo(&mut self, caller: &[i16], agent: &[i16]) -> Result<(), CodecError> {
-        if self.layout != WavLayout::CallerLeftAgentRight || caller.len() != agent.len() {
+        if self.layout != WavLayout::CallerLeftAgentRight {
+            return Err(CodecError::WrongLayout { layout: "mono" });
+        }
+        if caller.len() != agent.len() {
             return Err(CodecError::FrameSize {
                 len: agent.len(),
                 expected: caller.len(),
@@ -204,8 +204,14 @@ mod tests {
         let path = temp_path("mismatch");
         let mut rec =
             WavRecorder::create(&path, SampleRate::HZ_8000, WavLayout::CallerLeftAgentRight)?;
-        assert!(rec.write_stereo(&[0; 160], &[0; 159]).is_err());
-        assert!(rec.write_mono(&[0; 160]).is_err());
+        assert!(matches!(
+            rec.write_stereo(&[0; 160], &[0; 159]),
+            Err(CodecError::FrameSize { .. })
+        ));
+        assert!(matches!(
+            rec.write_mono(&[0; 160]),
+            Err(CodecError::WrongLayout { .. })
+        ));
         drop(rec);
         std::fs::remove_file(path)?;
         Ok(())
