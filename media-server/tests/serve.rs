@@ -57,31 +57,33 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
         .args(["serve", "--config", "config.toml"])
         .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
         .env("VOXGATE_SIP__ENABLED", "false")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    // Find the bound port in the log ("HTTP listening addr=127.0.0.1:PORT").
-    let stdout = child.stdout.take().ok_or("no stdout")?;
+    // Find the bound port in the log on stderr ("HTTP listening addr=127.0.0.1:PORT").
+    let stderr = child.stderr.take().ok_or("no stderr")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            assert!(
+                !line.contains('\x1b'),
+                "colour codes in a log that is not a terminal: {line}"
+            );
             if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.trim().to_owned());
+                let _ = tx.send(Ok(addr.trim().to_owned()));
             }
+            log.push_str(&line);
+            log.push('\n');
         }
+        let _ = tx.send(Err(log));
     });
     let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(addr) => addr,
+        Ok(Ok(addr)) => addr,
+        Ok(Err(log)) => return Err(format!("server exited before listening:\n{log}").into()),
         Err(_) => {
             child.kill()?;
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .ok_or("no stderr")?
-                .read_to_string(&mut err)?;
-            return Err(format!("server did not start: {err}").into());
+            return Err("server did not start listening within 30 s".into());
         }
     };
 

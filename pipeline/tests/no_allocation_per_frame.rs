@@ -62,7 +62,7 @@ fn receive_path_does_not_allocate_per_frame() {
                 payload: &payload,
             };
             playout.handle_packet(now, packet);
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 playout.handle_packet(now, packet);
             }
         }
