@@ -83,19 +83,15 @@ fn opus(c: &mut Criterion) {
 }
 
 fn resample(c: &mut Criterion) {
-    for (from, to) in [
-        (SampleRate::HZ_8000, SampleRate::HZ_16000),
-        (SampleRate::HZ_48000, SampleRate::HZ_16000),
-    ] {
+    for (from, to) in
+        [(SampleRate::HZ_8000, SampleRate::HZ_16000), (SampleRate::HZ_48000, SampleRate::HZ_16000)]
+    {
         let pcm = voice(from, 1);
         let mut r = FrameResampler::new(from, to).expect("resampler");
         let mut out = vec![0i16; to.samples_per_frame()];
-        c.bench_function(
-            &format!("resample_{}k_to_{}k_20ms", from.hz() / 1000, to.hz() / 1000),
-            |b| {
-                b.iter(|| r.process(black_box(&pcm), &mut out).ok());
-            },
-        );
+        c.bench_function(&format!("resample_{}k_to_{}k_20ms", from.hz() / 1000, to.hz() / 1000), |b| {
+            b.iter(|| r.process(black_box(&pcm), &mut out).ok());
+        });
     }
 }
 

@@ -106,17 +106,11 @@ impl TelephoneEvent {
     /// A volume over 63 or a short `out`.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, CodecError> {
         if self.volume > 63 {
-            return Err(CodecError::TelephoneEvent {
-                reason: "volume above 63",
-            });
+            return Err(CodecError::TelephoneEvent { reason: "volume above 63" });
         }
         let capacity = out.len();
-        let out = out
-            .get_mut(..PAYLOAD_LEN)
-            .ok_or(CodecError::OutputTooSmall {
-                needed: PAYLOAD_LEN,
-                capacity,
-            })?;
+        let out =
+            out.get_mut(..PAYLOAD_LEN).ok_or(CodecError::OutputTooSmall { needed: PAYLOAD_LEN, capacity })?;
         out[0] = self.event;
         out[1] = (u8::from(self.end) << 7) | self.volume;
         out[2..4].copy_from_slice(&self.duration.to_be_bytes());
@@ -136,14 +130,10 @@ impl TelephoneEvent {
                 volume: flags & 0x3F,
                 duration: u16::from_be_bytes([*d0, *d1]),
             }),
-            short if short.len() < PAYLOAD_LEN => Err(CodecError::Truncated {
-                len: short.len(),
-                unit: PAYLOAD_LEN,
-            }),
-            long => Err(CodecError::Oversize {
-                len: long.len(),
-                max: PAYLOAD_LEN,
-            }),
+            short if short.len() < PAYLOAD_LEN => {
+                Err(CodecError::Truncated { len: short.len(), unit: PAYLOAD_LEN })
+            }
+            long => Err(CodecError::Oversize { len: long.len(), max: PAYLOAD_LEN }),
         }
     }
 }
@@ -154,12 +144,7 @@ mod tests {
 
     #[test]
     fn pound_end_packet_matches_the_rfc_layout() -> Result<(), CodecError> {
-        let ev = TelephoneEvent {
-            event: 11,
-            end: true,
-            volume: 10,
-            duration: 1600,
-        };
+        let ev = TelephoneEvent { event: 11, end: true, volume: 10, duration: 1600 };
         let mut out = [0u8; 4];
         ev.encode(&mut out)?;
         assert_eq!(out, [11, 0x80 | 10, 0x06, 0x40]);
@@ -181,15 +166,7 @@ mod tests {
     #[test]
     fn reserved_bit_is_ignored_and_wrong_lengths_are_errors() {
         let ev = TelephoneEvent::decode(&[5, 0x40 | 7, 0, 160]);
-        assert!(matches!(
-            ev,
-            Ok(TelephoneEvent {
-                event: 5,
-                end: false,
-                volume: 7,
-                duration: 160
-            })
-        ));
+        assert!(matches!(ev, Ok(TelephoneEvent { event: 5, end: false, volume: 7, duration: 160 })));
         assert!(TelephoneEvent::decode(&[1, 2, 3]).is_err());
         assert!(TelephoneEvent::decode(&[1, 2, 3, 4, 5]).is_err());
     }

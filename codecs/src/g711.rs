@@ -16,11 +16,7 @@ const ULAW_CLIP: i32 = 32635;
 #[inline]
 #[must_use]
 pub fn ulaw_encode(sample: i16) -> u8 {
-    let (magnitude, mask) = if sample < 0 {
-        (-(sample as i32), 0x7F)
-    } else {
-        (sample as i32, 0xFF)
-    };
+    let (magnitude, mask) = if sample < 0 { (-(sample as i32), 0x7F) } else { (sample as i32, 0xFF) };
     let biased = magnitude.min(ULAW_CLIP) + ULAW_BIAS;
     // `biased` is in 0x84..=0x7FFF, so its top bit is bit 7..=14: segment 0..=7.
     let segment = 24 - (biased as u32).leading_zeros();
@@ -31,11 +27,7 @@ pub fn ulaw_encode(sample: i16) -> u8 {
 const fn ulaw_decode_const(code: u8) -> i16 {
     let code = !code;
     let magnitude = ((((code & 0x0F) as i32) << 3) + ULAW_BIAS) << ((code & 0x70) >> 4);
-    if code & 0x80 != 0 {
-        (ULAW_BIAS - magnitude) as i16
-    } else {
-        (magnitude - ULAW_BIAS) as i16
-    }
+    if code & 0x80 != 0 { (ULAW_BIAS - magnitude) as i16 } else { (magnitude - ULAW_BIAS) as i16 }
 }
 
 const fn alaw_decode_const(code: u8) -> i16 {
@@ -46,11 +38,7 @@ const fn alaw_decode_const(code: u8) -> i16 {
     if segment > 1 {
         magnitude <<= segment - 1;
     }
-    if code & 0x80 != 0 {
-        magnitude as i16
-    } else {
-        -magnitude as i16
-    }
+    if code & 0x80 != 0 { magnitude as i16 } else { -magnitude as i16 }
 }
 
 static ULAW_TABLE: [i16; 256] = {
@@ -86,11 +74,7 @@ pub fn ulaw_decode(code: u8) -> i16 {
 pub fn alaw_encode(sample: i16) -> u8 {
     // 13-bit magnitude; negative values are one's-complemented as in G.711.
     let thirteen = (sample as i32) >> 3;
-    let (magnitude, mask) = if thirteen >= 0 {
-        (thirteen, 0xD5)
-    } else {
-        (-thirteen - 1, 0x55)
-    };
+    let (magnitude, mask) = if thirteen >= 0 { (thirteen, 0xD5) } else { (-thirteen - 1, 0x55) };
     // `magnitude` is in 0..=4095: segment 0 below 32, then one per bit.
     let bits = 32 - (magnitude as u32).leading_zeros();
     let segment = bits.saturating_sub(5);
@@ -123,14 +107,8 @@ impl G711Law {
     pub fn encode(self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
         let out = checked_out(out, pcm.len())?;
         match self {
-            Self::Ulaw => out
-                .iter_mut()
-                .zip(pcm)
-                .for_each(|(o, &s)| *o = ulaw_encode(s)),
-            Self::Alaw => out
-                .iter_mut()
-                .zip(pcm)
-                .for_each(|(o, &s)| *o = alaw_encode(s)),
+            Self::Ulaw => out.iter_mut().zip(pcm).for_each(|(o, &s)| *o = ulaw_encode(s)),
+            Self::Alaw => out.iter_mut().zip(pcm).for_each(|(o, &s)| *o = alaw_encode(s)),
         }
         Ok(pcm.len())
     }
@@ -147,17 +125,14 @@ impl G711Law {
             Self::Ulaw => &ULAW_TABLE,
             Self::Alaw => &ALAW_TABLE,
         };
-        out.iter_mut()
-            .zip(payload)
-            .for_each(|(o, &c)| *o = table[c as usize]);
+        out.iter_mut().zip(payload).for_each(|(o, &c)| *o = table[c as usize]);
         Ok(payload.len())
     }
 }
 
 fn checked_out<T>(out: &mut [T], needed: usize) -> Result<&mut [T], CodecError> {
     let capacity = out.len();
-    out.get_mut(..needed)
-        .ok_or(CodecError::OutputTooSmall { needed, capacity })
+    out.get_mut(..needed).ok_or(CodecError::OutputTooSmall { needed, capacity })
 }
 
 #[cfg(test)]
@@ -251,10 +226,7 @@ mod tests {
         let mut out = [0i16; 2];
         assert!(matches!(
             G711Law::Ulaw.decode(&[1, 2, 3], &mut out),
-            Err(CodecError::OutputTooSmall {
-                needed: 3,
-                capacity: 2
-            })
+            Err(CodecError::OutputTooSmall { needed: 3, capacity: 2 })
         ));
     }
 }

@@ -102,11 +102,7 @@ pub trait AudioDecoder: Send {
     ///
     /// # Errors
     /// Garbage in `next_payload`, or a short `out`.
-    fn recover(
-        &mut self,
-        next_payload: &[u8],
-        out: &mut [i16],
-    ) -> Result<Option<usize>, CodecError> {
+    fn recover(&mut self, next_payload: &[u8], out: &mut [i16]) -> Result<Option<usize>, CodecError> {
         let _ = (next_payload, out);
         Ok(None)
     }
@@ -125,10 +121,7 @@ impl AudioDecoder for G711Decoder {
         // One packet of G.711 at 8 kHz is at most 120 ms in practice; refuse
         // anything larger than an Ethernet MTU as a sign of garbage.
         if payload.len() > pcm::MAX_PAYLOAD_BYTES {
-            return Err(CodecError::Oversize {
-                len: payload.len(),
-                max: pcm::MAX_PAYLOAD_BYTES,
-            });
+            return Err(CodecError::Oversize { len: payload.len(), max: pcm::MAX_PAYLOAD_BYTES });
         }
         self.0.decode(payload, out)
     }

@@ -43,14 +43,7 @@ impl OpusEncoderConfig {
     /// Voice defaults at `rate`: complexity 9, libopus's bitrate, no FEC, no DTX.
     #[must_use]
     pub fn voice(rate: SampleRate) -> Self {
-        Self {
-            rate,
-            complexity: 9,
-            bitrate: None,
-            inband_fec: false,
-            expected_loss_percent: 0,
-            dtx: false,
-        }
+        Self { rate, complexity: 9, bitrate: None, inband_fec: false, expected_loss_percent: 0, dtx: false }
     }
 }
 
@@ -62,9 +55,7 @@ pub struct OpusEncoder {
 
 impl std::fmt::Debug for OpusEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusEncoder")
-            .field("frame_samples", &self.frame_samples)
-            .finish_non_exhaustive()
+        f.debug_struct("OpusEncoder").field("frame_samples", &self.frame_samples).finish_non_exhaustive()
     }
 }
 
@@ -75,32 +66,19 @@ impl OpusEncoder {
     /// An unsupported rate or a setting libopus refuses.
     pub fn new(config: OpusEncoderConfig) -> Result<Self, CodecError> {
         check_rate(config.rate)?;
-        let mut inner = opus::Encoder::new(
-            config.rate.hz(),
-            opus::Channels::Mono,
-            opus::Application::Voip,
-        )
-        .map_err(opus_err("encoder_create"))?;
-        inner
-            .set_complexity(i32::from(config.complexity.min(10)))
-            .map_err(opus_err("set_complexity"))?;
+        let mut inner = opus::Encoder::new(config.rate.hz(), opus::Channels::Mono, opus::Application::Voip)
+            .map_err(opus_err("encoder_create"))?;
+        inner.set_complexity(i32::from(config.complexity.min(10))).map_err(opus_err("set_complexity"))?;
         if let Some(bps) = config.bitrate {
             let bps = i32::try_from(bps).unwrap_or(i32::MAX);
-            inner
-                .set_bitrate(opus::Bitrate::Bits(bps))
-                .map_err(opus_err("set_bitrate"))?;
+            inner.set_bitrate(opus::Bitrate::Bits(bps)).map_err(opus_err("set_bitrate"))?;
         }
-        inner
-            .set_inband_fec(config.inband_fec)
-            .map_err(opus_err("set_inband_fec"))?;
+        inner.set_inband_fec(config.inband_fec).map_err(opus_err("set_inband_fec"))?;
         inner
             .set_packet_loss_perc(i32::from(config.expected_loss_percent.min(100)))
             .map_err(opus_err("set_packet_loss_perc"))?;
         inner.set_dtx(config.dtx).map_err(opus_err("set_dtx"))?;
-        Ok(Self {
-            inner,
-            frame_samples: config.rate.samples_per_frame(),
-        })
+        Ok(Self { inner, frame_samples: config.rate.samples_per_frame() })
     }
 
     /// Samples one frame must have.
@@ -115,10 +93,7 @@ impl OpusEncoder {
     /// A frame of the wrong length, or a too-small `out`.
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
         if pcm.len() != self.frame_samples {
-            return Err(CodecError::FrameSize {
-                len: pcm.len(),
-                expected: self.frame_samples,
-            });
+            return Err(CodecError::FrameSize { len: pcm.len(), expected: self.frame_samples });
         }
         self.inner.encode(pcm, out).map_err(opus_err("encode"))
     }
@@ -147,9 +122,7 @@ pub struct OpusDecoder {
 
 impl std::fmt::Debug for OpusDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusDecoder")
-            .field("rate", &self.rate)
-            .finish_non_exhaustive()
+        f.debug_struct("OpusDecoder").field("rate", &self.rate).finish_non_exhaustive()
     }
 }
 
@@ -160,13 +133,9 @@ impl OpusDecoder {
     /// An unsupported rate.
     pub fn new(rate: SampleRate) -> Result<Self, CodecError> {
         check_rate(rate)?;
-        let inner = opus::Decoder::new(rate.hz(), opus::Channels::Mono)
-            .map_err(opus_err("decoder_create"))?;
-        Ok(Self {
-            inner,
-            rate,
-            frame_samples: rate.samples_per_frame(),
-        })
+        let inner =
+            opus::Decoder::new(rate.hz(), opus::Channels::Mono).map_err(opus_err("decoder_create"))?;
+        Ok(Self { inner, rate, frame_samples: rate.samples_per_frame() })
     }
 
     fn check(&self, payload: &[u8], out: &[i16]) -> Result<(), CodecError> {
@@ -174,20 +143,14 @@ impl OpusDecoder {
             return Err(CodecError::Truncated { len: 0, unit: 1 });
         }
         if payload.len() > MAX_PACKET_BYTES {
-            return Err(CodecError::Oversize {
-                len: payload.len(),
-                max: MAX_PACKET_BYTES,
-            });
+            return Err(CodecError::Oversize { len: payload.len(), max: MAX_PACKET_BYTES });
         }
         // libopus writes as many samples as the packet holds (up to 120 ms);
         // ask before decoding so a long packet cannot overrun `out`.
         let needed = opus::packet::get_nb_samples(payload, self.rate.hz())
             .map_err(opus_err("packet_get_nb_samples"))?;
         if needed > out.len() {
-            return Err(CodecError::OutputTooSmall {
-                needed,
-                capacity: out.len(),
-            });
+            return Err(CodecError::OutputTooSmall { needed, capacity: out.len() });
         }
         Ok(())
     }
@@ -197,22 +160,13 @@ impl OpusDecoder {
     ///
     /// # Errors
     /// Garbage in `next_payload` or a short `out`.
-    pub fn recover_fec(
-        &mut self,
-        next_payload: &[u8],
-        out: &mut [i16],
-    ) -> Result<usize, CodecError> {
+    pub fn recover_fec(&mut self, next_payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
         self.check(next_payload, out)?;
         let capacity = out.len();
         let out = out
             .get_mut(..self.frame_samples)
-            .ok_or(CodecError::OutputTooSmall {
-                needed: self.frame_samples,
-                capacity,
-            })?;
-        self.inner
-            .decode(next_payload, out, true)
-            .map_err(opus_err("decode_fec"))
+            .ok_or(CodecError::OutputTooSmall { needed: self.frame_samples, capacity })?;
+        self.inner.decode(next_payload, out, true).map_err(opus_err("decode_fec"))
     }
 }
 
@@ -223,30 +177,18 @@ impl AudioDecoder for OpusDecoder {
 
     fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
         self.check(payload, out)?;
-        self.inner
-            .decode(payload, out, false)
-            .map_err(opus_err("decode"))
+        self.inner.decode(payload, out, false).map_err(opus_err("decode"))
     }
 
     fn conceal(&mut self, out: &mut [i16]) -> Result<Option<usize>, CodecError> {
         let capacity = out.len();
         let out = out
             .get_mut(..self.frame_samples)
-            .ok_or(CodecError::OutputTooSmall {
-                needed: self.frame_samples,
-                capacity,
-            })?;
-        self.inner
-            .decode(&[], out, false)
-            .map(Some)
-            .map_err(opus_err("decode_plc"))
+            .ok_or(CodecError::OutputTooSmall { needed: self.frame_samples, capacity })?;
+        self.inner.decode(&[], out, false).map(Some).map_err(opus_err("decode_plc"))
     }
 
-    fn recover(
-        &mut self,
-        next_payload: &[u8],
-        out: &mut [i16],
-    ) -> Result<Option<usize>, CodecError> {
+    fn recover(&mut self, next_payload: &[u8], out: &mut [i16]) -> Result<Option<usize>, CodecError> {
         // Without LBRR data libopus would quietly conceal instead: say so.
         if !packet_has_fec(next_payload) {
             return Ok(None);
@@ -275,11 +217,7 @@ mod tests {
 
     #[test]
     fn encodes_and_decodes_at_each_rate() -> Result<(), CodecError> {
-        for rate in [
-            SampleRate::HZ_8000,
-            SampleRate::HZ_16000,
-            SampleRate::HZ_48000,
-        ] {
+        for rate in [SampleRate::HZ_8000, SampleRate::HZ_16000, SampleRate::HZ_48000] {
             let mut enc = OpusEncoder::new(OpusEncoderConfig::voice(rate))?;
             let mut dec = OpusDecoder::new(rate)?;
             let input = sine(rate, 440.0, 10);
@@ -302,8 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn concealment_fills_a_missing_frame_with_something_like_the_signal() -> Result<(), CodecError>
-    {
+    fn concealment_fills_a_missing_frame_with_something_like_the_signal() -> Result<(), CodecError> {
         let rate = SampleRate::HZ_16000;
         let mut enc = OpusEncoder::new(OpusEncoderConfig::voice(rate))?;
         let mut dec = OpusDecoder::new(rate)?;
@@ -315,11 +252,7 @@ mod tests {
             dec.decode(&packet[..n], &mut out)?;
         }
         assert_eq!(dec.conceal(&mut out)?, Some(320));
-        assert!(
-            energy(&out) > 1e5,
-            "PLC produced near silence: {}",
-            energy(&out)
-        );
+        assert!(energy(&out) > 1e5, "PLC produced near silence: {}", energy(&out));
         Ok(())
     }
 
@@ -356,10 +289,7 @@ mod tests {
         assert_eq!(with_plc.conceal(&mut out)?, Some(320));
         let concealed = energy(&out);
         assert!(recovered > 1e5, "FEC frame energy {recovered}");
-        assert!(
-            recovered > 100.0 * concealed.max(1.0),
-            "FEC {recovered} vs PLC {concealed}"
-        );
+        assert!(recovered > 100.0 * concealed.max(1.0), "FEC {recovered} vs PLC {concealed}");
         assert_eq!(with_fec.decode(&packets[11], &mut out)?, 320);
         Ok(())
     }
@@ -383,10 +313,7 @@ mod tests {
         let mut packet = [0u8; 100];
         assert!(matches!(
             enc.encode(&[0; 100], &mut packet),
-            Err(CodecError::FrameSize {
-                len: 100,
-                expected: 960
-            })
+            Err(CodecError::FrameSize { len: 100, expected: 960 })
         ));
         let mut dec = OpusDecoder::new(SampleRate::HZ_48000)?;
         let mut out = [0i16; 960];
@@ -394,10 +321,7 @@ mod tests {
         assert!(dec.decode(&[0u8; 4000], &mut out).is_err());
         // A TOC byte claiming 120 ms of frames cannot fit a 20 ms buffer.
         assert!(dec.decode(&[0xFB, 0xFF, 0xFF], &mut out).is_err());
-        assert!(matches!(
-            OpusDecoder::new(SampleRate(44_100)),
-            Err(CodecError::UnsupportedRate { .. })
-        ));
+        assert!(matches!(OpusDecoder::new(SampleRate(44_100)), Err(CodecError::UnsupportedRate { .. })));
         Ok(())
     }
 }

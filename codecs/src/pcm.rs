@@ -12,9 +12,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 1460;
 pub fn l16_encode(pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
     let needed = pcm.len() * 2;
     let capacity = out.len();
-    let out = out
-        .get_mut(..needed)
-        .ok_or(CodecError::OutputTooSmall { needed, capacity })?;
+    let out = out.get_mut(..needed).ok_or(CodecError::OutputTooSmall { needed, capacity })?;
     for (pair, sample) in out.chunks_exact_mut(2).zip(pcm) {
         pair.copy_from_slice(&sample.to_be_bytes());
     }
@@ -28,22 +26,14 @@ pub fn l16_encode(pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
 /// past [`MAX_PAYLOAD_BYTES`], [`CodecError::OutputTooSmall`] for a short `out`.
 pub fn l16_decode(payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
     if !payload.len().is_multiple_of(2) {
-        return Err(CodecError::Truncated {
-            len: payload.len(),
-            unit: 2,
-        });
+        return Err(CodecError::Truncated { len: payload.len(), unit: 2 });
     }
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(CodecError::Oversize {
-            len: payload.len(),
-            max: MAX_PAYLOAD_BYTES,
-        });
+        return Err(CodecError::Oversize { len: payload.len(), max: MAX_PAYLOAD_BYTES });
     }
     let needed = payload.len() / 2;
     let capacity = out.len();
-    let out = out
-        .get_mut(..needed)
-        .ok_or(CodecError::OutputTooSmall { needed, capacity })?;
+    let out = out.get_mut(..needed).ok_or(CodecError::OutputTooSmall { needed, capacity })?;
     for (sample, pair) in out.iter_mut().zip(payload.chunks_exact(2)) {
         *sample = i16::from_be_bytes([pair[0], pair[1]]);
     }
@@ -83,10 +73,7 @@ mod tests {
     #[test]
     fn l16_rejects_an_odd_byte_count() {
         let mut out = [0i16; 4];
-        assert!(matches!(
-            l16_decode(&[1, 2, 3], &mut out),
-            Err(CodecError::Truncated { len: 3, unit: 2 })
-        ));
+        assert!(matches!(l16_decode(&[1, 2, 3], &mut out), Err(CodecError::Truncated { len: 3, unit: 2 })));
     }
 
     #[test]

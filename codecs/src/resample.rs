@@ -51,26 +51,14 @@ impl FrameResampler {
         let fft = if from == to {
             None
         } else {
-            let fft = Fft::new(
-                from.hz() as usize,
-                to.hz() as usize,
-                n_in,
-                1,
-                FixedSync::Both,
-            )?;
+            let fft = Fft::new(from.hz() as usize, to.hz() as usize, n_in, 1, FixedSync::Both)?;
             // 20 ms at these rates is a whole multiple of rubato's minimum block,
             // so the chunk sizes come out exactly as asked.
             debug_assert_eq!(fft.input_frames_next(), n_in);
             debug_assert_eq!(fft.output_frames_next(), n_out);
             Some(fft)
         };
-        Ok(Self {
-            from,
-            to,
-            fft,
-            input: vec![0.0; n_in],
-            output: vec![0.0; n_out],
-        })
+        Ok(Self { from, to, fft, input: vec![0.0; n_in], output: vec![0.0; n_out] })
     }
 
     /// The input rate.
@@ -104,16 +92,10 @@ impl FrameResampler {
     pub fn process(&mut self, frame: &[i16], out: &mut [i16]) -> Result<usize, CodecError> {
         let (n_in, n_out) = (self.input.len(), self.output.len());
         if frame.len() != n_in {
-            return Err(CodecError::FrameSize {
-                len: frame.len(),
-                expected: n_in,
-            });
+            return Err(CodecError::FrameSize { len: frame.len(), expected: n_in });
         }
         let capacity = out.len();
-        let out = out.get_mut(..n_out).ok_or(CodecError::OutputTooSmall {
-            needed: n_out,
-            capacity,
-        })?;
+        let out = out.get_mut(..n_out).ok_or(CodecError::OutputTooSmall { needed: n_out, capacity })?;
         let Some(fft) = self.fft.as_mut() else {
             out.copy_from_slice(frame);
             return Ok(n_out);
@@ -122,18 +104,10 @@ impl FrameResampler {
             *f = i16_to_f32(s);
         }
         // The slices are exactly one chunk long, so the adapters cannot fail.
-        let input =
-            InterleavedSlice::new(&self.input[..], 1, n_in).map_err(|_| CodecError::FrameSize {
-                len: n_in,
-                expected: n_in,
-            })?;
-        let mut output =
-            InterleavedSlice::new_mut(&mut self.output[..], 1, n_out).map_err(|_| {
-                CodecError::OutputTooSmall {
-                    needed: n_out,
-                    capacity: n_out,
-                }
-            })?;
+        let input = InterleavedSlice::new(&self.input[..], 1, n_in)
+            .map_err(|_| CodecError::FrameSize { len: n_in, expected: n_in })?;
+        let mut output = InterleavedSlice::new_mut(&mut self.output[..], 1, n_out)
+            .map_err(|_| CodecError::OutputTooSmall { needed: n_out, capacity: n_out })?;
         fft.process_into_buffer(&input, &mut output, None)?;
         for (o, &f) in out.iter_mut().zip(&self.output) {
             *o = f32_to_i16(f);
@@ -197,12 +171,7 @@ mod tests {
 
     #[test]
     fn every_rate_pair_gives_one_frame_per_frame_and_reports_delay() -> Result<(), CodecError> {
-        let rates = [
-            SampleRate::HZ_8000,
-            SampleRate::HZ_16000,
-            SampleRate::HZ_24000,
-            SampleRate::HZ_48000,
-        ];
+        let rates = [SampleRate::HZ_8000, SampleRate::HZ_16000, SampleRate::HZ_24000, SampleRate::HZ_48000];
         for from in rates {
             for to in rates {
                 let mut r = FrameResampler::new(from, to)?;
@@ -220,14 +189,8 @@ mod tests {
     fn wrong_frame_length_and_rates_are_errors() -> Result<(), CodecError> {
         let mut r = FrameResampler::new(SampleRate::HZ_8000, SampleRate::HZ_16000)?;
         let mut out = [0i16; 320];
-        assert!(matches!(
-            r.process(&[0; 100], &mut out),
-            Err(CodecError::FrameSize { .. })
-        ));
-        assert!(matches!(
-            r.process(&[0; 160], &mut out[..10]),
-            Err(CodecError::OutputTooSmall { .. })
-        ));
+        assert!(matches!(r.process(&[0; 100], &mut out), Err(CodecError::FrameSize { .. })));
+        assert!(matches!(r.process(&[0; 160], &mut out[..10]), Err(CodecError::OutputTooSmall { .. })));
         assert!(FrameResampler::new(SampleRate(44_100), SampleRate::HZ_16000).is_err());
         Ok(())
     }

@@ -67,14 +67,7 @@ impl WavRecorder {
         let file = BufWriter::with_capacity(64 * 1024, File::create(path)?);
         let mut writer = hound::WavWriter::new(file, spec)?;
         writer.flush()?;
-        Ok(Self {
-            writer,
-            layout,
-            rate,
-            since_flush: 0,
-            flush_every: rate.hz() as usize,
-            frames_written: 0,
-        })
+        Ok(Self { writer, layout, rate, since_flush: 0, flush_every: rate.hz() as usize, frames_written: 0 })
     }
 
     /// The channel layout.
@@ -114,10 +107,7 @@ impl WavRecorder {
             return Err(CodecError::WrongLayout { layout: "mono" });
         }
         if caller.len() != agent.len() {
-            return Err(CodecError::FrameSize {
-                len: agent.len(),
-                expected: caller.len(),
-            });
+            return Err(CodecError::FrameSize { len: agent.len(), expected: caller.len() });
         }
         let mut w = self.writer.get_i16_writer(2 * caller.len() as u32);
         for (&l, &r) in caller.iter().zip(agent) {
@@ -168,8 +158,7 @@ mod tests {
     #[test]
     fn stereo_puts_caller_left_and_agent_right() -> Result<(), CodecError> {
         let path = temp_path("stereo");
-        let mut rec =
-            WavRecorder::create(&path, SampleRate::HZ_16000, WavLayout::CallerLeftAgentRight)?;
+        let mut rec = WavRecorder::create(&path, SampleRate::HZ_16000, WavLayout::CallerLeftAgentRight)?;
         for _ in 0..60 {
             rec.write_stereo(&[100; 320], &[-200; 320])?;
         }
@@ -202,16 +191,9 @@ mod tests {
     #[test]
     fn mismatched_sides_are_an_error() -> Result<(), CodecError> {
         let path = temp_path("mismatch");
-        let mut rec =
-            WavRecorder::create(&path, SampleRate::HZ_8000, WavLayout::CallerLeftAgentRight)?;
-        assert!(matches!(
-            rec.write_stereo(&[0; 160], &[0; 159]),
-            Err(CodecError::FrameSize { .. })
-        ));
-        assert!(matches!(
-            rec.write_mono(&[0; 160]),
-            Err(CodecError::WrongLayout { .. })
-        ));
+        let mut rec = WavRecorder::create(&path, SampleRate::HZ_8000, WavLayout::CallerLeftAgentRight)?;
+        assert!(matches!(rec.write_stereo(&[0; 160], &[0; 159]), Err(CodecError::FrameSize { .. })));
+        assert!(matches!(rec.write_mono(&[0; 160]), Err(CodecError::WrongLayout { .. })));
         drop(rec);
         std::fs::remove_file(path)?;
         Ok(())

@@ -35,12 +35,7 @@ fn child_records_until_killed() -> Result<(), Box<dyn std::error::Error>> {
 fn recording_survives_kill_9() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::temp_dir().join(format!("voxgate-crash-{}.wav", std::process::id()));
     let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "--exact",
-            "child_records_until_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "child_records_until_killed", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -52,10 +47,7 @@ fn recording_survives_kill_9() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut reader = hound::WavReader::open(&path)?;
     let spec = reader.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (2, 8000, 16)
-    );
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
     let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
     let frames = samples.len() / 2;
     // The header was patched after each full second: at least 2 s are readable,

@@ -33,10 +33,7 @@ pub enum ConfigError {
     UnknownVariable { var: String },
     /// A value is out of range.
     #[error("invalid setting {setting}: {reason}")]
-    Setting {
-        setting: &'static str,
-        reason: String,
-    },
+    Setting { setting: &'static str, reason: String },
 }
 
 /// The whole configuration. Defaults run offline with embedded stores.
@@ -63,9 +60,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
     }
 }
 
@@ -101,10 +96,7 @@ pub struct RtpConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        Self {
-            port_min: 10_000,
-            port_max: 20_000,
-        }
+        Self { port_min: 10_000, port_max: 20_000 }
     }
 }
 
@@ -117,9 +109,7 @@ pub struct ModelsConfig {
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self {
-            dir: PathBuf::from("models"),
-        }
+        Self { dir: PathBuf::from("models") }
     }
 }
 
@@ -144,10 +134,7 @@ pub struct VadSettings {
 
 impl Default for VadSettings {
     fn default() -> Self {
-        Self {
-            backend: VadBackend::Auto,
-            webrtc_mode: 2,
-        }
+        Self { backend: VadBackend::Auto, webrtc_mode: 2 }
     }
 }
 
@@ -187,11 +174,7 @@ pub struct JitterSettings {
 impl Default for JitterSettings {
     fn default() -> Self {
         let d = voxgate_pipeline::dsp::jitter::JitterConfig::default();
-        Self {
-            start_delay_ms: d.start_delay_ms,
-            min_delay_ms: d.min_delay_ms,
-            max_delay_ms: d.max_delay_ms,
-        }
+        Self { start_delay_ms: d.start_delay_ms, min_delay_ms: d.min_delay_ms, max_delay_ms: d.max_delay_ms }
     }
 }
 
@@ -224,10 +207,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            filter: "info".to_owned(),
-            show_pii: false,
-        }
+        Self { filter: "info".to_owned(), show_pii: false }
     }
 }
 
@@ -242,10 +222,8 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut table = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
                 text.parse::<toml::Table>()?
             }
             None => toml::Table::new(),
@@ -280,17 +258,11 @@ impl Config {
         if self.rtp.port_min >= self.rtp.port_max {
             return Err(ConfigError::Setting {
                 setting: "rtp.port_min",
-                reason: format!(
-                    "{} is not below port_max {}",
-                    self.rtp.port_min, self.rtp.port_max
-                ),
+                reason: format!("{} is not below port_max {}", self.rtp.port_min, self.rtp.port_max),
             });
         }
         if self.vad.webrtc_mode > 3 {
-            return Err(ConfigError::Setting {
-                setting: "vad.webrtc_mode",
-                reason: "must be 0..=3".into(),
-            });
+            return Err(ConfigError::Setting { setting: "vad.webrtc_mode", reason: "must be 0..=3".into() });
         }
         let j = &self.jitter;
         if !(j.min_delay_ms <= j.start_delay_ms && j.start_delay_ms <= j.max_delay_ms) {
@@ -342,10 +314,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -389,10 +358,7 @@ mod tests {
         assert!(matches!(
             Config::load(
                 None,
-                env(&[
-                    ("VOXGATE_RTP__PORT_MIN", "20000"),
-                    ("VOXGATE_RTP__PORT_MAX", "10000")
-                ])
+                env(&[("VOXGATE_RTP__PORT_MIN", "20000"), ("VOXGATE_RTP__PORT_MAX", "10000")])
             ),
             Err(ConfigError::Setting { .. })
         ));

@@ -20,16 +20,10 @@ struct Health {
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-        vad: state.vad,
-    })
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), vad: state.vad })
 }
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(state)
+    Router::new().route("/healthz", get(healthz)).with_state(state)
 }

@@ -30,11 +30,7 @@ fn config_prints_environment_overrides() -> TestResult {
         .args(["config", "--config", "config.toml"])
         .env("VOXGATE_RTP__PORT_MIN", "12000")
         .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout)?;
     assert!(text.contains("port_min = 12000"), "{text}");
     Ok(())
@@ -42,10 +38,7 @@ fn config_prints_environment_overrides() -> TestResult {
 
 #[test]
 fn a_bad_setting_is_refused_at_start() -> TestResult {
-    let out = voxgate()
-        .args(["serve"])
-        .env("VOXGATE_HTTP__LISTNE", "x")
-        .output()?;
+    let out = voxgate().args(["serve"]).env("VOXGATE_HTTP__LISTNE", "x").output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr)?.contains("LISTNE".to_ascii_lowercase().as_str()));
     Ok(())
@@ -66,10 +59,7 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
     std::thread::spawn(move || {
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            assert!(
-                !line.contains('\x1b'),
-                "colour codes in a log that is not a terminal: {line}"
-            );
+            assert!(!line.contains('\x1b'), "colour codes in a log that is not a terminal: {line}");
             if let Some(addr) = line.split("addr=").nth(1) {
                 let _ = tx.send(Ok(addr.trim().to_owned()));
             }
@@ -96,9 +86,7 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
     assert!(response.contains(r#""status":"ok""#), "{response}");
 
     // SIGTERM: a clean, successful exit.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     let mut waited = 0;
     let status = loop {
         if let Some(status) = child.try_wait()? {

@@ -21,9 +21,7 @@ pub enum OnnxError {
 
 impl From<ort::Error> for OnnxError {
     fn from(e: ort::Error) -> Self {
-        Self::Runtime {
-            message: e.to_string(),
-        }
+        Self::Runtime { message: e.to_string() }
     }
 }
 
@@ -35,9 +33,7 @@ static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = On
 /// The library is missing or does not load.
 pub fn environment(library: &Path) -> Result<ort::environment::Environment, OnnxError> {
     if ENVIRONMENT.get().is_none() && !library.exists() {
-        return Err(OnnxError::LibraryMissing {
-            path: library.to_owned(),
-        });
+        return Err(OnnxError::LibraryMissing { path: library.to_owned() });
     }
     ENVIRONMENT
         .get_or_init(|| {

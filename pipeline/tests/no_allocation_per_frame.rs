@@ -60,12 +60,10 @@ fn codecs_and_resampler_do_not_allocate_per_frame() {
     let pcm48: Vec<i16> = (0..960).map(|i| (i * 31 % 3000) as i16).collect();
     let mut wire = [0u8; 1500];
     let mut out = [0i16; 960];
-    let mut enc =
-        OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000)).expect("encoder");
+    let mut enc = OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000)).expect("encoder");
     let mut dec = OpusDecoder::new(SampleRate::HZ_48000).expect("decoder");
     let mut up = FrameResampler::new(SampleRate::HZ_8000, SampleRate::HZ_16000).expect("resampler");
-    let mut down =
-        FrameResampler::new(SampleRate::HZ_48000, SampleRate::HZ_16000).expect("resampler");
+    let mut down = FrameResampler::new(SampleRate::HZ_48000, SampleRate::HZ_16000).expect("resampler");
     let mut run = || {
         for law in [G711Law::Ulaw, G711Law::Alaw] {
             law.encode(&pcm8, &mut wire).expect("g711 encode");
@@ -91,10 +89,7 @@ fn codecs_and_resampler_do_not_allocate_per_frame() {
 
 #[test]
 fn receive_path_does_not_allocate_per_frame() {
-    let mut playout = AudioPlayout::new(
-        JitterConfig::default(),
-        Box::new(G711Decoder(G711Law::Ulaw)),
-    );
+    let mut playout = AudioPlayout::new(JitterConfig::default(), Box::new(G711Decoder(G711Law::Ulaw)));
     let mut vad = WebRtcVad::new(WebRtcMode::Aggressive);
     let mut endpointer = Endpointer::new(EndpointConfig::default(), 20);
     let payload: Vec<u8> = (0..160).map(|i| (i * 7) as u8).collect();
@@ -106,13 +101,8 @@ fn receive_path_does_not_allocate_per_frame() {
         let now = t0 + Duration::from_millis(20 * u64::from(n));
         // Every 7th packet is lost, every 5th arrives twice: all paths run.
         if n % 7 != 3 {
-            let packet = RtpPacket {
-                seq: n as u16,
-                timestamp: 160 * n,
-                ssrc: 1,
-                marker: n == 0,
-                payload: &payload,
-            };
+            let packet =
+                RtpPacket { seq: n as u16, timestamp: 160 * n, ssrc: 1, marker: n == 0, payload: &payload };
             playout.handle_packet(now, packet);
             if n.is_multiple_of(5) {
                 playout.handle_packet(now, packet);

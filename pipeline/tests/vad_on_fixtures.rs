@@ -92,22 +92,12 @@ fn check_backend(vad: &mut dyn VoiceActivityDetector, noisy_speech_is_a_turn: bo
         let name = vad.name();
         match fx.kind.as_str() {
             "speech" | "multi" => {
-                assert_eq!(
-                    events.len(),
-                    2,
-                    "{name} on {} ({}): {events:?}",
-                    fx.file,
-                    fx.transcript
-                );
+                assert_eq!(events.len(), 2, "{name} on {} ({}): {events:?}", fx.file, fx.transcript);
                 let EndpointEvent::SpeechStart { at_ms: start } = events[0] else {
                     panic!("{name} on {}: first event {:?}", fx.file, events[0]);
                 };
                 // Every fixture has 300 ms of silence before its speech.
-                assert!(
-                    (50..=400).contains(&start),
-                    "{name} on {}: start at {start} ms",
-                    fx.file
-                );
+                assert!((50..=400).contains(&start), "{name} on {}: start at {start} ms", fx.file);
                 let EndpointEvent::SpeechEnd { at_ms: end, .. } = events[1] else {
                     panic!("{name} on {}: second event {:?}", fx.file, events[1]);
                 };

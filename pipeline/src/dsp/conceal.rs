@@ -26,12 +26,7 @@ impl Concealer {
     /// A concealer for frames of up to `max_frame` samples.
     #[must_use]
     pub fn new(max_frame: usize) -> Self {
-        Self {
-            last: Vec::with_capacity(max_frame),
-            run: 0,
-            noise_rms: MIN_NOISE_RMS,
-            rng: 0x2545_F491,
-        }
+        Self { last: Vec::with_capacity(max_frame), run: 0, noise_rms: MIN_NOISE_RMS, rng: 0x2545_F491 }
     }
 
     /// Frames concealed in a row so far.
@@ -43,15 +38,12 @@ impl Concealer {
     /// Remembers a good frame (call for every decoded frame).
     pub fn handle_good_frame(&mut self, frame: &[i16]) {
         self.last.clear();
-        self.last
-            .extend_from_slice(&frame[..frame.len().min(self.last.capacity())]);
+        self.last.extend_from_slice(&frame[..frame.len().min(self.last.capacity())]);
         self.run = 0;
         let energy: f32 = frame.iter().map(|&s| f32::from(s) * f32::from(s)).sum();
         let rms = (energy / frame.len().max(1) as f32).sqrt();
         // Track the floor: drop to a quieter frame at once, rise by 2 % a frame.
-        self.noise_rms = rms
-            .min(self.noise_rms * 1.02)
-            .clamp(MIN_NOISE_RMS, MAX_NOISE_RMS);
+        self.noise_rms = rms.min(self.noise_rms * 1.02).clamp(MIN_NOISE_RMS, MAX_NOISE_RMS);
     }
 
     fn noise(&mut self) -> f32 {
@@ -71,11 +63,7 @@ impl Concealer {
         self.run += 1;
         for (i, o) in out.iter_mut().enumerate() {
             let gain = (fade_start + (fade_end - fade_start) * i as f32 / n).max(0.0);
-            let repeated = self
-                .last
-                .get(i % self.last.len().max(1))
-                .copied()
-                .unwrap_or(0);
+            let repeated = self.last.get(i % self.last.len().max(1)).copied().unwrap_or(0);
             let noise = self.noise() * self.noise_rms * (1.0 - gain);
             *o = (f32::from(repeated) * gain + noise) as i16;
         }
@@ -93,9 +81,7 @@ mod tests {
     #[test]
     fn repeats_then_fades_to_quiet_comfort_noise() {
         let mut c = Concealer::new(160);
-        let tone: Vec<i16> = (0..160)
-            .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
-            .collect();
+        let tone: Vec<i16> = (0..160).map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16).collect();
         c.handle_good_frame(&tone);
         let mut out = [0i16; 160];
         let levels: Vec<f32> = (0..8)
@@ -104,20 +90,11 @@ mod tests {
                 rms(&out)
             })
             .collect();
-        assert!(
-            levels[0] > 3000.0,
-            "first concealed frame carries the signal: {levels:?}"
-        );
-        assert!(
-            levels.windows(2).take(3).all(|w| w[1] < w[0]),
-            "fades: {levels:?}"
-        );
+        assert!(levels[0] > 3000.0, "first concealed frame carries the signal: {levels:?}");
+        assert!(levels.windows(2).take(3).all(|w| w[1] < w[0]), "fades: {levels:?}");
         // After the fade: comfort noise near the floor, not silence, not loud.
         for &l in &levels[4..] {
-            assert!(
-                (5.0..=150.0).contains(&l),
-                "comfort noise level {l}: {levels:?}"
-            );
+            assert!((5.0..=150.0).contains(&l), "comfort noise level {l}: {levels:?}");
         }
         assert_eq!(c.run_length(), 8);
         c.handle_good_frame(&tone);

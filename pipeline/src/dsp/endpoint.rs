@@ -80,11 +80,7 @@ impl Endpointer {
     /// An endpointer for frames of `frame_ms`.
     #[must_use]
     pub fn new(config: EndpointConfig, frame_ms: u32) -> Self {
-        Self {
-            config,
-            frame_ms,
-            state: State::Silence,
-        }
+        Self { config, frame_ms, state: State::Silence }
     }
 
     /// True between `SpeechStart` and `SpeechEnd`.
@@ -111,10 +107,7 @@ impl Endpointer {
             }
             State::Onset { since } => self.confirm_onset(since, end_of_frame),
             State::Speech { start } if quiet => {
-                self.state = State::Trailing {
-                    start,
-                    since: at_ms,
-                };
+                self.state = State::Trailing { start, since: at_ms };
                 self.confirm_end(start, at_ms, end_of_frame)
             }
             State::Speech { .. } => None,
@@ -141,10 +134,7 @@ impl Endpointer {
         }
         self.state = State::Silence;
         let end = since + u64::from(self.config.post_padding_ms);
-        Some(EndpointEvent::SpeechEnd {
-            at_ms: end,
-            speech_ms: end - start,
-        })
+        Some(EndpointEvent::SpeechEnd { at_ms: end, speech_ms: end - start })
     }
 
     /// Forgets any speech in progress.
@@ -160,67 +150,43 @@ mod tests {
     /// Feeds a pattern of probabilities, one per 20 ms frame.
     fn run(config: EndpointConfig, probabilities: &[f32]) -> Vec<EndpointEvent> {
         let mut ep = Endpointer::new(config, 20);
-        probabilities
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &p)| ep.handle_frame(20 * i as u64, p))
-            .collect()
+        probabilities.iter().enumerate().filter_map(|(i, &p)| ep.handle_frame(20 * i as u64, p)).collect()
     }
 
     fn pattern(parts: &[(f32, usize)]) -> Vec<f32> {
-        parts
-            .iter()
-            .flat_map(|&(p, n)| std::iter::repeat_n(p, n))
-            .collect()
+        parts.iter().flat_map(|&(p, n)| std::iter::repeat_n(p, n)).collect()
     }
 
     #[test]
     fn a_turn_starts_after_min_speech_and_ends_after_min_silence() {
         // 0.5 s silence, 1 s speech, 1 s silence.
-        let events = run(
-            EndpointConfig::default(),
-            &pattern(&[(0.0, 25), (0.9, 50), (0.0, 50)]),
-        );
+        let events = run(EndpointConfig::default(), &pattern(&[(0.0, 25), (0.9, 50), (0.0, 50)]));
         assert_eq!(
             events,
             [
                 EndpointEvent::SpeechStart { at_ms: 300 },
-                EndpointEvent::SpeechEnd {
-                    at_ms: 1600,
-                    speech_ms: 1300
-                },
+                EndpointEvent::SpeechEnd { at_ms: 1600, speech_ms: 1300 },
             ]
         );
     }
 
     #[test]
     fn a_click_shorter_than_min_speech_is_not_a_turn() {
-        let events = run(
-            EndpointConfig::default(),
-            &pattern(&[(0.0, 10), (1.0, 4), (0.0, 40)]),
-        );
+        let events = run(EndpointConfig::default(), &pattern(&[(0.0, 10), (1.0, 4), (0.0, 40)]));
         assert_eq!(events, []);
     }
 
     #[test]
     fn a_pause_shorter_than_min_silence_does_not_end_the_turn() {
-        let events = run(
-            EndpointConfig::default(),
-            &pattern(&[(1.0, 30), (0.0, 25), (1.0, 30), (0.0, 40)]),
-        );
+        let events = run(EndpointConfig::default(), &pattern(&[(1.0, 30), (0.0, 25), (1.0, 30), (0.0, 40)]));
         assert_eq!(events.len(), 2, "{events:?}");
     }
 
     #[test]
     fn hysteresis_keeps_a_wavering_probability_in_speech() {
         // 0.4 is below the threshold but above threshold - hysteresis: still speech.
-        let events = run(
-            EndpointConfig::default(),
-            &pattern(&[(0.9, 10), (0.4, 60), (0.9, 5), (0.1, 40)]),
-        );
+        let events = run(EndpointConfig::default(), &pattern(&[(0.9, 10), (0.4, 60), (0.9, 5), (0.1, 40)]));
         assert_eq!(events.len(), 2, "{events:?}");
-        assert!(
-            matches!(events[1], EndpointEvent::SpeechEnd { speech_ms, .. } if speech_ms >= 1500)
-        );
+        assert!(matches!(events[1], EndpointEvent::SpeechEnd { speech_ms, .. } if speech_ms >= 1500));
     }
 }

@@ -198,10 +198,7 @@ impl DelayEstimator {
         self.transits[self.next] = transit;
         self.next = (self.next + 1) % TRANSIT_WINDOW;
         self.filled = (self.filled + 1).min(TRANSIT_WINDOW);
-        let fastest = self.transits[..self.filled]
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min);
+        let fastest = self.transits[..self.filled].iter().copied().fold(f64::INFINITY, f64::min);
         let relative = transit - fastest;
         self.peak_ms = (self.peak_ms * PEAK_DECAY).max(relative);
     }
@@ -233,12 +230,8 @@ impl JitterBuffer {
     #[must_use]
     pub fn new(config: JitterConfig) -> Self {
         let capacity = config.capacity.max(4);
-        let slots = (0..capacity)
-            .map(|_| Slot {
-                seq: None,
-                payload: Vec::with_capacity(MAX_PAYLOAD),
-            })
-            .collect();
+        let slots =
+            (0..capacity).map(|_| Slot { seq: None, payload: Vec::with_capacity(MAX_PAYLOAD) }).collect();
         let initial_peak = f64::from(config.start_delay_ms.saturating_sub(config.frame_ms));
         let mut buffer = Self {
             config: JitterConfig { capacity, ..config },
@@ -324,11 +317,7 @@ impl JitterBuffer {
         self.has_played = false;
         self.buffering_since = None;
         self.polls_above_target = 0;
-        let initial_peak = f64::from(
-            self.config
-                .start_delay_ms
-                .saturating_sub(self.config.frame_ms),
-        );
+        let initial_peak = f64::from(self.config.start_delay_ms.saturating_sub(self.config.frame_ms));
         self.estimator = DelayEstimator::new(initial_peak);
     }
 
@@ -377,8 +366,7 @@ impl JitterBuffer {
         slot.payload.clear();
         slot.payload.extend_from_slice(packet.payload);
         self.stats.received += 1;
-        self.estimator
-            .observe(now, packet.timestamp, self.config.clock_rate);
+        self.estimator.observe(now, packet.timestamp, self.config.clock_rate);
 
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         match self.next_play {
@@ -393,10 +381,7 @@ impl JitterBuffer {
             self.buffering_since = Some(now);
         }
         // A marker after running dry starts a talkspurt: play from it.
-        if packet.marker
-            && !self.playing
-            && self.next_play.is_some_and(|n| !self.holds(n) && n < seq)
-        {
+        if packet.marker && !self.playing && self.next_play.is_some_and(|n| !self.holds(n) && n < seq) {
             self.skip_to(seq);
         }
         fate
@@ -425,16 +410,12 @@ impl JitterBuffer {
             // The first packet held plays one target delay after it arrived,
             // so packets reordered within the target still make it.
             let ready = self.buffering_since.is_some_and(|t| {
-                now.saturating_duration_since(t).as_millis() as u64
-                    >= u64::from(self.target_delay_ms())
+                now.saturating_duration_since(t).as_millis() as u64 >= u64::from(self.target_delay_ms())
             });
             if !ready || self.held_frames() == 0 {
                 return if self.has_played {
                     self.stats.concealed += 1;
-                    Playout::Conceal {
-                        lost_seq: None,
-                        next: None,
-                    }
+                    Playout::Conceal { lost_seq: None, next: None }
                 } else {
                     Playout::Idle
                 };
@@ -465,10 +446,7 @@ impl JitterBuffer {
         if self.slots[index].seq == Some(next) {
             self.next_play = Some(next + 1);
             self.has_played = true;
-            return Playout::Frame {
-                seq: next,
-                payload: &self.slots[index].payload,
-            };
+            return Playout::Frame { seq: next, payload: &self.slots[index].payload };
         }
         if self.highest.is_some_and(|h| h > next) {
             // Missing, with later packets here: it is lost.
@@ -476,21 +454,15 @@ impl JitterBuffer {
             self.stats.concealed += 1;
             self.next_play = Some(next + 1);
             let after = self.slot_index(next + 1);
-            let next_payload = (self.slots[after].seq == Some(next + 1))
-                .then_some(self.slots[after].payload.as_slice());
-            return Playout::Conceal {
-                lost_seq: Some(next),
-                next: next_payload,
-            };
+            let next_payload =
+                (self.slots[after].seq == Some(next + 1)).then_some(self.slots[after].payload.as_slice());
+            return Playout::Conceal { lost_seq: Some(next), next: next_payload };
         }
         // Ran dry: wait for the target delay again before resuming.
         self.playing = false;
         self.buffering_since = None;
         self.stats.concealed += 1;
-        Playout::Conceal {
-            lost_seq: None,
-            next: None,
-        }
+        Playout::Conceal { lost_seq: None, next: None }
     }
 }
 

@@ -16,12 +16,7 @@ struct Wire {
     arrive_ms: u64,
 }
 
-fn stream(
-    first_seq: u16,
-    first_ts: u32,
-    count: usize,
-    delay_ms: impl Fn(usize) -> u64,
-) -> Vec<Wire> {
+fn stream(first_seq: u16, first_ts: u32, count: usize, delay_ms: impl Fn(usize) -> u64) -> Vec<Wire> {
     (0..count)
         .map(|i| Wire {
             seq: first_seq.wrapping_add(i as u16),
@@ -55,21 +50,12 @@ fn run(jb: &mut JitterBuffer, wire: &[Wire], duration_ms: u64) -> Vec<Out> {
             let payload = w.seq.to_be_bytes();
             jb.handle_packet(
                 t0 + Duration::from_millis(w.arrive_ms),
-                RtpPacket {
-                    seq: w.seq,
-                    timestamp: w.ts,
-                    ssrc: w.ssrc,
-                    marker: w.marker,
-                    payload: &payload,
-                },
+                RtpPacket { seq: w.seq, timestamp: w.ts, ssrc: w.ssrc, marker: w.marker, payload: &payload },
             );
         }
         outs.push(match jb.poll_frame(t0 + Duration::from_millis(tick)) {
             Playout::Frame { seq, payload } => Out::Frame(seq, payload.to_vec()),
-            Playout::Conceal {
-                lost_seq: Some(seq),
-                next,
-            } => Out::Lost(seq, next.is_some()),
+            Playout::Conceal { lost_seq: Some(seq), next } => Out::Lost(seq, next.is_some()),
             Playout::Conceal { lost_seq: None, .. } => Out::Dry,
             Playout::Idle => Out::Idle,
         });
@@ -102,10 +88,7 @@ fn steady_stream_plays_every_frame_in_order_after_the_start_delay() {
     // The first packet arrived at 5 ms and plays 60 ms later: the poll at 80 ms.
     assert_eq!(first_frame, Some(4));
     let stats = jb.stats();
-    assert_eq!(
-        (stats.received, stats.lost, stats.late, stats.duplicates),
-        (50, 0, 0, 0)
-    );
+    assert_eq!((stats.received, stats.lost, stats.late, stats.duplicates), (50, 0, 0, 0));
 }
 
 #[test]
@@ -121,13 +104,7 @@ fn reordered_packets_come_out_in_order() {
 #[test]
 fn duplicates_are_dropped_and_counted() {
     let mut wire = stream(0, 0, 30, |_| 5);
-    let copies: Vec<Wire> = wire
-        .iter()
-        .map(|w| Wire {
-            arrive_ms: w.arrive_ms + 7,
-            ..w.clone()
-        })
-        .collect();
+    let copies: Vec<Wire> = wire.iter().map(|w| Wire { arrive_ms: w.arrive_ms + 7, ..w.clone() }).collect();
     wire.extend(copies);
     let mut jb = JitterBuffer::new(JitterConfig::default());
     let outs = run(&mut jb, &wire, 1000);
@@ -160,11 +137,7 @@ fn sequence_and_timestamp_wrap_around() {
     assert!(stats.dropped_to_shrink <= 2);
     let expected = seqs(65_500, 300);
     assert!(frames.iter().all(|s| expected.contains(s)));
-    assert!(
-        frames
-            .windows(2)
-            .all(|w| w[1] == w[0].wrapping_add(1) || w[1] == w[0].wrapping_add(2))
-    );
+    assert!(frames.windows(2).all(|w| w[1] == w[0].wrapping_add(1) || w[1] == w[0].wrapping_add(2)));
     assert_eq!((stats.lost, stats.restarts, stats.late), (0, 0, 0));
     // A steady stream across the wrap measures no jitter: after 6 s the
     // start target has decayed to the minimum.
@@ -177,11 +150,7 @@ fn new_ssrc_restarts_the_buffer() {
     let mut wire = stream(1000, 0, 20, |_| 5);
     let second: Vec<Wire> = stream(50, 999, 20, |_| 5)
         .into_iter()
-        .map(|w| Wire {
-            ssrc: 42,
-            arrive_ms: w.arrive_ms + 600,
-            ..w
-        })
+        .map(|w| Wire { ssrc: 42, arrive_ms: w.arrive_ms + 600, ..w })
         .collect();
     wire.extend(second);
     let mut jb = JitterBuffer::new(JitterConfig::default());
@@ -198,10 +167,7 @@ fn a_talkspurt_after_silence_starts_at_its_marker() {
     let mut wire = stream(0, 0, 20, |_| 5);
     let second: Vec<Wire> = stream(20, 160 * 70, 20, |_| 5)
         .into_iter()
-        .map(|w| Wire {
-            arrive_ms: w.arrive_ms + 1400,
-            ..w
-        })
+        .map(|w| Wire { arrive_ms: w.arrive_ms + 1400, ..w })
         .collect();
     wire.extend(second);
     let mut jb = JitterBuffer::new(JitterConfig::default());
@@ -211,19 +177,12 @@ fn a_talkspurt_after_silence_starts_at_its_marker() {
     assert_eq!(stats.lost, 0);
     assert!(stats.concealed > 0, "the silence was played as concealment");
     // The gap makes no jitter: the marker re-buffers to the target, no more.
-    assert!(
-        stats.target_delay_ms <= 60,
-        "target {}",
-        stats.target_delay_ms
-    );
+    assert!(stats.target_delay_ms <= 60, "target {}", stats.target_delay_ms);
 }
 
 #[test]
 fn a_lost_packet_reports_the_next_payload_for_fec() {
-    let wire: Vec<Wire> = stream(0, 0, 30, |_| 5)
-        .into_iter()
-        .filter(|w| w.seq != 12)
-        .collect();
+    let wire: Vec<Wire> = stream(0, 0, 30, |_| 5).into_iter().filter(|w| w.seq != 12).collect();
     let mut jb = JitterBuffer::new(JitterConfig::default());
     let outs = run(&mut jb, &wire, 1000);
     assert!(outs.contains(&Out::Lost((1 << 32) + 12, true)));
@@ -234,25 +193,14 @@ fn a_lost_packet_reports_the_next_payload_for_fec() {
 fn oversize_payloads_are_dropped() {
     let mut jb = JitterBuffer::new(JitterConfig::default());
     let big = vec![0u8; MAX_PAYLOAD + 1];
-    let packet = RtpPacket {
-        seq: 1,
-        timestamp: 0,
-        ssrc: 1,
-        marker: false,
-        payload: &big,
-    };
-    assert_eq!(
-        jb.handle_packet(Instant::now(), packet),
-        PacketFate::Oversize
-    );
+    let packet = RtpPacket { seq: 1, timestamp: 0, ssrc: 1, marker: false, payload: &big };
+    assert_eq!(jb.handle_packet(Instant::now(), packet), PacketFate::Oversize);
     assert_eq!(jb.stats().oversize, 1);
 }
 
 /// A deterministic pseudo-random generator for network delays.
 fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6_364_136_223_846_793_005)
-        .wrapping_add(1_442_695_040_888_963_407);
+    *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
     *seed >> 33
 }
 
@@ -265,16 +213,8 @@ fn target_grows_with_jitter_and_shrinks_back_when_the_network_calms() {
     let mut jb = JitterBuffer::new(JitterConfig::default());
     let outs = run(&mut jb, &wire[..500], 10_000);
     let rough = jb.stats();
-    assert!(
-        rough.target_delay_ms >= 100,
-        "target under jitter {}",
-        rough.target_delay_ms
-    );
-    assert!(
-        rough.jitter_ms > 10.0,
-        "measured jitter {}",
-        rough.jitter_ms
-    );
+    assert!(rough.target_delay_ms >= 100, "target under jitter {}", rough.target_delay_ms);
+    assert!(rough.jitter_ms > 10.0, "measured jitter {}", rough.jitter_ms);
     // With the target up, few packets are late.
     assert!(rough.late < 25, "late {} of 500", rough.late);
     drop(outs);
@@ -283,21 +223,12 @@ fn target_grows_with_jitter_and_shrinks_back_when_the_network_calms() {
     let mut jb2 = jb;
     // Continue the same clock: run() starts at t0 = now, so feed the calm part
     // with arrival times relative to its own start.
-    let calm: Vec<Wire> = t_calm
-        .iter()
-        .map(|w| Wire {
-            arrive_ms: w.arrive_ms - 10_000,
-            ..w.clone()
-        })
-        .collect();
+    let calm: Vec<Wire> =
+        t_calm.iter().map(|w| Wire { arrive_ms: w.arrive_ms - 10_000, ..w.clone() }).collect();
     let outs = run(&mut jb2, &calm, 20_000);
     let calm_stats = jb2.stats();
     assert_eq!(calm_stats.target_delay_ms, 40, "target after calm");
-    assert!(
-        calm_stats.current_delay_ms <= 60,
-        "held {} ms",
-        calm_stats.current_delay_ms
-    );
+    assert!(calm_stats.current_delay_ms <= 60, "held {} ms", calm_stats.current_delay_ms);
     assert!(calm_stats.dropped_to_shrink > 0);
     let frames = played(&outs);
     assert!(frames.windows(2).all(|w| w[1] > w[0]));

@@ -84,10 +84,7 @@ impl AudioPlayout {
     pub fn poll_frame(&mut self, now: Instant, out: &mut [i16]) -> Result<FrameSource, CodecError> {
         let n = self.frame_samples;
         let capacity = out.len();
-        let out = out.get_mut(..n).ok_or(CodecError::OutputTooSmall {
-            needed: n,
-            capacity,
-        })?;
+        let out = out.get_mut(..n).ok_or(CodecError::OutputTooSmall { needed: n, capacity })?;
         let source = match self.jitter.poll_frame(now) {
             Playout::Idle => {
                 out.fill(0);
@@ -101,9 +98,7 @@ impl AudioPlayout {
                     return self.conceal(out);
                 }
             },
-            Playout::Conceal {
-                next: Some(next), ..
-            } => match self.decoder.recover(next, out) {
+            Playout::Conceal { next: Some(next), .. } => match self.decoder.recover(next, out) {
                 Ok(Some(got)) if got == n => FrameSource::Fec,
                 _ => return self.conceal(out),
             },
@@ -138,8 +133,7 @@ mod tests {
     fn tone(rate: SampleRate, frames: usize) -> Vec<i16> {
         (0..rate.samples_per_frame() * frames)
             .map(|i| {
-                ((i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate.hz() as f32).sin() * 6000.0)
-                    as i16
+                ((i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate.hz() as f32).sin() * 6000.0) as i16
             })
             .collect()
     }
@@ -166,8 +160,7 @@ mod tests {
                 };
                 playout.handle_packet(t0 + Duration::from_millis(20 * tick as u64 + 5), packet);
             }
-            let source =
-                playout.poll_frame(t0 + Duration::from_millis(20 * tick as u64 + 10), &mut out);
+            let source = playout.poll_frame(t0 + Duration::from_millis(20 * tick as u64 + 10), &mut out);
             sources.push(source.expect("buffer is one frame"));
         }
         (sources, playout)
@@ -188,15 +181,9 @@ mod tests {
             })
             .collect::<Result<_, _>>()
             .expect("encode");
-        let playout = AudioPlayout::new(
-            JitterConfig::default(),
-            Box::new(G711Decoder(G711Law::Ulaw)),
-        );
+        let playout = AudioPlayout::new(JitterConfig::default(), Box::new(G711Decoder(G711Law::Ulaw)));
         let (sources, playout) = play(playout, &payloads, &[10, 20, 21], 8000);
-        assert!(
-            count(&sources, FrameSource::ComfortNoise) >= 3,
-            "{sources:?}"
-        );
+        assert!(count(&sources, FrameSource::ComfortNoise) >= 3, "{sources:?}");
         assert_eq!(count(&sources, FrameSource::Decoded), 47, "{sources:?}");
         assert_eq!(playout.jitter().stats().lost, 3);
     }
@@ -221,16 +208,9 @@ mod tests {
     #[test]
     fn opus_rebuilds_a_single_loss_from_fec() {
         let decoder = OpusDecoder::new(SampleRate::HZ_16000).expect("decoder");
-        let config = JitterConfig {
-            clock_rate: 48_000,
-            ..JitterConfig::default()
-        };
-        let (sources, _) = play(
-            AudioPlayout::new(config, Box::new(decoder)),
-            &opus_payloads(true),
-            &[15],
-            48_000,
-        );
+        let config = JitterConfig { clock_rate: 48_000, ..JitterConfig::default() };
+        let (sources, _) =
+            play(AudioPlayout::new(config, Box::new(decoder)), &opus_payloads(true), &[15], 48_000);
         assert_eq!(count(&sources, FrameSource::Fec), 1, "{sources:?}");
         assert_eq!(count(&sources, FrameSource::Decoded), 49);
     }
@@ -238,30 +218,19 @@ mod tests {
     #[test]
     fn opus_without_fec_uses_its_own_plc_and_garbage_is_concealed() {
         let decoder = OpusDecoder::new(SampleRate::HZ_16000).expect("decoder");
-        let config = JitterConfig {
-            clock_rate: 48_000,
-            ..JitterConfig::default()
-        };
+        let config = JitterConfig { clock_rate: 48_000, ..JitterConfig::default() };
         let mut payloads = opus_payloads(false);
         // Packet 30: a TOC claiming 120 ms of audio, which cannot be one 20 ms frame.
         payloads[30] = vec![0xFB, 0xFF, 0xFF, 0x00];
         // Losing two in a row leaves no next packet with FEC for the first.
-        let (sources, playout) = play(
-            AudioPlayout::new(config, Box::new(decoder)),
-            &payloads,
-            &[15, 16],
-            48_000,
-        );
+        let (sources, playout) =
+            play(AudioPlayout::new(config, Box::new(decoder)), &payloads, &[15, 16], 48_000);
         assert_eq!(count(&sources, FrameSource::Fec), 0, "{sources:?}");
         // Two losses and the garbage packet; then the stream ends and the
         // codec keeps concealing while the buffer is dry.
         assert_eq!(
             sources[18..21],
-            [
-                FrameSource::CodecPlc,
-                FrameSource::CodecPlc,
-                FrameSource::Decoded
-            ],
+            [FrameSource::CodecPlc, FrameSource::CodecPlc, FrameSource::Decoded],
             "{sources:?}"
         );
         assert_eq!(sources[33], FrameSource::CodecPlc, "{sources:?}");

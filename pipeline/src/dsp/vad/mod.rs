@@ -99,14 +99,10 @@ pub fn build(config: &VadConfig) -> Result<Box<dyn VoiceActivityDetector>, VadEr
     let silero_present = config.silero_model.exists() && config.onnxruntime.exists();
     match config.kind {
         VadKind::WebRtc => Ok(Box::new(WebRtcVad::new(config.webrtc_mode))),
-        VadKind::Silero => Ok(Box::new(SileroVad::new(
-            &config.onnxruntime,
-            &config.silero_model,
-        )?)),
-        VadKind::Auto if silero_present => Ok(Box::new(SileroVad::new(
-            &config.onnxruntime,
-            &config.silero_model,
-        )?)),
+        VadKind::Silero => Ok(Box::new(SileroVad::new(&config.onnxruntime, &config.silero_model)?)),
+        VadKind::Auto if silero_present => {
+            Ok(Box::new(SileroVad::new(&config.onnxruntime, &config.silero_model)?))
+        }
         VadKind::Auto => Ok(Box::new(WebRtcVad::new(config.webrtc_mode))),
     }
 }

@@ -28,9 +28,7 @@ pub struct SileroVad {
 
 impl std::fmt::Debug for SileroVad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SileroVad")
-            .field("probability", &self.probability)
-            .finish_non_exhaustive()
+        f.debug_struct("SileroVad").field("probability", &self.probability).finish_non_exhaustive()
     }
 }
 
@@ -59,23 +57,17 @@ impl SileroVad {
         let sr = [16_000i64];
         let input = TensorRef::from_array_view(([1usize, CONTEXT + CHUNK], &self.window[..]))
             .map_err(OnnxError::from)?;
-        let state = TensorRef::from_array_view(([2usize, 1, 128], &self.state[..]))
-            .map_err(OnnxError::from)?;
+        let state =
+            TensorRef::from_array_view(([2usize, 1, 128], &self.state[..])).map_err(OnnxError::from)?;
         let sr = TensorRef::from_array_view(([0usize; 0], &sr[..])).map_err(OnnxError::from)?;
         let outputs = self
             .session
             .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
             .map_err(OnnxError::from)?;
-        let (_, probability) = outputs["output"]
-            .try_extract_tensor::<f32>()
-            .map_err(OnnxError::from)?;
-        let (_, state) = outputs["stateN"]
-            .try_extract_tensor::<f32>()
-            .map_err(OnnxError::from)?;
+        let (_, probability) = outputs["output"].try_extract_tensor::<f32>().map_err(OnnxError::from)?;
+        let (_, state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(OnnxError::from)?;
         let (Some(&p), true) = (probability.first(), state.len() == STATE_LEN) else {
-            return Err(VadError::ModelOutput {
-                what: "output or state of the wrong size",
-            });
+            return Err(VadError::ModelOutput { what: "output or state of the wrong size" });
         };
         self.probability = p;
         self.state.copy_from_slice(state);

@@ -44,9 +44,7 @@ pub struct WebRtcVad {
 
 impl std::fmt::Debug for WebRtcVad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcVad")
-            .field("mode", &self.mode)
-            .finish()
+        f.debug_struct("WebRtcVad").field("mode", &self.mode).finish()
     }
 }
 
@@ -54,14 +52,8 @@ impl WebRtcVad {
     /// A detector in `mode`.
     #[must_use]
     pub fn new(mode: WebRtcMode) -> Self {
-        let vad = webrtc_vad::Vad::new_with_rate_and_mode(
-            webrtc_vad::SampleRate::Rate16kHz,
-            mode.to_crate(),
-        );
-        Self {
-            vad: Fvad(vad),
-            mode,
-        }
+        let vad = webrtc_vad::Vad::new_with_rate_and_mode(webrtc_vad::SampleRate::Rate16kHz, mode.to_crate());
+        Self { vad: Fvad(vad), mode }
     }
 }
 
