@@ -41,3 +41,4 @@
 
 pub mod dsp;
 pub mod onnx;
+pub mod turn;

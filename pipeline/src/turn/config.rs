@@ -1,0 +1,57 @@
+//! What an agent's turn-taking is like.
+
+/// Turn-taking settings of one agent. Times in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnConfig {
+    /// Said when the call connects; `None` listens first.
+    pub greeting: Option<String>,
+    /// Whether the caller can talk over the agent and stop it.
+    pub allow_interruptions: bool,
+    /// Caller speech this long stops the agent for good ...
+    pub min_interruption_speech_ms: u32,
+    /// ... once the transcript has at least this many words (0: any sound).
+    pub min_interruption_words: u32,
+    /// After a sound too short to count, the agent resumes when the caller
+    /// says nothing for this long.
+    pub false_interruption_timeout_ms: u32,
+    /// The caller's turn is committed at least this long after their speech
+    /// ended (and once the transcript is final) ...
+    pub endpointing_min_delay_ms: u32,
+    /// ... and at most this long after, final transcript or not.
+    pub endpointing_max_delay_ms: u32,
+    /// Silence after which the agent asks `reprompt`; `None`: never.
+    pub reprompt_after_ms: Option<u32>,
+    /// The reprompt line.
+    pub reprompt: String,
+    /// Reprompts in one silence.
+    pub max_reprompts: u32,
+    /// Silence after which the agent says `goodbye` and hangs up; `None`: never.
+    pub hangup_after_silence_ms: Option<u32>,
+    /// The last line before a hang-up the agent decides on.
+    pub goodbye: Option<String>,
+    /// The call ends after this long; `None`: no limit.
+    pub max_call_duration_ms: Option<u64>,
+    /// Keypad digits are committed after this pause (or at `#`).
+    pub dtmf_timeout_ms: u32,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self {
+            greeting: Some("Hello! How can I help you today?".to_owned()),
+            allow_interruptions: true,
+            min_interruption_speech_ms: 300,
+            min_interruption_words: 0,
+            false_interruption_timeout_ms: 1500,
+            endpointing_min_delay_ms: 300,
+            endpointing_max_delay_ms: 3000,
+            reprompt_after_ms: Some(8000),
+            reprompt: "Are you still there?".to_owned(),
+            max_reprompts: 2,
+            hangup_after_silence_ms: Some(30_000),
+            goodbye: Some("Thank you for calling. Goodbye!".to_owned()),
+            max_call_duration_ms: Some(30 * 60 * 1000),
+            dtmf_timeout_ms: 2000,
+        }
+    }
+}

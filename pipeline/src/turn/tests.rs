@@ -1,0 +1,364 @@
+//! The turn machine on a simulated clock.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A machine, a clock, and everything it asked for.
+struct Harness {
+    m: TurnMachine,
+    now: Instant,
+    out: Vec<TurnOutput>,
+}
+
+impl Harness {
+    fn new(config: TurnConfig) -> Self {
+        let mut h = Self { m: TurnMachine::new(config), now: Instant::now(), out: Vec::new() };
+        h.m.handle_start(h.now);
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.m.poll_output() {
+            self.out.push(o);
+        }
+    }
+
+    /// Moves the clock forward by `ms`, firing every timer due on the way.
+    fn advance(&mut self, ms: u64) {
+        let target = self.now + Duration::from_millis(ms);
+        while let Some(t) = self.m.poll_timeout().filter(|&t| t <= target) {
+            self.now = self.now.max(t);
+            self.m.handle_timeout(self.now);
+            self.drain();
+            // A sans-IO machine never asks to be woken again at a time already handled.
+            assert!(self.m.poll_timeout().is_none_or(|next| next > t), "timer at {t:?} fired and stayed due");
+        }
+        self.now = target;
+        self.m.handle_timeout(self.now);
+        self.drain();
+    }
+
+    fn take(&mut self) -> Vec<TurnOutput> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn speech(&mut self, start: bool) {
+        if start {
+            self.m.handle_speech_start(self.now);
+        } else {
+            self.m.handle_speech_end(self.now);
+        }
+        self.drain();
+    }
+
+    fn transcript(&mut self, text: &str, is_final: bool) {
+        self.m.handle_transcript(self.now, text, is_final);
+        self.drain();
+    }
+
+    fn playout(&mut self, event: PlayoutEvent) {
+        self.m.handle_playout(self.now, event);
+        self.drain();
+    }
+
+    /// Plays an agent line of `ms` to the end.
+    fn play_all(&mut self, turn: TurnId, ms: u64) {
+        self.playout(PlayoutEvent::Started { turn });
+        self.advance(ms);
+        self.playout(PlayoutEvent::Progress { turn, played_ms: ms });
+        self.playout(PlayoutEvent::Finished { turn });
+    }
+
+    fn dtmf(&mut self, key: char) {
+        self.m.handle_dtmf(self.now, DtmfKey::from_char(key).expect("a key"));
+        self.drain();
+    }
+}
+
+fn speak(turn: u64, text: &str, kind: LineKind) -> TurnOutput {
+    TurnOutput::Speak { turn: TurnId(turn), text: text.to_owned(), kind }
+}
+
+fn commit(turn: u64, text: &str) -> TurnOutput {
+    TurnOutput::CommitUserTurn { turn: TurnId(turn), text: text.to_owned(), source: TurnSource::Speech }
+}
+
+/// Greeting played; the caller asks one question.
+fn greeted_and_asked(h: &mut Harness) {
+    h.play_all(TurnId(1), 2000);
+    h.take();
+    h.advance(500);
+    h.speech(true);
+    h.advance(1500);
+    h.transcript("what time do you open", false);
+    h.speech(false);
+    h.transcript("What time do you open?", true);
+    h.advance(300);
+}
+
+#[test]
+fn greeting_then_a_committed_turn() {
+    let mut h = Harness::new(TurnConfig::default());
+    assert_eq!(h.take(), [speak(1, "Hello! How can I help you today?", LineKind::Greeting)]);
+    greeted_and_asked(&mut h);
+    assert_eq!(h.take(), [commit(2, "What time do you open?")]);
+    assert_eq!(h.m.agent_turn(), Some(TurnId(2)));
+}
+
+#[test]
+fn the_turn_waits_for_the_final_transcript_up_to_the_maximum_delay() {
+    let mut h = Harness::new(TurnConfig { greeting: None, ..TurnConfig::default() });
+    h.speech(true);
+    h.advance(1000);
+    h.transcript("I need a", false);
+    h.speech(false);
+    // Only an interim transcript: no commit at the minimum delay ...
+    h.advance(1000);
+    assert_eq!(h.take(), []);
+    // ... the final arrives, the turn commits at once.
+    h.transcript("I need a taxi.", true);
+    assert_eq!(h.take(), [commit(1, "I need a taxi.")]);
+
+    // A final that never comes: the interim is committed at the maximum delay.
+    h.playout(PlayoutEvent::Finished { turn: TurnId(1) });
+    h.speech(true);
+    h.advance(500);
+    h.transcript("and a second", false);
+    h.speech(false);
+    h.advance(2999);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.take(), [commit(2, "and a second")]);
+}
+
+#[test]
+fn a_sound_without_words_is_not_a_turn() {
+    let mut h = Harness::new(TurnConfig { greeting: None, ..TurnConfig::default() });
+    h.speech(true);
+    h.advance(400);
+    h.speech(false);
+    h.advance(3000);
+    assert_eq!(h.take(), []);
+    // Still listening: the next utterance is turn 1.
+    h.speech(true);
+    h.transcript("hello", true);
+    h.speech(false);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(1, "hello")]);
+}
+
+#[test]
+fn barge_in_mid_sentence_pauses_at_once_then_interrupts_with_what_was_heard() {
+    let mut h = Harness::new(TurnConfig::default());
+    greeted_and_asked(&mut h);
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(2) });
+    h.advance(1200);
+    h.playout(PlayoutEvent::Progress { turn: TurnId(2), played_ms: 1200 });
+    h.speech(true);
+    // The agent pauses on the caller's first sound ...
+    assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(2) }]);
+    // ... and is interrupted once the speech has lasted the minimum.
+    h.advance(299);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(2), heard_ms: 1200 }]);
+    // The interruption becomes the caller's next turn.
+    h.transcript("No, on Sunday.", true);
+    h.advance(500);
+    h.speech(false);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(3, "No, on Sunday.")]);
+}
+
+#[test]
+fn a_cough_pauses_the_agent_which_then_resumes() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.advance(800);
+    h.playout(PlayoutEvent::Progress { turn: TurnId(1), played_ms: 800 });
+    h.speech(true);
+    h.advance(150);
+    h.speech(false);
+    assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(1) }]);
+    h.advance(1499);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.take(), [TurnOutput::ResumeAgent { turn: TurnId(1) }]);
+    // The greeting plays on and ends normally; nothing was committed.
+    h.playout(PlayoutEvent::Finished { turn: TurnId(1) });
+    h.advance(100);
+    assert_eq!(h.take(), []);
+}
+
+#[test]
+fn minimum_words_hold_the_interruption_until_the_caller_says_enough() {
+    let config = TurnConfig { min_interruption_words: 2, ..TurnConfig::default() };
+    let mut h = Harness::new(config);
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.speech(true);
+    h.transcript("uh", false);
+    h.advance(1000);
+    assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(1) }]);
+    h.transcript("uh wait", false);
+    assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(1), heard_ms: 0 }]);
+}
+
+#[test]
+fn an_agent_that_cannot_be_interrupted_ignores_the_caller() {
+    let config = TurnConfig { allow_interruptions: false, ..TurnConfig::default() };
+    let mut h = Harness::new(config);
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.speech(true);
+    h.transcript("stop talking", true);
+    h.advance(1000);
+    h.speech(false);
+    h.dtmf('5');
+    h.advance(3000);
+    assert_eq!(h.take(), []);
+    // What was said over the agent does not leak into the next turn.
+    h.playout(PlayoutEvent::Finished { turn: TurnId(1) });
+    h.speech(true);
+    h.transcript("hi", true);
+    h.speech(false);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(2, "hi")]);
+}
+
+#[test]
+fn speech_before_the_reply_starts_drops_the_reply() {
+    let mut h = Harness::new(TurnConfig::default());
+    greeted_and_asked(&mut h);
+    assert_eq!(h.take(), [commit(2, "What time do you open?")]);
+    h.advance(200);
+    h.speech(true);
+    assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(2), heard_ms: 0 }]);
+}
+
+#[test]
+fn a_silent_caller_is_reprompted_then_hung_up_on() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.play_all(TurnId(1), 2000);
+    h.take();
+    h.advance(7999);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.take(), [speak(2, "Are you still there?", LineKind::Reprompt)]);
+    h.play_all(TurnId(2), 1000);
+    h.advance(8000);
+    assert_eq!(h.take(), [speak(3, "Are you still there?", LineKind::Reprompt)]);
+    h.play_all(TurnId(3), 1000);
+    // No third reprompt; 30 s after the silence began, goodbye and hang up.
+    h.advance(11_999);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.take(), [speak(4, "Thank you for calling. Goodbye!", LineKind::Goodbye)]);
+    h.play_all(TurnId(4), 1500);
+    assert_eq!(h.take(), [TurnOutput::Hangup { reason: HangupReason::MaxSilence }]);
+    assert!(h.m.is_ended());
+}
+
+#[test]
+fn a_caller_who_speaks_resets_the_silence_clock() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.take();
+    h.play_all(TurnId(1), 1000);
+    h.advance(8000);
+    assert_eq!(h.take(), [speak(2, "Are you still there?", LineKind::Reprompt)]);
+    h.play_all(TurnId(2), 1000);
+    h.speech(true);
+    h.transcript("yes, sorry", true);
+    h.speech(false);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(3, "yes, sorry")]);
+    h.play_all(TurnId(3), 1000);
+    // A fresh silence: two more reprompts before any goodbye.
+    h.advance(8000);
+    assert_eq!(h.take(), [speak(4, "Are you still there?", LineKind::Reprompt)]);
+}
+
+#[test]
+fn dtmf_digits_are_a_turn_at_pound_or_after_a_pause_and_interrupt_the_agent() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.play_all(TurnId(1), 1000);
+    h.take();
+    for k in ['4', '5', '7', '2', '#'] {
+        h.dtmf(k);
+        h.advance(300);
+    }
+    let dtmf = |turn, text: &str| TurnOutput::CommitUserTurn {
+        turn: TurnId(turn),
+        text: text.into(),
+        source: TurnSource::Dtmf,
+    };
+    assert_eq!(h.take(), [dtmf(2, "4572")]);
+    // A key while the agent answers interrupts it; the digit commits after the pause.
+    h.playout(PlayoutEvent::Started { turn: TurnId(2) });
+    h.advance(500);
+    h.playout(PlayoutEvent::Progress { turn: TurnId(2), played_ms: 500 });
+    h.dtmf('1');
+    assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(2), heard_ms: 500 }]);
+    h.advance(1999);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.take(), [dtmf(3, "1")]);
+}
+
+#[test]
+fn the_call_ends_at_its_maximum_duration_even_mid_sentence() {
+    let config = TurnConfig { max_call_duration_ms: Some(60_000), ..TurnConfig::default() };
+    let mut h = Harness::new(config);
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.advance(59_000);
+    h.playout(PlayoutEvent::Progress { turn: TurnId(1), played_ms: 59_000 });
+    h.advance(1000);
+    assert_eq!(
+        h.take(),
+        [
+            TurnOutput::Interrupt { turn: TurnId(1), heard_ms: 59_000 },
+            speak(2, "Thank you for calling. Goodbye!", LineKind::Goodbye),
+        ]
+    );
+    h.play_all(TurnId(2), 1000);
+    assert_eq!(h.take(), [TurnOutput::Hangup { reason: HangupReason::MaxDuration }]);
+}
+
+#[test]
+fn a_goodbye_whose_playout_never_finishes_still_hangs_up() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.take();
+    h.m.handle_end_call(h.now, Some("Bye.".into()));
+    h.drain();
+    h.playout(PlayoutEvent::Started { turn: TurnId(2) });
+    h.advance(19_999);
+    // The greeting had not started: it is dropped for the goodbye.
+    assert_eq!(
+        h.take(),
+        [TurnOutput::Interrupt { turn: TurnId(1), heard_ms: 0 }, speak(2, "Bye.", LineKind::Goodbye)]
+    );
+    h.advance(1);
+    assert_eq!(h.take(), [TurnOutput::Hangup { reason: HangupReason::AgentEnded }]);
+}
+
+#[test]
+fn the_agent_can_end_the_call_with_a_goodbye() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.play_all(TurnId(1), 1000);
+    h.take();
+    h.m.handle_end_call(h.now, Some("Bye now.".into()));
+    h.drain();
+    assert_eq!(h.take(), [speak(2, "Bye now.", LineKind::Goodbye)]);
+    h.play_all(TurnId(2), 800);
+    assert_eq!(h.take(), [TurnOutput::Hangup { reason: HangupReason::AgentEnded }]);
+    // Nothing happens after the end.
+    h.speech(true);
+    h.advance(60_000);
+    assert_eq!(h.take(), []);
+    assert_eq!(h.m.poll_timeout(), None);
+}
