@@ -41,4 +41,5 @@
 
 pub mod dsp;
 pub mod onnx;
+pub mod providers;
 pub mod turn;

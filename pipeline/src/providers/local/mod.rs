@@ -1,0 +1,34 @@
+//! Providers that run on this machine with no network: Whisper (STT),
+//! Piper and espeak-ng (TTS), SmolLM2 with MiniLM retrieval (LLM).
+
+pub mod espeak;
+pub mod piper;
+
+use std::path::PathBuf;
+
+use crate::onnx::OnnxError;
+
+/// A local model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalModelError {
+    /// A model file is missing (run `scripts/fetch-models.sh`).
+    #[error("model file {path} not found (run scripts/fetch-models.sh)")]
+    Missing { path: PathBuf },
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not what the model needs.
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// espeak-ng failed.
+    #[error("espeak-ng: {message}")]
+    Espeak { message: String },
+    /// ONNX Runtime failed.
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+}
