@@ -1,4 +1,4 @@
-//! Fixed-frame resampling between 8, 16, 24 and 48 kHz over `rubato`.
+//! Fixed-frame resampling between 8, 16, 22.05, 24, 44.1 and 48 kHz over `rubato`.
 //!
 //! Uses rubato's FFT resampler with both chunk sizes fixed, so every 20 ms
 //! frame in gives exactly one 20 ms frame out, and the filter state carries
@@ -14,7 +14,8 @@ use crate::{CodecError, SampleRate};
 
 fn check_rate(rate: SampleRate) -> Result<(), CodecError> {
     match rate.hz() {
-        8_000 | 16_000 | 24_000 | 48_000 => Ok(()),
+        // 22050 and 44100: Piper voices and CD-rate files (441 and 882 samples per 20 ms).
+        8_000 | 16_000 | 22_050 | 24_000 | 44_100 | 48_000 => Ok(()),
         _ => Err(CodecError::UnsupportedRate { rate }),
     }
 }
@@ -40,7 +41,7 @@ impl std::fmt::Debug for FrameResampler {
 }
 
 impl FrameResampler {
-    /// Builds a resampler from `from` to `to` (each one of 8, 16, 24, 48 kHz).
+    /// Builds a resampler from `from` to `to` (each one of 8, 16, 22.05, 24, 44.1, 48 kHz).
     ///
     /// # Errors
     /// An unsupported rate, or rubato refusing the pair.
@@ -171,7 +172,14 @@ mod tests {
 
     #[test]
     fn every_rate_pair_gives_one_frame_per_frame_and_reports_delay() -> Result<(), CodecError> {
-        let rates = [SampleRate::HZ_8000, SampleRate::HZ_16000, SampleRate::HZ_24000, SampleRate::HZ_48000];
+        let rates = [
+            SampleRate::HZ_8000,
+            SampleRate::HZ_16000,
+            SampleRate(22_050),
+            SampleRate::HZ_24000,
+            SampleRate(44_100),
+            SampleRate::HZ_48000,
+        ];
         for from in rates {
             for to in rates {
                 let mut r = FrameResampler::new(from, to)?;
@@ -191,7 +199,7 @@ mod tests {
         let mut out = [0i16; 320];
         assert!(matches!(r.process(&[0; 100], &mut out), Err(CodecError::FrameSize { .. })));
         assert!(matches!(r.process(&[0; 160], &mut out[..10]), Err(CodecError::OutputTooSmall { .. })));
-        assert!(FrameResampler::new(SampleRate(44_100), SampleRate::HZ_16000).is_err());
+        assert!(FrameResampler::new(SampleRate(11_025), SampleRate::HZ_16000).is_err());
         Ok(())
     }
 }
