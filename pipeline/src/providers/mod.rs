@@ -1,5 +1,138 @@
 //! Speech to text, language models and text to speech: one trait per
-//! capability, local implementations that run offline, cloud ones that speak
-//! the vendors' protocols.
+//! capability, local implementations that run offline ([`local`]), cloud
+//! ones that speak the vendors' protocols.
+//!
+//! Every trait is streaming first and object-safe: a call opens a stream and
+//! gets channels back; the provider's own task fills them. Work stops when
+//! the turn's [`CancellationToken`] is cancelled (barge-in) or the receiver
+//! is dropped.
 
 pub mod local;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+pub use tokio_util::sync::CancellationToken;
+use voxgate_codecs::SampleRate;
+
+/// Which provider failed, for errors and the call log.
+pub type ProviderName = &'static str;
+
+/// A provider failed. Says whether trying again may help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The credentials were refused (HTTP 401/403). Not retryable.
+    #[error("{provider}: unauthorized (check the API key)")]
+    Unauthorized { provider: ProviderName },
+    /// Too many requests (HTTP 429). Retryable, after `retry_after` if given.
+    #[error("{provider}: rate limited")]
+    RateLimited { provider: ProviderName, retry_after: Option<Duration> },
+    /// The service failed (HTTP 5xx). Retryable.
+    #[error("{provider}: server error {status}")]
+    Server { provider: ProviderName, status: u16 },
+    /// The request was refused as malformed (other HTTP 4xx). Not retryable.
+    #[error("{provider}: request refused with {status}: {message}")]
+    Rejected { provider: ProviderName, status: u16, message: String },
+    /// The connection failed or dropped mid-stream. Retryable.
+    #[error("{provider}: connection: {message}")]
+    Connection { provider: ProviderName, message: String },
+    /// The peer sent something this client does not understand. Not retryable.
+    #[error("{provider}: protocol: {message}")]
+    Protocol { provider: ProviderName, message: String },
+    /// A local model failed. Not retryable.
+    #[error("{provider}: {source}")]
+    Local {
+        provider: ProviderName,
+        #[source]
+        source: local::LocalModelError,
+    },
+}
+
+impl ProviderError {
+    /// Whether the same request may succeed if tried again.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Server { .. } | Self::Connection { .. })
+    }
+
+    /// The provider that failed.
+    #[must_use]
+    pub fn provider(&self) -> ProviderName {
+        match self {
+            Self::Unauthorized { provider }
+            | Self::RateLimited { provider, .. }
+            | Self::Server { provider, .. }
+            | Self::Rejected { provider, .. }
+            | Self::Connection { provider, .. }
+            | Self::Protocol { provider, .. }
+            | Self::Local { provider, .. } => provider,
+        }
+    }
+}
+
+/// Audio and control into a speech-to-text stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SttInput {
+    /// One 20 ms frame of the caller at 16 kHz.
+    Audio(Vec<i16>),
+    /// The endpointer heard the caller stop: finish what was said.
+    EndOfSpeech,
+}
+
+/// What a speech-to-text stream reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SttEvent {
+    /// A transcript that may still change.
+    Interim { text: String },
+    /// A transcript that will not change. `speech_final`: the recogniser
+    /// also thinks the caller finished speaking.
+    Final { text: String, speech_final: bool },
+    /// The recogniser heard speech begin.
+    SpeechStarted,
+    /// The recogniser heard the utterance end (after silence).
+    UtteranceEnd,
+}
+
+/// An open speech-to-text stream: send frames, receive events.
+#[derive(Debug)]
+pub struct SttStream {
+    /// Caller audio in. Dropping it closes the stream.
+    pub input: mpsc::Sender<SttInput>,
+    /// Transcripts out; ends when the stream closes.
+    pub events: mpsc::Receiver<Result<SttEvent, ProviderError>>,
+}
+
+/// Speech to text.
+pub trait SpeechToText: Send + Sync {
+    /// A short name for logs and the call log.
+    fn name(&self) -> ProviderName;
+
+    /// Opens a stream for one call. Runs on the current tokio runtime.
+    ///
+    /// # Errors
+    /// The provider cannot start (e.g. a missing model). Connection failures
+    /// of cloud providers arrive on the stream instead.
+    fn open(&self, cancel: CancellationToken) -> Result<SttStream, ProviderError>;
+}
+
+/// Audio from a text-to-speech request, in chunks as it is made.
+#[derive(Debug)]
+pub struct TtsStream {
+    /// The rate of every chunk.
+    pub rate: SampleRate,
+    /// Mono 16-bit chunks of any length; ends when the text is spoken.
+    pub audio: mpsc::Receiver<Result<Vec<i16>, ProviderError>>,
+}
+
+/// Text to speech.
+pub trait TextToSpeech: Send + Sync {
+    /// A short name for logs and the call log.
+    fn name(&self) -> ProviderName;
+
+    /// The rate of the audio this voice produces.
+    fn sample_rate(&self) -> SampleRate;
+
+    /// Speaks `text` (a sentence or clause). Stops when `cancel` is cancelled.
+    fn synthesize(&self, text: String, cancel: CancellationToken) -> TtsStream;
+}

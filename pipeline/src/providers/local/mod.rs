@@ -3,6 +3,9 @@
 
 pub mod espeak;
 pub mod piper;
+pub mod stt;
+pub mod tts;
+pub mod whisper;
 
 use std::path::PathBuf;
 

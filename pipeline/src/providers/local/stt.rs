@@ -1,0 +1,79 @@
+//! Whisper as a [`SpeechToText`] provider.
+//!
+//! Whisper transcribes whole utterances, so the stream keeps the caller's
+//! frames since the last end of speech and transcribes them when the
+//! endpointer says the caller stopped ([`SttInput::EndOfSpeech`]).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::whisper::WhisperStt;
+use crate::providers::{
+    CancellationToken, ProviderError, ProviderName, SpeechToText, SttEvent, SttInput, SttStream,
+};
+
+const NAME: ProviderName = "local-stt";
+
+/// The longest utterance kept: two minutes at 16 kHz.
+const MAX_SAMPLES: usize = 120 * 16_000;
+
+/// Whisper tiny.en, shared by every call.
+#[derive(Debug, Clone)]
+pub struct LocalStt {
+    model: Arc<WhisperStt>,
+}
+
+impl LocalStt {
+    /// Wraps a loaded model.
+    #[must_use]
+    pub fn new(model: WhisperStt) -> Self {
+        Self { model: Arc::new(model) }
+    }
+}
+
+impl SpeechToText for LocalStt {
+    fn name(&self) -> ProviderName {
+        NAME
+    }
+
+    fn open(&self, cancel: CancellationToken) -> Result<SttStream, ProviderError> {
+        let (input_tx, mut input) = mpsc::channel::<SttInput>(256);
+        let (events_tx, events) = mpsc::channel(16);
+        let model = self.model.clone();
+        tokio::spawn(async move {
+            let mut utterance: Vec<i16> = Vec::with_capacity(16_000 * 10);
+            loop {
+                let next = tokio::select! {
+                    () = cancel.cancelled() => break,
+                    next = input.recv() => next,
+                };
+                match next {
+                    Some(SttInput::Audio(frame)) => {
+                        if utterance.len() + frame.len() <= MAX_SAMPLES {
+                            utterance.extend_from_slice(&frame);
+                        }
+                    }
+                    Some(SttInput::EndOfSpeech) if utterance.is_empty() => {}
+                    Some(SttInput::EndOfSpeech) => {
+                        let audio = std::mem::take(&mut utterance);
+                        let model = model.clone();
+                        let result = tokio::task::spawn_blocking(move || model.transcribe(&audio)).await;
+                        let event = match result {
+                            Ok(Ok(text)) => Ok(SttEvent::Final { text, speech_final: true }),
+                            Ok(Err(source)) => Err(ProviderError::Local { provider: NAME, source }),
+                            Err(join) => {
+                                Err(ProviderError::Protocol { provider: NAME, message: join.to_string() })
+                            }
+                        };
+                        if events_tx.send(event).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
+            }
+        });
+        Ok(SttStream { input: input_tx, events })
+    }
+}
