@@ -40,6 +40,7 @@
 //! ```
 
 pub mod dsp;
+pub mod knowledge;
 pub mod onnx;
 pub mod providers;
 pub mod turn;

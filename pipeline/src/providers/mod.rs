@@ -136,3 +136,112 @@ pub trait TextToSpeech: Send + Sync {
     /// Speaks `text` (a sentence or clause). Stops when `cancel` is cancelled.
     fn synthesize(&self, text: String, cancel: CancellationToken) -> TtsStream;
 }
+
+/// Who said a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Instructions and knowledge.
+    System,
+    /// The caller.
+    User,
+    /// The agent.
+    Assistant,
+    /// A tool's result.
+    Tool,
+}
+
+impl Role {
+    /// The name chat templates and APIs use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::Tool => "tool",
+        }
+    }
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The provider's id, echoed with the result.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// Arguments as a JSON object, as text.
+    pub arguments: String,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Who said it.
+    pub role: Role,
+    /// What was said (for the agent: only what the caller heard).
+    pub content: String,
+    /// Tool calls the agent made in this message.
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool result: the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A plain message.
+    #[must_use]
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSpec {
+    /// Name the model uses.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON schema of the arguments, as text.
+    pub parameters: String,
+}
+
+/// A request for the agent's next message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The conversation so far, system prompt first.
+    pub messages: Vec<ChatMessage>,
+    /// Passages of the agent's knowledge retrieved for the last user
+    /// message; each provider puts them where its model heeds them best.
+    pub knowledge: Vec<String>,
+    /// Tools the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// Longest reply, in tokens.
+    pub max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    pub temperature: f32,
+}
+
+/// What a language model streams back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmEvent {
+    /// More text of the reply.
+    Delta(String),
+    /// The model wants a tool run.
+    ToolCall(ToolCall),
+    /// The reply is complete.
+    Done,
+}
+
+/// A chat model.
+pub trait LanguageModel: Send + Sync {
+    /// A short name for logs and the call log.
+    fn name(&self) -> ProviderName;
+
+    /// Streams the reply to `request` until done or `cancel` is cancelled.
+    fn stream(
+        &self,
+        request: ChatRequest,
+        cancel: CancellationToken,
+    ) -> mpsc::Receiver<Result<LlmEvent, ProviderError>>;
+}

@@ -1,7 +1,9 @@
 //! Providers that run on this machine with no network: Whisper (STT),
 //! Piper and espeak-ng (TTS), SmolLM2 with MiniLM retrieval (LLM).
 
+pub mod embed;
 pub mod espeak;
+pub mod llm;
 pub mod piper;
 pub mod stt;
 pub mod tts;

@@ -1,0 +1,142 @@
+//! The local language model, demo quality, answering from the agent's
+//! knowledge retrieved with MiniLM embeddings.
+
+use std::path::{Path, PathBuf};
+
+use voxgate_pipeline::knowledge::KnowledgeBase;
+use voxgate_pipeline::providers::local::embed::{Embedder, EmbedderConfig, similarity};
+use voxgate_pipeline::providers::local::llm::{SmolLm, SmolLmConfig};
+use voxgate_pipeline::providers::{
+    CancellationToken, ChatMessage, ChatRequest, LanguageModel, LlmEvent, Role,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("VOXGATE_MODELS__DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"), PathBuf::from)
+}
+
+const KNOWLEDGE: &str = "\
+Sunrise Bakery is a family bakery at 12 Harbour Street.
+
+Opening hours: Monday to Friday from 7 am to 6 pm. On Saturdays the bakery opens at 9 am and closes at 2 pm. It is closed on Sundays.
+
+Delivery: orders over 20 dollars are delivered free within the city, usually within two hours.
+
+Cakes: birthday cakes must be ordered at least two days in advance. A chocolate cake costs 35 dollars.";
+
+#[test]
+fn minilm_puts_related_sentences_close_and_unrelated_ones_apart() -> TestResult {
+    let e = Embedder::load(&EmbedderConfig::with_models_dir(&models_dir()))?;
+    let q = e.embed("What time do you open on Saturday?")?;
+    let related = e.embed("On Saturdays the bakery opens at 9 am.")?;
+    let unrelated = e.embed("A chocolate cake costs 35 dollars.")?;
+    assert_eq!(q.len(), 384);
+    let norm: f32 = q.iter().map(|x| x * x).sum();
+    assert!((norm - 1.0).abs() < 1e-4, "unit length: {norm}");
+    let (r, u) = (similarity(&q, &related), similarity(&q, &unrelated));
+    assert!(r > 0.5 && u < 0.3 && r > u + 0.3, "related {r}, unrelated {u}");
+    Ok(())
+}
+
+#[test]
+fn retrieval_finds_the_passage_that_answers() -> TestResult {
+    let e = Embedder::load(&EmbedderConfig::with_models_dir(&models_dir()))?;
+    let kb = KnowledgeBase::build(&e, KNOWLEDGE)?;
+    assert_eq!(kb.len(), 7, "{kb:?}");
+    for (question, expected) in [
+        ("When are you open on Saturday?", "On Saturdays"),
+        ("Do you deliver my order for free?", "delivered free"),
+        ("How much is a chocolate cake?", "chocolate cake costs"),
+        ("Where is the bakery?", "Harbour Street"),
+    ] {
+        let top = kb.retrieve(&e, question, 1)?;
+        assert!(top[0].0.contains(expected), "{question} -> {:?}", top[0]);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smollm_answers_from_the_retrieved_knowledge() -> TestResult {
+    let e = Embedder::load(&EmbedderConfig::with_models_dir(&models_dir()))?;
+    let kb = KnowledgeBase::build(&e, KNOWLEDGE)?;
+    let llm = SmolLm::load(&SmolLmConfig::with_models_dir(&models_dir()))?;
+    let question = "What time do you open on Saturday?";
+    let knowledge: Vec<String> =
+        kb.retrieve(&e, question, 2)?.into_iter().map(|(p, _)| p.to_owned()).collect();
+    let system = "You are the phone assistant of Sunrise Bakery. Answer in one short sentence.";
+    let request = ChatRequest {
+        messages: vec![ChatMessage::new(Role::System, system), ChatMessage::new(Role::User, question)],
+        knowledge,
+        tools: Vec::new(),
+        max_tokens: 48,
+        temperature: 0.0,
+    };
+    let mut stream = llm.stream(request, CancellationToken::new());
+    let mut reply = String::new();
+    let mut deltas = 0;
+    loop {
+        match stream.recv().await.ok_or("stream ended without Done")?? {
+            LlmEvent::Delta(d) => {
+                reply.push_str(&d);
+                deltas += 1;
+            }
+            LlmEvent::Done => break,
+            LlmEvent::ToolCall(c) => return Err(format!("unexpected tool call {c:?}").into()),
+        }
+    }
+    assert!(deltas > 3, "the reply streams in pieces ({deltas})");
+    let reply = reply.to_lowercase();
+    assert!(reply.contains('9') || reply.contains("nine"), "reply: {reply}");
+    Ok(())
+}
+
+#[test]
+fn smollm_quotes_a_price_from_the_knowledge() -> TestResult {
+    let e = Embedder::load(&EmbedderConfig::with_models_dir(&models_dir()))?;
+    let kb = KnowledgeBase::build(&e, KNOWLEDGE)?;
+    let llm = SmolLm::load(&SmolLmConfig::with_models_dir(&models_dir()))?;
+    let question = "How much does a chocolate cake cost?";
+    let request = ChatRequest {
+        messages: vec![
+            ChatMessage::new(
+                Role::System,
+                "You are the phone assistant of Sunrise Bakery. Answer in one short sentence.",
+            ),
+            ChatMessage::new(Role::User, question),
+        ],
+        knowledge: kb.retrieve(&e, question, 1)?.into_iter().map(|(p, _)| p.to_owned()).collect(),
+        tools: Vec::new(),
+        max_tokens: 40,
+        temperature: 0.0,
+    };
+    let reply = llm.generate(&request, &CancellationToken::new(), |_| true)?;
+    assert!(reply.contains("35"), "reply: {reply}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_reply_stops_early() -> TestResult {
+    let llm = SmolLm::load(&SmolLmConfig::with_models_dir(&models_dir()))?;
+    let cancel = CancellationToken::new();
+    let request = ChatRequest {
+        messages: vec![ChatMessage::new(Role::User, "Tell me a long story about a bakery.")],
+        knowledge: Vec::new(),
+        tools: Vec::new(),
+        max_tokens: 400,
+        temperature: 0.0,
+    };
+    let mut stream = llm.stream(request, cancel.clone());
+    let first = stream.recv().await.ok_or("no first event")??;
+    assert!(matches!(first, LlmEvent::Delta(_)));
+    cancel.cancel();
+    let mut after = 0;
+    while let Some(event) = stream.recv().await {
+        if matches!(event?, LlmEvent::Delta(_)) {
+            after += 1;
+        }
+    }
+    assert!(after < 20, "{after} deltas after cancel");
+    Ok(())
+}
