@@ -8,6 +8,7 @@
 //! is dropped.
 
 pub mod local;
+pub mod openai;
 
 use std::time::Duration;
 
