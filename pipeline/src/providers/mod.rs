@@ -9,6 +9,7 @@
 
 pub mod local;
 pub mod openai;
+pub mod openai_speech;
 
 use std::time::Duration;
 
@@ -55,6 +56,18 @@ impl ProviderError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::RateLimited { .. } | Self::Server { .. } | Self::Connection { .. })
+    }
+
+    /// The error for an HTTP error status: 401/403 unauthorized, 429 rate
+    /// limited, 5xx server error, any other refused as malformed.
+    #[must_use]
+    pub fn from_status(provider: ProviderName, status: u16, message: String) -> Self {
+        match status {
+            401 | 403 => Self::Unauthorized { provider },
+            429 => Self::RateLimited { provider, retry_after: None },
+            500..=599 => Self::Server { provider, status },
+            _ => Self::Rejected { provider, status, message },
+        }
     }
 
     /// The provider that failed.

@@ -179,13 +179,7 @@ impl OpenAiChat {
 fn map_error(e: OpenAIError) -> ProviderError {
     match e {
         OpenAIError::ApiError(r) => {
-            let status = r.status_code.as_u16();
-            match status {
-                401 | 403 => ProviderError::Unauthorized { provider: NAME },
-                429 => ProviderError::RateLimited { provider: NAME, retry_after: None },
-                500..=599 => ProviderError::Server { provider: NAME, status },
-                _ => ProviderError::Rejected { provider: NAME, status, message: r.api_error.message },
-            }
+            ProviderError::from_status(NAME, r.status_code.as_u16(), r.api_error.message)
         }
         OpenAIError::Reqwest(e) => ProviderError::Connection { provider: NAME, message: e.to_string() },
         OpenAIError::StreamError(e) => ProviderError::Connection { provider: NAME, message: e.to_string() },
