@@ -7,6 +7,7 @@
 //! the turn's [`CancellationToken`] is cancelled (barge-in) or the receiver
 //! is dropped.
 
+pub mod deepgram;
 pub mod local;
 pub mod openai;
 pub mod openai_speech;
