@@ -8,6 +8,8 @@
 //! is dropped.
 
 pub mod deepgram;
+pub mod deepgram_speech;
+mod http_pcm;
 pub mod local;
 pub mod openai;
 pub mod openai_speech;

@@ -2,11 +2,11 @@
 //! `response_format: "pcm"`: raw 24 kHz 16-bit little-endian mono, streamed,
 //! so the first audio plays while the rest is still being made.
 
-use futures::StreamExt as _;
 use serde_json::json;
 use tokio::sync::mpsc;
 use voxgate_codecs::SampleRate;
 
+use super::http_pcm::{error_from_response, forward_pcm_body};
 use super::{CancellationToken, ProviderError, ProviderName, TextToSpeech, TtsStream};
 
 const NAME: ProviderName = "openai-speech";
@@ -71,36 +71,10 @@ impl OpenAiSpeech {
             () = cancel.cancelled() => return Ok(()),
             r = request.send() => r.map_err(connection)?,
         };
-        let status = response.status();
-        if !status.is_success() {
-            let message = response.text().await.unwrap_or_default();
-            return Err(ProviderError::from_status(NAME, status.as_u16(), message));
+        if !response.status().is_success() {
+            return Err(error_from_response(NAME, response).await);
         }
-        let mut body = response.bytes_stream();
-        // A chunk may end in the middle of a sample: carry the odd byte over.
-        let mut carry: Option<u8> = None;
-        loop {
-            let next = tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
-                next = body.next() => next,
-            };
-            let Some(bytes) = next else { break };
-            let bytes = bytes.map_err(connection)?;
-            let mut samples = Vec::with_capacity(bytes.len() / 2 + 1);
-            let mut rest: &[u8] = &bytes;
-            if let (Some(lo), Some((&hi, tail))) = (carry, rest.split_first()) {
-                samples.push(i16::from_le_bytes([lo, hi]));
-                carry = None;
-                rest = tail;
-            }
-            let pairs = rest.chunks_exact(2);
-            carry = carry.or(pairs.remainder().first().copied());
-            samples.extend(pairs.map(|p| i16::from_le_bytes([p[0], p[1]])));
-            if !samples.is_empty() && tx.send(Ok(samples)).await.is_err() {
-                return Ok(()); // nobody listens any more
-            }
-        }
-        Ok(())
+        forward_pcm_body(NAME, response, cancel, tx).await
     }
 }
 
