@@ -41,6 +41,8 @@
 
 pub mod dsp;
 pub mod knowledge;
+pub mod metrics;
 pub mod onnx;
 pub mod providers;
+pub mod session;
 pub mod turn;

@@ -112,6 +112,8 @@ async fn run(
                     handle.send_data(bytes).await.map_err(map_error)?;
                 }
                 Some(SttInput::EndOfSpeech) => handle.finalize().await.map_err(map_error)?,
+                // Deepgram finds speech itself.
+                Some(SttInput::StartOfSpeech) => {}
                 None => {
                     // The call is over: ask for the last results, then stop.
                     handle.close_stream().await.map_err(map_error)?;

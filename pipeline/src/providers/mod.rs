@@ -93,6 +93,9 @@ impl ProviderError {
 pub enum SttInput {
     /// One 20 ms frame of the caller at 16 kHz.
     Audio(Vec<i16>),
+    /// The endpointer heard the caller start (its padding is in the frames
+    /// already sent). Streaming recognisers may ignore it.
+    StartOfSpeech,
     /// The endpointer heard the caller stop: finish what was said.
     EndOfSpeech,
 }

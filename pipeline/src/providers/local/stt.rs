@@ -17,6 +17,9 @@ const NAME: ProviderName = "local-stt";
 
 /// The longest utterance kept: two minutes at 16 kHz.
 const MAX_SAMPLES: usize = 120 * 16_000;
+/// Audio kept from before a speech start: the endpointer's minimum speech
+/// plus its padding, with room to spare.
+const ONSET_SAMPLES: usize = 16_000 / 2;
 
 /// Whisper tiny.en, shared by every call.
 #[derive(Debug, Clone)]
@@ -50,9 +53,16 @@ impl SpeechToText for LocalStt {
                 };
                 match next {
                     Some(SttInput::Audio(frame)) => {
-                        if utterance.len() + frame.len() <= MAX_SAMPLES {
-                            utterance.extend_from_slice(&frame);
-                        }
+                        // A rolling window: long silences do not fill it up.
+                        let over = (utterance.len() + frame.len()).saturating_sub(MAX_SAMPLES);
+                        utterance.drain(..over.min(utterance.len()));
+                        utterance.extend_from_slice(&frame);
+                    }
+                    Some(SttInput::StartOfSpeech) => {
+                        // Whisper does best on the speech alone: keep only
+                        // the onset and padding the endpointer already saw.
+                        let keep = utterance.len().min(ONSET_SAMPLES);
+                        utterance.drain(..utterance.len() - keep);
                     }
                     Some(SttInput::EndOfSpeech) if utterance.is_empty() => {}
                     Some(SttInput::EndOfSpeech) => {

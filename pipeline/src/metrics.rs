@@ -1,0 +1,89 @@
+//! Prometheus metrics of the conversation engine, in one process-wide
+//! registry that the server's `/metrics` endpoint encodes.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A stage of the per-turn latency breakdown.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    /// `final_transcript`, `committed`, `llm_first_token`, `tts_first_audio`, `first_frame`.
+    pub stage: &'static str,
+}
+
+/// A provider, by stage and name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    /// `stt`, `llm`, `tts`, `tool`.
+    pub stage: &'static str,
+    /// The provider's name.
+    pub provider: String,
+}
+
+/// The engine's metrics.
+#[derive(Debug)]
+pub struct PipelineMetrics {
+    /// Seconds from the end of the caller's speech to each stage of the reply.
+    pub turn_latency: Family<StageLabel, Histogram>,
+    /// Provider failures that were retried.
+    pub provider_retries: Family<ProviderLabel, Counter>,
+    /// Provider failures that ended a turn.
+    pub provider_failures: Family<ProviderLabel, Counter>,
+    /// Barge-ins: the caller stopped the agent.
+    pub interruptions: Counter,
+    /// Sessions running now.
+    pub active_sessions: Gauge,
+}
+
+static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("voxgate");
+    let metrics = PipelineMetrics {
+        turn_latency: Family::new_with_constructor(|| {
+            // 10 ms .. ~20 s.
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 12))
+        }),
+        provider_retries: Family::default(),
+        provider_failures: Family::default(),
+        interruptions: Counter::default(),
+        active_sessions: Gauge::default(),
+    };
+    registry.register(
+        "turn_latency_seconds",
+        "Time from the end of the caller's speech to each stage of the agent's reply",
+        metrics.turn_latency.clone(),
+    );
+    registry.register(
+        "provider_retries",
+        "Provider failures that were retried",
+        metrics.provider_retries.clone(),
+    );
+    registry.register(
+        "provider_failures",
+        "Provider failures that ended a turn",
+        metrics.provider_failures.clone(),
+    );
+    registry.register("interruptions", "Times the caller barged in", metrics.interruptions.clone());
+    registry.register("active_sessions", "Conversation sessions running", metrics.active_sessions.clone());
+    (registry, metrics)
+});
+
+/// The process-wide metrics.
+#[must_use]
+pub fn metrics() -> &'static PipelineMetrics {
+    &METRICS.1
+}
+
+/// All metrics in the Prometheus text format.
+#[must_use]
+pub fn encode() -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &METRICS.0);
+    out
+}

@@ -1,0 +1,100 @@
+//! What one call's session needs to know: the agent's behaviour and its
+//! providers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::tools::HttpTool;
+use crate::dsp::endpoint::EndpointConfig;
+use crate::providers::{LanguageModel, SpeechToText, TextToSpeech};
+use crate::turn::TurnConfig;
+
+/// The agent's behaviour in a call.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Turn-taking: greeting, barge-in, endpointing delays, reprompts, limits.
+    pub turn: TurnConfig,
+    /// How the caller's speech start and end are found.
+    pub endpoint: EndpointConfig,
+    /// The agent's instructions.
+    pub system_prompt: String,
+    /// Longest reply per LLM round, in tokens.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Knowledge passages put into the prompt per caller turn.
+    pub knowledge_passages: usize,
+    /// HTTP tools the agent may call.
+    pub tools: Vec<HttpTool>,
+    /// Offer the built-in `end_call` tool.
+    pub end_call_tool: bool,
+    /// Where `transfer_to_human` sends the caller; `None`: no such tool.
+    pub transfer_target: Option<String>,
+    /// Tool rounds (LLM -> tools -> LLM) in one reply.
+    pub max_tool_rounds: u32,
+    /// Said when a tool has run this long, once per reply.
+    pub filler: Option<(Duration, String)>,
+    /// Waits between tries of a failing provider; its length is the number of retries.
+    pub retry_backoff: Vec<Duration>,
+    /// Said when a provider failed for good in a turn.
+    pub fallback_line: String,
+    /// Failures in a row after which the call ends ...
+    pub max_consecutive_failures: u32,
+    /// ... with these last words.
+    pub failure_goodbye: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            turn: TurnConfig::default(),
+            endpoint: EndpointConfig::default(),
+            system_prompt: "You are a helpful, friendly voice assistant. Answer briefly, in one or two \
+                            spoken sentences, without lists or markup."
+                .to_owned(),
+            max_tokens: 120,
+            temperature: 0.0,
+            knowledge_passages: 2,
+            tools: Vec::new(),
+            end_call_tool: true,
+            transfer_target: None,
+            max_tool_rounds: 3,
+            filler: Some((Duration::from_millis(1500), "One moment, please.".to_owned())),
+            retry_backoff: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)],
+            fallback_line: "Sorry, I didn't catch that, could you say it again?".to_owned(),
+            max_consecutive_failures: 2,
+            failure_goodbye: "I'm sorry, I'm having technical trouble. Please call again later. Goodbye."
+                .to_owned(),
+        }
+    }
+}
+
+/// Passages of the agent's knowledge that answer a question.
+pub trait Knowledge: Send + Sync {
+    /// Up to `k` passages for `query`, best first. Runs on a blocking thread.
+    fn retrieve(&self, query: &str, k: usize) -> Vec<String>;
+}
+
+/// The providers a call uses; shared by all calls of an agent.
+#[derive(Clone)]
+pub struct Providers {
+    /// Speech to text.
+    pub stt: Arc<dyn SpeechToText>,
+    /// The language model.
+    pub llm: Arc<dyn LanguageModel>,
+    /// Text to speech.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// The agent's knowledge, if it has any.
+    pub knowledge: Option<Arc<dyn Knowledge>>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field("stt", &self.stt.name())
+            .field("llm", &self.llm.name())
+            .field("tts", &self.tts.name())
+            .field("knowledge", &self.knowledge.is_some())
+            .finish()
+    }
+}

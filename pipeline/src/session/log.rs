@@ -1,0 +1,162 @@
+//! What a call leaves behind: its transcript, its events, and each turn's
+//! latency breakdown. Serialisable for the call log.
+
+use serde::Serialize;
+
+use crate::turn::HangupReason;
+
+/// Who spoke a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    /// The person calling.
+    Caller,
+    /// The AI agent.
+    Agent,
+}
+
+/// One line of the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TranscriptLine {
+    /// The exchange it belongs to.
+    pub turn: u64,
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// What was said; for the agent, only what the caller heard.
+    pub text: String,
+    /// When it started, in ms since the call started.
+    pub at_ms: u64,
+    /// The agent was cut short by the caller.
+    pub interrupted: bool,
+}
+
+/// The stage of a turn a provider serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Speech to text.
+    Stt,
+    /// The language model.
+    Llm,
+    /// Text to speech.
+    Tts,
+    /// An HTTP tool.
+    Tool,
+}
+
+/// Something that happened in the call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallEventKind {
+    /// The caller's turn was committed.
+    TurnCommitted { turn: u64, dtmf: bool },
+    /// The caller interrupted the agent.
+    Interrupted { turn: u64, heard_ms: u64 },
+    /// The agent paused for a sound that was not an interruption, then went on.
+    FalseInterruption { turn: u64 },
+    /// A provider failed and is tried again after `backoff_ms`.
+    ProviderRetry { stage: Stage, provider: String, attempt: u32, backoff_ms: u64, error: String },
+    /// A provider failed for good in a turn.
+    ProviderFailed { stage: Stage, provider: String, error: String },
+    /// The agent said its fallback line.
+    Fallback,
+    /// A tool ran.
+    ToolCalled { name: String, ok: bool, ms: u64 },
+    /// The agent asked to transfer the caller.
+    Transfer { target: String },
+    /// The recording stopped early.
+    RecordingFailed { error: String },
+}
+
+/// An event with its time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallEvent {
+    /// Ms since the call started.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: CallEventKind,
+}
+
+/// Where one reply's time went, in ms after the caller stopped speaking.
+/// A stage that did not happen (an interrupted turn) is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TurnLatency {
+    /// The turn.
+    pub turn: u64,
+    /// The final transcript arrived.
+    pub final_transcript_ms: Option<u64>,
+    /// The turn was committed (endpointing done).
+    pub committed_ms: Option<u64>,
+    /// The LLM's first token.
+    pub llm_first_token_ms: Option<u64>,
+    /// TTS's first audio.
+    pub tts_first_audio_ms: Option<u64>,
+    /// The first frame of the reply went out.
+    pub first_frame_ms: Option<u64>,
+}
+
+/// Why the call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum EndReason {
+    /// The caller hung up (or the transport went away).
+    CallerHungUp,
+    /// The caller was silent too long.
+    MaxSilence,
+    /// The call reached its maximum length.
+    MaxDuration,
+    /// The agent ended the call (its end-call tool).
+    AgentEnded,
+    /// Providers kept failing.
+    ProviderFailure,
+    /// The caller was handed to a human.
+    Transferred { target: String },
+}
+
+impl EndReason {
+    pub(crate) fn from_hangup(reason: HangupReason, failed: bool) -> Self {
+        match reason {
+            HangupReason::MaxSilence => Self::MaxSilence,
+            HangupReason::MaxDuration => Self::MaxDuration,
+            HangupReason::AgentEnded if failed => Self::ProviderFailure,
+            HangupReason::AgentEnded => Self::AgentEnded,
+        }
+    }
+}
+
+/// Everything a finished call leaves, for the call log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallLog {
+    /// What was said, in order.
+    pub transcript: Vec<TranscriptLine>,
+    /// What happened, in order.
+    pub events: Vec<CallEvent>,
+    /// One entry per answered caller turn.
+    pub latencies: Vec<TurnLatency>,
+    /// Why it ended.
+    pub end: EndReason,
+    /// How long it lasted.
+    pub duration_ms: u64,
+    /// Ms of caller audio recorded (0 without a recording).
+    pub recorded_ms: u64,
+    /// Agent frames the transport could not take in time.
+    pub dropped_frames: u64,
+}
+
+impl CallLog {
+    /// The transcript as plain lines, `caller: ...` / `agent: ...`.
+    #[must_use]
+    pub fn transcript_text(&self) -> String {
+        self.transcript
+            .iter()
+            .map(|l| {
+                let who = match l.speaker {
+                    Speaker::Caller => "caller",
+                    Speaker::Agent => "agent",
+                };
+                format!("{who}: {}{}\n", l.text, if l.interrupted { " [interrupted]" } else { "" })
+            })
+            .collect()
+    }
+}

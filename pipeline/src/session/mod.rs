@@ -1,0 +1,704 @@
+//! The session driver: one tokio task per call that wires the caller's
+//! audio, the turn machine and the providers together.
+//!
+//! ```text
+//!  transport ──control lane──► ┌──────────────────────────────┐ ──events (Clear, Transfer, Ended)──► transport
+//!  (SIP, WebRTC, websocket)    │ session task                 │
+//!            ──caller frames─► │  VAD -> endpointer ─┐        │ ──agent frames, paced 20 ms──────► transport
+//!                              │  STT lane (task) ───┼─► turn │
+//!                              │  reply workers ─────┘ machine│
+//!                              │  egress queue, recording     │
+//!                              └──────────────────────────────┘
+//! ```
+//!
+//! - Two lanes in: an urgent control lane (DTMF, hang-up) that the task
+//!   always reads first, and the ordered data lane of caller frames (20 ms,
+//!   16 kHz mono). Two lanes out: urgent events and paced agent frames.
+//! - Each agent turn is a worker task ([`reply`]) with its own cancellation
+//!   token, a child of the call's: LLM deltas are cut into sentences and
+//!   spoken while the model still writes. Barge-in cancels the token, drops
+//!   the turn's queued audio, tells the transport to clear its buffers, and
+//!   keeps in the transcript only what the caller heard ([`egress`]).
+//! - Provider failures are retried after 1, 2, 4 s; then the caller hears
+//!   a fallback line; repeated failures end the call with a goodbye. The
+//!   call log says what failed.
+
+mod config;
+mod egress;
+mod log;
+mod reply;
+mod sentences;
+mod stt_lane;
+pub mod tools;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{Knowledge, Providers, SessionConfig};
+pub use egress::{Egress, EgressEvent, Spoken};
+pub use log::{CallEvent, CallEventKind, CallLog, EndReason, Speaker, Stage, TranscriptLine, TurnLatency};
+use reply::{Job, WorkerContext, WorkerEvent};
+pub use sentences::SentenceSplitter;
+use stt_lane::SttLaneEvent;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use voxgate_codecs::SampleRate;
+use voxgate_codecs::dtmf::DtmfKey;
+use voxgate_codecs::wav::{WavLayout, WavRecorder};
+
+use crate::dsp::endpoint::{EndpointEvent, Endpointer};
+use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
+use crate::metrics::{ProviderLabel, StageLabel, metrics};
+use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
+use crate::turn::{LineKind, PlayoutEvent, TurnId, TurnMachine, TurnOutput, TurnSource};
+
+/// One 20 ms frame of 16 kHz mono audio, the format inside a call.
+pub type Frame = [i16; FRAME_SAMPLES];
+
+const FRAME: Duration = Duration::from_millis(20);
+
+/// Urgent input from the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// A key on the caller's keypad (RFC 4733, SIP INFO, a websocket `dtmf`).
+    Dtmf(DtmfKey),
+    /// The caller hung up.
+    Hangup,
+}
+
+/// What the session tells its transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Barge-in: drop any agent audio still buffered (RTP pacer, WebRTC
+    /// track, a websocket `clear`).
+    Clear,
+    /// Live transcript: the caller's words as recognised, the agent's as
+    /// each sentence starts.
+    Transcript { speaker: Speaker, text: String, is_final: bool },
+    /// Hand the caller to `target` (SIP REFER); the session has ended.
+    Transfer { target: String },
+    /// The session is over; hang up.
+    Ended(EndReason),
+}
+
+/// What a session is made of.
+pub struct SessionParts {
+    /// The agent's behaviour.
+    pub config: SessionConfig,
+    /// Its providers.
+    pub providers: Providers,
+    /// This call's own voice activity detector.
+    pub vad: Box<dyn VoiceActivityDetector>,
+    /// Where to write the stereo recording (left: caller, right: agent).
+    pub recording: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SessionParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionParts")
+            .field("providers", &self.providers)
+            .field("vad", &self.vad.name())
+            .field("recording", &self.recording)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The transport's side of a running session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Urgent lane in.
+    pub control: mpsc::Sender<Control>,
+    /// Caller frames in, one per 20 ms. Closing it ends the call.
+    pub audio_in: mpsc::Sender<Frame>,
+    /// Urgent events out.
+    pub events: mpsc::Receiver<SessionEvent>,
+    /// Agent frames out, paced at 20 ms: send each as it comes.
+    pub audio_out: mpsc::Receiver<Frame>,
+    /// The call log, when the session ends.
+    pub task: JoinHandle<CallLog>,
+}
+
+/// Starts a session on the current tokio runtime.
+#[must_use]
+pub fn spawn(parts: SessionParts) -> SessionHandle {
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let (audio_in_tx, audio_in_rx) = mpsc::channel(50);
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let (audio_out_tx, audio_out_rx) = mpsc::channel(50);
+    let task = tokio::spawn(async move {
+        let driver = Driver::new(parts, events_tx, audio_out_tx);
+        driver.run(control_rx, audio_in_rx).await
+    });
+    SessionHandle {
+        control: control_tx,
+        audio_in: audio_in_tx,
+        events: events_rx,
+        audio_out: audio_out_rx,
+        task,
+    }
+}
+
+/// A running agent turn.
+struct Worker {
+    cancel: CancellationToken,
+    is_reply: bool,
+    failed: bool,
+}
+
+/// What to do once a turn has played.
+enum AfterTurn {
+    EndCall,
+    Transfer(String),
+}
+
+/// A reply's latency, measured from the caller's end of speech.
+struct PendingLatency {
+    caller_stopped: Instant,
+    latency: TurnLatency,
+}
+
+struct Driver {
+    ctx: Arc<WorkerContext>,
+    turns: TurnMachine,
+    egress: Egress,
+    vad: Box<dyn VoiceActivityDetector>,
+    endpointer: Endpointer,
+    media_ms: u64,
+    call: CancellationToken,
+    stt_tx: mpsc::Sender<SttInput>,
+    stt_rx: mpsc::Receiver<SttLaneEvent>,
+    worker_tx: mpsc::Sender<WorkerEvent>,
+    worker_rx: mpsc::Receiver<WorkerEvent>,
+    events_tx: mpsc::Sender<SessionEvent>,
+    audio_tx: mpsc::Sender<Frame>,
+    workers: HashMap<TurnId, Worker>,
+    history: Vec<ChatMessage>,
+    started: Instant,
+    transcript: Vec<TranscriptLine>,
+    log_events: Vec<CallEvent>,
+    latencies: Vec<TurnLatency>,
+    pending_latency: HashMap<TurnId, PendingLatency>,
+    /// When the caller last stopped speaking, and when its final transcript came.
+    caller_stopped: Option<Instant>,
+    final_at: Option<Instant>,
+    failures: u32,
+    failing: bool,
+    after_turn: Option<(TurnId, AfterTurn)>,
+    recorder: Option<WavRecorder>,
+    unrecorded: VecDeque<Frame>,
+    recorded_frames: u64,
+    pacing: bool,
+    end: Option<EndReason>,
+    dropped_frames: u64,
+}
+
+impl Driver {
+    fn new(
+        parts: SessionParts,
+        events_tx: mpsc::Sender<SessionEvent>,
+        audio_tx: mpsc::Sender<Frame>,
+    ) -> Self {
+        let SessionParts { config, providers, vad, recording } = parts;
+        let call = CancellationToken::new();
+        let (stt_tx, stt_input) = mpsc::channel(100);
+        let (stt_events, stt_rx) = mpsc::channel(64);
+        tokio::spawn(stt_lane::run(
+            providers.stt.clone(),
+            stt_input,
+            stt_events,
+            config.retry_backoff.clone(),
+            call.child_token(),
+        ));
+        let (worker_tx, worker_rx) = mpsc::channel(256);
+        let mut log_events = Vec::new();
+        let recorder = recording.and_then(|path| {
+            WavRecorder::create(&path, SampleRate::HZ_16000, WavLayout::CallerLeftAgentRight)
+                .inspect_err(|e| {
+                    log_events.push(CallEvent {
+                        at_ms: 0,
+                        kind: CallEventKind::RecordingFailed { error: e.to_string() },
+                    });
+                })
+                .ok()
+        });
+        let history = vec![ChatMessage::new(Role::System, config.system_prompt.clone())];
+        let endpointer = Endpointer::new(config.endpoint, 20);
+        let turns = TurnMachine::new(config.turn.clone());
+        metrics().active_sessions.inc();
+        Self {
+            ctx: Arc::new(WorkerContext {
+                config: Arc::new(config),
+                providers,
+                http: reqwest::Client::new(),
+            }),
+            turns,
+            egress: Egress::new(),
+            vad,
+            endpointer,
+            media_ms: 0,
+            call,
+            stt_tx,
+            stt_rx,
+            worker_tx,
+            worker_rx,
+            events_tx,
+            audio_tx,
+            workers: HashMap::new(),
+            history,
+            started: Instant::now(),
+            transcript: Vec::new(),
+            log_events,
+            latencies: Vec::new(),
+            pending_latency: HashMap::new(),
+            caller_stopped: None,
+            final_at: None,
+            failures: 0,
+            failing: false,
+            after_turn: None,
+            recorder,
+            unrecorded: VecDeque::new(),
+            recorded_frames: 0,
+            pacing: false,
+            end: None,
+            dropped_frames: 0,
+        }
+    }
+
+    fn config(&self) -> &SessionConfig {
+        &self.ctx.config
+    }
+
+    fn ms_since_start(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    fn log(&mut self, kind: CallEventKind) {
+        let at_ms = self.ms_since_start(Instant::now());
+        self.log_events.push(CallEvent { at_ms, kind });
+    }
+
+    async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        mut audio: mpsc::Receiver<Frame>,
+    ) -> CallLog {
+        let mut pacer = tokio::time::interval(FRAME);
+        pacer.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        self.turns.handle_start(now());
+        while self.end.is_none() {
+            self.drain_outputs();
+            if self.end.is_some() {
+                break;
+            }
+            let deadline = self.turns.poll_timeout().map(Instant::from_std);
+            if self.egress.has_frame() && !self.pacing {
+                // A new talk spurt: send its first frame now, then every 20 ms.
+                self.pacing = true;
+                pacer.reset_immediately();
+            }
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(Control::Dtmf(key)) => self.turns.handle_dtmf(now(), key),
+                    Some(Control::Hangup) | None => self.end = Some(EndReason::CallerHungUp),
+                },
+                () = sleep_until(deadline) => self.turns.handle_timeout(now()),
+                _ = pacer.tick(), if self.pacing => self.send_frame().await,
+                Some(e) = self.worker_rx.recv() => self.handle_worker(e).await,
+                Some(e) = self.stt_rx.recv() => self.handle_stt(e).await,
+                frame = audio.recv() => match frame {
+                    Some(frame) => self.handle_frame(&frame),
+                    None => self.end = Some(EndReason::CallerHungUp),
+                },
+            }
+        }
+        self.finish().await
+    }
+
+    /// Carries out what the turn machine asks.
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.turns.poll_output() {
+            match output {
+                TurnOutput::Speak { turn, text, kind } => {
+                    if kind == LineKind::Fallback {
+                        self.log(CallEventKind::Fallback);
+                    }
+                    self.start_worker(turn, Job::Line(text), false);
+                }
+                TurnOutput::CommitUserTurn { turn, text, source } => self.commit(turn, text, source),
+                TurnOutput::PauseAgent { .. } => self.egress.pause(),
+                TurnOutput::ResumeAgent { turn } => {
+                    self.egress.resume();
+                    self.log(CallEventKind::FalseInterruption { turn: turn.0 });
+                }
+                TurnOutput::Interrupt { turn, heard_ms } => self.interrupt(turn, heard_ms),
+                TurnOutput::Hangup { reason } => {
+                    self.end = Some(EndReason::from_hangup(reason, self.failing));
+                }
+            }
+        }
+    }
+
+    fn start_worker(&mut self, turn: TurnId, job: Job, is_reply: bool) {
+        self.egress.open(turn);
+        let cancel = self.call.child_token();
+        self.workers.insert(turn, Worker { cancel: cancel.clone(), is_reply, failed: false });
+        tokio::spawn(reply::run(self.ctx.clone(), turn, job, cancel, self.worker_tx.clone()));
+    }
+
+    fn commit(&mut self, turn: TurnId, text: String, source: TurnSource) {
+        let now = Instant::now();
+        let at_ms = self.ms_since_start(self.caller_stopped.unwrap_or(now));
+        self.transcript.push(TranscriptLine {
+            turn: turn.0,
+            speaker: Speaker::Caller,
+            text: text.clone(),
+            at_ms,
+            interrupted: false,
+        });
+        self.log(CallEventKind::TurnCommitted { turn: turn.0, dtmf: source == TurnSource::Dtmf });
+        if let (TurnSource::Speech, Some(stopped)) = (source, self.caller_stopped) {
+            let since = |t: Instant| Some(t.saturating_duration_since(stopped).as_millis() as u64);
+            let latency = TurnLatency {
+                turn: turn.0,
+                final_transcript_ms: self.final_at.and_then(since),
+                committed_ms: since(now),
+                ..TurnLatency::default()
+            };
+            self.pending_latency.insert(turn, PendingLatency { caller_stopped: stopped, latency });
+        }
+        let content = match source {
+            TurnSource::Speech => text.clone(),
+            TurnSource::Dtmf => format!("(The caller pressed the keys {text} on their keypad.)"),
+        };
+        self.history.push(ChatMessage::new(Role::User, content));
+        self.start_worker(turn, Job::Reply { messages: self.history.clone(), query: text }, true);
+    }
+
+    fn interrupt(&mut self, turn: TurnId, heard_ms: u64) {
+        if let Some(worker) = self.workers.remove(&turn) {
+            worker.cancel.cancel();
+        }
+        let spoken = self.egress.interrupt(turn);
+        // Transports drop what they still buffer; urgent, so never dropped here.
+        let events = self.events_tx.clone();
+        tokio::spawn(async move { events.send(SessionEvent::Clear).await });
+        metrics().interruptions.inc();
+        let heard_ms = spoken.as_ref().map_or(heard_ms, |s| s.played_ms);
+        self.log(CallEventKind::Interrupted { turn: turn.0, heard_ms });
+        if let Some(spoken) = spoken {
+            self.agent_said(spoken);
+        }
+        if matches!(self.after_turn, Some((t, _)) if t == turn) {
+            // The caller spoke over the goodbye: carry on the conversation.
+            self.after_turn = None;
+        }
+        self.pacing = false;
+    }
+
+    /// Puts what the caller heard of an agent turn into the transcript and history.
+    fn agent_said(&mut self, spoken: Spoken) {
+        if let Some(pending) = self.pending_latency.remove(&spoken.turn) {
+            observe(&pending.latency);
+            self.latencies.push(pending.latency);
+        }
+        if spoken.text.is_empty() {
+            return;
+        }
+        let at_ms = self.ms_since_start(Instant::now()).saturating_sub(spoken.played_ms);
+        self.transcript.push(TranscriptLine {
+            turn: spoken.turn.0,
+            speaker: Speaker::Agent,
+            text: spoken.text.clone(),
+            at_ms,
+            interrupted: !spoken.complete,
+        });
+        self.history.push(ChatMessage::new(Role::Assistant, spoken.text));
+    }
+
+    async fn send_frame(&mut self) {
+        let mut frame = [0i16; FRAME_SAMPLES];
+        match self.egress.poll_frame(&mut frame) {
+            Some(_) => {
+                if self.audio_tx.try_send(frame).is_err() {
+                    // The transport is not keeping up: the frame is late, so lost.
+                    self.dropped_frames += 1;
+                }
+                if self.recorder.is_some() {
+                    if self.unrecorded.len() == 50 {
+                        // The caller's side stalled: record the agent alone.
+                        if let Some(agent) = self.unrecorded.pop_front() {
+                            self.record(&[0; FRAME_SAMPLES], &agent);
+                        }
+                    }
+                    self.unrecorded.push_back(frame);
+                }
+            }
+            None => self.pacing = false,
+        }
+        self.drain_egress_events().await;
+    }
+
+    async fn drain_egress_events(&mut self) {
+        while let Some(event) = self.egress.poll_event() {
+            match event {
+                EgressEvent::Playout(playout) => {
+                    if let PlayoutEvent::Started { turn } = playout
+                        && let Some(p) = self.pending_latency.get_mut(&turn)
+                    {
+                        p.latency.first_frame_ms = Some(p.caller_stopped.elapsed().as_millis() as u64);
+                    }
+                    self.turns.handle_playout(now(), playout);
+                }
+                EgressEvent::Finished(spoken) => {
+                    let turn = spoken.turn;
+                    let said_nothing = spoken.text.is_empty();
+                    self.agent_said(spoken);
+                    if let Some((t, action)) = self.after_turn.take_if(|(t, _)| *t == turn) {
+                        debug_assert_eq!(t, turn);
+                        match action {
+                            AfterTurn::EndCall => {
+                                let goodbye =
+                                    said_nothing.then(|| self.config().turn.goodbye.clone()).flatten();
+                                self.turns.handle_end_call(now(), goodbye);
+                            }
+                            AfterTurn::Transfer(target) => {
+                                let _ = self
+                                    .events_tx
+                                    .send(SessionEvent::Transfer { target: target.clone() })
+                                    .await;
+                                self.end = Some(EndReason::Transferred { target });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_worker(&mut self, event: WorkerEvent) {
+        let live = |turn: &TurnId, workers: &HashMap<TurnId, Worker>| workers.contains_key(turn);
+        match event {
+            WorkerEvent::Sentence { turn, text } if live(&turn, &self.workers) => {
+                let _ = self.events_tx.try_send(SessionEvent::Transcript {
+                    speaker: Speaker::Agent,
+                    text: text.clone(),
+                    is_final: true,
+                });
+                self.egress.begin_sentence(turn, text);
+            }
+            WorkerEvent::Audio { turn, samples } if live(&turn, &self.workers) => {
+                self.egress.push_audio(turn, &samples);
+            }
+            WorkerEvent::FirstToken { turn, at } => {
+                if let Some(p) = self.pending_latency.get_mut(&turn) {
+                    p.latency.llm_first_token_ms =
+                        Some(at.saturating_duration_since(p.caller_stopped).as_millis() as u64);
+                }
+            }
+            WorkerEvent::FirstAudio { turn, at } => {
+                if let Some(p) = self.pending_latency.get_mut(&turn) {
+                    p.latency.tts_first_audio_ms =
+                        Some(at.saturating_duration_since(p.caller_stopped).as_millis() as u64);
+                }
+            }
+            WorkerEvent::ToolMessages { turn, messages } if live(&turn, &self.workers) => {
+                self.history.extend(messages);
+            }
+            WorkerEvent::ToolRan { name, ok, elapsed } => {
+                self.log(CallEventKind::ToolCalled { name, ok, ms: elapsed.as_millis() as u64 });
+            }
+            WorkerEvent::EndCall { turn } if live(&turn, &self.workers) => {
+                self.after_turn = Some((turn, AfterTurn::EndCall));
+            }
+            WorkerEvent::Transfer { turn, target } if live(&turn, &self.workers) => {
+                self.log(CallEventKind::Transfer { target: target.clone() });
+                self.after_turn = Some((turn, AfterTurn::Transfer(target)));
+            }
+            WorkerEvent::Retrying { stage, provider, attempt, backoff, error } => {
+                self.retrying(stage, provider, attempt, backoff, error);
+            }
+            WorkerEvent::Failed { turn, stage, provider, error, spoke } if live(&turn, &self.workers) => {
+                if let Some(w) = self.workers.get_mut(&turn) {
+                    w.failed = true;
+                }
+                self.failed(stage, provider, error, !spoke);
+            }
+            WorkerEvent::Closed { turn } => {
+                if let Some(worker) = self.workers.remove(&turn) {
+                    self.egress.close(turn);
+                    if worker.is_reply && !worker.failed {
+                        self.failures = 0;
+                    }
+                }
+            }
+            // Events of a turn that was interrupted meanwhile.
+            _ => {}
+        }
+    }
+
+    fn retrying(&mut self, stage: Stage, provider: &str, attempt: u32, backoff: Duration, error: String) {
+        tracing::warn!(?stage, provider, attempt, ?backoff, %error, "provider failed; retrying");
+        metrics().provider_retries.get_or_create(&provider_label(stage, provider)).inc();
+        self.log(CallEventKind::ProviderRetry {
+            stage,
+            provider: provider.to_owned(),
+            attempt,
+            backoff_ms: backoff.as_millis() as u64,
+            error,
+        });
+    }
+
+    /// A provider failed for good: say the fallback, or end the call after
+    /// too many failures in a row.
+    fn failed(&mut self, stage: Stage, provider: &str, error: String, say_fallback: bool) {
+        tracing::warn!(?stage, provider, %error, "provider failed");
+        metrics().provider_failures.get_or_create(&provider_label(stage, provider)).inc();
+        self.log(CallEventKind::ProviderFailed { stage, provider: provider.to_owned(), error });
+        if self.failing {
+            // Even the goodbye failed: hang up now.
+            self.end = Some(EndReason::ProviderFailure);
+            return;
+        }
+        self.failures += 1;
+        if self.failures >= self.config().max_consecutive_failures {
+            self.failing = true;
+            let goodbye = self.config().failure_goodbye.clone();
+            self.turns.handle_end_call(now(), Some(goodbye));
+        } else if say_fallback {
+            let line = self.config().fallback_line.clone();
+            self.turns.say(now(), line, LineKind::Fallback);
+        }
+    }
+
+    async fn handle_stt(&mut self, event: SttLaneEvent) {
+        match event {
+            SttLaneEvent::Event(SttEvent::Interim { text }) => {
+                self.turns.handle_transcript(now(), &text, false);
+                let _ = self.events_tx.try_send(SessionEvent::Transcript {
+                    speaker: Speaker::Caller,
+                    text,
+                    is_final: false,
+                });
+            }
+            SttLaneEvent::Event(SttEvent::Final { text, .. }) => {
+                self.final_at = Some(Instant::now());
+                self.turns.handle_transcript(now(), &text, true);
+                let _ = self.events_tx.try_send(SessionEvent::Transcript {
+                    speaker: Speaker::Caller,
+                    text,
+                    is_final: true,
+                });
+            }
+            // The session's own VAD and endpointer decide turns.
+            SttLaneEvent::Event(SttEvent::SpeechStarted | SttEvent::UtteranceEnd) => {}
+            SttLaneEvent::Retrying { attempt, backoff, error } => {
+                self.retrying(Stage::Stt, error.provider(), attempt, backoff, error.to_string());
+            }
+            SttLaneEvent::Failed(error) => self.failed(Stage::Stt, error.provider(), error.to_string(), true),
+        }
+    }
+
+    fn handle_frame(&mut self, frame: &Frame) {
+        if self.recorder.is_some() {
+            let agent = self.unrecorded.pop_front().unwrap_or([0; FRAME_SAMPLES]);
+            self.record(frame, &agent);
+        }
+        // A VAD error on one frame counts as silence.
+        let probability = self.vad.process(frame).unwrap_or(0.0);
+        self.media_ms += 20;
+        // A recogniser that falls behind loses frames, never the call.
+        let _ = self.stt_tx.try_send(SttInput::Audio(frame.to_vec()));
+        match self.endpointer.handle_frame(self.media_ms, probability) {
+            Some(EndpointEvent::SpeechStart { .. }) => {
+                let _ = self.stt_tx.try_send(SttInput::StartOfSpeech);
+                self.turns.handle_speech_start(now());
+            }
+            Some(EndpointEvent::SpeechEnd { .. }) => {
+                let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
+                let silence = Duration::from_millis(u64::from(self.config().endpoint.min_silence_ms));
+                let at = Instant::now();
+                self.caller_stopped = Some(at.checked_sub(silence).unwrap_or(at));
+                self.final_at = None;
+                self.turns.handle_speech_end(now());
+            }
+            None => {}
+        }
+    }
+
+    fn record(&mut self, caller: &Frame, agent: &Frame) {
+        let Some(recorder) = self.recorder.as_mut() else { return };
+        match recorder.write_stereo(caller, agent) {
+            Ok(()) => self.recorded_frames += 1,
+            Err(e) => {
+                // A full disk stops the recording, never the call.
+                self.recorder = None;
+                self.log(CallEventKind::RecordingFailed { error: e.to_string() });
+            }
+        }
+    }
+
+    async fn finish(mut self) -> CallLog {
+        self.call.cancel();
+        let end = self.end.take().unwrap_or(EndReason::CallerHungUp);
+        if let Some(recorder) = self.recorder.take()
+            && let Err(e) = recorder.finish()
+        {
+            self.log(CallEventKind::RecordingFailed { error: e.to_string() });
+        }
+        let _ = self.events_tx.send(SessionEvent::Ended(end.clone())).await;
+        metrics().active_sessions.dec();
+        for (_, pending) in self.pending_latency.drain() {
+            self.latencies.push(pending.latency);
+        }
+        self.latencies.sort_by_key(|l| l.turn);
+        CallLog {
+            transcript: self.transcript,
+            events: self.log_events,
+            latencies: self.latencies,
+            end,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            recorded_ms: self.recorded_frames * 20,
+            dropped_frames: self.dropped_frames,
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn provider_label(stage: Stage, provider: &str) -> ProviderLabel {
+    let stage = match stage {
+        Stage::Stt => "stt",
+        Stage::Llm => "llm",
+        Stage::Tts => "tts",
+        Stage::Tool => "tool",
+    };
+    ProviderLabel { stage, provider: provider.to_owned() }
+}
+
+fn observe(latency: &TurnLatency) {
+    let stages = [
+        ("final_transcript", latency.final_transcript_ms),
+        ("committed", latency.committed_ms),
+        ("llm_first_token", latency.llm_first_token_ms),
+        ("tts_first_audio", latency.tts_first_audio_ms),
+        ("first_frame", latency.first_frame_ms),
+    ];
+    for (stage, ms) in stages {
+        if let Some(ms) = ms {
+            metrics().turn_latency.get_or_create(&StageLabel { stage }).observe(ms as f64 / 1000.0);
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! One agent turn's work, run as its own task: knowledge retrieval, the
+//! LLM (with tool rounds), sentence splitting and TTS, resampled to the
+//! canonical 16 kHz. Everything it makes goes to the session as
+//! [`WorkerEvent`]s; it stops the moment its turn's token is cancelled.
+//!
+//! The LLM and TTS run side by side: sentences go to TTS as the LLM
+//! finishes them, so the first audio is ready while the model still writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use voxgate_codecs::SampleRate;
+use voxgate_codecs::resample::FrameResampler;
+
+use super::config::{Providers, SessionConfig};
+use super::log::Stage;
+use super::sentences::SentenceSplitter;
+use super::tools::{self, END_CALL, HttpTool, TRANSFER};
+use crate::providers::{
+    CancellationToken, ChatMessage, ChatRequest, LlmEvent, ProviderError, Role, ToolCall, ToolSpec,
+};
+use crate::turn::TurnId;
+
+/// What a turn's worker reports to the session.
+#[derive(Debug)]
+pub(crate) enum WorkerEvent {
+    /// The audio that follows speaks `text`.
+    Sentence { turn: TurnId, text: String },
+    /// 16 kHz audio of the current sentence.
+    Audio { turn: TurnId, samples: Vec<i16> },
+    /// The LLM's first token (for the latency breakdown).
+    FirstToken { turn: TurnId, at: Instant },
+    /// TTS's first audio of the turn.
+    FirstAudio { turn: TurnId, at: Instant },
+    /// Tool calls and their results, for the conversation history.
+    ToolMessages { turn: TurnId, messages: Vec<ChatMessage> },
+    /// A tool ran.
+    ToolRan { name: String, ok: bool, elapsed: Duration },
+    /// The model asked to end the call, once this turn has played.
+    EndCall { turn: TurnId },
+    /// The model asked to hand the caller to a human, once this turn has played.
+    Transfer { turn: TurnId, target: String },
+    /// A provider failed and is tried again.
+    Retrying { stage: Stage, provider: &'static str, attempt: u32, backoff: Duration, error: String },
+    /// A provider failed for good; `spoke`: some of the reply was already said.
+    Failed { turn: TurnId, stage: Stage, provider: &'static str, error: String, spoke: bool },
+    /// The turn has all its audio.
+    Closed { turn: TurnId },
+}
+
+/// What the worker is asked to do.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// Say a fixed line.
+    Line(String),
+    /// Answer the conversation (whose last message is the caller's).
+    Reply { messages: Vec<ChatMessage>, query: String },
+}
+
+/// Shared by every worker of a call.
+pub(crate) struct WorkerContext {
+    pub config: Arc<SessionConfig>,
+    pub providers: Providers,
+    pub http: reqwest::Client,
+}
+
+impl WorkerContext {
+    fn tool_specs(&self) -> Vec<ToolSpec> {
+        let c = &self.config;
+        let mut specs: Vec<ToolSpec> = c.tools.iter().map(|t| t.spec().clone()).collect();
+        if c.end_call_tool {
+            specs.push(tools::end_call_spec());
+        }
+        if c.transfer_target.is_some() {
+            specs.push(tools::transfer_spec());
+        }
+        specs
+    }
+
+    fn tool(&self, name: &str) -> Option<&HttpTool> {
+        self.config.tools.iter().find(|t| t.spec().name == name)
+    }
+}
+
+/// Runs `job` as turn `turn` until done or cancelled.
+pub(crate) async fn run(
+    ctx: Arc<WorkerContext>,
+    turn: TurnId,
+    job: Job,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<WorkerEvent>,
+) {
+    let work = async {
+        let (ctx, tx, cancel) = (&*ctx, &tx, &cancel);
+        let (sentences_tx, sentences_rx) = mpsc::unbounded_channel();
+        let think = async move {
+            let result = match job {
+                Job::Line(text) => {
+                    let _ = sentences_tx.send(text);
+                    Ok(())
+                }
+                Job::Reply { messages, query } => {
+                    converse(ctx, turn, messages, query, &sentences_tx, cancel, tx).await
+                }
+            };
+            // Dropping the sender tells the speaker there is no more text.
+            drop(sentences_tx);
+            result
+        };
+        let speak = speak(ctx, turn, sentences_rx, cancel, tx);
+        let (thought, spoken) = tokio::join!(think, speak);
+        for failure in [thought.err(), spoken.err()].into_iter().flatten() {
+            let (stage, error, spoke) = failure;
+            let _ = tx
+                .send(WorkerEvent::Failed {
+                    turn,
+                    stage,
+                    provider: error.provider(),
+                    error: error.to_string(),
+                    spoke,
+                })
+                .await;
+        }
+        let _ = tx.send(WorkerEvent::Closed { turn }).await;
+    };
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = work => {}
+    }
+}
+
+type Failure = (Stage, ProviderError, bool);
+
+/// The wait before retry `attempt` (0-based), or `None` when retries are used up.
+fn backoff(config: &SessionConfig, error: &ProviderError, attempt: usize) -> Option<Duration> {
+    if !error.is_retryable() {
+        return None;
+    }
+    let planned = *config.retry_backoff.get(attempt)?;
+    Some(match error {
+        // Honour the server's wish when it asks for longer (within reason).
+        ProviderError::RateLimited { retry_after: Some(after), .. } => {
+            planned.max(*after).min(Duration::from_secs(10))
+        }
+        _ => planned,
+    })
+}
+
+/// The LLM side: stream the reply, cut it into sentences, run tools.
+async fn converse(
+    ctx: &WorkerContext,
+    turn: TurnId,
+    mut messages: Vec<ChatMessage>,
+    query: String,
+    sentences: &mpsc::UnboundedSender<String>,
+    cancel: &CancellationToken,
+    tx: &mpsc::Sender<WorkerEvent>,
+) -> Result<(), Failure> {
+    let config = &ctx.config;
+    let knowledge = match ctx.providers.knowledge.clone() {
+        Some(k) if config.knowledge_passages > 0 => {
+            let n = config.knowledge_passages;
+            tokio::task::spawn_blocking(move || k.retrieve(&query, n)).await.unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    let llm = &ctx.providers.llm;
+    let tools = ctx.tool_specs();
+    let mut splitter = SentenceSplitter::new();
+    let mut first_token = true;
+    let mut spoke = false;
+    let mut filler_said = false;
+    for _round in 0..=config.max_tool_rounds {
+        let request = ChatRequest {
+            messages: messages.clone(),
+            knowledge: knowledge.clone(),
+            tools: tools.clone(),
+            max_tokens: config.max_tokens,
+            temperature: config.temperature,
+        };
+        let mut attempt = 0;
+        let (text, calls) = 'attempt: loop {
+            let mut events = llm.stream(request.clone(), cancel.child_token());
+            let (mut text, mut calls) = (String::new(), Vec::<ToolCall>::new());
+            while let Some(event) = events.recv().await {
+                match event {
+                    Ok(LlmEvent::Delta(delta)) => {
+                        if first_token {
+                            first_token = false;
+                            let _ = tx.send(WorkerEvent::FirstToken { turn, at: Instant::now() }).await;
+                        }
+                        text.push_str(&delta);
+                        for sentence in splitter.push(&delta) {
+                            spoke = true;
+                            let _ = sentences.send(sentence);
+                        }
+                    }
+                    Ok(LlmEvent::ToolCall(call)) => calls.push(call),
+                    Ok(LlmEvent::Done) => break,
+                    Err(error) => {
+                        let produced = !text.is_empty() || !calls.is_empty();
+                        match backoff(config, &error, attempt).filter(|_| !produced) {
+                            Some(wait) => {
+                                retrying(tx, Stage::Llm, &error, attempt, wait).await;
+                                tokio::time::sleep(wait).await;
+                                attempt += 1;
+                                continue 'attempt;
+                            }
+                            None => {
+                                if let Some(rest) = splitter.finish() {
+                                    let _ = sentences.send(rest);
+                                }
+                                return Err((Stage::Llm, error, spoke || produced));
+                            }
+                        }
+                    }
+                }
+            }
+            break (text, calls);
+        };
+        if let Some(rest) = splitter.finish() {
+            spoke = true;
+            let _ = sentences.send(rest);
+        }
+        if calls.is_empty() {
+            return Ok(());
+        }
+        // Built-ins end the turn: the transport acts once it has played.
+        if calls.iter().any(|c| c.name == END_CALL) {
+            let _ = tx.send(WorkerEvent::EndCall { turn }).await;
+            return Ok(());
+        }
+        if calls.iter().any(|c| c.name == TRANSFER)
+            && let Some(target) = config.transfer_target.clone()
+        {
+            let _ = tx.send(WorkerEvent::Transfer { turn, target }).await;
+            return Ok(());
+        }
+        let mut exchange =
+            vec![ChatMessage { tool_calls: calls.clone(), ..ChatMessage::new(Role::Assistant, text) }];
+        for call in &calls {
+            let result = match ctx.tool(&call.name) {
+                None => tools::ToolResult {
+                    content: format!(r#"{{"error":"no tool named {}"}}"#, call.name.replace('"', "")),
+                    ok: false,
+                    elapsed: Duration::ZERO,
+                },
+                Some(tool) => {
+                    let running = tool.run(&ctx.http, call);
+                    tokio::pin!(running);
+                    match (&config.filler, filler_said) {
+                        (Some((after, line)), false) => tokio::select! {
+                            r = &mut running => r,
+                            () = tokio::time::sleep(*after) => {
+                                filler_said = true;
+                                spoke = true;
+                                let _ = sentences.send(line.clone());
+                                running.await
+                            }
+                        },
+                        _ => running.await,
+                    }
+                }
+            };
+            let _ = tx
+                .send(WorkerEvent::ToolRan {
+                    name: call.name.clone(),
+                    ok: result.ok,
+                    elapsed: result.elapsed,
+                })
+                .await;
+            exchange.push(ChatMessage {
+                tool_call_id: Some(call.id.clone()),
+                ..ChatMessage::new(Role::Tool, result.content)
+            });
+        }
+        messages.extend(exchange.iter().cloned());
+        let _ = tx.send(WorkerEvent::ToolMessages { turn, messages: exchange }).await;
+    }
+    Ok(())
+}
+
+async fn retrying(
+    tx: &mpsc::Sender<WorkerEvent>,
+    stage: Stage,
+    error: &ProviderError,
+    attempt: usize,
+    wait: Duration,
+) {
+    let _ = tx
+        .send(WorkerEvent::Retrying {
+            stage,
+            provider: error.provider(),
+            attempt: attempt as u32 + 1,
+            backoff: wait,
+            error: error.to_string(),
+        })
+        .await;
+}
+
+/// The TTS side: speak each sentence in turn, retrying a voice that fails
+/// before its first audio.
+async fn speak(
+    ctx: &WorkerContext,
+    turn: TurnId,
+    mut sentences: mpsc::UnboundedReceiver<String>,
+    cancel: &CancellationToken,
+    tx: &mpsc::Sender<WorkerEvent>,
+) -> Result<(), Failure> {
+    let tts = &ctx.providers.tts;
+    let mut canonical = ToCanonical::new(tts.sample_rate());
+    let mut first_audio = true;
+    let mut spoke = false;
+    while let Some(text) = sentences.recv().await {
+        let _ = tx.send(WorkerEvent::Sentence { turn, text: text.clone() }).await;
+        let mut attempt = 0;
+        'attempt: loop {
+            let mut stream = tts.synthesize(text.clone(), cancel.child_token());
+            if stream.rate != canonical.rate {
+                canonical = ToCanonical::new(stream.rate);
+            }
+            let mut produced = false;
+            while let Some(chunk) = stream.audio.recv().await {
+                match chunk {
+                    Ok(samples) => {
+                        if first_audio {
+                            first_audio = false;
+                            let _ = tx.send(WorkerEvent::FirstAudio { turn, at: Instant::now() }).await;
+                        }
+                        produced = true;
+                        spoke = true;
+                        let samples = canonical.push(&samples);
+                        if !samples.is_empty() {
+                            let _ = tx.send(WorkerEvent::Audio { turn, samples }).await;
+                        }
+                    }
+                    Err(error) => match backoff(&ctx.config, &error, attempt).filter(|_| !produced) {
+                        Some(wait) => {
+                            retrying(tx, Stage::Tts, &error, attempt, wait).await;
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                            continue 'attempt;
+                        }
+                        None => return Err((Stage::Tts, error, spoke)),
+                    },
+                }
+            }
+            let tail = canonical.flush();
+            if !tail.is_empty() {
+                let _ = tx.send(WorkerEvent::Audio { turn, samples: tail }).await;
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// TTS audio of any rate and chunking -> 16 kHz, in whole 20 ms frames.
+struct ToCanonical {
+    rate: SampleRate,
+    resampler: Option<FrameResampler>,
+    pending: Vec<i16>,
+}
+
+impl ToCanonical {
+    fn new(rate: SampleRate) -> Self {
+        let resampler = (rate != SampleRate::HZ_16000)
+            .then(|| FrameResampler::new(rate, SampleRate::HZ_16000).ok())
+            .flatten();
+        Self { rate, resampler, pending: Vec::new() }
+    }
+
+    fn push(&mut self, samples: &[i16]) -> Vec<i16> {
+        let Some(resampler) = self.resampler.as_mut() else {
+            return samples.to_vec();
+        };
+        self.pending.extend_from_slice(samples);
+        let n_in = self.rate.samples_per_frame();
+        let mut out = Vec::with_capacity(self.pending.len() / n_in * 320 + 320);
+        let mut frame = [0i16; 320];
+        let mut used = 0;
+        while self.pending.len() - used >= n_in {
+            if resampler.process(&self.pending[used..used + n_in], &mut frame).is_ok() {
+                out.extend_from_slice(&frame);
+            }
+            used += n_in;
+        }
+        self.pending.drain(..used);
+        out
+    }
+
+    /// Pads the last partial frame with silence and pushes it through.
+    fn flush(&mut self) -> Vec<i16> {
+        if self.resampler.is_none() || self.pending.is_empty() {
+            return Vec::new();
+        }
+        let n_in = self.rate.samples_per_frame();
+        let mut padded = std::mem::take(&mut self.pending);
+        padded.resize(n_in, 0);
+        self.push(&padded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tts_audio_at_any_rate_comes_out_as_whole_16k_frames() {
+        let mut c = ToCanonical::new(SampleRate::HZ_24000);
+        let mut out = c.push(&[100; 700]); // 1.46 frames of 480
+        assert_eq!(out.len(), 320);
+        out.extend(c.flush());
+        assert_eq!(out.len(), 640);
+        let mut same = ToCanonical::new(SampleRate::HZ_16000);
+        assert_eq!(same.push(&[1; 123]).len(), 123);
+        assert!(same.flush().is_empty());
+    }
+}

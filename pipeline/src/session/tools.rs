@@ -1,0 +1,231 @@
+//! Tools the agent can call: HTTP tools defined on the agent, whose
+//! arguments are checked against their JSON schema before the request is
+//! made, and the built-ins `end_call` and `transfer_to_human`, which the
+//! session and its transport carry out.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::providers::{ToolCall, ToolSpec};
+
+/// Name of the built-in tool that ends the call.
+pub const END_CALL: &str = "end_call";
+/// Name of the built-in tool that hands the caller to a human.
+pub const TRANSFER: &str = "transfer_to_human";
+
+/// The longest tool result handed back to the model.
+const MAX_RESULT_CHARS: usize = 4000;
+
+/// A tool definition was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolError {
+    /// The arguments schema is not a valid JSON schema.
+    #[error("tool {name}: invalid JSON schema: {message}")]
+    Schema { name: String, message: String },
+    /// A name the built-ins use, or not `[a-zA-Z0-9_-]{1,64}`.
+    #[error("tool {name}: invalid or reserved name")]
+    Name { name: String },
+}
+
+/// An HTTP tool: the model's arguments are POSTed as JSON to `url`; the
+/// response body goes back to the model.
+#[derive(Clone)]
+pub struct HttpTool {
+    spec: ToolSpec,
+    url: String,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    schema: Value,
+}
+
+impl std::fmt::Debug for HttpTool {
+    // Header values are often credentials: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTool")
+            .field("name", &self.spec.name)
+            .field("url", &self.url)
+            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTool {
+    /// A tool named `name` whose arguments follow `schema`.
+    ///
+    /// # Errors
+    /// A reserved or malformed name, or a schema that does not compile.
+    pub fn new(
+        name: &str,
+        description: &str,
+        schema: Value,
+        url: &str,
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<Self, ToolError> {
+        let valid_name = (1..=64).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name || name == END_CALL || name == TRANSFER {
+            return Err(ToolError::Name { name: name.to_owned() });
+        }
+        jsonschema::validator_for(&schema)
+            .map_err(|e| ToolError::Schema { name: name.to_owned(), message: e.to_string() })?;
+        let spec = ToolSpec {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            parameters: schema.to_string(),
+        };
+        Ok(Self { spec, url: url.to_owned(), headers, timeout, schema })
+    }
+
+    /// What the model is told about it.
+    #[must_use]
+    pub fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    /// Runs the call: checks the arguments, POSTs them, returns what the
+    /// model should read (the response, or why it failed) and whether it
+    /// succeeded.
+    pub async fn run(&self, http: &reqwest::Client, call: &ToolCall) -> ToolResult {
+        let started = Instant::now();
+        let (content, ok) = match self.check(&call.arguments) {
+            Err(problem) => (json!({ "error": problem }).to_string(), false),
+            Ok(args) => self.post(http, &args).await,
+        };
+        ToolResult { content, ok, elapsed: started.elapsed() }
+    }
+
+    /// Parses the arguments and checks them against the schema.
+    fn check(&self, arguments: &str) -> Result<Value, String> {
+        let args: Value = serde_json::from_str(if arguments.trim().is_empty() { "{}" } else { arguments })
+            .map_err(|e| format!("arguments are not JSON: {e}"))?;
+        // Compiled at construction; cannot fail here.
+        let validator = jsonschema::validator_for(&self.schema).map_err(|e| e.to_string())?;
+        let problems: Vec<String> = validator.iter_errors(&args).map(|e| e.to_string()).collect();
+        if problems.is_empty() {
+            Ok(args)
+        } else {
+            Err(format!("invalid arguments: {}", problems.join("; ")))
+        }
+    }
+
+    async fn post(&self, http: &reqwest::Client, args: &Value) -> (String, bool) {
+        let mut request = http.post(&self.url).timeout(self.timeout).json(args);
+        for (k, v) in &self.headers {
+            request = request.header(k, v);
+        }
+        match request.send().await {
+            Err(e) if e.is_timeout() => (json!({ "error": "the tool timed out" }).to_string(), false),
+            Err(e) => (json!({ "error": format!("the tool could not be reached: {e}") }).to_string(), false),
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                let body: String = body.chars().take(MAX_RESULT_CHARS).collect();
+                if status.is_success() {
+                    (body, true)
+                } else {
+                    (
+                        json!({ "error": format!("the tool answered {status}"), "body": body }).to_string(),
+                        false,
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// What a tool call gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    /// For the model.
+    pub content: String,
+    /// Whether the tool did its job.
+    pub ok: bool,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// The built-in `end_call` tool's spec.
+#[must_use]
+pub fn end_call_spec() -> ToolSpec {
+    ToolSpec {
+        name: END_CALL.to_owned(),
+        description: "End the phone call. Use it after saying goodbye, when the caller is done.".to_owned(),
+        parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}).to_string(),
+    }
+}
+
+/// The built-in `transfer_to_human` tool's spec.
+#[must_use]
+pub fn transfer_spec() -> ToolSpec {
+    ToolSpec {
+        name: TRANSFER.to_owned(),
+        description: "Transfer the caller to a human colleague, when they ask for a person or you \
+                      cannot help."
+            .to_owned(),
+        parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool() -> HttpTool {
+        let schema = json!({
+            "type": "object",
+            "properties": {"date": {"type": "string"}, "people": {"type": "integer", "minimum": 1}},
+            "required": ["date", "people"],
+            "additionalProperties": false
+        });
+        HttpTool::new(
+            "book_table",
+            "Books a table",
+            schema,
+            "http://127.0.0.1:9/",
+            vec![],
+            Duration::from_secs(1),
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn arguments_are_checked_against_the_schema() {
+        let t = tool();
+        assert!(t.check(r#"{"date":"friday","people":2}"#).is_ok());
+        let e = t.check(r#"{"date":"friday","people":0}"#).expect_err("minimum");
+        assert!(e.contains("invalid arguments"), "{e}");
+        assert!(t.check(r#"{"date":"friday"}"#).is_err(), "required");
+        assert!(t.check(r#"{"date":"friday","people":2,"x":1}"#).is_err(), "additional");
+        assert!(t.check("not json").expect_err("json").contains("not JSON"));
+    }
+
+    #[test]
+    fn reserved_names_and_bad_schemas_are_refused() {
+        let ok = json!({"type": "object"});
+        let new = |name: &str, schema: Value| {
+            HttpTool::new(name, "", schema, "http://x/", vec![], Duration::from_secs(1))
+        };
+        assert!(matches!(new(END_CALL, ok.clone()), Err(ToolError::Name { .. })));
+        assert!(matches!(new("has space", ok.clone()), Err(ToolError::Name { .. })));
+        assert!(matches!(new("t", json!({"type": 12})), Err(ToolError::Schema { .. })));
+    }
+
+    #[test]
+    fn header_values_never_show_in_debug_output() {
+        let t = HttpTool::new(
+            "crm",
+            "",
+            json!({"type": "object"}),
+            "http://x/",
+            vec![("Authorization".into(), "Bearer hunter2".into())],
+            Duration::from_secs(1),
+        )
+        .expect("valid");
+        let shown = format!("{t:?}");
+        assert!(shown.contains("Authorization") && !shown.contains("hunter2"), "{shown}");
+    }
+}
