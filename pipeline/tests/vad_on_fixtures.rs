@@ -72,12 +72,16 @@ fn endpoint(
         let p = vad.process(frame)?;
         events.extend(ep.handle_frame(20 * i as u64, p));
     }
+    // Turns are what these tests count; pauses within speech are for barge-in.
+    let is_turn_edge =
+        |e: &EndpointEvent| matches!(e, EndpointEvent::SpeechStart { .. } | EndpointEvent::SpeechEnd { .. });
     // End of file counts as silence long enough to end a turn.
     let mut t = 20 * frames.len() as u64;
     while ep.in_speech() && t < 20 * frames.len() as u64 + 2000 {
         events.extend(ep.handle_frame(t, 0.0));
         t += 20;
     }
+    events.retain(is_turn_edge);
     Ok(events)
 }
 

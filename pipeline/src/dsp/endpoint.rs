@@ -21,6 +21,10 @@ pub struct EndpointConfig {
     pub min_speech_ms: u32,
     /// Silence this long before speech ends.
     pub min_silence_ms: u32,
+    /// Silence this long within speech is reported as a pause (for
+    /// barge-in, which must tell a cough from a sentence long before the
+    /// turn ends).
+    pub pause_ms: u32,
     /// Added before the first speech frame in `SpeechStart`.
     pub pre_padding_ms: u32,
     /// Added after the last speech frame in `SpeechEnd`.
@@ -36,6 +40,7 @@ impl Default for EndpointConfig {
             hysteresis: 0.15,
             min_speech_ms: 100,
             min_silence_ms: 600,
+            pause_ms: 60,
             pre_padding_ms: 200,
             post_padding_ms: 100,
         }
@@ -49,6 +54,11 @@ pub enum EndpointEvent {
     SpeechStart { at_ms: u64 },
     /// Speech ended at `at_ms` (padding included); `speech_ms` since its start.
     SpeechEnd { at_ms: u64, speech_ms: u64 },
+    /// Within speech, the voice stopped at `at_ms` (no padding); speech may
+    /// resume or end.
+    SpeechPause { at_ms: u64 },
+    /// After a pause, the voice is back at `at_ms`.
+    SpeechResume { at_ms: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +71,11 @@ enum State {
     Speech {
         start: u64,
     },
-    /// Quiet since `since` during speech.
+    /// Quiet since `since` during speech; `paused` once reported.
     Trailing {
         start: u64,
         since: u64,
+        paused: bool,
     },
 }
 
@@ -107,15 +118,22 @@ impl Endpointer {
             }
             State::Onset { since } => self.confirm_onset(since, end_of_frame),
             State::Speech { start } if quiet => {
-                self.state = State::Trailing { start, since: at_ms };
+                self.state = State::Trailing { start, since: at_ms, paused: false };
                 self.confirm_end(start, at_ms, end_of_frame)
             }
             State::Speech { .. } => None,
-            State::Trailing { start, .. } if speech => {
+            State::Trailing { start, paused, .. } if speech => {
                 self.state = State::Speech { start };
-                None
+                paused.then_some(EndpointEvent::SpeechResume { at_ms })
             }
-            State::Trailing { start, since } => self.confirm_end(start, since, end_of_frame),
+            State::Trailing { start, since, paused } => {
+                let end = self.confirm_end(start, since, end_of_frame);
+                if end.is_none() && !paused && end_of_frame - since >= u64::from(c.pause_ms) {
+                    self.state = State::Trailing { start, since, paused: true };
+                    return Some(EndpointEvent::SpeechPause { at_ms: since });
+                }
+                end
+            }
         }
     }
 
@@ -148,9 +166,16 @@ mod tests {
     use super::*;
 
     /// Feeds a pattern of probabilities, one per 20 ms frame.
-    fn run(config: EndpointConfig, probabilities: &[f32]) -> Vec<EndpointEvent> {
+    fn run_all(config: EndpointConfig, probabilities: &[f32]) -> Vec<EndpointEvent> {
         let mut ep = Endpointer::new(config, 20);
         probabilities.iter().enumerate().filter_map(|(i, &p)| ep.handle_frame(20 * i as u64, p)).collect()
+    }
+
+    /// Only the turn's start and end.
+    fn run(config: EndpointConfig, probabilities: &[f32]) -> Vec<EndpointEvent> {
+        let mut events = run_all(config, probabilities);
+        events.retain(|e| matches!(e, EndpointEvent::SpeechStart { .. } | EndpointEvent::SpeechEnd { .. }));
+        events
     }
 
     fn pattern(parts: &[(f32, usize)]) -> Vec<f32> {
@@ -166,6 +191,23 @@ mod tests {
             [
                 EndpointEvent::SpeechStart { at_ms: 300 },
                 EndpointEvent::SpeechEnd { at_ms: 1600, speech_ms: 1300 },
+            ]
+        );
+    }
+
+    #[test]
+    fn pauses_within_speech_are_reported_as_they_happen() {
+        // Speech, 100 ms quiet, speech, then the end.
+        let events =
+            run_all(EndpointConfig::default(), &pattern(&[(0.9, 20), (0.0, 5), (0.9, 10), (0.0, 40)]));
+        assert_eq!(
+            events,
+            [
+                EndpointEvent::SpeechStart { at_ms: 0 },
+                EndpointEvent::SpeechPause { at_ms: 400 },
+                EndpointEvent::SpeechResume { at_ms: 500 },
+                EndpointEvent::SpeechPause { at_ms: 700 },
+                EndpointEvent::SpeechEnd { at_ms: 800, speech_ms: 800 },
             ]
         );
     }

@@ -13,6 +13,7 @@ mod http_pcm;
 pub mod local;
 pub mod openai;
 pub mod openai_speech;
+pub mod scripted;
 
 use std::time::Duration;
 

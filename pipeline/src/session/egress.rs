@@ -156,6 +156,21 @@ impl Egress {
         Some(t.heard(false))
     }
 
+    /// Finishes the turns at the front that have nothing left to play
+    /// (played to the end, or closed without audio), so the next can start.
+    /// Call it after [`Egress::close`]; [`Egress::poll_frame`] calls it too.
+    pub fn settle(&mut self) {
+        while let Some(front) = self.turns.front() {
+            if !(front.closed && front.pending.is_empty()) {
+                break;
+            }
+            // Infallible: front exists.
+            let done = self.turns.pop_front().expect("front exists");
+            self.events.push_back(EgressEvent::Playout(PlayoutEvent::Finished { turn: done.turn }));
+            self.events.push_back(EgressEvent::Finished(done.heard(true)));
+        }
+    }
+
     /// True while audio is waiting to go out (or a turn is being made).
     #[must_use]
     pub fn is_busy(&self) -> bool {
@@ -175,16 +190,7 @@ impl Egress {
     /// Writes the next 20 ms frame into `out` and returns its turn, or
     /// `None` when there is nothing to send (paused, or waiting for TTS).
     pub fn poll_frame(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Option<TurnId> {
-        // Turns with nothing left, at the front, are finished.
-        while let Some(front) = self.turns.front() {
-            if !(front.closed && front.pending.is_empty()) {
-                break;
-            }
-            // Infallible: front exists.
-            let done = self.turns.pop_front().expect("front exists");
-            self.events.push_back(EgressEvent::Playout(PlayoutEvent::Finished { turn: done.turn }));
-            self.events.push_back(EgressEvent::Finished(done.heard(true)));
-        }
+        self.settle();
         if !self.has_frame() {
             return None;
         }
@@ -294,6 +300,18 @@ mod tests {
         e.close(TurnId(1));
         let (frames, _) = drain(&mut e);
         assert_eq!(frames, vec![TurnId(1), TurnId(2)]);
+    }
+
+    #[test]
+    fn a_turn_closed_without_audio_does_not_hold_up_the_next() {
+        let mut e = Egress::new();
+        e.open(TurnId(1));
+        e.push_audio(TurnId(2), &[2; 320]);
+        e.close(TurnId(1));
+        assert!(!e.has_frame());
+        e.settle();
+        assert_eq!(e.poll_event(), Some(EgressEvent::Playout(PlayoutEvent::Finished { turn: TurnId(1) })));
+        assert!(e.has_frame(), "turn 2 is next");
     }
 
     #[test]

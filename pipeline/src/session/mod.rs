@@ -530,6 +530,8 @@ impl Driver {
             WorkerEvent::Closed { turn } => {
                 if let Some(worker) = self.workers.remove(&turn) {
                     self.egress.close(turn);
+                    self.egress.settle();
+                    self.drain_egress_events().await;
                     if worker.is_reply && !worker.failed {
                         self.failures = 0;
                     }
@@ -615,8 +617,15 @@ impl Driver {
         match self.endpointer.handle_frame(self.media_ms, probability) {
             Some(EndpointEvent::SpeechStart { .. }) => {
                 let _ = self.stt_tx.try_send(SttInput::StartOfSpeech);
-                self.turns.handle_speech_start(now());
+                // The voice began when the endpointer's minimum speech began.
+                let onset = Duration::from_millis(u64::from(self.config().endpoint.min_speech_ms));
+                self.turns.handle_speech_start(before(onset));
             }
+            Some(EndpointEvent::SpeechPause { at_ms }) => {
+                let ago = Duration::from_millis(self.media_ms.saturating_sub(at_ms));
+                self.turns.handle_speech_pause(before(ago));
+            }
+            Some(EndpointEvent::SpeechResume { .. }) => self.turns.handle_speech_resume(now()),
             Some(EndpointEvent::SpeechEnd { .. }) => {
                 let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
                 let silence = Duration::from_millis(u64::from(self.config().endpoint.min_silence_ms));
@@ -669,6 +678,12 @@ impl Driver {
 
 fn now() -> std::time::Instant {
     Instant::now().into_std()
+}
+
+/// `ago` before now (or now, this early in the process's life).
+fn before(ago: Duration) -> std::time::Instant {
+    let now = now();
+    now.checked_sub(ago).unwrap_or(now)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -57,6 +57,8 @@ pub(crate) async fn run(
             }
             None => {
                 attempt = 0;
+                // The caller is asked to say it again: what they said is dropped.
+                replay.clear();
                 SttLaneEvent::Failed(error)
             }
         };

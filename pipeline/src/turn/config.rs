@@ -40,7 +40,10 @@ impl Default for TurnConfig {
         Self {
             greeting: Some("Hello! How can I help you today?".to_owned()),
             allow_interruptions: true,
-            min_interruption_speech_ms: 300,
+            // Half a second: a cough or "mm-hm" plus the VAD's own hang-over
+            // (WebRTC's adds 100-150 ms) stays under it; a real interruption
+            // does not. The agent pauses at once either way.
+            min_interruption_speech_ms: 500,
             min_interruption_words: 0,
             false_interruption_timeout_ms: 1500,
             endpointing_min_delay_ms: 300,

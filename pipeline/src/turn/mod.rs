@@ -314,11 +314,32 @@ impl TurnMachine {
                 self.try_commit(now);
             }
             State::AgentSpeaking { turn, pause: Some(p) } => {
-                let pause = Some(Pause { speech_ended: Some(now), ..p });
+                // A reported pause already knows when the voice stopped.
+                let pause = Some(Pause { speech_ended: p.speech_ended.or(Some(now)), ..p });
                 self.state = State::AgentSpeaking { turn, pause };
                 self.check_interruption(now);
             }
             _ => {}
+        }
+    }
+
+    /// Within the caller's speech, their voice stopped at `at` (the
+    /// endpointer's quick pause, long before its end of speech). Only a
+    /// paused agent cares: it tells a cough from an interruption.
+    pub fn handle_speech_pause(&mut self, at: Instant) {
+        if let State::AgentSpeaking { turn, pause: Some(p) } = self.state
+            && p.speech_ended.is_none()
+        {
+            self.state = State::AgentSpeaking { turn, pause: Some(Pause { speech_ended: Some(at), ..p }) };
+            self.check_interruption(at);
+        }
+    }
+
+    /// After a pause, the caller's voice is back.
+    pub fn handle_speech_resume(&mut self, now: Instant) {
+        if let State::AgentSpeaking { turn, pause: Some(p) } = self.state {
+            self.state = State::AgentSpeaking { turn, pause: Some(Pause { speech_ended: None, ..p }) };
+            self.check_interruption(now);
         }
     }
 
@@ -349,8 +370,13 @@ impl TurnMachine {
             self.caller_active();
         }
         match self.state {
-            // Words without a VAD start (e.g. a cloud STT is faster): the caller speaks.
-            State::Listening { .. } if !text.is_empty() => self.state = State::CallerSpeaking,
+            // Words the VAD did not hear (a cloud STT is faster, or a
+            // recogniser caught up late): wait for the endpoint from here;
+            // speech the VAD does hear moves on to CallerSpeaking.
+            State::Listening { .. } if !text.is_empty() => {
+                self.state = State::AwaitingEndpoint { ended: now };
+                self.try_commit(now);
+            }
             State::AwaitingEndpoint { .. } => self.try_commit(now),
             State::AgentSpeaking { pause: Some(_), .. } => self.check_interruption(now),
             _ => {}

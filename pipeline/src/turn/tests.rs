@@ -161,13 +161,13 @@ fn barge_in_mid_sentence_pauses_at_once_then_interrupts_with_what_was_heard() {
     // The agent pauses on the caller's first sound ...
     assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(2) }]);
     // ... and is interrupted once the speech has lasted the minimum.
-    h.advance(299);
+    h.advance(499);
     assert_eq!(h.take(), []);
     h.advance(1);
     assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(2), heard_ms: 1200 }]);
     // The interruption becomes the caller's next turn.
     h.transcript("No, on Sunday.", true);
-    h.advance(500);
+    h.advance(300);
     h.speech(false);
     h.advance(300);
     assert_eq!(h.take(), [commit(3, "No, on Sunday.")]);
@@ -192,6 +192,50 @@ fn a_cough_pauses_the_agent_which_then_resumes() {
     h.playout(PlayoutEvent::Finished { turn: TurnId(1) });
     h.advance(100);
     assert_eq!(h.take(), []);
+}
+
+#[test]
+fn a_voice_pause_times_the_sound_before_the_endpointer_ends_it() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.speech(true);
+    h.advance(250);
+    // The voice stopped after 250 ms; the endpointer ends the speech only
+    // after its own silence (600 ms), past the 500 ms minimum.
+    h.m.handle_speech_pause(h.now);
+    let stopped = h.now;
+    h.advance(600);
+    h.speech(false);
+    assert_eq!(
+        h.take(),
+        [TurnOutput::PauseAgent { turn: TurnId(1) }],
+        "a 250 ms sound is not an interruption"
+    );
+    // The false-interruption window runs from when the voice stopped.
+    h.advance(899);
+    assert_eq!(h.take(), []);
+    h.advance(1);
+    assert_eq!(h.now - stopped, Duration::from_millis(1500));
+    assert_eq!(h.take(), [TurnOutput::ResumeAgent { turn: TurnId(1) }]);
+}
+
+#[test]
+fn a_voice_that_comes_back_keeps_counting() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.speech(true);
+    h.advance(200);
+    h.m.handle_speech_pause(h.now);
+    h.advance(100);
+    h.m.handle_speech_resume(h.now);
+    h.drain();
+    h.advance(300);
+    assert_eq!(
+        h.take(),
+        [TurnOutput::PauseAgent { turn: TurnId(1) }, TurnOutput::Interrupt { turn: TurnId(1), heard_ms: 0 }]
+    );
 }
 
 #[test]

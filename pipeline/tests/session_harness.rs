@@ -1,0 +1,437 @@
+//! The session driver, deterministically: scripted providers, a paused
+//! tokio clock, fixture speech fed as 20 ms frames through the real WebRTC
+//! VAD and endpointer. Each test asserts the sequence of what happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use voxgate_codecs::dtmf::DtmfKey;
+use voxgate_pipeline::dsp::vad::{WebRtcMode, WebRtcVad};
+use voxgate_pipeline::providers::scripted::{LlmScript, ScriptedLlm, ScriptedStt, ScriptedTts, SttScript};
+use voxgate_pipeline::providers::{ProviderError, ToolCall};
+use voxgate_pipeline::session::{
+    CallEventKind, CallLog, Control, EndReason, Frame, Providers, SessionConfig, SessionEvent, SessionParts,
+    Speaker, Stage, spawn,
+};
+
+const QUESTION: &str = "What time does your store open on Saturday?";
+const BOOKING: &str = "Hello, I would like to book a table for two people tomorrow evening.";
+
+fn fixture(name: &str) -> Vec<i16> {
+    let path = format!("{}/../fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(reader.spec().sample_rate, 16_000, "{name}");
+    reader.samples::<i16>().map(|s| s.expect("sample")).collect()
+}
+
+/// Milliseconds into `samples` where speech starts.
+fn onset_ms(samples: &[i16]) -> u64 {
+    samples.iter().position(|s| s.unsigned_abs() > 1000).unwrap_or(0) as u64 / 16
+}
+
+/// What the caller does, in order.
+enum Step {
+    Silence(u64),
+    Say(&'static str),
+    /// A short sound: `ms` of a fixture's speech, from its onset.
+    Cough(&'static str, u64),
+    Dtmf(&'static str),
+    Hangup,
+}
+
+#[derive(Debug)]
+struct Outcome {
+    log: CallLog,
+    /// Each session event, with the simulated ms it came at.
+    events: Vec<(u64, SessionEvent)>,
+    /// The simulated ms of each agent frame sent.
+    agent_frames: Vec<u64>,
+    /// The simulated ms at which the speech of each `Say` began.
+    caller_onsets: Vec<u64>,
+}
+
+impl Outcome {
+    fn kinds(&self) -> Vec<&CallEventKind> {
+        self.log.events.iter().map(|e| &e.kind).collect()
+    }
+
+    fn lines(&self) -> Vec<(Speaker, &str, bool)> {
+        self.log.transcript.iter().map(|l| (l.speaker, l.text.as_str(), l.interrupted)).collect()
+    }
+}
+
+struct Fakes {
+    stt: ScriptedStt,
+    llm: Arc<ScriptedLlm>,
+    tts: ScriptedTts,
+}
+
+fn fakes(stt: Vec<SttScript>, llm: Vec<LlmScript>) -> Fakes {
+    Fakes { stt: ScriptedStt::new(stt), llm: Arc::new(ScriptedLlm::new(llm)), tts: ScriptedTts::default() }
+}
+
+fn say(text: &str) -> SttScript {
+    SttScript::Text(text.to_owned())
+}
+
+fn no_greeting() -> SessionConfig {
+    let mut config = SessionConfig::default();
+    config.turn.greeting = None;
+    config
+}
+
+async fn call(config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome {
+    let providers = Providers {
+        stt: Arc::new(fakes.stt),
+        llm: fakes.llm.clone(),
+        tts: Arc::new(fakes.tts),
+        knowledge: None,
+    };
+    let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
+    let mut handle = spawn(SessionParts { config, providers, vad, recording: None });
+    let start = Instant::now();
+    let ms = move || start.elapsed().as_millis() as u64;
+    let (audio, control) = (handle.audio_in.clone(), handle.control.clone());
+    let feeder = tokio::spawn(async move {
+        let mut onsets = Vec::new();
+        let send = async |samples: &[i16]| {
+            for chunk in samples.chunks(320) {
+                let mut frame: Frame = [0; 320];
+                frame[..chunk.len()].copy_from_slice(chunk);
+                if audio.send(frame).await.is_err() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            true
+        };
+        for step in steps {
+            let alive = match step {
+                Step::Silence(n) => send(&vec![0; n as usize * 16]).await,
+                Step::Say(name) => {
+                    let speech = fixture(name);
+                    onsets.push(ms() + onset_ms(&speech));
+                    send(&speech).await
+                }
+                Step::Cough(name, n) => {
+                    let speech = fixture(name);
+                    let from = onset_ms(&speech) as usize * 16;
+                    send(&speech[from..from + n as usize * 16]).await
+                }
+                Step::Dtmf(keys) => {
+                    for key in keys.chars().filter_map(DtmfKey::from_char) {
+                        let _ = control.send(Control::Dtmf(key)).await;
+                        send(&[0; 320 * 5]).await;
+                    }
+                    true
+                }
+                Step::Hangup => {
+                    let _ = control.send(Control::Hangup).await;
+                    false
+                }
+            };
+            if !alive {
+                break;
+            }
+        }
+        onsets
+    });
+    let (mut events, mut agent_frames) = (Vec::new(), Vec::new());
+    let mut audio_open = true;
+    loop {
+        tokio::select! {
+            event = handle.events.recv() => match event {
+                Some(e) => {
+                    let ended = matches!(e, SessionEvent::Ended(_));
+                    events.push((ms(), e));
+                    if ended { break; }
+                }
+                None => break,
+            },
+            frame = handle.audio_out.recv(), if audio_open => match frame {
+                Some(_) => agent_frames.push(ms()),
+                None => audio_open = false,
+            },
+        }
+    }
+    let log = handle.task.await.expect("session task");
+    let caller_onsets = feeder.await.expect("feeder");
+    Outcome { log, events, agent_frames, caller_onsets }
+}
+
+#[tokio::test(start_paused = true)]
+async fn greeting_then_a_committed_turn_and_its_reply() {
+    let reply = "We open at nine on Saturdays.";
+    let f = fakes(vec![say(QUESTION)], vec![LlmScript::text(reply)]);
+    let llm = f.llm.clone();
+    let tts = ScriptedTts::default();
+    let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
+    let out = call(
+        SessionConfig::default(),
+        f,
+        vec![Step::Silence(3000), Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
+    )
+    .await;
+
+    assert_eq!(
+        out.lines(),
+        vec![
+            (Speaker::Agent, greeting.as_str(), false),
+            (Speaker::Caller, QUESTION, false),
+            (Speaker::Agent, reply, false)
+        ]
+    );
+    assert!(
+        matches!(out.kinds()[..], [CallEventKind::TurnCommitted { turn: 2, dtmf: false }]),
+        "{:?}",
+        out.kinds()
+    );
+    assert_eq!(out.log.end, EndReason::CallerHungUp);
+
+    // The model saw the greeting and the question.
+    let request = &llm.requests()[0];
+    let said: Vec<&str> = request.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(said[1..], [greeting.as_str(), QUESTION]);
+
+    // Every sample of both lines went out, in whole frames, and the reply
+    // after the caller's question.
+    let frames = |text: &str| tts.samples_for(text).div_ceil(320);
+    assert_eq!(out.agent_frames.len(), frames(&greeting) + frames(reply));
+    let reply_start = out.agent_frames[frames(&greeting)];
+    assert!(reply_start > out.caller_onsets[0]);
+
+    // The latency breakdown is complete and in order.
+    let l = &out.log.latencies[0];
+    let stages =
+        [l.final_transcript_ms, l.committed_ms, l.llm_first_token_ms, l.tts_first_audio_ms, l.first_frame_ms];
+    assert!(stages.iter().all(Option::is_some), "{l:?}");
+    assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{l:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
+    let long = "Our store opens at nine in the morning on Saturdays and closes at six in the evening, \
+                and on Sundays we open at ten and close at four in the afternoon.";
+    let f = fakes(
+        vec![say(QUESTION), say(BOOKING)],
+        vec![LlmScript::text(long), LlmScript::text("Sure, for two.")],
+    );
+    let llm = f.llm.clone();
+    let out = call(
+        no_greeting(),
+        f,
+        vec![
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(3000),
+            Step::Say("book_table_16k.wav"),
+            Step::Silence(4000),
+            Step::Hangup,
+        ],
+    )
+    .await;
+
+    let barge = out.caller_onsets[1];
+    let heard = match &out.lines()[..] {
+        [
+            (Speaker::Caller, q, false),
+            (Speaker::Agent, heard, true),
+            (Speaker::Caller, b, false),
+            (Speaker::Agent, "Sure, for two.", false),
+        ] if *q == QUESTION && *b == BOOKING => heard.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!heard.is_empty() && long.starts_with(&heard) && heard.len() < long.len(), "{heard}");
+    assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::Interrupted { turn: 1, .. })));
+    assert!(out.events.iter().any(|(at, e)| *e == SessionEvent::Clear && *at >= barge));
+
+    // The agent went quiet within the caller's first word, and the next
+    // frame it sent was the answer to the new question.
+    let before: Vec<u64> = out.agent_frames.iter().copied().filter(|&t| t >= barge).collect();
+    let (first_after, gap) = (before[0], before.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
+    assert!(first_after - barge < 300, "agent still talking {} ms after the barge-in", first_after - barge);
+    assert!(gap > 1000, "a pause before the next reply");
+
+    // The model was told only what the caller heard.
+    let second = &llm.requests()[1];
+    let assistant: Vec<&str> = second
+        .messages
+        .iter()
+        .filter(|m| m.role.as_str() == "assistant")
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(assistant, [heard.as_str()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cough_pauses_the_agent_which_then_resumes() {
+    let reply = "Our store opens at nine in the morning on Saturdays and closes at six in the evening.";
+    let f = fakes(vec![say(QUESTION), say("")], vec![LlmScript::text(reply)]);
+    let out = call(
+        no_greeting(),
+        f,
+        vec![
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(2500),
+            Step::Cough("book_table_16k.wav", 200),
+            Step::Silence(7000),
+            Step::Hangup,
+        ],
+    )
+    .await;
+    assert!(
+        out.kinds().iter().any(|k| matches!(k, CallEventKind::FalseInterruption { turn: 1 })),
+        "{:?}",
+        out.kinds()
+    );
+    assert!(!out.events.iter().any(|(_, e)| *e == SessionEvent::Clear));
+    assert_eq!(out.lines(), vec![(Speaker::Caller, QUESTION, false), (Speaker::Agent, reply, false)]);
+    assert_eq!(
+        out.agent_frames.len(),
+        ScriptedTts::default().samples_for(reply).div_ceil(320),
+        "all of it played"
+    );
+}
+
+fn dropped() -> ProviderError {
+    ProviderError::Connection { provider: "scripted-stt", message: "socket dropped".into() }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stt_failure_retries_then_speaks_the_fallback_and_recovers() {
+    let reply = "We open at nine.";
+    let mut f = fakes(vec![SttScript::Fail(dropped()), say(QUESTION)], vec![LlmScript::text(reply)]);
+    f.stt = ScriptedStt::new(vec![SttScript::Fail(dropped()), say(QUESTION)]).failing_reopens(vec![
+        dropped(),
+        dropped(),
+        dropped(),
+    ]);
+    let config = no_greeting();
+    let fallback = config.fallback_line.clone();
+    let out = call(
+        config,
+        f,
+        vec![
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(10_000),
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(4000),
+            Step::Hangup,
+        ],
+    )
+    .await;
+    let backoffs: Vec<u64> = out
+        .kinds()
+        .iter()
+        .filter_map(|k| match k {
+            CallEventKind::ProviderRetry { stage: Stage::Stt, backoff_ms, .. } => Some(*backoff_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backoffs, [1000, 2000, 4000]);
+    assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::ProviderFailed { stage: Stage::Stt, .. })));
+    assert!(out.kinds().contains(&&CallEventKind::Fallback));
+    assert_eq!(
+        out.lines(),
+        vec![
+            (Speaker::Agent, fallback.as_str(), false),
+            (Speaker::Caller, QUESTION, false),
+            (Speaker::Agent, reply, false)
+        ]
+    );
+    assert_eq!(out.log.end, EndReason::CallerHungUp);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_stt_outage_loses_no_words() {
+    let mut f = fakes(vec![], vec![LlmScript::text("We open at nine.")]);
+    f.stt =
+        ScriptedStt::new(vec![SttScript::Fail(dropped()), say(QUESTION)]).failing_reopens(vec![dropped()]);
+    let out =
+        call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(8000), Step::Hangup])
+            .await;
+    assert!(!out.kinds().contains(&&CallEventKind::Fallback), "{:?}", out.kinds());
+    assert_eq!(out.lines()[0], (Speaker::Caller, QUESTION, false), "replayed into the new stream");
+}
+
+#[tokio::test(start_paused = true)]
+async fn llm_errors_are_retried_with_backoff() {
+    let busy = ProviderError::Server { provider: "scripted-llm", status: 503 };
+    let f = fakes(vec![say(QUESTION)], vec![LlmScript::Fail(busy), LlmScript::text("We open at nine.")]);
+    let out =
+        call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup])
+            .await;
+    assert!(out.kinds().iter().any(|k| matches!(
+        k,
+        CallEventKind::ProviderRetry { stage: Stage::Llm, attempt: 1, backoff_ms: 1000, .. }
+    )));
+    assert!(!out.kinds().contains(&&CallEventKind::Fallback));
+    assert_eq!(out.lines()[1], (Speaker::Agent, "We open at nine.", false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeated_failures_end_the_call_with_a_goodbye() {
+    let refused = || ProviderError::Unauthorized { provider: "scripted-llm" };
+    let f = fakes(
+        vec![say(QUESTION), say(QUESTION)],
+        vec![LlmScript::Fail(refused()), LlmScript::Fail(refused())],
+    );
+    let config = no_greeting();
+    let (fallback, goodbye) = (config.fallback_line.clone(), config.failure_goodbye.clone());
+    let out = call(
+        config,
+        f,
+        vec![
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(5000),
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(15_000),
+            Step::Hangup,
+        ],
+    )
+    .await;
+    assert_eq!(out.log.end, EndReason::ProviderFailure, "{out:#?}");
+    let agent: Vec<&str> = out.lines().into_iter().filter(|l| l.0 == Speaker::Agent).map(|l| l.1).collect();
+    assert_eq!(agent, [fallback.as_str(), goodbye.as_str()]);
+    let failed = out.kinds().iter().filter(|k| matches!(k, CallEventKind::ProviderFailed { .. })).count();
+    assert_eq!(failed, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dtmf_digits_make_a_turn() {
+    let f = fakes(vec![], vec![LlmScript::text("Thanks, order 42 is on its way.")]);
+    let llm = f.llm.clone();
+    let out = call(no_greeting(), f, vec![Step::Dtmf("42#"), Step::Silence(4000), Step::Hangup]).await;
+    assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::TurnCommitted { dtmf: true, .. })));
+    assert_eq!(out.lines()[0], (Speaker::Caller, "42", false));
+    let last = llm.requests()[0].messages.last().cloned().expect("a message");
+    assert!(last.content.contains("42"), "{last:?}");
+}
+
+fn tool_call(name: &str) -> ToolCall {
+    ToolCall { id: "call_1".into(), name: name.into(), arguments: "{}".into() }
+}
+
+#[tokio::test(start_paused = true)]
+async fn end_call_tool_hangs_up_after_the_goodbye_plays() {
+    let bye = "Thanks for calling, goodbye!";
+    let script = LlmScript::Reply { text: bye.into(), tool_calls: vec![tool_call("end_call")] };
+    let f = fakes(vec![say("That's all, bye.")], vec![script]);
+    let out = call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
+    assert_eq!(out.log.end, EndReason::AgentEnded);
+    assert_eq!(out.lines().last(), Some(&(Speaker::Agent, bye, false)), "played to the end first");
+}
+
+#[tokio::test(start_paused = true)]
+async fn transfer_tool_hands_over_after_the_line_plays() {
+    let line = "Let me connect you to a colleague.";
+    let script = LlmScript::Reply { text: line.into(), tool_calls: vec![tool_call("transfer_to_human")] };
+    let f = fakes(vec![say("Can I talk to a person?")], vec![script]);
+    let mut config = no_greeting();
+    config.transfer_target = Some("sip:desk@example.com".into());
+    let out = call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
+    let target = "sip:desk@example.com".to_owned();
+    assert_eq!(out.log.end, EndReason::Transferred { target: target.clone() });
+    assert!(out.events.iter().any(|(_, e)| *e == SessionEvent::Transfer { target: target.clone() }));
+    assert_eq!(out.lines().last(), Some(&(Speaker::Agent, line, false)));
+}
