@@ -140,6 +140,38 @@ impl KnowledgeBase {
     }
 }
 
+/// An agent's knowledge with the embedder that searches it: what a
+/// session retrieves from, for any LLM provider.
+#[derive(Debug)]
+pub struct LocalKnowledge {
+    embedder: std::sync::Arc<Embedder>,
+    base: KnowledgeBase,
+}
+
+impl LocalKnowledge {
+    /// Embeds `text`'s passages.
+    ///
+    /// # Errors
+    /// The embedder failing.
+    pub fn build(embedder: std::sync::Arc<Embedder>, text: &str) -> Result<Self, LocalModelError> {
+        let base = KnowledgeBase::build(&embedder, text)?;
+        Ok(Self { embedder, base })
+    }
+}
+
+impl crate::session::Knowledge for LocalKnowledge {
+    fn retrieve(&self, query: &str, k: usize) -> Vec<String> {
+        match self.base.retrieve(&self.embedder, query, k) {
+            Ok(found) => found.into_iter().map(|(p, _)| p.to_owned()).collect(),
+            Err(e) => {
+                // Answering without knowledge beats not answering.
+                tracing::warn!(error = %e, "knowledge retrieval failed");
+                Vec::new()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{content_words, lexical_score, passages};

@@ -435,3 +435,80 @@ async fn transfer_tool_hands_over_after_the_line_plays() {
     assert!(out.events.iter().any(|(_, e)| *e == SessionEvent::Transfer { target: target.clone() }));
     assert_eq!(out.lines().last(), Some(&(Speaker::Agent, line, false)));
 }
+
+/// Real time, real HTTP: an agent tool on a local server, slow enough for
+/// the filler line, and a call with arguments the schema refuses.
+#[tokio::test]
+async fn http_tools_run_with_checked_arguments_and_a_filler_while_slow() {
+    use std::sync::Mutex;
+
+    use axum::Json;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+    use voxgate_pipeline::session::tools::HttpTool;
+
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/hours",
+        post(move |Json(args): Json<Value>| async move {
+            log.lock().expect("lock").push(args);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Json(json!({"saturday": "9am to 1pm"}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hours", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let schema = json!({
+        "type": "object",
+        "properties": {"day": {"type": "string", "enum": ["saturday", "sunday"]}},
+        "required": ["day"]
+    });
+    let tool =
+        HttpTool::new("get_hours", "Opening hours for a day", schema, &url, vec![], Duration::from_secs(5))
+            .expect("valid tool");
+    let call_with = |args: &str| LlmScript::Reply {
+        text: String::new(),
+        tool_calls: vec![ToolCall { id: "call_1".into(), name: "get_hours".into(), arguments: args.into() }],
+    };
+    let f = fakes(
+        vec![say(QUESTION)],
+        vec![
+            call_with(r#"{"day": 6}"#),
+            call_with(r#"{"day": "saturday"}"#),
+            LlmScript::text("We open at nine."),
+        ],
+    );
+    let llm = f.llm.clone();
+    let mut config = no_greeting();
+    config.tools = vec![tool];
+    config.filler = Some((Duration::from_millis(150), "One moment, please.".into()));
+    let out =
+        call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup]).await;
+
+    // The refused arguments never reached the server; the valid ones did.
+    assert_eq!(*seen.lock().expect("lock"), [json!({"day": "saturday"})]);
+    let ran: Vec<(String, bool)> = out
+        .log
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            CallEventKind::ToolCalled { name, ok, .. } => Some((name.clone(), *ok)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ran, [("get_hours".to_owned(), false), ("get_hours".to_owned(), true)]);
+
+    // Both results went back to the model, the error first.
+    let last = llm.requests().pop().expect("three requests");
+    let tool_results: Vec<&str> =
+        last.messages.iter().filter(|m| m.role.as_str() == "tool").map(|m| m.content.as_str()).collect();
+    assert_eq!(tool_results.len(), 2, "{:?}", last.messages);
+    assert!(tool_results[0].contains("invalid arguments"), "{}", tool_results[0]);
+    assert!(tool_results[1].contains("9am to 1pm"), "{}", tool_results[1]);
+
+    // The caller heard the filler while the slow tool ran, then the answer.
+    assert_eq!(out.lines()[1], (Speaker::Agent, "One moment, please. We open at nine.", false));
+}
