@@ -49,6 +49,9 @@ pub struct Config {
     pub jitter: JitterSettings,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    pub agent: AgentSettings,
+    pub openai: OpenAiSettings,
+    pub deepgram: DeepgramSettings,
 }
 
 /// The control API and health endpoint.
@@ -211,6 +214,185 @@ impl Default for LogConfig {
     }
 }
 
+/// A credential: read from the file or environment, never printed.
+/// `voxgate config` shows `<set>` in its place.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that sends it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// This secret, or else the environment variable `var` (a vendor's
+    /// usual name, e.g. `OPENAI_API_KEY`), or empty.
+    #[must_use]
+    pub fn or_env(&self, var: &str) -> String {
+        if self.0.is_empty() { std::env::var(var).unwrap_or_default() } else { self.expose().to_owned() }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<set>" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<set>" })
+    }
+}
+
+/// Speech to text for the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SttChoice {
+    /// Whisper tiny.en, offline.
+    #[default]
+    Local,
+    /// Deepgram live streaming.
+    Deepgram,
+}
+
+/// The agent's language model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmChoice {
+    /// SmolLM2-135M, offline, demo quality.
+    #[default]
+    Local,
+    /// Any OpenAI-compatible chat completions endpoint.
+    Openai,
+}
+
+/// Text to speech for the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsChoice {
+    /// Piper (espeak-ng as fallback), offline.
+    #[default]
+    Local,
+    /// An OpenAI-compatible `/v1/audio/speech`.
+    Openai,
+    /// Deepgram Aura.
+    Deepgram,
+}
+
+/// The default agent: what callers talk to until agents live in the
+/// database (the control plane).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    pub name: String,
+    /// First words of every call; empty: listen first.
+    pub greeting: String,
+    pub system_prompt: String,
+    /// Facts the agent answers from (retrieved per question with MiniLM).
+    pub knowledge: String,
+    pub stt: SttChoice,
+    pub llm: LlmChoice,
+    pub tts: TtsChoice,
+    pub allow_interruptions: bool,
+    pub min_interruption_speech_ms: u32,
+    pub min_interruption_words: u32,
+    pub false_interruption_timeout_ms: u32,
+    pub endpointing_min_delay_ms: u32,
+    pub endpointing_max_delay_ms: u32,
+    /// Silence before "Are you still there?"; 0: never.
+    pub reprompt_after_ms: u32,
+    /// Silence before the agent says goodbye and hangs up; 0: never.
+    pub hangup_after_silence_ms: u32,
+    /// Longest call; 0: no limit.
+    pub max_call_duration_s: u32,
+    /// Where the transfer-to-human tool sends callers (a SIP URI); empty: no such tool.
+    pub transfer_to: String,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        let turn = voxgate_pipeline::turn::TurnConfig::default();
+        Self {
+            name: "Sunrise Bakery (demo)".to_owned(),
+            greeting: "Hello, thanks for calling Sunrise Bakery! How can I help you today?".to_owned(),
+            system_prompt: "You are the phone assistant of Sunrise Bakery. Answer in one or two short \
+                            spoken sentences."
+                .to_owned(),
+            knowledge: DEMO_KNOWLEDGE.to_owned(),
+            stt: SttChoice::Local,
+            llm: LlmChoice::Local,
+            tts: TtsChoice::Local,
+            allow_interruptions: turn.allow_interruptions,
+            min_interruption_speech_ms: turn.min_interruption_speech_ms,
+            min_interruption_words: turn.min_interruption_words,
+            false_interruption_timeout_ms: turn.false_interruption_timeout_ms,
+            endpointing_min_delay_ms: turn.endpointing_min_delay_ms,
+            endpointing_max_delay_ms: turn.endpointing_max_delay_ms,
+            reprompt_after_ms: turn.reprompt_after_ms.unwrap_or(0),
+            hangup_after_silence_ms: turn.hangup_after_silence_ms.unwrap_or(0),
+            max_call_duration_s: turn.max_call_duration_ms.map_or(0, |ms| (ms / 1000) as u32),
+            transfer_to: String::new(),
+        }
+    }
+}
+
+/// The demo agent's knowledge.
+const DEMO_KNOWLEDGE: &str = "Sunrise Bakery is a family bakery at 12 Harbour Street.
+Opening hours: Monday to Friday from 7 am to 6 pm. On Saturdays the bakery opens at 9 am and closes at 2 pm. It is closed on Sundays.
+Orders over 20 dollars are delivered free within the city, usually within two hours.
+Birthday cakes must be ordered at least two days in advance. A chocolate cake costs 35 dollars.
+";
+
+/// An OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiSettings {
+    /// Up to and including `/v1`.
+    pub base_url: String,
+    /// Empty: `OPENAI_API_KEY` from the environment, or none (local servers).
+    pub api_key: Secret,
+    pub model: String,
+    pub tts_model: String,
+    pub tts_voice: String,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".to_owned(),
+            api_key: Secret::default(),
+            model: "gpt-4o-mini".to_owned(),
+            tts_model: "gpt-4o-mini-tts".to_owned(),
+            tts_voice: "alloy".to_owned(),
+        }
+    }
+}
+
+/// Deepgram (speech to text and Aura text to speech).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeepgramSettings {
+    pub base_url: String,
+    /// Empty: `DEEPGRAM_API_KEY` from the environment.
+    pub api_key: Secret,
+    pub stt_model: String,
+    pub tts_model: String,
+}
+
+impl Default for DeepgramSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.deepgram.com".to_owned(),
+            api_key: Secret::default(),
+            stt_model: "nova-3".to_owned(),
+            tts_model: "aura-2-thalia-en".to_owned(),
+        }
+    }
+}
+
 impl Config {
     /// Reads `path` (if given) and applies `env` overrides on top.
     ///
@@ -342,6 +524,20 @@ mod tests {
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (30000, 30100));
         assert_eq!(c.vad.backend, VadBackend::Webrtc);
         assert!(c.log.show_pii);
+        Ok(())
+    }
+
+    #[test]
+    fn api_keys_come_from_the_environment_and_are_never_printed() -> Result<(), Box<dyn std::error::Error>> {
+        let c = Config::load(
+            None,
+            env(&[("VOXGATE_OPENAI__API_KEY", "sk-test-123"), ("VOXGATE_AGENT__LLM", "openai")]),
+        )?;
+        assert_eq!(c.openai.api_key.expose(), "sk-test-123");
+        assert_eq!(c.agent.llm, LlmChoice::Openai);
+        let printed = toml::to_string_pretty(&c)?;
+        assert!(!printed.contains("sk-test-123") && printed.contains("<set>"), "{printed}");
+        assert!(!format!("{c:?}").contains("sk-test-123"));
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! The HTTP side: health now, the control API later.
+//! The HTTP side: health and metrics now, the control API later.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -10,6 +10,17 @@ use serde::Serialize;
 pub struct AppState {
     /// The VAD backend in use.
     pub vad: &'static str,
+    /// The agent and its providers, e.g. `local-stt`.
+    pub agent: AgentInfo,
+}
+
+/// What `/healthz` says about the agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub stt: &'static str,
+    pub llm: &'static str,
+    pub tts: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -17,13 +28,20 @@ struct Health {
     status: &'static str,
     version: &'static str,
     vad: &'static str,
+    agent: AgentInfo,
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), vad: state.vad })
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), vad: state.vad, agent: state.agent })
+}
+
+/// Prometheus text format.
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, content_type)], voxgate_pipeline::metrics::encode())
 }
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(state)
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
 }

@@ -2,11 +2,13 @@
 //!
 //! # Layout
 //! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides.
-//! - [`http`]: the HTTP listener (`/healthz`; the control API grows here).
+//! - [`agent`]: the agent callers talk to, with its providers.
+//! - [`http`]: the HTTP listener (`/healthz`, `/metrics`; the control API grows here).
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
 //! configuration.
 
+mod agent;
 mod config;
 mod http;
 
@@ -72,7 +74,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())
         .context("loading the voice activity detector")?;
     tracing::info!(vad = vad.name(), models = %config.models.dir.display(), "media pipeline ready");
-    let state = http::AppState { vad: vad.name() };
+    let agent = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || agent::load(&config)).await?.context("loading the agent")?
+    };
+    let p = &agent.providers;
+    let info =
+        http::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
+    tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
+    let state = http::AppState { vad: vad.name(), agent: info };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;

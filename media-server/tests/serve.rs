@@ -68,12 +68,13 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
         }
         let _ = tx.send(Err(log));
     });
-    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+    // Loading the local models takes a few seconds.
+    let addr = match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(Ok(addr)) => addr,
         Ok(Err(log)) => return Err(format!("server exited before listening:\n{log}").into()),
         Err(_) => {
             child.kill()?;
-            return Err("server did not start listening within 30 s".into());
+            return Err("server did not start listening within 60 s".into());
         }
     };
 
@@ -84,6 +85,16 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
     stream.read_to_string(&mut response)?;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(r#""status":"ok""#), "{response}");
+    // The offline demo agent is loaded and says which providers it runs on.
+    assert!(response.contains(r#""llm":"local-llm""#) && response.contains("Sunrise Bakery"), "{response}");
+
+    let mut stream = TcpStream::connect(&addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("voxgate_active_sessions"), "{response}");
 
     // SIGTERM: a clean, successful exit.
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;

@@ -38,7 +38,10 @@ impl Default for EndpointConfig {
         Self {
             threshold: 0.5,
             hysteresis: 0.15,
-            min_speech_ms: 100,
+            // Short, so the agent pauses within ~80 ms of a barge-in; the
+            // pause is undone if no words follow, and a sound with no words
+            // never becomes a turn.
+            min_speech_ms: 60,
             min_silence_ms: 600,
             pause_ms: 60,
             pre_padding_ms: 200,
@@ -214,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_click_shorter_than_min_speech_is_not_a_turn() {
-        let events = run(EndpointConfig::default(), &pattern(&[(0.0, 10), (1.0, 4), (0.0, 40)]));
+        let events = run(EndpointConfig::default(), &pattern(&[(0.0, 10), (1.0, 2), (0.0, 40)]));
         assert_eq!(events, []);
     }
 

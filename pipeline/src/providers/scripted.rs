@@ -16,6 +16,14 @@ use super::{
     SttEvent, SttInput, SttStream, TextToSpeech, ToolCall, TtsStream,
 };
 
+/// Waits `d`; no wait at all for zero (a zero sleep still costs a timer
+/// tick of up to a millisecond, which would be charged to the session).
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
 fn pop<T>(queue: &Mutex<VecDeque<T>>) -> Option<T> {
     queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front()
 }
@@ -87,7 +95,7 @@ impl SpeechToText for ScriptedStt {
                     Some(SttInput::EndOfSpeech) if !heard => {}
                     Some(SttInput::EndOfSpeech) => {
                         heard = false;
-                        tokio::time::sleep(latency).await;
+                        pause(latency).await;
                         let event = match pop(&script) {
                             Some(SttScript::Text(text)) => Ok(SttEvent::Final { text, speech_final: true }),
                             Some(SttScript::Fail(error)) => Err(error),
@@ -179,10 +187,10 @@ impl LanguageModel for ScriptedLlm {
                     }
                     LlmScript::Reply { text, tool_calls } => (text, tool_calls),
                 };
-                tokio::time::sleep(first).await;
+                pause(first).await;
                 for (i, word) in text.split_inclusive(' ').enumerate() {
                     if i > 0 {
-                        tokio::time::sleep(per).await;
+                        pause(per).await;
                     }
                     if tx.send(Ok(LlmEvent::Delta(word.to_owned()))).await.is_err() {
                         return;
@@ -254,7 +262,7 @@ impl TextToSpeech for ScriptedTts {
                 return;
             }
             let work = async {
-                tokio::time::sleep(first).await;
+                pause(first).await;
                 let mut made = 0;
                 while made < total {
                     let n = (total - made).min(1600);

@@ -36,10 +36,16 @@ struct Fvad(webrtc_vad::Vad);
 // never shared (`&mut self` for every call), so it is not `Sync`.
 unsafe impl Send for Fvad {}
 
+/// Frames at the start of a stream during which libfvad's noise model is
+/// still adapting: it runs on them, but they count as silence (measured:
+/// white noise read as 60-180 ms of "speech" in the first frames).
+const WARM_UP_FRAMES: u32 = 10;
+
 /// The WebRTC GMM detector at 16 kHz.
 pub struct WebRtcVad {
     vad: Fvad,
     mode: WebRtcMode,
+    seen: u32,
 }
 
 impl std::fmt::Debug for WebRtcVad {
@@ -53,7 +59,7 @@ impl WebRtcVad {
     #[must_use]
     pub fn new(mode: WebRtcMode) -> Self {
         let vad = webrtc_vad::Vad::new_with_rate_and_mode(webrtc_vad::SampleRate::Rate16kHz, mode.to_crate());
-        Self { vad: Fvad(vad), mode }
+        Self { vad: Fvad(vad), mode, seen: 0 }
     }
 }
 
@@ -62,7 +68,10 @@ impl VoiceActivityDetector for WebRtcVad {
         if frame.len() != FRAME_SAMPLES {
             return Err(VadError::FrameSize { len: frame.len() });
         }
+        let warming_up = self.seen < WARM_UP_FRAMES;
+        self.seen = self.seen.saturating_add(1);
         match self.vad.0.is_voice_segment(frame) {
+            Ok(_) if warming_up => Ok(0.0),
             Ok(true) => Ok(1.0),
             Ok(false) => Ok(0.0),
             Err(()) => Err(VadError::WebRtc),
