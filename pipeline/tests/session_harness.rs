@@ -207,6 +207,8 @@ async fn greeting_then_a_committed_turn_and_its_reply() {
         [l.final_transcript_ms, l.committed_ms, l.llm_first_token_ms, l.tts_first_audio_ms, l.first_frame_ms];
     assert!(stages.iter().all(Option::is_some), "{l:?}");
     assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{l:?}");
+    let metrics = voxgate_pipeline::metrics::encode();
+    assert!(metrics.contains(r#"voxgate_turn_latency_seconds_count{stage="first_frame"}"#), "{metrics}");
 }
 
 #[tokio::test(start_paused = true)]

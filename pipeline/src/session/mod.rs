@@ -289,7 +289,7 @@ impl Driver {
         pacer.set_missed_tick_behavior(MissedTickBehavior::Burst);
         self.turns.handle_start(now());
         while self.end.is_none() {
-            self.drain_outputs();
+            self.drain_outputs().await;
             if self.end.is_some() {
                 break;
             }
@@ -319,7 +319,7 @@ impl Driver {
     }
 
     /// Carries out what the turn machine asks.
-    fn drain_outputs(&mut self) {
+    async fn drain_outputs(&mut self) {
         while let Some(output) = self.turns.poll_output() {
             match output {
                 TurnOutput::Speak { turn, text, kind } => {
@@ -334,7 +334,7 @@ impl Driver {
                     self.egress.resume();
                     self.log(CallEventKind::FalseInterruption { turn: turn.0 });
                 }
-                TurnOutput::Interrupt { turn, heard_ms } => self.interrupt(turn, heard_ms),
+                TurnOutput::Interrupt { turn, heard_ms } => self.interrupt(turn, heard_ms).await,
                 TurnOutput::Hangup { reason } => {
                     self.end = Some(EndReason::from_hangup(reason, self.failing));
                 }
@@ -378,14 +378,14 @@ impl Driver {
         self.start_worker(turn, Job::Reply { messages: self.history.clone(), query: text }, true);
     }
 
-    fn interrupt(&mut self, turn: TurnId, heard_ms: u64) {
+    async fn interrupt(&mut self, turn: TurnId, heard_ms: u64) {
         if let Some(worker) = self.workers.remove(&turn) {
             worker.cancel.cancel();
         }
         let spoken = self.egress.interrupt(turn);
-        // Transports drop what they still buffer; urgent, so never dropped here.
-        let events = self.events_tx.clone();
-        tokio::spawn(async move { events.send(SessionEvent::Clear).await });
+        // Transports drop what they still buffer. Urgent, so it waits for room
+        // rather than being dropped.
+        let _ = self.events_tx.send(SessionEvent::Clear).await;
         metrics().interruptions.inc();
         let heard_ms = spoken.as_ref().map_or(heard_ms, |s| s.played_ms);
         self.log(CallEventKind::Interrupted { turn: turn.0, heard_ms });
