@@ -15,6 +15,16 @@ fn voxgate() -> Command {
     cmd
 }
 
+/// A plain HTTP/1.1 GET; the whole response as text.
+fn get(addr: &str, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
 #[test]
 fn help_lists_the_subcommands() -> TestResult {
     let out = voxgate().arg("--help").output()?;
@@ -78,21 +88,13 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
         }
     };
 
-    let mut stream = TcpStream::connect(&addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    let response = get(&addr, "/healthz")?;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(r#""status":"ok""#), "{response}");
     // The offline demo agent is loaded and says which providers it runs on.
     assert!(response.contains(r#""llm":"local-llm""#) && response.contains("Sunrise Bakery"), "{response}");
 
-    let mut stream = TcpStream::connect(&addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    let response = get(&addr, "/metrics")?;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("voxgate_active_sessions"), "{response}");
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use voxgate_codecs::SampleRate;
 
-use super::http_pcm::{error_from_response, forward_pcm_body};
+use super::http_pcm::{error_from_response, forward_pcm_body, spawn_tts};
 use super::{CancellationToken, ProviderError, ProviderName, TextToSpeech, TtsStream};
 
 const NAME: ProviderName = "deepgram-speech";
@@ -94,13 +94,7 @@ impl TextToSpeech for DeepgramSpeech {
     }
 
     fn synthesize(&self, text: String, cancel: CancellationToken) -> TtsStream {
-        let (tx, rx) = mpsc::channel(32);
         let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.run(&text, &cancel, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        TtsStream { rate: self.config.sample_rate, audio: rx }
+        spawn_tts(self.config.sample_rate, move |tx| async move { this.run(&text, &cancel, &tx).await })
     }
 }

@@ -7,7 +7,24 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
-use super::{CancellationToken, ProviderError, ProviderName};
+use super::{CancellationToken, ProviderError, ProviderName, TtsStream};
+use voxgate_codecs::SampleRate;
+
+/// Runs a synthesis task that fills the stream's channel; its error, if
+/// any, ends the stream.
+pub(crate) fn spawn_tts<F, Fut>(rate: SampleRate, run: F) -> TtsStream
+where
+    F: FnOnce(mpsc::Sender<Result<Vec<i16>, ProviderError>>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), ProviderError>> + Send,
+{
+    let (tx, rx) = mpsc::channel(32);
+    tokio::spawn(async move {
+        if let Err(e) = run(tx.clone()).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    TtsStream { rate, audio: rx }
+}
 
 /// The typed error for a non-success response, honouring `Retry-After`
 /// (in seconds) on a 429.
