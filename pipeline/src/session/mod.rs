@@ -129,6 +129,8 @@ pub fn spawn(parts: SessionParts) -> SessionHandle {
     let (events_tx, events_rx) = mpsc::channel(256);
     let (audio_out_tx, audio_out_rx) = mpsc::channel(50);
     let task = tokio::spawn(async move {
+        // Counted while the task lives, however it ends (a panic included).
+        let _active = ActiveSession::new();
         let driver = Driver::new(parts, events_tx, audio_out_tx);
         driver.run(control_rx, audio_in_rx).await
     });
@@ -138,6 +140,22 @@ pub fn spawn(parts: SessionParts) -> SessionHandle {
         events: events_rx,
         audio_out: audio_out_rx,
         task,
+    }
+}
+
+/// One session in the `active_sessions` gauge, for as long as it lives.
+struct ActiveSession;
+
+impl ActiveSession {
+    fn new() -> Self {
+        metrics().active_sessions.inc();
+        Self
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        metrics().active_sessions.dec();
     }
 }
 
@@ -227,7 +245,6 @@ impl Driver {
         let history = vec![ChatMessage::new(Role::System, config.system_prompt.clone())];
         let endpointer = Endpointer::new(config.endpoint, 20);
         let turns = TurnMachine::new(config.turn.clone());
-        metrics().active_sessions.inc();
         Self {
             ctx: Arc::new(WorkerContext {
                 config: Arc::new(config),
@@ -659,7 +676,6 @@ impl Driver {
             self.log(CallEventKind::RecordingFailed { error: e.to_string() });
         }
         let _ = self.events_tx.send(SessionEvent::Ended(end.clone())).await;
-        metrics().active_sessions.dec();
         for (_, pending) in self.pending_latency.drain() {
             self.latencies.push(pending.latency);
         }
