@@ -1,10 +1,31 @@
 //! SIP for phone callers and trunks.
 //!
-//! # Layout (planned, issue 4)
-//! - `message/`: pure parse and print of SIP messages, typed headers.
-//! - `transaction/`: pure RFC 3261 / RFC 6026 transaction state machines, timers A..M.
-//! - `dialog/`, `sdp/`, `rtp/`: pure.
-//! - `transport.rs`: the only module that owns sockets.
+//! # Layout
+//! - [`message`]: pure parse and print of SIP messages, typed headers, URIs.
+//! - [`check`]: what a user agent server answers to a request it cannot
+//!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
+//! - [`responder`]: the front door for requests outside a dialog: answers
+//!   OPTIONS, refuses what it must, routes INVITEs by the dialled user.
+//! - [`transport`]: the only module that owns sockets (UDP today).
+//! - next (issue 4): `transaction/` (RFC 3261 / RFC 6026 state machines,
+//!   timers A..M), `dialog/`, `sdp/`, `rtp/`, TCP.
 //!
-//! Nothing is implemented yet: this crate holds the place in the workspace
-//! so that `media-server -> sip-bridge` is wired from the start.
+//! # Example
+//!
+//! ```
+//! use voxgate_sip_bridge::message::{self, Framing, Message};
+//!
+//! let wire = b"OPTIONS sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+//! From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\
+//! Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+//! let Ok(Message::Request(request)) = message::parse(wire, Framing::Datagram) else { panic!() };
+//! let checked = voxgate_sip_bridge::check::check_request(&request).expect("well formed");
+//! assert_eq!(checked.cseq.seq, 1);
+//! let ok = message::response_to(&request.headers, 200, "OK", "t1");
+//! assert!(ok.to_bytes().starts_with(b"SIP/2.0 200 OK\r\n"));
+//! ```
+
+pub mod check;
+pub mod message;
+pub mod responder;
+pub mod transport;
