@@ -6,9 +6,10 @@
 //!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
 //! - [`responder`]: the front door for requests outside a dialog: answers
 //!   OPTIONS, refuses what it must, routes INVITEs by the dialled user.
+//! - [`sdp`]: SDP and the offer/answer of an audio call.
 //! - [`transport`]: the only module that owns sockets (UDP today).
 //! - next (issue 4): `transaction/` (RFC 3261 / RFC 6026 state machines,
-//!   timers A..M), `dialog/`, `sdp/`, `rtp/`, TCP.
+//!   timers A..M), `dialog/`, `rtp/`, TCP.
 //!
 //! # Example
 //!
@@ -28,4 +29,5 @@
 pub mod check;
 pub mod message;
 pub mod responder;
+pub mod sdp;
 pub mod transport;
