@@ -6,10 +6,11 @@
 //!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
 //! - [`responder`]: the front door for requests outside a dialog: answers
 //!   OPTIONS, refuses what it must, routes INVITEs by the dialled user.
+//! - [`rtp`]: RTP packets and RTCP reports.
 //! - [`sdp`]: SDP and the offer/answer of an audio call.
 //! - [`transport`]: the only module that owns sockets (UDP today).
 //! - next (issue 4): `transaction/` (RFC 3261 / RFC 6026 state machines,
-//!   timers A..M), `dialog/`, `rtp/`, TCP.
+//!   timers A..M), `dialog/`, TCP.
 //!
 //! # Example
 //!
@@ -29,5 +30,6 @@
 pub mod check;
 pub mod message;
 pub mod responder;
+pub mod rtp;
 pub mod sdp;
 pub mod transport;
