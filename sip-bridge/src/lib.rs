@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`message`]: pure parse and print of SIP messages, typed headers, URIs.
+//! - [`call`]: one inbound call's signalling (INVITE server transaction
+//!   and dialog), sans-IO on a simulated clock.
 //! - [`check`]: what a user agent server answers to a request it cannot
 //!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
 //! - [`responder`]: the front door for requests outside a dialog: answers
@@ -9,8 +11,8 @@
 //! - [`rtp`]: RTP packets and RTCP reports.
 //! - [`sdp`]: SDP and the offer/answer of an audio call.
 //! - [`transport`]: the only module that owns sockets (UDP today).
-//! - next (issue 4): `transaction/` (RFC 3261 / RFC 6026 state machines,
-//!   timers A..M), `dialog/`, TCP.
+//! - next (issue 4): client transactions for outbound calls and REFER,
+//!   TCP, the media bridge.
 //!
 //! # Example
 //!
@@ -27,6 +29,7 @@
 //! assert!(ok.to_bytes().starts_with(b"SIP/2.0 200 OK\r\n"));
 //! ```
 
+pub mod call;
 pub mod check;
 pub mod message;
 pub mod responder;

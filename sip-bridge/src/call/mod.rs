@@ -1,0 +1,403 @@
+//! One inbound call's signalling, sans-IO: the INVITE server transaction
+//! and the dialog it creates (RFC 3261 §13, §15, §17.2.1 with RFC 6026),
+//! on a clock passed in.
+//!
+//! ```text
+//!  INVITE ─► Proceeding (100 sent; 180 on ring()) ─answer()─► Answered (200 resent T1, 2T1.. T2)
+//!     CANCEL: 200 + 487 ─► Ended                               │ ACK
+//!     reject(): 4xx-6xx resent until ACK ─► Ended              ▼
+//!                         BYE in: 200 ─► Ended ◄── Confirmed ──hangup()──► BYE resent until answered
+//! ```
+//!
+//! Everything goes back to the address the INVITE came from (symmetric
+//! signalling), which is also what works behind NAT.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::check::{ALLOW, Checked};
+use crate::message::{self, Message, Method, Request, Response};
+
+/// RFC 3261 timer T1 (round-trip estimate).
+pub const T1: Duration = Duration::from_millis(500);
+/// RFC 3261 timer T2 (longest retransmit interval).
+pub const T2: Duration = Duration::from_secs(4);
+/// How long a transaction may wait for its answer: 64 * T1.
+pub const TIMEOUT: Duration = Duration::from_secs(32);
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndCause {
+    /// The caller sent BYE.
+    RemoteBye,
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// We hung up and the caller confirmed (or stopped answering).
+    LocalHangup,
+    /// The caller never acknowledged our answer.
+    NoAck,
+    /// We refused the call with this status.
+    Rejected(u16),
+}
+
+/// What the call layer reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The ACK came: media may flow both ways.
+    Confirmed,
+    /// A re-INVITE: answer it with [`InboundCall::answer_reinvite`]
+    /// (hold, resume, a codec change). `None`: the offer is ours to make.
+    ReInvite { offer: Option<String> },
+    /// A DTMF digit by SIP INFO.
+    Dtmf(char),
+    /// The call is over.
+    Ended(EndCause),
+}
+
+/// Work for the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutput {
+    /// Send these bytes to the caller.
+    Send(Vec<u8>),
+    Event(CallEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Proceeding,
+    /// 2xx sent, waiting for the ACK.
+    Answered,
+    Confirmed,
+    /// A final non-2xx sent, waiting for the ACK.
+    Rejected,
+    /// Our BYE is out.
+    Terminating,
+    Ended,
+}
+
+/// A response (or request) being retransmitted.
+#[derive(Debug, Clone)]
+struct Resend {
+    bytes: Vec<u8>,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+impl Resend {
+    fn new(bytes: Vec<u8>, now: Instant) -> Self {
+        Self { bytes, next: now + T1, interval: T1, give_up: now + TIMEOUT }
+    }
+}
+
+/// One inbound call. See the module documentation.
+#[derive(Debug)]
+pub struct InboundCall {
+    state: State,
+    invite: Request,
+    checked: Checked,
+    local_tag: String,
+    /// Our Contact URI, e.g. `sip:voxgate@192.0.2.1:5060`.
+    contact: String,
+    /// Our address for Via in requests we send, e.g. `192.0.2.1:5060`.
+    via_host: String,
+    /// The last response to the INVITE (resent on a retransmitted INVITE).
+    last_response: Option<Vec<u8>>,
+    resend: Option<Resend>,
+    /// The branch of the re-INVITE being answered, if any.
+    reinvite: Option<Request>,
+    local_cseq: u32,
+    bye_branch: String,
+    outputs: VecDeque<CallOutput>,
+}
+
+fn branch_of(request: &Request) -> Option<String> {
+    let via = request.headers.get("via")?;
+    message::Via::parse_all(via).ok()?.first()?.branch().map(str::to_owned)
+}
+
+impl InboundCall {
+    /// Takes a checked INVITE: answers 100 Trying at once.
+    #[must_use]
+    pub fn new(invite: Request, checked: Checked, local_tag: &str, contact: &str, via_host: &str) -> Self {
+        let mut call = Self {
+            state: State::Proceeding,
+            invite,
+            checked,
+            local_tag: local_tag.to_owned(),
+            contact: contact.to_owned(),
+            via_host: via_host.to_owned(),
+            last_response: None,
+            resend: None,
+            reinvite: None,
+            local_cseq: 0,
+            bye_branch: format!("z9hG4bK-vg-{local_tag}-bye"),
+            outputs: VecDeque::new(),
+        };
+        call.respond_invite(100, "Trying", None);
+        call
+    }
+
+    /// The INVITE that started the call.
+    #[must_use]
+    pub fn invite(&self) -> &Request {
+        &self.invite
+    }
+
+    /// True once the call is over (and nothing remains to resend).
+    #[must_use]
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    fn response(&self, to: &Request, status: u16, reason: &str, sdp: Option<&str>) -> Response {
+        let mut r = message::response_to(&to.headers, status, reason, &self.local_tag);
+        if (200..300).contains(&status) && matches!(to.method, Method::Invite) {
+            r.headers.push("contact", format!("<{}>", self.contact));
+            r.headers.push("allow", ALLOW);
+        }
+        if let Some(sdp) = sdp {
+            r.headers.push("content-type", "application/sdp");
+            r.body = sdp.as_bytes().to_vec();
+        }
+        r
+    }
+
+    fn respond_invite(&mut self, status: u16, reason: &str, sdp: Option<&str>) {
+        let bytes = self.response(&self.invite, status, reason, sdp).to_bytes();
+        self.last_response = Some(bytes.clone());
+        self.outputs.push_back(CallOutput::Send(bytes));
+    }
+
+    fn respond(&mut self, to: &Request, status: u16, reason: &str) {
+        let bytes = self.response(to, status, reason, None).to_bytes();
+        self.outputs.push_back(CallOutput::Send(bytes));
+    }
+
+    fn end(&mut self, cause: EndCause) {
+        if self.state != State::Ended {
+            self.state = State::Ended;
+            self.resend = None;
+            self.outputs.push_back(CallOutput::Event(CallEvent::Ended(cause)));
+        }
+    }
+
+    /// 180 Ringing.
+    pub fn ring(&mut self) {
+        if self.state == State::Proceeding {
+            self.respond_invite(180, "Ringing", None);
+        }
+    }
+
+    /// 200 OK with our SDP answer; resent until the ACK comes.
+    pub fn answer(&mut self, now: Instant, sdp: &str) {
+        if self.state != State::Proceeding {
+            return;
+        }
+        self.respond_invite(200, "OK", Some(sdp));
+        self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+        self.state = State::Answered;
+    }
+
+    /// Refuses the call (e.g. 488 when no codec fits); resent until the ACK.
+    pub fn reject(&mut self, now: Instant, status: u16, reason: &str) {
+        if self.state != State::Proceeding {
+            return;
+        }
+        self.respond_invite(status, reason, None);
+        self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+        self.state = State::Rejected;
+    }
+
+    /// Answers a pending re-INVITE with `sdp`.
+    pub fn answer_reinvite(&mut self, now: Instant, sdp: &str) {
+        if let Some(re) = self.reinvite.take() {
+            let bytes = self.response(&re, 200, "OK", Some(sdp)).to_bytes();
+            self.outputs.push_back(CallOutput::Send(bytes.clone()));
+            self.resend = Some(Resend::new(bytes, now));
+        }
+    }
+
+    /// Hangs up: BYE, resent until answered (or 32 s).
+    pub fn hangup(&mut self, now: Instant) {
+        match self.state {
+            State::Confirmed | State::Answered => {
+                self.local_cseq += 1;
+                let bye = self.bye();
+                self.outputs.push_back(CallOutput::Send(bye.clone()));
+                self.resend = Some(Resend::new(bye, now));
+                self.state = State::Terminating;
+            }
+            State::Proceeding => {
+                self.respond_invite(480, "Temporarily Unavailable", None);
+                self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+                self.state = State::Rejected;
+            }
+            _ => {}
+        }
+    }
+
+    /// Our BYE: to the caller's Contact, From/To swapped, our tag on From.
+    fn bye(&self) -> Vec<u8> {
+        let target =
+            self.checked.contacts.first().map_or_else(|| self.checked.from.uri.clone(), |c| c.uri.clone());
+        let to_header = self.invite.headers.get("to").unwrap_or_default();
+        let mut headers = message::Headers::default();
+        headers.push("via", format!("SIP/2.0/UDP {};branch={};rport", self.via_host, self.bye_branch));
+        headers.push("max-forwards", "70");
+        headers.push("from", format!("{to_header};tag={}", self.local_tag));
+        headers.push("to", self.invite.headers.get("from").unwrap_or_default());
+        headers.push("call-id", self.checked.call_id.clone());
+        headers.push("cseq", format!("{} BYE", self.local_cseq));
+        // Record-Route, in order, is the route set of a UAS (RFC 3261 §12.1.1).
+        for rr in self.invite.headers.all("record-route") {
+            headers.push("route", rr);
+        }
+        Request { method: Method::Bye, uri: target, version: "SIP/2.0".into(), headers, body: Vec::new() }
+            .to_bytes()
+    }
+
+    /// A message for this call (same Call-ID) from the network.
+    pub fn handle_message(&mut self, now: Instant, message: Message) {
+        match message {
+            Message::Request(r) => self.handle_request(now, r),
+            Message::Response(r) => self.handle_response(&r),
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, r: Request) {
+        let same_invite_tx = branch_of(&r).is_some() && branch_of(&r) == branch_of(&self.invite);
+        match r.method {
+            Method::Invite if same_invite_tx => {
+                // A retransmission: say again what we last said.
+                if let Some(last) = self.last_response.clone() {
+                    self.outputs.push_back(CallOutput::Send(last));
+                }
+            }
+            Method::Invite => {
+                if matches!(self.state, State::Confirmed | State::Answered) {
+                    let offer = (!r.body.is_empty()).then(|| String::from_utf8_lossy(&r.body).into_owned());
+                    self.reinvite = Some(r);
+                    self.outputs.push_back(CallOutput::Event(CallEvent::ReInvite { offer }));
+                } else {
+                    self.respond(&r, 491, "Request Pending");
+                }
+            }
+            Method::Ack => match self.state {
+                State::Answered => {
+                    self.resend = None;
+                    self.state = State::Confirmed;
+                    self.outputs.push_back(CallOutput::Event(CallEvent::Confirmed));
+                }
+                State::Rejected => {
+                    let cause = EndCause::Rejected(self.last_status());
+                    self.end(cause);
+                }
+                // The ACK of a re-INVITE's 200.
+                State::Confirmed => self.resend = None,
+                _ => {}
+            },
+            Method::Cancel if same_invite_tx => {
+                self.respond(&r, 200, "OK");
+                if self.state == State::Proceeding {
+                    self.respond_invite(487, "Request Terminated", None);
+                    self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+                    self.state = State::Rejected;
+                    self.outputs.push_back(CallOutput::Event(CallEvent::Ended(EndCause::Cancelled)));
+                }
+            }
+            Method::Bye => {
+                self.respond(&r, 200, "OK");
+                self.end(EndCause::RemoteBye);
+            }
+            Method::Info => {
+                self.respond(&r, 200, "OK");
+                if let Some(key) = dtmf_from_info(&r) {
+                    self.outputs.push_back(CallOutput::Event(CallEvent::Dtmf(key)));
+                }
+            }
+            Method::Options | Method::Notify => self.respond(&r, 200, "OK"),
+            _ => self.respond(&r, 405, "Method Not Allowed"),
+        }
+    }
+
+    fn last_status(&self) -> u16 {
+        self.last_response
+            .as_deref()
+            .and_then(|b| b.get(8..11))
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn handle_response(&mut self, r: &Response) {
+        let ours = r.headers.get("cseq").and_then(|c| message::CSeq::parse(c).ok());
+        if self.state == State::Terminating
+            && r.status >= 200
+            && ours.is_some_and(|c| c.method == "BYE" && c.seq == self.local_cseq)
+        {
+            self.end(EndCause::LocalHangup);
+        }
+    }
+
+    /// When [`InboundCall::handle_timeout`] is next due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.resend.as_ref().map(|r| r.next.min(r.give_up))
+    }
+
+    /// Resends what is unanswered; gives up after 32 s.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(resend) = self.resend.as_mut() else { return };
+        if now >= resend.give_up {
+            match self.state {
+                State::Answered => {
+                    // No ACK: the dialog is confirmed and at once ended (RFC 3261 §13.3.1.4).
+                    self.state = State::Confirmed;
+                    self.hangup(now);
+                    self.resend = None;
+                    self.end(EndCause::NoAck);
+                }
+                State::Rejected => {
+                    let cause = EndCause::Rejected(self.last_status());
+                    self.end(cause);
+                }
+                State::Terminating => self.end(EndCause::LocalHangup),
+                _ => self.resend = None,
+            }
+            return;
+        }
+        if now >= resend.next {
+            self.outputs.push_back(CallOutput::Send(resend.bytes.clone()));
+            resend.interval = (resend.interval * 2).min(T2);
+            resend.next = now + resend.interval;
+        }
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<CallOutput> {
+        self.outputs.pop_front()
+    }
+}
+
+/// The digit of an INFO carrying `application/dtmf-relay` (`Signal=5`) or
+/// `application/dtmf` (`5`).
+fn dtmf_from_info(r: &Request) -> Option<char> {
+    let ct = r.headers.get("content-type")?.to_ascii_lowercase();
+    let body = String::from_utf8_lossy(&r.body);
+    let value = if ct.starts_with("application/dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim().to_owned())
+        })?
+    } else if ct.starts_with("application/dtmf") {
+        body.trim().to_owned()
+    } else {
+        return None;
+    };
+    let c = value.chars().next()?;
+    (value.chars().count() == 1 && "0123456789*#ABCDabcd".contains(c)).then(|| c.to_ascii_uppercase())
+}
