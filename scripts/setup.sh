@@ -8,7 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 # cmake + a C compiler: libopus (opusic-sys) and libfvad (webrtc-vad) are built from source.
 # python3-pip: the model fetch. espeak-ng + sox: the local voice and fixture tools.
-PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox)
+# baresip-core + sip-tester (SIPp): real SIP peers for the phone-call tests.
+PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

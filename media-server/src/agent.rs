@@ -26,10 +26,6 @@ use crate::config::{Config, LlmChoice, SttChoice, TtsChoice};
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub name: String,
-    #[expect(
-        dead_code,
-        reason = "the SIP, WebRTC and websocket transports (issues 4 and 5) start sessions with it"
-    )]
     pub session: SessionConfig,
     pub providers: Providers,
 }

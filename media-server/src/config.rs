@@ -76,6 +76,8 @@ pub struct SipConfig {
     pub tcp_listen: SocketAddr,
     /// The address put in Via, Contact and SDP; empty means the listen address.
     pub public_address: String,
+    /// Numbers (SIP user parts) that reach the agent; others get 404.
+    pub numbers: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -85,6 +87,7 @@ impl Default for SipConfig {
             udp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             public_address: String::new(),
+            numbers: vec!["1000".to_owned()],
         }
     }
 }
@@ -95,11 +98,13 @@ impl Default for SipConfig {
 pub struct RtpConfig {
     pub port_min: u16,
     pub port_max: u16,
+    /// A call with no RTP from the caller for this long is hung up.
+    pub no_media_timeout_s: u32,
 }
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        Self { port_min: 10_000, port_max: 20_000 }
+        Self { port_min: 10_000, port_max: 20_000, no_media_timeout_s: 30 }
     }
 }
 

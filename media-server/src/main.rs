@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides.
 //! - [`agent`]: the agent callers talk to, with its providers.
+//! - [`sip`]: phone calls: the SIP socket, and per call RTP bridged to a session.
 //! - [`http`]: the HTTP listener (`/healthz`, `/metrics`; the control API grows here).
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
@@ -11,6 +12,7 @@
 mod agent;
 mod config;
 mod http;
+mod sip;
 
 use std::path::PathBuf;
 
@@ -83,11 +85,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         http::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
     tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
     let state = http::AppState { vad: vad.name(), agent: info };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sip_task = if config.sip.enabled {
+        let (addr, task) = sip::start(config.clone(), agent.clone(), stop.clone()).await?;
+        tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
+        Some(task)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    stop.cancel();
+    if let Some(task) = sip_task {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

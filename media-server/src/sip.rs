@@ -1,0 +1,472 @@
+//! Phone calls: the SIP socket, and one task per call that bridges its RTP
+//! to a pipeline session.
+//!
+//! The signalling loop parses each datagram once: messages of a call in
+//! progress (by Call-ID) go to that call's task; everything else goes to
+//! the [`Responder`] (OPTIONS, refusals, routing). A call task owns its
+//! [`InboundCall`] (signalling), its RTP socket and its session:
+//!
+//! ```text
+//! RTP in -> latch source -> jitter buffer + decoder -> 8/48 kHz -> 16 kHz -> session
+//! session (paced 20 ms) -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
+//! ```
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use voxgate_codecs::dtmf::TelephoneEvent;
+use voxgate_codecs::g711::G711Law;
+use voxgate_codecs::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
+use voxgate_codecs::resample::FrameResampler;
+use voxgate_codecs::{AudioDecoder, G711Decoder, SampleRate};
+use voxgate_pipeline::dsp::jitter::{JitterConfig, RtpPacket as JitterPacket};
+use voxgate_pipeline::dsp::playout::AudioPlayout;
+use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, SessionParts};
+use voxgate_sip_bridge::call::{CallEvent, CallOutput, EndCause, InboundCall};
+use voxgate_sip_bridge::check::Checked;
+use voxgate_sip_bridge::message::{self, Framing, Message, Request};
+use voxgate_sip_bridge::responder::{Action, Responder};
+use voxgate_sip_bridge::rtp::{self, RtpPacket};
+use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
+
+use crate::agent::Agent;
+use crate::config::Config;
+
+/// What every call task shares.
+struct Shared {
+    config: Config,
+    agent: Agent,
+    socket: Arc<UdpSocket>,
+    /// The address written into Contact, Via and SDP.
+    advertised: IpAddr,
+    sip_port: u16,
+}
+
+/// Binds the SIP socket (so a bad address fails start-up) and returns the
+/// task that serves it until `cancel`.
+///
+/// # Errors
+/// The socket cannot be bound.
+pub async fn start(
+    config: Config,
+    agent: Agent,
+    cancel: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let socket = UdpSocket::bind(config.sip.udp_listen)
+        .await
+        .with_context(|| format!("binding SIP on {}", config.sip.udp_listen))?;
+    let local = socket.local_addr()?;
+    let advertised = match config.sip.public_address.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) if !local.ip().is_unspecified() => local.ip(),
+        // Listening on every interface: loopback until a public address is set.
+        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let shared =
+        Arc::new(Shared { config, agent, socket: Arc::new(socket), advertised, sip_port: local.port() });
+    Ok((local, tokio::spawn(signalling(shared, cancel))))
+}
+
+async fn signalling(shared: Arc<Shared>, cancel: CancellationToken) {
+    let routes: HashMap<String, String> =
+        shared.config.sip.numbers.iter().map(|n| (n.clone(), shared.agent.name.clone())).collect();
+    let mut responder = Responder::new(routes);
+    let mut calls: HashMap<String, mpsc::Sender<Message>> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<String>(64);
+    let mut buf = vec![0u8; message::MAX_MESSAGE_BYTES + 1];
+    loop {
+        let (n, from) = tokio::select! {
+            () = cancel.cancelled() => return,
+            Some(call_id) = done_rx.recv() => {
+                calls.remove(&call_id);
+                continue;
+            }
+            r = shared.socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP receive failed");
+                    continue;
+                }
+            },
+        };
+        let bytes = &buf[..n];
+        if let Ok(msg) = message::parse(bytes, Framing::Datagram) {
+            let call_id = match &msg {
+                Message::Request(r) => r.headers.get("call-id"),
+                Message::Response(r) => r.headers.get("call-id"),
+            };
+            if let Some(tx) = call_id.and_then(|id| calls.get(id)) {
+                let _ = tx.try_send(msg);
+                continue;
+            }
+        }
+        match responder.handle(bytes, Framing::Datagram) {
+            Action::Nothing => {}
+            Action::Reply(response) => {
+                let _ = shared.socket.send_to(&response.to_bytes(), from).await;
+            }
+            Action::Invite { request, checked, agent } => {
+                let call_id = checked.call_id.clone();
+                tracing::info!(call_id = %call_id, %from, agent = %agent, "incoming call");
+                let (tx, rx) = mpsc::channel(32);
+                calls.insert(call_id.clone(), tx);
+                let (shared, done, cancel) = (shared.clone(), done_tx.clone(), cancel.child_token());
+                tokio::spawn(async move {
+                    let task = tokio::spawn(run_call(shared, *request, *checked, from, rx, cancel));
+                    if let Err(e) = task.await {
+                        // A panicking call is that call hung up, never the server.
+                        tracing::error!(call_id = %call_id, error = %e, "call task failed");
+                    }
+                    let _ = done.send(call_id).await;
+                });
+            }
+        }
+    }
+}
+
+/// Encoder and decoder for the negotiated codec.
+struct Media {
+    rate: SampleRate,
+    playout: AudioPlayout,
+    /// Caller's rate -> 16 kHz, and back.
+    inbound: FrameResampler,
+    outbound: FrameResampler,
+    encoder: Encoder,
+}
+
+enum Encoder {
+    G711(G711Law),
+    Opus(Box<OpusEncoder>),
+}
+
+impl Media {
+    fn new(n: &Negotiated, jitter: JitterConfig) -> anyhow::Result<Self> {
+        let (rate, decoder, encoder): (SampleRate, Box<dyn AudioDecoder>, Encoder) = match n.codec {
+            Codec::Pcmu => {
+                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Ulaw)), Encoder::G711(G711Law::Ulaw))
+            }
+            Codec::Pcma => {
+                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Alaw)), Encoder::G711(G711Law::Alaw))
+            }
+            Codec::Opus => (
+                SampleRate::HZ_48000,
+                Box::new(OpusDecoder::new(SampleRate::HZ_48000)?),
+                Encoder::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000))?)),
+            ),
+        };
+        Ok(Self {
+            rate,
+            playout: AudioPlayout::new(jitter, decoder),
+            inbound: FrameResampler::new(rate, SampleRate::HZ_16000)?,
+            outbound: FrameResampler::new(SampleRate::HZ_16000, rate)?,
+            encoder,
+        })
+    }
+
+    /// Encodes one 16 kHz frame into `out`; returns the payload length.
+    fn encode(&mut self, frame: &Frame, pcm: &mut [i16], out: &mut [u8]) -> anyhow::Result<usize> {
+        let n = self.outbound.process(frame, pcm)?;
+        Ok(match &mut self.encoder {
+            Encoder::G711(law) => law.encode(&pcm[..n], out)?,
+            Encoder::Opus(enc) => enc.encode(&pcm[..n], out)?,
+        })
+    }
+}
+
+fn recording_path(config: &Config, call_id: &str) -> PathBuf {
+    let safe: String = call_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .take(96)
+        .collect();
+    config.storage.recordings_dir.join(format!("{safe}.wav"))
+}
+
+/// Binds an RTP socket on a free even port of the configured range.
+async fn bind_rtp(config: &Config, ip: IpAddr) -> anyhow::Result<UdpSocket> {
+    let (min, max) = (config.rtp.port_min, config.rtp.port_max);
+    let span = u32::from(max - min) / 2;
+    let start = std::process::id().wrapping_mul(7919) ^ (Instant::now().elapsed().subsec_nanos());
+    for i in 0..span.min(500) {
+        let port = min + (((start.wrapping_add(i)) % span.max(1)) * 2) as u16;
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            return Ok(s);
+        }
+    }
+    anyhow::bail!("no free RTP port in {min}..{max}")
+}
+
+async fn run_call(
+    shared: Arc<Shared>,
+    invite: Request,
+    checked: Checked,
+    from: SocketAddr,
+    mut signalling: mpsc::Receiver<Message>,
+    cancel: CancellationToken,
+) {
+    let call_id = checked.call_id.clone();
+    let tag = format!("vg{:08x}", rand_u32());
+    let contact = format!("sip:voxgate@{}", host_port(shared.advertised, shared.sip_port));
+    let mut call = InboundCall::new(
+        invite.clone(),
+        checked,
+        &tag,
+        &contact,
+        &host_port(shared.advertised, shared.sip_port),
+    );
+    let send = |call: &mut InboundCall| {
+        let mut events = Vec::new();
+        while let Some(o) = call.poll_output() {
+            match o {
+                CallOutput::Send(bytes) => {
+                    let socket = shared.socket.clone();
+                    tokio::spawn(async move { socket.send_to(&bytes, from).await });
+                }
+                CallOutput::Event(e) => events.push(e),
+            }
+        }
+        events
+    };
+    send(&mut call);
+    match bridge(&shared, &mut call, &invite, &mut signalling, &cancel, &send).await {
+        Ok(log) => {
+            tracing::info!(call_id = %call_id, end = ?log.end, turns = log.latencies.len(), "call ended");
+            let path = recording_path(&shared.config, &call_id).with_extension("json");
+            if let Ok(json) = serde_json::to_vec_pretty(&log) {
+                let _ = tokio::fs::write(path, json).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(call_id = %call_id, error = %e, "call failed");
+            call.hangup(std::time::Instant::now());
+            send(&mut call);
+        }
+    }
+}
+
+fn host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(13) ^ std::process::id()
+}
+
+async fn bridge(
+    shared: &Shared,
+    call: &mut InboundCall,
+    invite: &Request,
+    signalling: &mut mpsc::Receiver<Message>,
+    cancel: &CancellationToken,
+    send: &impl Fn(&mut InboundCall) -> Vec<CallEvent>,
+) -> anyhow::Result<CallLog> {
+    let config = &shared.config;
+    let rtp_socket = bind_rtp(
+        config,
+        if config.sip.udp_listen.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            shared.advertised
+        },
+    )
+    .await?;
+    let rtp_port = rtp_socket.local_addr()?.port();
+    let offer = Sdp::parse(&String::from_utf8_lossy(&invite.body)).ok();
+    let Some(offer) = offer else {
+        // An offer in our 200 with the answer in the ACK: not yet.
+        call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+        send(call);
+        anyhow::bail!("INVITE without an SDP offer");
+    };
+    let codecs = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+    let (answer, mut negotiated) = match sdp::answer(&offer, &codecs, shared.advertised, rtp_port) {
+        Ok(a) => a,
+        Err(e) => {
+            call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+            send(call);
+            anyhow::bail!("{e}");
+        }
+    };
+    let jitter = JitterConfig {
+        start_delay_ms: config.jitter.start_delay_ms,
+        min_delay_ms: config.jitter.min_delay_ms,
+        max_delay_ms: config.jitter.max_delay_ms,
+        ..JitterConfig::default()
+    };
+    let mut media = Media::new(&negotiated, jitter)?;
+    tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
+    let recording = recording_path(config, call.invite().headers.get("call-id").unwrap_or("call"));
+    let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
+    let mut session = session::spawn(SessionParts {
+        config: shared.agent.session.clone(),
+        providers: shared.agent.providers.clone(),
+        vad,
+        recording: Some(recording),
+    });
+    call.answer(std::time::Instant::now(), &answer.to_text());
+    send(call);
+
+    let mut latched: Option<SocketAddr> = None;
+    let mut last_rtp = Instant::now();
+    let no_media = Duration::from_secs(u64::from(config.rtp.no_media_timeout_s));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let ssrc = rand_u32();
+    let (mut seq, mut ts): (u16, u32) = (rand_u32() as u16, rand_u32());
+    let mut marker = true;
+    let mut last_dtmf: Option<u32> = None;
+    let mut rtp_buf = vec![0u8; 2048];
+    let mut pcm = vec![0i16; 960];
+    let mut frame16 = [0i16; 320];
+    let mut payload = vec![0u8; 1500];
+    let mut out = vec![0u8; 1500];
+    let mut hung_up = false;
+    let samples_per_frame = media.rate.samples_per_frame() as u32;
+    loop {
+        let deadline = call.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            () = cancel.cancelled(), if !hung_up => {
+                hung_up = true;
+                call.hangup(std::time::Instant::now());
+            }
+            msg = signalling.recv() => match msg {
+                Some(m) => call.handle_message(std::time::Instant::now(), m),
+                None => break,
+            },
+            () = sleep_until(deadline) => call.handle_timeout(std::time::Instant::now()),
+            r = rtp_socket.recv_from(&mut rtp_buf) => {
+                let Ok((n, src)) = r else { continue };
+                let bytes = &rtp_buf[..n];
+                if rtp::is_rtcp(bytes) {
+                    continue; // reports are read in a later change
+                }
+                let Ok(p) = RtpPacket::parse(bytes) else { continue };
+                // Strict latching: the first valid packet fixes the source; others are ignored (RTP Bleed).
+                match latched {
+                    None if p.payload_type == negotiated.payload_type || Some(p.payload_type) == negotiated.dtmf_payload_type => latched = Some(src),
+                    Some(a) if a == src => {}
+                    _ => continue,
+                }
+                last_rtp = Instant::now();
+                if Some(p.payload_type) == negotiated.dtmf_payload_type {
+                    if let Ok(ev) = TelephoneEvent::decode(p.payload)
+                        && ev.end
+                        && last_dtmf != Some(p.timestamp)
+                        && let Some(key) = ev.key()
+                    {
+                        last_dtmf = Some(p.timestamp);
+                        let _ = session.control.try_send(Control::Dtmf(key));
+                    }
+                } else if p.payload_type == negotiated.payload_type {
+                    let packet = JitterPacket { seq: p.seq, timestamp: p.timestamp, ssrc: p.ssrc, marker: p.marker, payload: p.payload };
+                    media.playout.handle_packet(std::time::Instant::now(), packet);
+                }
+            }
+            _ = tick.tick() => {
+                let n = media.playout.frame_samples();
+                if media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_ok()
+                    && media.inbound.process(&pcm[..n], &mut frame16).is_ok()
+                {
+                    let _ = session.audio_in.try_send(frame16);
+                }
+                if !hung_up && last_rtp.elapsed() > no_media {
+                    tracing::info!("no RTP for {} s: hanging up", no_media.as_secs());
+                    hung_up = true;
+                    call.hangup(std::time::Instant::now());
+                    let _ = session.control.try_send(Control::Hangup);
+                }
+            }
+            frame = session.audio_out.recv() => {
+                let Some(frame) = frame else { continue };
+                let Some(dest) = latched.or(negotiated.remote) else { continue };
+                if let Ok(len) = media.encode(&frame, &mut pcm, &mut payload) {
+                    let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp: ts, ssrc, payload: &payload[..len] };
+                    if let Ok(n) = packet.write(&mut out) {
+                        let _ = rtp_socket.send_to(&out[..n], dest).await;
+                    }
+                    marker = false;
+                    seq = seq.wrapping_add(1);
+                    ts = ts.wrapping_add(samples_per_frame);
+                }
+            }
+            event = session.events.recv() => match event {
+                Some(SessionEvent::Ended(_)) | None => {
+                    if !hung_up {
+                        hung_up = true;
+                        call.hangup(std::time::Instant::now());
+                    }
+                }
+                // Our pacing keeps nothing buffered; the next talkspurt starts with a marker.
+                Some(SessionEvent::Clear) => marker = true,
+                Some(SessionEvent::Transfer { target }) => {
+                    tracing::info!(%target, "transfer asked; blind transfer (REFER) comes with a later change");
+                }
+                Some(SessionEvent::Transcript { .. }) => {}
+            },
+        }
+        for event in send(call) {
+            match event {
+                CallEvent::Ended(cause) => {
+                    tracing::info!(?cause, "signalling ended");
+                    let _ = session.control.try_send(Control::Hangup);
+                    if cause != EndCause::LocalHangup {
+                        hung_up = true;
+                    }
+                }
+                CallEvent::Dtmf(c) => {
+                    if let Some(key) = voxgate_codecs::dtmf::DtmfKey::from_char(c) {
+                        let _ = session.control.try_send(Control::Dtmf(key));
+                    }
+                }
+                CallEvent::ReInvite { offer } => {
+                    let answered = offer
+                        .as_deref()
+                        .and_then(|o| Sdp::parse(o).ok())
+                        .and_then(|o| sdp::answer(&o, &codecs, shared.advertised, rtp_port).ok());
+                    if let Some((answer, n)) = answered {
+                        if n.codec != negotiated.codec
+                            && let Ok(m) = Media::new(&n, jitter)
+                        {
+                            media = m;
+                        }
+                        negotiated = n;
+                        call.answer_reinvite(std::time::Instant::now(), &answer.to_text());
+                    } else {
+                        call.answer_reinvite(
+                            std::time::Instant::now(),
+                            &sdp::offer(shared.advertised, rtp_port, 1).to_text(),
+                        );
+                    }
+                    send(call);
+                }
+                CallEvent::Confirmed => {}
+            }
+        }
+        if call.is_ended() && session.task.is_finished() {
+            break;
+        }
+        if call.is_ended() && hung_up {
+            let _ = session.control.try_send(Control::Hangup);
+        }
+    }
+    Ok(session.task.await?)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,177 @@
+//! A phone call from a real SIP phone (baresip) to the running server, on
+//! 127.0.0.1: the caller waits for the greeting, asks a fixture question,
+//! and records what it hears; that recording, transcribed, holds the
+//! greeting and an answer from the agent's knowledge. The call log and the
+//! stereo recording are checked too.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use voxgate_codecs::SampleRate;
+use voxgate_codecs::resample::FrameResampler;
+use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("VOXGATE_MODELS__DIR").map_or_else(|| root().join("models"), PathBuf::from)
+}
+
+fn free_udp_port() -> std::io::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_wav(path: &Path) -> Result<(Vec<i16>, u32), Box<dyn std::error::Error>> {
+    let mut r = hound::WavReader::open(path)?;
+    let rate = r.spec().sample_rate;
+    Ok((r.samples::<i16>().collect::<Result<_, _>>()?, rate))
+}
+
+fn to_16k(samples: &[i16], rate: u32) -> Result<Vec<i16>, Box<dyn std::error::Error>> {
+    let mut r = FrameResampler::new(SampleRate(rate), SampleRate::HZ_16000)?;
+    let n = SampleRate(rate).samples_per_frame();
+    let mut out = vec![0i16; 320];
+    let mut all = Vec::new();
+    let mut padded = samples.to_vec();
+    padded.resize(samples.len().div_ceil(n) * n + 5 * n, 0);
+    for chunk in padded.chunks_exact(n) {
+        r.process(chunk, &mut out)?;
+        all.extend_from_slice(&out);
+    }
+    Ok(all)
+}
+
+#[test]
+fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestResult {
+    let work = std::env::temp_dir().join(format!("voxgate-sip-call-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (recordings, phone) = (work.join("recordings"), work.join("baresip"));
+    std::fs::create_dir_all(phone.join("rec"))?;
+
+    // The caller's side: 5 s of silence (the greeting), the question, 16 s to listen.
+    let (question, rate) = read_wav(&root().join("fixtures/audio/store_hours_16k.wav"))?;
+    assert_eq!(rate, 16_000);
+    let mut say: Vec<i16> = vec![0; 8000 * 5];
+    say.extend(
+        question.chunks(2).map(|p| ((i32::from(p[0]) + i32::from(*p.get(1).unwrap_or(&p[0]))) / 2) as i16),
+    );
+    say.extend(std::iter::repeat_n(0, 8000 * 16));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(phone.join("say.wav"), spec)?;
+    for s in &say {
+        w.write_sample(*s)?;
+    }
+    w.finalize()?;
+
+    let (sip_port, phone_port) = (free_udp_port()?, free_udp_port()?);
+    let mut server = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .current_dir(root())
+        .args(["serve", "--config", "config.toml"])
+        .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
+        .env("VOXGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip_port}"))
+        .env("VOXGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip_port}"))
+        .env("VOXGATE_STORAGE__RECORDINGS_DIR", &recordings)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = server.stderr.take().ok_or("no stderr")?;
+    let _server = Guard(server);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = std::time::Instant::now();
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(60))?;
+        if line.contains("SIP listening") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "server did not start");
+    }
+
+    std::fs::write(phone.join("accounts"), format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"))?;
+    std::fs::write(
+        phone.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{phone_port}\nnet_interface 127.0.0.1\n\
+             audio_source aufile,{say}\nausrc_srate 8000\nauplay_srate 8000\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\n\
+             snd_path {rec}\nmodule_app account.so\nmodule_app menu.so\n",
+            say = phone.join("say.wav").display(),
+            rec = phone.join("rec").display()
+        ),
+    )?;
+    // The call ends when the caller's file does (about 24 s).
+    let status = Command::new("baresip")
+        .arg("-f")
+        .arg(&phone)
+        .args(["-e", &format!("/dial sip:1000@127.0.0.1:{sip_port}"), "-t", "40"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    assert!(status.success(), "baresip: {status}");
+
+    // What the caller heard: baresip's dump of the decoded stream.
+    let heard_file = std::fs::read_dir(phone.join("rec"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .ok_or("baresip recorded nothing")?;
+    let (heard, heard_rate) = read_wav(&heard_file)?;
+    let whisper = WhisperStt::load(&WhisperConfig::with_models_dir(&models_dir()))?;
+    let text = whisper.transcribe(&to_16k(&heard, heard_rate)?)?.to_lowercase();
+    assert!(text.contains("sunrise bakery") || text.contains("thanks for calling"), "no greeting in: {text}");
+    assert!(text.contains('9') || text.contains("nine"), "no answer from the knowledge in: {text}");
+
+    // The server's side: the call log and the recording.
+    let mut log_file = None;
+    for _ in 0..50 {
+        log_file = std::fs::read_dir(&recordings)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        if log_file.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log_file = log_file.ok_or("no call log written")?;
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(&log_file)?)?;
+    let lines = log["transcript"].as_array().ok_or("no transcript")?;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["speaker"] == "caller" && l["text"].as_str().is_some_and(|t| t.contains("Saturday"))),
+        "{log:#}"
+    );
+    assert_eq!(log["end"]["reason"], "caller_hung_up", "{log:#}");
+    let wav = hound::WavReader::open(log_file.with_extension("wav"))?;
+    assert_eq!(wav.spec().channels, 2);
+    assert!(wav.duration() > 16_000 * 15, "the recording covers the call");
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
