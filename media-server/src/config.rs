@@ -78,6 +78,8 @@ pub struct SipConfig {
     pub public_address: String,
     /// Numbers (SIP user parts) that reach the agent; others get 404.
     pub numbers: Vec<String>,
+    /// Ring (180 Ringing) this long before answering; 0 answers at once.
+    pub ring_ms: u32,
 }
 
 impl Default for SipConfig {
@@ -88,6 +90,7 @@ impl Default for SipConfig {
             tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             public_address: String::new(),
             numbers: vec!["1000".to_owned()],
+            ring_ms: 0,
         }
     }
 }

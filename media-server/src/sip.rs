@@ -226,9 +226,12 @@ async fn run_call(
         let mut events = Vec::new();
         while let Some(o) = call.poll_output() {
             match o {
+                // In order, never waiting: a UDP send only fails when the
+                // socket buffer is full, and then retransmission covers it.
                 CallOutput::Send(bytes) => {
-                    let socket = shared.socket.clone();
-                    tokio::spawn(async move { socket.send_to(&bytes, from).await });
+                    if let Err(e) = shared.socket.try_send_to(&bytes, from) {
+                        tracing::debug!(%from, error = %e, "SIP send failed");
+                    }
                 }
                 CallOutput::Event(e) => events.push(e),
             }
@@ -237,7 +240,8 @@ async fn run_call(
     };
     send(&mut call);
     match bridge(&shared, &mut call, &invite, &mut signalling, &cancel, &send).await {
-        Ok(log) => {
+        Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
+        Ok(Some(log)) => {
             tracing::info!(call_id = %call_id, end = ?log.end, turns = log.latencies.len(), "call ended");
             let path = recording_path(&shared.config, &call_id).with_extension("json");
             if let Ok(json) = serde_json::to_vec_pretty(&log) {
@@ -271,7 +275,7 @@ async fn bridge(
     signalling: &mut mpsc::Receiver<Message>,
     cancel: &CancellationToken,
     send: &impl Fn(&mut InboundCall) -> Vec<CallEvent>,
-) -> anyhow::Result<CallLog> {
+) -> anyhow::Result<Option<CallLog>> {
     let config = &shared.config;
     let rtp_socket = bind_rtp(
         config,
@@ -308,6 +312,28 @@ async fn bridge(
     let mut media = Media::new(&negotiated, jitter)?;
     tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
     let recording = recording_path(config, call.invite().headers.get("call-id").unwrap_or("call"));
+    if config.sip.ring_ms > 0 {
+        call.ring();
+        send(call);
+        // The caller may cancel while it rings.
+        let ring = tokio::time::sleep(Duration::from_millis(u64::from(config.sip.ring_ms)));
+        tokio::pin!(ring);
+        loop {
+            tokio::select! {
+                () = &mut ring => break,
+                msg = signalling.recv() => match msg {
+                    Some(m) => call.handle_message(std::time::Instant::now(), m),
+                    None => anyhow::bail!("signalling closed while ringing"),
+                },
+            }
+            let ended = send(call).into_iter().any(|e| matches!(e, CallEvent::Ended(_)));
+            if ended {
+                // Cancelled: the 487 still waits for its ACK.
+                finish_signalling(call, signalling, send).await;
+                return Ok(None);
+            }
+        }
+    }
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
     let mut session = session::spawn(SessionParts {
         config: shared.agent.session.clone(),
@@ -461,7 +487,28 @@ async fn bridge(
             let _ = session.control.try_send(Control::Hangup);
         }
     }
-    Ok(session.task.await?)
+    Ok(Some(session.task.await?))
+}
+
+/// Runs the signalling of a call that ended before it was answered (the
+/// final response waits for its ACK), then closes the session.
+async fn finish_signalling(
+    call: &mut InboundCall,
+    signalling: &mut mpsc::Receiver<Message>,
+    send: &impl Fn(&mut InboundCall) -> Vec<CallEvent>,
+) {
+    let deadline = Instant::now() + voxgate_sip_bridge::call::TIMEOUT;
+    while call.poll_timeout().is_some() && Instant::now() < deadline {
+        let next = call.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            msg = signalling.recv() => match msg {
+                Some(m) => call.handle_message(std::time::Instant::now(), m),
+                None => break,
+            },
+            () = sleep_until(next) => call.handle_timeout(std::time::Instant::now()),
+        }
+        send(call);
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -4,38 +4,19 @@
 //! greeting and an answer from the agent's knowledge. The call log and the
 //! stereo recording are checked too.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{TestResult, free_udp_port, root, start_server};
 use voxgate_codecs::SampleRate;
 use voxgate_codecs::resample::FrameResampler;
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("VOXGATE_MODELS__DIR").map_or_else(|| root().join("models"), PathBuf::from)
-}
-
-fn free_udp_port() -> std::io::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("VOXGATE_MODELS__DIR").map_or_else(|| root().join("models"), std::path::PathBuf::from)
 }
 
 fn read_wav(path: &Path) -> Result<(Vec<i16>, u32), Box<dyn std::error::Error>> {
@@ -85,34 +66,8 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
     }
     w.finalize()?;
 
-    let (sip_port, phone_port) = (free_udp_port()?, free_udp_port()?);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .current_dir(root())
-        .args(["serve", "--config", "config.toml"])
-        .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
-        .env("VOXGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip_port}"))
-        .env("VOXGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip_port}"))
-        .env("VOXGATE_STORAGE__RECORDINGS_DIR", &recordings)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = server.stderr.take().ok_or("no stderr")?;
-    let _server = Guard(server);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let started = std::time::Instant::now();
-    loop {
-        let line = rx.recv_timeout(Duration::from_secs(60))?;
-        if line.contains("SIP listening") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "server did not start");
-    }
-
+    let server = start_server(&[("VOXGATE_STORAGE__RECORDINGS_DIR", recordings.display().to_string())])?;
+    let (sip_port, phone_port) = (server.sip_port, free_udp_port()?);
     std::fs::write(phone.join("accounts"), format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"))?;
     std::fs::write(
         phone.join("config"),
