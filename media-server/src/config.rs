@@ -80,6 +80,13 @@ pub struct SipConfig {
     pub numbers: Vec<String>,
     /// Ring (180 Ringing) this long before answering; 0 answers at once.
     pub ring_ms: u32,
+    /// Networks (CIDR) whose calls need no authentication and whose traffic
+    /// is not rate limited: your trunks and PBXs.
+    pub trusted: Vec<String>,
+    /// `name:password` pairs that may call from anywhere else (Digest).
+    pub users: Vec<Secret>,
+    /// Requests per second from one untrusted address (bursts of twice that).
+    pub rate_limit: u32,
 }
 
 impl Default for SipConfig {
@@ -91,6 +98,11 @@ impl Default for SipConfig {
             public_address: String::new(),
             numbers: vec!["1000".to_owned()],
             ring_ms: 0,
+            trusted: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+                .map(str::to_owned)
+                .to_vec(),
+            users: Vec::new(),
+            rate_limit: 20,
         }
     }
 }
@@ -451,6 +463,20 @@ impl Config {
                 reason: format!("{} is not below port_max {}", self.rtp.port_min, self.rtp.port_max),
             });
         }
+        for net in &self.sip.trusted {
+            if net.parse::<ipnet::IpNet>().is_err() {
+                return Err(ConfigError::Setting {
+                    setting: "sip.trusted",
+                    reason: format!("{net} is not a CIDR"),
+                });
+            }
+        }
+        if self.sip.users.iter().any(|u| !u.expose().contains(':')) {
+            return Err(ConfigError::Setting {
+                setting: "sip.users",
+                reason: "each entry is name:password".into(),
+            });
+        }
         if self.vad.webrtc_mode > 3 {
             return Err(ConfigError::Setting { setting: "vad.webrtc_mode", reason: "must be 0..=3".into() });
         }
@@ -468,6 +494,23 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// Who may call over SIP.
+    #[must_use]
+    pub fn sip_policy(&self) -> voxgate_sip_bridge::responder::Policy {
+        voxgate_sip_bridge::responder::Policy {
+            trusted: self.sip.trusted.iter().filter_map(|n| n.parse().ok()).collect(),
+            users: self
+                .sip
+                .users
+                .iter()
+                .filter_map(|u| u.expose().split_once(':'))
+                .map(|(n, p)| (n.to_owned(), p.to_owned()))
+                .collect(),
+            realm: "voxgate".to_owned(),
+            rate_per_second: self.sip.rate_limit,
+        }
     }
 
     /// The VAD configuration for the pipeline.

@@ -78,7 +78,7 @@ pub async fn start(
 async fn signalling(shared: Arc<Shared>, cancel: CancellationToken) {
     let routes: HashMap<String, String> =
         shared.config.sip.numbers.iter().map(|n| (n.clone(), shared.agent.name.clone())).collect();
-    let mut responder = Responder::new(routes);
+    let mut responder = Responder::new(routes, shared.config.sip_policy());
     let mut calls: HashMap<String, mpsc::Sender<Message>> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::channel::<String>(64);
     let mut buf = vec![0u8; message::MAX_MESSAGE_BYTES + 1];
@@ -108,7 +108,7 @@ async fn signalling(shared: Arc<Shared>, cancel: CancellationToken) {
                 continue;
             }
         }
-        match responder.handle(bytes, Framing::Datagram) {
+        match responder.handle(std::time::Instant::now(), from, bytes, Framing::Datagram) {
             Action::Nothing => {}
             Action::Reply(response) => {
                 let _ = shared.socket.send_to(&response.to_bytes(), from).await;

@@ -4,6 +4,7 @@
 //! - [`message`]: pure parse and print of SIP messages, typed headers, URIs.
 //! - [`call`]: one inbound call's signalling (INVITE server transaction
 //!   and dialog), sans-IO on a simulated clock.
+//! - [`auth`]: Digest authentication, server and client side.
 //! - [`check`]: what a user agent server answers to a request it cannot
 //!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
 //! - [`responder`]: the front door for requests outside a dialog: answers
@@ -29,6 +30,7 @@
 //! assert!(ok.to_bytes().starts_with(b"SIP/2.0 200 OK\r\n"));
 //! ```
 
+pub mod auth;
 pub mod call;
 pub mod check;
 pub mod message;

@@ -3,9 +3,19 @@
 //! REGISTER to a server that is not a registrar, requests for dialogs that
 //! do not exist), route INVITEs by the dialled user, and refuse the rest
 //! with the status RFC 3261 names.
+//!
+//! Security, before any of that: sources outside the trusted networks
+//! (trunks, the LAN) are rate limited per address, known scanners are
+//! dropped without a word, and their INVITEs must pass Digest
+//! authentication (or get 403 when no users are configured).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
+use ipnet::IpNet;
+
+use crate::auth::{self, Credentials, Nonces};
 use crate::check::{ALLOW, Checked, check_request};
 use crate::message::{self, Framing, Message, Method, ParseError, Request, Response, Uri};
 
@@ -20,19 +30,135 @@ pub enum Action {
     Invite { request: Box<Request>, checked: Box<Checked>, agent: String },
 }
 
+/// Who may call, and how much anyone may send.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Networks whose INVITEs are taken without authentication and whose
+    /// traffic is not rate limited (trunks, PBXs, the LAN).
+    pub trusted: Vec<IpNet>,
+    /// Digest users (name -> password) who may call from anywhere else.
+    pub users: HashMap<String, String>,
+    /// Digest realm.
+    pub realm: String,
+    /// Requests per second per untrusted address (burst: twice that).
+    pub rate_per_second: u32,
+}
+
+impl Default for Policy {
+    /// Loopback and the private ranges are trusted; nobody else may call.
+    fn default() -> Self {
+        let trusted = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        Self { trusted, users: HashMap::new(), realm: "voxgate".to_owned(), rate_per_second: 20 }
+    }
+}
+
+/// User-Agent fragments of SIP scanners (SIPVicious and friends).
+const SCANNERS: &[&str] = &[
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipsak",
+    "iwar",
+    "sundayddr",
+    "vaxsipuseragent",
+    "pplsip",
+    "sipscan",
+];
+
+/// A token bucket per address.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
 /// Routes dialled users to agents and answers the rest.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Responder {
     /// User part (a number or a name) -> agent.
     routes: HashMap<String, String>,
+    policy: Policy,
+    nonces: Nonces,
+    epoch: Instant,
+    buckets: HashMap<IpAddr, Bucket>,
     tags: u64,
 }
 
+impl Default for Responder {
+    fn default() -> Self {
+        Self::new(HashMap::new(), Policy::default())
+    }
+}
+
 impl Responder {
-    /// A responder routing `routes` (user -> agent).
+    /// A responder routing `routes` (user -> agent) under `policy`.
     #[must_use]
-    pub fn new(routes: HashMap<String, String>) -> Self {
-        Self { routes, tags: 0 }
+    pub fn new(routes: HashMap<String, String>, policy: Policy) -> Self {
+        Self {
+            routes,
+            policy,
+            nonces: Nonces::new(),
+            epoch: Instant::now(),
+            buckets: HashMap::new(),
+            tags: 0,
+        }
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.policy.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Takes a token from `ip`'s bucket; false when it is empty.
+    fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let rate = f64::from(self.policy.rate_per_second.max(1));
+        if self.buckets.len() > 10_000 {
+            // Forget quiet addresses so a spoofed flood cannot grow the map without bound.
+            self.buckets.retain(|_, b| now.saturating_duration_since(b.at).as_secs() < 10);
+        }
+        let b = self.buckets.entry(ip).or_insert(Bucket { tokens: 2.0 * rate, at: now });
+        let refill = now.saturating_duration_since(b.at).as_secs_f64() * rate;
+        b.tokens = (b.tokens + refill).min(2.0 * rate);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Digest check of an INVITE from an untrusted source: `None` to go on,
+    /// or the refusal to send.
+    fn authenticate(&mut self, now: Instant, request: &Request) -> Option<Response> {
+        if self.policy.users.is_empty() {
+            return Some(self.reply(&request.headers, 403, "Forbidden"));
+        }
+        let now_s = now.saturating_duration_since(self.epoch).as_secs();
+        let creds = request.headers.get("authorization").and_then(Credentials::parse);
+        let mut stale = false;
+        if let Some(c) = creds {
+            let fresh = self.nonces.is_fresh(&c.nonce, now_s);
+            let known = self.policy.users.get(&c.username);
+            if fresh
+                && c.realm == self.policy.realm
+                && known.is_some_and(|pw| c.verify(request.method.as_str(), pw))
+            {
+                return None;
+            }
+            stale = !fresh && known.is_some_and(|pw| c.verify(request.method.as_str(), pw));
+        }
+        let mut r = self.reply(&request.headers, 401, "Unauthorized");
+        let nonce = self.nonces.issue(now_s);
+        r.headers.push("www-authenticate", auth::challenge(&self.policy.realm, &nonce, stale));
+        Some(r)
     }
 
     fn tag(&mut self) -> String {
@@ -45,8 +171,12 @@ impl Responder {
         message::response_to(request, status, reason, &tag)
     }
 
-    /// Handles one message from the network.
-    pub fn handle(&mut self, bytes: &[u8], framing: Framing) -> Action {
+    /// Handles one message from `from`, received at `now`.
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], framing: Framing) -> Action {
+        let trusted = self.trusted(from.ip());
+        if !trusted && !self.admit(now, from.ip()) {
+            return Action::Nothing;
+        }
         let request = match message::parse(bytes, framing) {
             Ok(Message::Request(r)) => r,
             // Responses belong to client transactions; stray ones are dropped.
@@ -62,6 +192,11 @@ impl Responder {
         };
         if request.method == Method::Ack {
             // An ACK is never answered.
+            return Action::Nothing;
+        }
+        let agent = request.headers.get("user-agent").unwrap_or_default().to_ascii_lowercase();
+        if SCANNERS.iter().any(|s| agent.contains(s)) {
+            // Silence tells a scanner nothing, not even that SIP is here.
             return Action::Nothing;
         }
         let checked = match check_request(&request) {
@@ -82,6 +217,9 @@ impl Responder {
                 Action::Reply(ok)
             }
             Method::Invite => {
+                if !trusted && let Some(refusal) = self.authenticate(now, &request) {
+                    return Action::Reply(refusal);
+                }
                 let user = match &request.uri {
                     Uri::Sip(u) => u.user_decoded(),
                     Uri::Tel(number) => Some(number.split(';').next().unwrap_or("").to_owned()),
@@ -120,6 +258,13 @@ mod tests {
         .into_bytes()
     }
 
+    const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5070);
+    const OUTSIDE: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9)), 5060);
+
+    fn handle(r: &mut Responder, bytes: &[u8]) -> Action {
+        r.handle(Instant::now(), LOCAL, bytes, Framing::Datagram)
+    }
+
     fn status(action: Action) -> Option<u16> {
         match action {
             Action::Reply(r) => Some(r.status),
@@ -129,29 +274,84 @@ mod tests {
 
     #[test]
     fn invites_route_by_the_dialled_user() {
-        let mut r = Responder::new(HashMap::from([("1000".to_owned(), "demo".to_owned())]));
-        match r.handle(&request("INVITE", "sip:1000@127.0.0.1"), Framing::Datagram) {
+        let mut r =
+            Responder::new(HashMap::from([("1000".to_owned(), "demo".to_owned())]), Policy::default());
+        match handle(&mut r, &request("INVITE", "sip:1000@127.0.0.1")) {
             Action::Invite { agent, checked, .. } => {
                 assert_eq!(agent, "demo");
                 assert_eq!(checked.call_id, "c-INVITE");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(status(r.handle(&request("INVITE", "sip:2000@127.0.0.1"), Framing::Datagram)), Some(404));
-        assert!(matches!(r.handle(&request("INVITE", "tel:1000"), Framing::Datagram), Action::Invite { .. }));
+        assert_eq!(status(handle(&mut r, &request("INVITE", "sip:2000@127.0.0.1"))), Some(404));
+        assert!(matches!(handle(&mut r, &request("INVITE", "tel:1000")), Action::Invite { .. }));
     }
 
     #[test]
     fn what_needs_no_call_is_answered_at_the_door() {
         let mut r = Responder::default();
-        assert_eq!(status(r.handle(&request("OPTIONS", "sip:1000@127.0.0.1"), Framing::Datagram)), Some(200));
-        assert_eq!(status(r.handle(&request("REGISTER", "sip:127.0.0.1"), Framing::Datagram)), Some(405));
-        assert_eq!(status(r.handle(&request("BYE", "sip:1000@127.0.0.1"), Framing::Datagram)), Some(481));
-        assert!(matches!(
-            r.handle(&request("ACK", "sip:1000@127.0.0.1"), Framing::Datagram),
-            Action::Nothing
-        ));
-        assert!(matches!(r.handle(b"SIP/2.0 200 OK\r\n\r\n", Framing::Datagram), Action::Nothing));
-        assert!(matches!(r.handle(b"\x16\x03\x01 not sip", Framing::Datagram), Action::Nothing));
+        assert_eq!(status(handle(&mut r, &request("OPTIONS", "sip:1000@127.0.0.1"))), Some(200));
+        assert_eq!(status(handle(&mut r, &request("REGISTER", "sip:127.0.0.1"))), Some(405));
+        assert_eq!(status(handle(&mut r, &request("BYE", "sip:1000@127.0.0.1"))), Some(481));
+        assert!(matches!(handle(&mut r, &request("ACK", "sip:1000@127.0.0.1")), Action::Nothing));
+        assert!(matches!(handle(&mut r, b"SIP/2.0 200 OK\r\n\r\n"), Action::Nothing));
+        assert!(matches!(handle(&mut r, b"\x16\x03\x01 not sip"), Action::Nothing));
+    }
+
+    fn routed(users: &[(&str, &str)]) -> Responder {
+        let policy = Policy {
+            users: users.iter().map(|(u, p)| ((*u).to_owned(), (*p).to_owned())).collect(),
+            ..Policy::default()
+        };
+        Responder::new(HashMap::from([("1000".to_owned(), "demo".to_owned())]), policy)
+    }
+
+    #[test]
+    fn strangers_are_refused_or_challenged_and_a_right_answer_gets_through() {
+        let now = Instant::now();
+        let invite = request("INVITE", "sip:1000@127.0.0.1");
+        assert_eq!(status(routed(&[]).handle(now, OUTSIDE, &invite, Framing::Datagram)), Some(403));
+        let mut r = routed(&[("alice", "s3cret")]);
+        let Action::Reply(challenge) = r.handle(now, OUTSIDE, &invite, Framing::Datagram) else { panic!() };
+        assert_eq!(challenge.status, 401);
+        let www = challenge.headers.get("www-authenticate").expect("a challenge").to_owned();
+        for (password, expect_invite) in [("wrong", false), ("s3cret", true)] {
+            let auth =
+                auth::answer(&www, "INVITE", "sip:1000@127.0.0.1", "alice", password, 1).expect("answer");
+            let text = String::from_utf8(invite.clone()).expect("utf8").replacen(
+                "Max-Forwards",
+                &format!("Authorization: {auth}\r\nMax-Forwards"),
+                1,
+            );
+            let action = r.handle(now, OUTSIDE, text.as_bytes(), Framing::Datagram);
+            assert_eq!(matches!(action, Action::Invite { .. }), expect_invite, "{password}: {action:?}");
+        }
+    }
+
+    #[test]
+    fn scanners_get_silence() {
+        let mut r = Responder::default();
+        let text = String::from_utf8(request("OPTIONS", "sip:100@127.0.0.1")).expect("utf8").replacen(
+            "Max-Forwards",
+            "User-Agent: friendly-scanner\r\nMax-Forwards",
+            1,
+        );
+        assert!(matches!(handle(&mut r, text.as_bytes()), Action::Nothing));
+    }
+
+    #[test]
+    fn untrusted_sources_are_rate_limited_trusted_ones_are_not() {
+        let now = Instant::now();
+        let mut r = Responder::default();
+        let options = request("OPTIONS", "sip:1000@127.0.0.1");
+        let answered = (0..100)
+            .filter(|_| status(r.handle(now, OUTSIDE, &options, Framing::Datagram)).is_some())
+            .count();
+        assert_eq!(answered, 40, "a burst of twice the rate, then nothing");
+        let later = now + std::time::Duration::from_secs(1);
+        assert!(status(r.handle(later, OUTSIDE, &options, Framing::Datagram)).is_some(), "tokens come back");
+        let local =
+            (0..100).filter(|_| status(r.handle(now, LOCAL, &options, Framing::Datagram)).is_some()).count();
+        assert_eq!(local, 100);
     }
 }

@@ -36,7 +36,7 @@ pub async fn serve_udp(
             () = cancel.cancelled() => return Ok(()),
             r = socket.recv_from(&mut buf) => r?,
         };
-        match responder.handle(&buf[..n], Framing::Datagram) {
+        match responder.handle(std::time::Instant::now(), from, &buf[..n], Framing::Datagram) {
             Action::Nothing => {}
             Action::Reply(response) => {
                 if let Err(e) = socket.send_to(&response.to_bytes(), from).await {

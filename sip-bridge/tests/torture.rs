@@ -140,7 +140,8 @@ fn mangled_messages_never_panic() {
                         [(next() % 10) as usize];
                 }
             }
-            let _ = responder.handle(&bytes, Framing::Datagram);
+            let from = std::net::SocketAddr::from(([127, 0, 0, 1], 5070));
+            let _ = responder.handle(std::time::Instant::now(), from, &bytes, Framing::Datagram);
             let _ = message::stream_message_len(&bytes);
             runs += 1;
         }
