@@ -287,20 +287,21 @@ async fn bridge(
     )
     .await?;
     let rtp_port = rtp_socket.local_addr()?.port();
-    let offer = Sdp::parse(&String::from_utf8_lossy(&invite.body)).ok();
-    let Some(offer) = offer else {
-        // An offer in our 200 with the answer in the ACK: not yet.
-        call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
-        send(call);
-        anyhow::bail!("INVITE without an SDP offer");
-    };
     let codecs = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
-    let (answer, mut negotiated) = match sdp::answer(&offer, &codecs, shared.advertised, rtp_port) {
-        Ok(a) => a,
-        Err(e) => {
-            call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
-            send(call);
-            anyhow::bail!("{e}");
+    // Usually the INVITE carries the offer; without one, ours goes in the
+    // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
+    let (local_sdp, early) = if invite.body.is_empty() {
+        (sdp::offer(shared.advertised, rtp_port, u64::from(rand_u32())), None)
+    } else {
+        let answered = Sdp::parse(&String::from_utf8_lossy(&invite.body))
+            .and_then(|offer| sdp::answer(&offer, &codecs, shared.advertised, rtp_port));
+        match answered {
+            Ok((answer, n)) => (answer, Some(n)),
+            Err(e) => {
+                call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+                send(call);
+                anyhow::bail!("{e}");
+            }
         }
     };
     let jitter = JitterConfig {
@@ -309,7 +310,6 @@ async fn bridge(
         max_delay_ms: config.jitter.max_delay_ms,
         ..JitterConfig::default()
     };
-    let mut media = Media::new(&negotiated, jitter)?;
     tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
     let recording = recording_path(config, call.invite().headers.get("call-id").unwrap_or("call"));
     if config.sip.ring_ms > 0 {
@@ -334,6 +334,13 @@ async fn bridge(
             }
         }
     }
+    call.answer(std::time::Instant::now(), &local_sdp.to_text());
+    send(call);
+    let mut negotiated = match early {
+        Some(n) => n,
+        None => answer_in_ack(call, signalling, send, &codecs).await?,
+    };
+    let mut media = Media::new(&negotiated, jitter)?;
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
     let mut session = session::spawn(SessionParts {
         config: shared.agent.session.clone(),
@@ -341,8 +348,6 @@ async fn bridge(
         vad,
         recording: Some(recording),
     });
-    call.answer(std::time::Instant::now(), &answer.to_text());
-    send(call);
 
     let mut latched: Option<SocketAddr> = None;
     let mut last_rtp = Instant::now();
@@ -477,7 +482,7 @@ async fn bridge(
                     }
                     send(call);
                 }
-                CallEvent::Confirmed => {}
+                CallEvent::Confirmed { .. } => {}
             }
         }
         if call.is_ended() && session.task.is_finished() {
@@ -488,6 +493,35 @@ async fn bridge(
         }
     }
     Ok(Some(session.task.await?))
+}
+
+/// Waits for the ACK that carries the caller's answer to our offer.
+async fn answer_in_ack(
+    call: &mut InboundCall,
+    signalling: &mut mpsc::Receiver<Message>,
+    send: &impl Fn(&mut InboundCall) -> Vec<CallEvent>,
+    codecs: &[Codec],
+) -> anyhow::Result<Negotiated> {
+    loop {
+        let next = call.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            msg = signalling.recv() => match msg {
+                Some(m) => call.handle_message(std::time::Instant::now(), m),
+                None => anyhow::bail!("signalling closed before the ACK"),
+            },
+            () = sleep_until(next) => call.handle_timeout(std::time::Instant::now()),
+        }
+        for event in send(call) {
+            match event {
+                CallEvent::Confirmed { sdp } => {
+                    let answer = sdp.ok_or_else(|| anyhow::anyhow!("the ACK carried no SDP answer"))?;
+                    return Ok(sdp::accept_answer(&Sdp::parse(&answer)?, codecs)?);
+                }
+                CallEvent::Ended(cause) => anyhow::bail!("ended before the ACK: {cause:?}"),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Runs the signalling of a call that ended before it was answered (the

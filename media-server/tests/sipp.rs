@@ -1,6 +1,6 @@
 //! SIPp, the standard SIP test tool, against the running server on
 //! 127.0.0.1: calls with BYE from either side, CANCEL while ringing, a
-//! re-INVITE for hold, a malformed INVITE, and a burst of 100 concurrent
+//! re-INVITE for hold, an INVITE without SDP, a malformed INVITE, and a burst of 100 concurrent
 //! calls. SIPp exits 0 only when every call of its scenario succeeded.
 
 mod common;
@@ -71,6 +71,12 @@ fn cancel_while_ringing_gets_487() -> TestResult {
 fn a_reinvite_puts_the_call_on_hold() -> TestResult {
     let server = start_server(&[webrtc_vad()])?;
     sipp(server.sip_port, &["-sf", "reinvite.xml", "-m", "2", "-l", "2"])
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers() -> TestResult {
+    let server = start_server(&[webrtc_vad()])?;
+    sipp(server.sip_port, &["-sf", "late_offer.xml", "-m", "2", "-l", "2"])
 }
 
 #[test]

@@ -46,8 +46,9 @@ pub enum EndCause {
 /// What the call layer reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
-    /// The ACK came: media may flow both ways.
-    Confirmed,
+    /// The ACK came: media may flow both ways. `sdp`: the caller's answer,
+    /// when our 200 carried the offer.
+    Confirmed { sdp: Option<String> },
     /// A re-INVITE: answer it with [`InboundCall::answer_reinvite`]
     /// (hold, resume, a codec change). `None`: the offer is ours to make.
     ReInvite { offer: Option<String> },
@@ -290,7 +291,8 @@ impl InboundCall {
                 State::Answered => {
                     self.resend = None;
                     self.state = State::Confirmed;
-                    self.outputs.push_back(CallOutput::Event(CallEvent::Confirmed));
+                    let sdp = (!r.body.is_empty()).then(|| String::from_utf8_lossy(&r.body).into_owned());
+                    self.outputs.push_back(CallOutput::Event(CallEvent::Confirmed { sdp }));
                 }
                 State::Rejected => {
                     let cause = EndCause::Rejected(self.last_status());

@@ -95,7 +95,7 @@ fn trying_ringing_answer_resent_until_ack_then_bye_from_the_caller() {
     h.advance(1000);
     assert_eq!(h.take().0, strs(&["200", "200"]), "resent at T1 then 2*T1");
     h.ack();
-    assert_eq!(h.take().1, vec![CallEvent::Confirmed]);
+    assert_eq!(h.take().1, vec![CallEvent::Confirmed { sdp: None }]);
     h.advance(10_000);
     assert_eq!(h.take().0, Vec::<String>::new(), "no more resends after the ACK");
     h.call.handle_message(h.now, in_dialog("BYE", 2, "z9hG4bK-bye", "", ""));
@@ -227,7 +227,7 @@ fn over_a_lossy_network_the_call_is_still_confirmed() {
                     CallOutput::Send(bytes) if bytes.starts_with(b"SIP/2.0 200") && !lost() && !lost() => {
                         h.ack()
                     }
-                    CallOutput::Event(CallEvent::Confirmed) => confirmed = true,
+                    CallOutput::Event(CallEvent::Confirmed { .. }) => confirmed = true,
                     _ => {}
                 }
             }

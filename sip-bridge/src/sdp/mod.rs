@@ -410,6 +410,36 @@ fn map_rate(codec: Codec) -> u32 {
     }
 }
 
+/// Reads the answer to our [`offer`]: the first format of the first live
+/// audio stream that is one of `codecs`.
+///
+/// # Errors
+/// No audio stream, or none with a codec we offered.
+pub fn accept_answer(answer: &Sdp, codecs: &[Codec]) -> Result<Negotiated, SdpError> {
+    let m = answer.media.iter().find(|m| m.kind == "audio" && m.port != 0).ok_or(SdpError::NoCommonCodec)?;
+    let pts: Vec<u8> = m.formats.iter().filter_map(|f| f.parse().ok()).collect();
+    let (codec, map) = pts
+        .iter()
+        .find_map(|&pt| {
+            let map = m.rtpmap(pt)?;
+            codecs.iter().find(|c| c.matches(&map)).map(|&c| (c, map))
+        })
+        .ok_or(SdpError::NoCommonCodec)?;
+    let dtmf = pts.iter().find_map(|&pt| {
+        let map = m.rtpmap(pt)?;
+        (map.encoding.eq_ignore_ascii_case("telephone-event") && map.clock_rate == map_rate(codec))
+            .then_some(pt)
+    });
+    let connection = m.connection.or(answer.connection);
+    Ok(Negotiated {
+        codec,
+        payload_type: map.payload_type,
+        dtmf_payload_type: dtmf,
+        remote: connection.filter(|c| !c.is_unspecified()).map(|ip| std::net::SocketAddr::new(ip, m.port)),
+        direction: m.direction,
+    })
+}
+
 /// An offer of our own (for outbound calls and INVITEs without SDP).
 #[must_use]
 pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {

@@ -75,3 +75,15 @@ fn our_offer_parses_and_answers_itself() {
     let (_, n) = answer(&parsed, ALL, LOCAL, 1).expect("ok");
     assert_eq!((n.codec, n.dtmf_payload_type), (Codec::Pcmu, Some(101)));
 }
+
+#[test]
+fn an_answer_to_our_offer_is_read() {
+    let ours = offer(LOCAL, 12_000, 7);
+    let theirs = "v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\nc=IN IP4 10.0.0.2\r\nm=audio 5004 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let n = accept_answer(&Sdp::parse(theirs).expect("valid"), ALL).expect("PCMA");
+    assert_eq!((n.codec, n.dtmf_payload_type), (Codec::Pcma, Some(101)));
+    assert_eq!(n.remote, Some("10.0.0.2:5004".parse().expect("addr")));
+    assert!(ours.media[0].formats.contains(&"8".to_owned()));
+    let nothing = "v=0\r\nc=IN IP4 10.0.0.2\r\nm=audio 0 RTP/AVP 8\r\n";
+    assert_eq!(accept_answer(&Sdp::parse(nothing).expect("valid"), ALL), Err(SdpError::NoCommonCodec));
+}
