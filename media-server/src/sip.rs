@@ -34,6 +34,8 @@ use voxgate_sip_bridge::call::{CallEvent, CallOutput, EndCause, InboundCall};
 use voxgate_sip_bridge::check::Checked;
 use voxgate_sip_bridge::message::{self, Framing, Message, Request};
 use voxgate_sip_bridge::responder::{Action, Responder};
+use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
+use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
 use voxgate_sip_bridge::rtp::{self, RtpPacket};
 use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
 
@@ -287,6 +289,9 @@ async fn bridge(
     )
     .await?;
     let rtp_port = rtp_socket.local_addr()?.port();
+    // RTCP on the next port (bind_rtp picks even ones); without it, reports are skipped.
+    let rtcp_socket =
+        UdpSocket::bind(SocketAddr::new(rtp_socket.local_addr()?.ip(), rtp_port + 1)).await.ok();
     let codecs = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
     // Usually the INVITE carries the offer; without one, ours goes in the
     // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
@@ -365,6 +370,10 @@ async fn bridge(
     let mut out = vec![0u8; 1500];
     let mut hung_up = false;
     let samples_per_frame = media.rate.samples_per_frame() as u32;
+    let mut rx_stats = ReceiverStats::default();
+    let (mut sent_packets, mut sent_octets) = (0u32, 0u32);
+    let mut reports = tokio::time::interval(Duration::from_secs(5));
+    let mut rtcp_buf = vec![0u8; 1500];
     loop {
         let deadline = call.poll_timeout().map(Instant::from_std);
         tokio::select! {
@@ -381,7 +390,9 @@ async fn bridge(
                 let Ok((n, src)) = r else { continue };
                 let bytes = &rtp_buf[..n];
                 if rtp::is_rtcp(bytes) {
-                    continue; // reports are read in a later change
+                    // RTCP multiplexed on the RTP port (RFC 5761).
+                    read_rtcp(bytes, &mut rx_stats);
+                    continue;
                 }
                 let Ok(p) = RtpPacket::parse(bytes) else { continue };
                 // Strict latching: the first valid packet fixes the source; others are ignored (RTP Bleed).
@@ -391,6 +402,9 @@ async fn bridge(
                     _ => continue,
                 }
                 last_rtp = Instant::now();
+                if p.payload_type == negotiated.payload_type {
+                    rx_stats.on_packet(p.ssrc, p.seq);
+                }
                 if Some(p.payload_type) == negotiated.dtmf_payload_type {
                     if let Ok(ev) = TelephoneEvent::decode(p.payload)
                         && ev.end
@@ -426,10 +440,31 @@ async fn bridge(
                     let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp: ts, ssrc, payload: &payload[..len] };
                     if let Ok(n) = packet.write(&mut out) {
                         let _ = rtp_socket.send_to(&out[..n], dest).await;
+                        sent_packets = sent_packets.wrapping_add(1);
+                        sent_octets = sent_octets.wrapping_add(len as u32);
                     }
                     marker = false;
                     seq = seq.wrapping_add(1);
                     ts = ts.wrapping_add(samples_per_frame);
+                }
+            }
+            r = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => {
+                if let Some(n) = r {
+                    read_rtcp(&rtcp_buf[..n], &mut rx_stats);
+                }
+            }
+            _ = reports.tick() => {
+                let dest = latched.or(negotiated.remote).map(|a| SocketAddr::new(a.ip(), a.port() + 1));
+                if let (Some(socket), Some(dest)) = (rtcp_socket.as_ref(), dest) {
+                    let jitter = (media.playout.jitter().stats().jitter_ms * f64::from(media.rate.hz()) / 1000.0) as u32;
+                    let report = Report {
+                        ssrc,
+                        sender: (sent_packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: ts, packets: sent_packets, octets: sent_octets }),
+                        blocks: rx_stats.report(std::time::Instant::now(), jitter).into_iter().collect(),
+                    };
+                    if let Ok(n) = report.write(hung_up, &mut out) {
+                        let _ = socket.send_to(&out[..n], dest).await;
+                    }
                 }
             }
             event = session.events.recv() => match event {
@@ -542,6 +577,33 @@ async fn finish_signalling(
             () = sleep_until(next) => call.handle_timeout(std::time::Instant::now()),
         }
         send(call);
+    }
+}
+
+/// Reads a peer's RTCP: its sender reports time our round-trip
+/// measurement; its reception reports say how our audio arrives.
+fn read_rtcp(bytes: &[u8], rx_stats: &mut ReceiverStats) {
+    let Ok(received) = rtcp::parse(bytes) else { return };
+    for report in received.reports {
+        if let Some(sender) = report.sender {
+            rx_stats.on_sender_report(sender.ntp, std::time::Instant::now());
+        }
+        for block in report.blocks {
+            tracing::debug!(
+                fraction_lost = block.fraction_lost,
+                cumulative_lost = block.cumulative_lost,
+                jitter = block.jitter,
+                "RTCP: the caller's view of our audio"
+            );
+        }
+    }
+}
+
+/// Receives from `socket`, or waits forever without one.
+async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<usize> {
+    match socket {
+        Some(s) => s.recv_from(buf).await.ok().map(|(n, _)| n),
+        None => std::future::pending().await,
     }
 }
 

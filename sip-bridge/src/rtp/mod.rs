@@ -3,6 +3,7 @@
 //! allocation on the media path. Pure.
 
 pub mod rtcp;
+pub mod stats;
 
 /// A packet that is not valid RTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

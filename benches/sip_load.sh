@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SIP load on loopback: SIPp's built-in caller (INVITE, ACK, BYE) against a
+# release `voxgate serve` with the default offline agent. Reports SIPp's
+# success/failure counts and the INVITE -> 200 OK response times.
+#
+#   benches/sip_load.sh [RATE_CPS] [SECONDS] [CALL_LENGTH_MS]
+#
+# Needs sipp (apt sip-tester) and `cargo build --release --bin voxgate`.
+set -euo pipefail
+rate=${1:-100}
+seconds=${2:-60}
+length=${3:-1000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cd "$root"
+VOXGATE_SIP__UDP_LISTEN=127.0.0.1:$port VOXGATE_SIP__TCP_LISTEN=127.0.0.1:$port VOXGATE_HTTP__LISTEN=127.0.0.1:0 \
+VOXGATE_STORAGE__RECORDINGS_DIR="$work/recordings" VOXGATE_LOG__FILTER=warn \
+  target/release/voxgate serve --config config.toml 2> "$work/server.log" &
+server=$!
+for _ in $(seq 1 120); do
+  sipp -sn uac "127.0.0.1:$port" -s 1000 -m 1 -timeout 5s -nostdin > /dev/null 2>&1 && break
+  sleep 0.5
+done
+
+calls=$((rate * seconds))
+cd "$work"
+set +e
+sipp -sn uac "127.0.0.1:$port" -s 1000 -i 127.0.0.1 -r "$rate" -m "$calls" -l $((rate * 10)) -d "$length" \
+  -timeout $((seconds + 60))s -nostdin -trace_stat -stf stats.csv -trace_rtt -rtt_freq 1 > sipp.out 2>&1
+status=$?
+set -e
+python3 - "$status" "$rate" "$seconds" "$length" <<'PY'
+import csv, glob, sys
+status, rate, seconds, length = sys.argv[1:]
+rows = list(csv.reader(open("stats.csv"), delimiter=";"))
+head, last = rows[0], rows[-1]
+get = lambda name: last[head.index(name)]
+print(f"SIPp exit {status}: {get('TotalCallCreated')} calls at {rate}/s for {seconds} s (call length {length} ms): "
+      f"{get('SuccessfulCall(C)')} successful, {get('FailedCall(C)')} failed, {get('Retransmissions(C)')} retransmissions")
+times = []
+for f in glob.glob("*_rtt.csv"):
+    for r in list(csv.reader(open(f), delimiter=";"))[1:]:
+        try:
+            times.append(float(r[3]))
+        except (IndexError, ValueError):
+            pass
+if times:
+    times.sort()
+    pick = lambda p: times[min(len(times) - 1, int(round(p * (len(times) - 1))))]
+    print(f"INVITE -> 200 OK (ms): n={len(times)} p50={pick(0.5):.3f} p90={pick(0.9):.3f} p99={pick(0.99):.3f} max={times[-1]:.3f}")
+PY
