@@ -477,7 +477,10 @@ async fn bridge(
                 // Our pacing keeps nothing buffered; the next talkspurt starts with a marker.
                 Some(SessionEvent::Clear) => marker = true,
                 Some(SessionEvent::Transfer { target }) => {
-                    tracing::info!(%target, "transfer asked; blind transfer (REFER) comes with a later change");
+                    tracing::info!(%target, "blind transfer (REFER)");
+                    // The session ends next; the REFER, not a BYE, ends the call.
+                    hung_up = true;
+                    call.transfer(std::time::Instant::now(), &target);
                 }
                 Some(SessionEvent::Transcript { .. }) => {}
             },

@@ -41,6 +41,10 @@ pub enum EndCause {
     NoAck,
     /// We refused the call with this status.
     Rejected(u16),
+    /// The caller was transferred (their new call was answered).
+    Transferred,
+    /// The transfer failed; we hung up.
+    TransferFailed,
 }
 
 /// What the call layer reports.
@@ -74,6 +78,8 @@ enum State {
     Confirmed,
     /// A final non-2xx sent, waiting for the ACK.
     Rejected,
+    /// Our REFER is out, or the caller is setting up the new call.
+    Transferring,
     /// Our BYE is out.
     Terminating,
     Ended,
@@ -111,7 +117,7 @@ pub struct InboundCall {
     /// The branch of the re-INVITE being answered, if any.
     reinvite: Option<Request>,
     local_cseq: u32,
-    bye_branch: String,
+    transferred: bool,
     outputs: VecDeque<CallOutput>,
 }
 
@@ -135,7 +141,7 @@ impl InboundCall {
             resend: None,
             reinvite: None,
             local_cseq: 0,
-            bye_branch: format!("z9hG4bK-vg-{local_tag}-bye"),
+            transferred: false,
             outputs: VecDeque::new(),
         };
         call.respond_invite(100, "Trying", None);
@@ -225,9 +231,8 @@ impl InboundCall {
     /// Hangs up: BYE, resent until answered (or 32 s).
     pub fn hangup(&mut self, now: Instant) {
         match self.state {
-            State::Confirmed | State::Answered => {
-                self.local_cseq += 1;
-                let bye = self.bye();
+            State::Confirmed | State::Answered | State::Transferring => {
+                let bye = self.request(Method::Bye, &[]);
                 self.outputs.push_back(CallOutput::Send(bye.clone()));
                 self.resend = Some(Resend::new(bye, now));
                 self.state = State::Terminating;
@@ -241,31 +246,53 @@ impl InboundCall {
         }
     }
 
-    /// Our BYE: to the caller's Contact, From/To swapped, our tag on From.
-    fn bye(&self) -> Vec<u8> {
+    /// A request of ours in the dialog: to the caller's Contact, From/To
+    /// swapped, our tag on From, the next CSeq.
+    fn request(&mut self, method: Method, extra: &[(&str, String)]) -> Vec<u8> {
+        self.local_cseq += 1;
         let target =
             self.checked.contacts.first().map_or_else(|| self.checked.from.uri.clone(), |c| c.uri.clone());
         let to_header = self.invite.headers.get("to").unwrap_or_default();
         let mut headers = message::Headers::default();
-        headers.push("via", format!("SIP/2.0/UDP {};branch={};rport", self.via_host, self.bye_branch));
+        let branch = format!("z9hG4bK-vg-{}-{}", self.local_tag, self.local_cseq);
+        headers.push("via", format!("SIP/2.0/UDP {};branch={branch};rport", self.via_host));
         headers.push("max-forwards", "70");
         headers.push("from", format!("{to_header};tag={}", self.local_tag));
         headers.push("to", self.invite.headers.get("from").unwrap_or_default());
         headers.push("call-id", self.checked.call_id.clone());
-        headers.push("cseq", format!("{} BYE", self.local_cseq));
+        headers.push("cseq", format!("{} {method}", self.local_cseq));
         // Record-Route, in order, is the route set of a UAS (RFC 3261 §12.1.1).
         for rr in self.invite.headers.all("record-route") {
             headers.push("route", rr);
         }
-        Request { method: Method::Bye, uri: target, version: "SIP/2.0".into(), headers, body: Vec::new() }
-            .to_bytes()
+        for (name, value) in extra {
+            headers.push(name, value.clone());
+        }
+        Request { method, uri: target, version: "SIP/2.0".into(), headers, body: Vec::new() }.to_bytes()
+    }
+
+    /// Blind transfer (RFC 3515): REFER the caller to `target`; the call
+    /// ends once the caller reports the new call answered (or the transfer
+    /// fails, or 32 s pass).
+    pub fn transfer(&mut self, now: Instant, target: &str) {
+        if self.state != State::Confirmed {
+            self.hangup(now);
+            return;
+        }
+        let refer = self.request(
+            Method::Refer,
+            &[("refer-to", format!("<{target}>")), ("referred-by", format!("<{}>", self.contact))],
+        );
+        self.outputs.push_back(CallOutput::Send(refer.clone()));
+        self.resend = Some(Resend::new(refer, now));
+        self.state = State::Transferring;
     }
 
     /// A message for this call (same Call-ID) from the network.
     pub fn handle_message(&mut self, now: Instant, message: Message) {
         match message {
             Message::Request(r) => self.handle_request(now, r),
-            Message::Response(r) => self.handle_response(&r),
+            Message::Response(r) => self.handle_response(now, &r),
         }
     }
 
@@ -321,6 +348,23 @@ impl InboundCall {
                     self.outputs.push_back(CallOutput::Event(CallEvent::Dtmf(key)));
                 }
             }
+            Method::Notify if self.state == State::Transferring => {
+                self.respond(&r, 200, "OK");
+                // The body is a sipfrag of the new call's status line (RFC 3515 §2.4.5).
+                let status = String::from_utf8_lossy(&r.body)
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse::<u16>().ok());
+                match status {
+                    Some(200..=299) => {
+                        self.transferred = true;
+                        self.state = State::Confirmed;
+                        self.hangup(now);
+                    }
+                    Some(300..) => self.transfer_failed(now),
+                    _ => {}
+                }
+            }
             Method::Options | Method::Notify => self.respond(&r, 200, "OK"),
             _ => self.respond(&r, 405, "Method Not Allowed"),
         }
@@ -335,14 +379,29 @@ impl InboundCall {
             .unwrap_or(0)
     }
 
-    fn handle_response(&mut self, r: &Response) {
-        let ours = r.headers.get("cseq").and_then(|c| message::CSeq::parse(c).ok());
-        if self.state == State::Terminating
-            && r.status >= 200
-            && ours.is_some_and(|c| c.method == "BYE" && c.seq == self.local_cseq)
-        {
-            self.end(EndCause::LocalHangup);
+    fn handle_response(&mut self, now: Instant, r: &Response) {
+        let Some(cseq) = r.headers.get("cseq").and_then(|c| message::CSeq::parse(c).ok()) else { return };
+        if cseq.seq != self.local_cseq || r.status < 200 {
+            return;
         }
+        match (self.state, cseq.method.as_str()) {
+            (State::Terminating, "BYE") => {
+                let cause = if self.transferred { EndCause::Transferred } else { EndCause::LocalHangup };
+                self.end(cause);
+            }
+            // 202 Accepted: the caller now calls the target; NOTIFYs tell how it goes.
+            (State::Transferring, "REFER") if r.status < 300 => {
+                self.resend = Some(Resend { next: now + TIMEOUT, ..Resend::new(Vec::new(), now) });
+            }
+            (State::Transferring, "REFER") => self.transfer_failed(now),
+            _ => {}
+        }
+    }
+
+    fn transfer_failed(&mut self, now: Instant) {
+        self.outputs.push_back(CallOutput::Event(CallEvent::Ended(EndCause::TransferFailed)));
+        self.hangup(now);
+        self.state = State::Ended;
     }
 
     /// When [`InboundCall::handle_timeout`] is next due.
@@ -368,6 +427,7 @@ impl InboundCall {
                     self.end(cause);
                 }
                 State::Terminating => self.end(EndCause::LocalHangup),
+                State::Transferring => self.transfer_failed(now),
                 _ => self.resend = None,
             }
             return;

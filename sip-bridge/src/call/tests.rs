@@ -148,7 +148,7 @@ fn our_bye_is_resent_until_answered() {
     assert_eq!(h.take().0, strs(&["BYE"]));
     h.advance(500);
     assert_eq!(h.take().0, strs(&["BYE"]));
-    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-vg-t1-bye\r\nFrom: <sip:1000@127.0.0.1>;tag=t1\r\n\
+    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-vg-t1-1\r\nFrom: <sip:1000@127.0.0.1>;tag=t1\r\n\
          To: <sip:caller@127.0.0.1>;tag=c1\r\nCall-ID: call-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
     let Ok(ok) = parse(ok.as_bytes(), Framing::Datagram) else { panic!() };
     h.call.handle_message(h.now, ok);
@@ -242,4 +242,63 @@ fn over_a_lossy_network_the_call_is_still_confirmed() {
         }
         assert!(confirmed, "not confirmed within 32 s");
     }
+}
+
+fn response(status: &str, cseq: &str) -> Message {
+    let text = format!(
+        "SIP/2.0 {status}\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-x\r\nFrom: <sip:1000@127.0.0.1>;tag=t1\r\n\
+         To: <sip:caller@127.0.0.1>;tag=c1\r\nCall-ID: call-1\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+    );
+    parse(text.as_bytes(), Framing::Datagram).expect("response")
+}
+
+#[test]
+fn blind_transfer_refers_then_hangs_up_when_the_new_call_is_answered() {
+    let mut h = H::new();
+    h.call.answer(h.now, "v=0\r\n");
+    h.ack();
+    h.take();
+    h.call.transfer(h.now, "sip:desk@127.0.0.1");
+    let Some(CallOutput::Send(refer)) = h.call.poll_output() else { panic!() };
+    let refer = String::from_utf8(refer).expect("utf8");
+    assert!(
+        refer.starts_with("REFER sip:caller@127.0.0.1:5070 SIP/2.0")
+            && refer.contains("Refer-To: <sip:desk@127.0.0.1>"),
+        "{refer}"
+    );
+    h.call.handle_message(h.now, response("202 Accepted", "1 REFER"));
+    h.advance(2000);
+    assert_eq!(h.take().0, Vec::<String>::new(), "no resends once accepted");
+    let trying = "SIP/2.0 100 Trying";
+    h.call.handle_message(
+        h.now,
+        in_dialog("NOTIFY", 2, "z9hG4bK-n1", "Event: refer\r\nContent-Type: message/sipfrag\r\n", trying),
+    );
+    assert_eq!(h.take().0, strs(&["200"]));
+    h.call.handle_message(
+        h.now,
+        in_dialog(
+            "NOTIFY",
+            3,
+            "z9hG4bK-n2",
+            "Event: refer\r\nContent-Type: message/sipfrag\r\n",
+            "SIP/2.0 200 OK",
+        ),
+    );
+    assert_eq!(h.take().0, strs(&["200", "BYE"]));
+    h.call.handle_message(h.now, response("200 OK", "2 BYE"));
+    assert_eq!(h.take().1, vec![CallEvent::Ended(EndCause::Transferred)]);
+}
+
+#[test]
+fn a_refused_transfer_hangs_up() {
+    let mut h = H::new();
+    h.call.answer(h.now, "v=0\r\n");
+    h.ack();
+    h.take();
+    h.call.transfer(h.now, "sip:desk@127.0.0.1");
+    h.take();
+    h.call.handle_message(h.now, response("603 Declined", "1 REFER"));
+    let (sent, events) = h.take();
+    assert_eq!((sent, events), (strs(&["BYE"]), vec![CallEvent::Ended(EndCause::TransferFailed)]));
 }
