@@ -42,6 +42,41 @@ use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
 use crate::agent::Agent;
 use crate::config::Config;
 
+/// Where a message came from, and so where its answers go.
+#[derive(Debug, Clone)]
+enum Peer {
+    Udp(SocketAddr),
+    /// A TCP connection: its address and its writer.
+    Tcp(SocketAddr, mpsc::Sender<Vec<u8>>),
+}
+
+impl Peer {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Udp(a) | Self::Tcp(a, _) => *a,
+        }
+    }
+
+    /// Sends in order without waiting (a full UDP buffer or TCP queue
+    /// drops the message; retransmission covers UDP).
+    fn send(&self, socket: &UdpSocket, bytes: Vec<u8>) {
+        let result = match self {
+            Self::Udp(a) => socket.try_send_to(&bytes, *a).map(|_| ()).map_err(|e| e.to_string()),
+            Self::Tcp(_, tx) => tx.try_send(bytes).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %self.addr(), error = %e, "SIP send failed");
+        }
+    }
+
+    fn framing(&self) -> Framing {
+        match self {
+            Self::Udp(_) => Framing::Datagram,
+            Self::Tcp(..) => Framing::Stream,
+        }
+    }
+}
+
 /// What every call task shares.
 struct Shared {
     config: Config,
@@ -65,6 +100,9 @@ pub async fn start(
     let socket = UdpSocket::bind(config.sip.udp_listen)
         .await
         .with_context(|| format!("binding SIP on {}", config.sip.udp_listen))?;
+    let tcp = tokio::net::TcpListener::bind(config.sip.tcp_listen)
+        .await
+        .with_context(|| format!("binding SIP over TCP on {}", config.sip.tcp_listen))?;
     let local = socket.local_addr()?;
     let advertised = match config.sip.public_address.parse::<IpAddr>() {
         Ok(ip) => ip,
@@ -74,10 +112,76 @@ pub async fn start(
     };
     let shared =
         Arc::new(Shared { config, agent, socket: Arc::new(socket), advertised, sip_port: local.port() });
-    Ok((local, tokio::spawn(signalling(shared, cancel))))
+    let (stream_tx, stream_rx) = mpsc::channel(256);
+    tokio::spawn(accept_tcp(tcp, stream_tx, cancel.clone()));
+    Ok((local, tokio::spawn(signalling(shared, stream_rx, cancel))))
 }
 
-async fn signalling(shared: Arc<Shared>, cancel: CancellationToken) {
+/// Accepts SIP over TCP: each connection's messages, framed by
+/// Content-Length, join the UDP ones; answers go back on the connection.
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    incoming: mpsc::Sender<(Vec<u8>, Peer)>,
+    cancel: CancellationToken,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TCP accept failed");
+                    continue;
+                }
+            },
+        };
+        let (mut reader, mut writer) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (incoming, cancel) = (incoming.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let peer = Peer::Tcp(addr, tx);
+            let mut buf: Vec<u8> = Vec::with_capacity(4096);
+            let mut chunk = vec![0u8; 8192];
+            loop {
+                let n = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = reader.read(&mut chunk) => match r {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    },
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    match message::stream_message_len(&buf) {
+                        Ok(Some(len)) => {
+                            let msg: Vec<u8> = buf.drain(..len).collect();
+                            if incoming.send((msg, peer.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        // Framing that cannot be recovered: close (RFC 4475 clerr, ncl).
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn signalling(
+    shared: Arc<Shared>,
+    mut stream_rx: mpsc::Receiver<(Vec<u8>, Peer)>,
+    cancel: CancellationToken,
+) {
     let routes: HashMap<String, String> =
         shared.config.sip.numbers.iter().map(|n| (n.clone(), shared.agent.name.clone())).collect();
     let mut responder = Responder::new(routes, shared.config.sip_policy());
@@ -85,22 +189,23 @@ async fn signalling(shared: Arc<Shared>, cancel: CancellationToken) {
     let (done_tx, mut done_rx) = mpsc::channel::<String>(64);
     let mut buf = vec![0u8; message::MAX_MESSAGE_BYTES + 1];
     loop {
-        let (n, from) = tokio::select! {
+        let (bytes, peer): (Vec<u8>, Peer) = tokio::select! {
             () = cancel.cancelled() => return,
             Some(call_id) = done_rx.recv() => {
                 calls.remove(&call_id);
                 continue;
             }
+            Some(streamed) = stream_rx.recv() => streamed,
             r = shared.socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
+                Ok((n, from)) => (buf[..n].to_vec(), Peer::Udp(from)),
                 Err(e) => {
                     tracing::warn!(error = %e, "SIP receive failed");
                     continue;
                 }
             },
         };
-        let bytes = &buf[..n];
-        if let Ok(msg) = message::parse(bytes, Framing::Datagram) {
+        let framing = peer.framing();
+        if let Ok(msg) = message::parse(&bytes, framing) {
             let call_id = match &msg {
                 Message::Request(r) => r.headers.get("call-id"),
                 Message::Response(r) => r.headers.get("call-id"),
@@ -110,19 +215,17 @@ async fn signalling(shared: Arc<Shared>, cancel: CancellationToken) {
                 continue;
             }
         }
-        match responder.handle(std::time::Instant::now(), from, bytes, Framing::Datagram) {
+        match responder.handle(std::time::Instant::now(), peer.addr(), &bytes, framing) {
             Action::Nothing => {}
-            Action::Reply(response) => {
-                let _ = shared.socket.send_to(&response.to_bytes(), from).await;
-            }
+            Action::Reply(response) => peer.send(&shared.socket, response.to_bytes()),
             Action::Invite { request, checked, agent } => {
                 let call_id = checked.call_id.clone();
-                tracing::info!(call_id = %call_id, %from, agent = %agent, "incoming call");
+                tracing::info!(call_id = %call_id, from = %peer.addr(), agent = %agent, "incoming call");
                 let (tx, rx) = mpsc::channel(32);
                 calls.insert(call_id.clone(), tx);
                 let (shared, done, cancel) = (shared.clone(), done_tx.clone(), cancel.child_token());
                 tokio::spawn(async move {
-                    let task = tokio::spawn(run_call(shared, *request, *checked, from, rx, cancel));
+                    let task = tokio::spawn(run_call(shared, *request, *checked, peer, rx, cancel));
                     if let Err(e) = task.await {
                         // A panicking call is that call hung up, never the server.
                         tracing::error!(call_id = %call_id, error = %e, "call task failed");
@@ -210,7 +313,7 @@ async fn run_call(
     shared: Arc<Shared>,
     invite: Request,
     checked: Checked,
-    from: SocketAddr,
+    peer: Peer,
     mut signalling: mpsc::Receiver<Message>,
     cancel: CancellationToken,
 ) {
@@ -228,13 +331,7 @@ async fn run_call(
         let mut events = Vec::new();
         while let Some(o) = call.poll_output() {
             match o {
-                // In order, never waiting: a UDP send only fails when the
-                // socket buffer is full, and then retransmission covers it.
-                CallOutput::Send(bytes) => {
-                    if let Err(e) = shared.socket.try_send_to(&bytes, from) {
-                        tracing::debug!(%from, error = %e, "SIP send failed");
-                    }
-                }
+                CallOutput::Send(bytes) => peer.send(&shared.socket, bytes),
                 CallOutput::Event(e) => events.push(e),
             }
         }

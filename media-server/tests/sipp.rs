@@ -62,6 +62,13 @@ fn calls_end_by_caller_bye_and_by_server_bye() -> TestResult {
 }
 
 #[test]
+fn calls_over_tcp() -> TestResult {
+    let server = start_server(&[webrtc_vad()])?;
+    // One TCP connection for all calls (-t t1): messages framed by Content-Length.
+    sipp(server.sip_port, &["-sn", "uac", "-t", "t1", "-m", "3", "-l", "3"])
+}
+
+#[test]
 fn cancel_while_ringing_gets_487() -> TestResult {
     let server = start_server(&[webrtc_vad(), ("VOXGATE_SIP__RING_MS", "3000".to_owned())])?;
     sipp(server.sip_port, &["-sf", "cancel.xml", "-m", "2", "-l", "2"])

@@ -255,7 +255,9 @@ impl InboundCall {
         let to_header = self.invite.headers.get("to").unwrap_or_default();
         let mut headers = message::Headers::default();
         let branch = format!("z9hG4bK-vg-{}-{}", self.local_tag, self.local_cseq);
-        headers.push("via", format!("SIP/2.0/UDP {};branch={branch};rport", self.via_host));
+        // Our requests go the way the caller's INVITE came.
+        let transport = self.checked.vias.first().map_or("UDP", |v| v.transport.as_str());
+        headers.push("via", format!("SIP/2.0/{transport} {};branch={branch};rport", self.via_host));
         headers.push("max-forwards", "70");
         headers.push("from", format!("{to_header};tag={}", self.local_tag));
         headers.push("to", self.invite.headers.get("from").unwrap_or_default());
