@@ -7,6 +7,7 @@
 //! - [`auth`]: Digest authentication, server and client side.
 //! - [`check`]: what a user agent server answers to a request it cannot
 //!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
+//! - [`registration`]: REGISTER with a trunk, Digest, refresh before expiry.
 //! - [`responder`]: the front door for requests outside a dialog: answers
 //!   OPTIONS, refuses what it must, routes INVITEs by the dialled user.
 //! - [`rtp`]: RTP packets and RTCP reports.
@@ -34,6 +35,7 @@ pub mod auth;
 pub mod call;
 pub mod check;
 pub mod message;
+pub mod registration;
 pub mod responder;
 pub mod rtp;
 pub mod sdp;

@@ -12,7 +12,7 @@ mod webrtc;
 
 use std::path::PathBuf;
 
-pub use silero::SileroVad;
+pub use silero::{SileroModel, SileroVad};
 pub use webrtc::{WebRtcMode, WebRtcVad};
 
 use crate::onnx::OnnxError;

@@ -5,7 +5,9 @@
 //! [2, 1, 128]. Voxgate's 20 ms frames (320 samples) are gathered into 32 ms
 //! chunks; each frame reports the latest chunk's probability.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use ort::value::TensorRef;
 
@@ -16,9 +18,54 @@ const CHUNK: usize = 512;
 const CONTEXT: usize = 64;
 const STATE_LEN: usize = 2 * 128;
 
-/// The Silero detector.
+/// A loaded Silero model, shared by every call's detector. The session is
+/// stateless (each call keeps its own recurrent state) and one inference
+/// takes about 0.1 ms, so calls take turns on it; loading a session per
+/// call instead cost tens of milliseconds of CPU each and could not keep
+/// up with 100 new calls a second.
+#[derive(Clone)]
+pub struct SileroModel(Arc<Mutex<ort::session::Session>>);
+
+impl std::fmt::Debug for SileroModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SileroModel")
+    }
+}
+
+impl SileroModel {
+    /// Loads the model with the ONNX Runtime library at `onnxruntime`.
+    ///
+    /// # Errors
+    /// Either file is missing or fails to load.
+    pub fn load(onnxruntime: &Path, model: &Path) -> Result<Self, VadError> {
+        if !model.exists() {
+            return Err(OnnxError::Runtime {
+                message: format!("silero model not found at {}", model.display()),
+            }
+            .into());
+        }
+        Ok(Self(Arc::new(Mutex::new(onnx::session(onnxruntime, model)?))))
+    }
+
+    /// The process-wide model for `model`, loaded on first use.
+    ///
+    /// # Errors
+    /// As [`SileroModel::load`], the first time.
+    pub fn shared(onnxruntime: &Path, model: &Path) -> Result<Self, VadError> {
+        static MODELS: OnceLock<Mutex<HashMap<PathBuf, SileroModel>>> = OnceLock::new();
+        let mut models = MODELS.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = models.get(model) {
+            return Ok(m.clone());
+        }
+        let loaded = Self::load(onnxruntime, model)?;
+        models.insert(model.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+}
+
+/// The Silero detector: a shared model, this stream's state.
 pub struct SileroVad {
-    session: ort::session::Session,
+    model: SileroModel,
     /// Context (64) followed by the chunk being filled (512).
     window: [f32; CONTEXT + CHUNK],
     filled: usize,
@@ -33,24 +80,18 @@ impl std::fmt::Debug for SileroVad {
 }
 
 impl SileroVad {
-    /// Loads the model with the ONNX Runtime library at `onnxruntime`.
+    /// A detector on the process-wide model (see [`SileroModel::shared`]).
     ///
     /// # Errors
     /// Either file is missing or fails to load.
     pub fn new(onnxruntime: &Path, model: &Path) -> Result<Self, VadError> {
-        if !model.exists() {
-            return Err(OnnxError::Runtime {
-                message: format!("silero model not found at {}", model.display()),
-            }
-            .into());
-        }
-        Ok(Self {
-            session: onnx::session(onnxruntime, model)?,
-            window: [0.0; CONTEXT + CHUNK],
-            filled: 0,
-            state: [0.0; STATE_LEN],
-            probability: 0.0,
-        })
+        Ok(Self::with_model(SileroModel::shared(onnxruntime, model)?))
+    }
+
+    /// A detector with its own state on `model`.
+    #[must_use]
+    pub fn with_model(model: SileroModel) -> Self {
+        Self { model, window: [0.0; CONTEXT + CHUNK], filled: 0, state: [0.0; STATE_LEN], probability: 0.0 }
     }
 
     fn infer(&mut self) -> Result<(), VadError> {
@@ -60,8 +101,8 @@ impl SileroVad {
         let state =
             TensorRef::from_array_view(([2usize, 1, 128], &self.state[..])).map_err(OnnxError::from)?;
         let sr = TensorRef::from_array_view(([0usize; 0], &sr[..])).map_err(OnnxError::from)?;
-        let outputs = self
-            .session
+        let mut session = self.model.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let outputs = session
             .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
             .map_err(OnnxError::from)?;
         let (_, probability) = outputs["output"].try_extract_tensor::<f32>().map_err(OnnxError::from)?;
