@@ -82,9 +82,27 @@ struct Shared {
     config: Config,
     agent: Agent,
     socket: Arc<UdpSocket>,
-    /// The address written into Contact, Via and SDP.
+    /// The address written into Contact, Via and SDP ...
     advertised: IpAddr,
+    /// ... always (a public address or a specific listen address), or only
+    /// when no route to the caller says better.
+    explicit: bool,
     sip_port: u16,
+}
+
+impl Shared {
+    /// The address a caller at `peer` should send to: the configured one,
+    /// or the local interface the system routes to `peer` through (so a
+    /// phone on the LAN gets the LAN address, one on this machine loopback).
+    fn advertised_for(&self, peer: SocketAddr) -> IpAddr {
+        if self.explicit {
+            return self.advertised;
+        }
+        let any: SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        std::net::UdpSocket::bind(any)
+            .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()))
+            .map_or(self.advertised, |a| a.ip())
+    }
 }
 
 /// Binds the SIP socket (so a bad address fails start-up) and returns the
@@ -104,14 +122,20 @@ pub async fn start(
         .await
         .with_context(|| format!("binding SIP over TCP on {}", config.sip.tcp_listen))?;
     let local = socket.local_addr()?;
-    let advertised = match config.sip.public_address.parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) if !local.ip().is_unspecified() => local.ip(),
-        // Listening on every interface: loopback until a public address is set.
-        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    let (advertised, explicit) = match config.sip.public_address.parse::<IpAddr>() {
+        Ok(ip) => (ip, true),
+        Err(_) if !local.ip().is_unspecified() => (local.ip(), true),
+        // Listening on every interface: per caller, the interface that reaches it.
+        Err(_) => (IpAddr::V4(Ipv4Addr::LOCALHOST), false),
     };
-    let shared =
-        Arc::new(Shared { config, agent, socket: Arc::new(socket), advertised, sip_port: local.port() });
+    let shared = Arc::new(Shared {
+        config,
+        agent,
+        socket: Arc::new(socket),
+        advertised,
+        explicit,
+        sip_port: local.port(),
+    });
     let (stream_tx, stream_rx) = mpsc::channel(256);
     tokio::spawn(accept_tcp(tcp, stream_tx, cancel.clone()));
     Ok((local, tokio::spawn(signalling(shared, stream_rx, cancel))))
@@ -319,14 +343,10 @@ async fn run_call(
 ) {
     let call_id = checked.call_id.clone();
     let tag = format!("vg{:08x}", rand_u32());
-    let contact = format!("sip:voxgate@{}", host_port(shared.advertised, shared.sip_port));
-    let mut call = InboundCall::new(
-        invite.clone(),
-        checked,
-        &tag,
-        &contact,
-        &host_port(shared.advertised, shared.sip_port),
-    );
+    let advertised = shared.advertised_for(peer.addr());
+    let contact = format!("sip:voxgate@{}", host_port(advertised, shared.sip_port));
+    let mut call =
+        InboundCall::new(invite.clone(), checked, &tag, &contact, &host_port(advertised, shared.sip_port));
     let send = |call: &mut InboundCall| {
         let mut events = Vec::new();
         while let Some(o) = call.poll_output() {
@@ -338,7 +358,7 @@ async fn run_call(
         events
     };
     send(&mut call);
-    match bridge(&shared, &mut call, &invite, &mut signalling, &cancel, &send).await {
+    match bridge(&shared, advertised, &mut call, &invite, &mut signalling, &cancel, &send).await {
         Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
         Ok(Some(log)) => {
             tracing::info!(call_id = %call_id, end = ?log.end, turns = log.latencies.len(), "call ended");
@@ -367,8 +387,10 @@ fn rand_u32() -> u32 {
     t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(13) ^ std::process::id()
 }
 
+#[allow(clippy::too_many_arguments)] // the call's whole context, passed once
 async fn bridge(
     shared: &Shared,
+    advertised: IpAddr,
     call: &mut InboundCall,
     invite: &Request,
     signalling: &mut mpsc::Receiver<Message>,
@@ -381,7 +403,7 @@ async fn bridge(
         if config.sip.udp_listen.ip().is_unspecified() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else {
-            shared.advertised
+            advertised
         },
     )
     .await?;
@@ -393,10 +415,10 @@ async fn bridge(
     // Usually the INVITE carries the offer; without one, ours goes in the
     // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
     let (local_sdp, early) = if invite.body.is_empty() {
-        (sdp::offer(shared.advertised, rtp_port, u64::from(rand_u32())), None)
+        (sdp::offer(advertised, rtp_port, u64::from(rand_u32())), None)
     } else {
         let answered = Sdp::parse(&String::from_utf8_lossy(&invite.body))
-            .and_then(|offer| sdp::answer(&offer, &codecs, shared.advertised, rtp_port));
+            .and_then(|offer| sdp::answer(&offer, &codecs, advertised, rtp_port));
         match answered {
             Ok((answer, n)) => (answer, Some(n)),
             Err(e) => {
@@ -600,7 +622,7 @@ async fn bridge(
                     let answered = offer
                         .as_deref()
                         .and_then(|o| Sdp::parse(o).ok())
-                        .and_then(|o| sdp::answer(&o, &codecs, shared.advertised, rtp_port).ok());
+                        .and_then(|o| sdp::answer(&o, &codecs, advertised, rtp_port).ok());
                     if let Some((answer, n)) = answered {
                         if n.codec != negotiated.codec
                             && let Ok(m) = Media::new(&n, jitter)
@@ -612,7 +634,7 @@ async fn bridge(
                     } else {
                         call.answer_reinvite(
                             std::time::Instant::now(),
-                            &sdp::offer(shared.advertised, rtp_port, 1).to_text(),
+                            &sdp::offer(advertised, rtp_port, 1).to_text(),
                         );
                     }
                     send(call);
