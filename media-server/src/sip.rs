@@ -387,7 +387,6 @@ fn rand_u32() -> u32 {
     t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(13) ^ std::process::id()
 }
 
-#[allow(clippy::too_many_arguments)] // the call's whole context, passed once
 async fn bridge(
     shared: &Shared,
     advertised: IpAddr,
