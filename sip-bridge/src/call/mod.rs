@@ -12,6 +12,7 @@
 //! Everything goes back to the address the INVITE came from (symmetric
 //! signalling), which is also what works behind NAT.
 
+pub mod outbound;
 #[cfg(test)]
 mod tests;
 
