@@ -5,37 +5,35 @@ use std::fmt::Write as _;
 use super::headers::display_name;
 use super::{Headers, Request, Response};
 
-fn write_headers(out: &mut String, headers: &Headers, body_len: usize) {
+/// Start line, headers (Content-Length always set from the body), body.
+fn wire(start_line: String, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    let mut out = start_line;
+    out.push_str("\r\n");
     for h in &headers.0 {
         if h.name != "content-length" {
             // Infallible: writing to a String.
             let _ = write!(out, "{}: {}\r\n", display_name(&h.name), h.value);
         }
     }
-    let _ = write!(out, "Content-Length: {body_len}\r\n\r\n");
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 impl Request {
-    /// The wire form (Content-Length always set from the body).
+    /// The wire form.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
-        write_headers(&mut out, &self.headers, self.body.len());
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        wire(format!("{} {} SIP/2.0", self.method, self.uri), &self.headers, &self.body)
     }
 }
 
 impl Response {
-    /// The wire form (Content-Length always set from the body).
+    /// The wire form.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("SIP/2.0 {} {}\r\n", self.status, self.reason);
-        write_headers(&mut out, &self.headers, self.body.len());
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        wire(format!("SIP/2.0 {} {}", self.status, self.reason), &self.headers, &self.body)
     }
 }
 
