@@ -19,18 +19,21 @@ pub fn free_udp_port() -> std::io::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A running server; killed when dropped.
+/// A running server; killed (and its recordings folder removed) when dropped.
 pub struct Server {
     child: Child,
     pub sip_port: u16,
     /// Log lines as they come.
     pub log: mpsc::Receiver<String>,
+    /// Where its recordings and call logs go (a temporary folder, never the checkout).
+    pub recordings: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.recordings);
     }
 }
 
@@ -38,12 +41,14 @@ impl Drop for Server {
 /// returns once it listens for SIP.
 pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error::Error>> {
     let sip_port = free_udp_port()?;
+    let recordings = std::env::temp_dir().join(format!("voxgate-test-{}-{sip_port}", std::process::id()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
     cmd.current_dir(root())
         .args(["serve", "--config", "config.toml"])
         .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
         .env("VOXGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip_port}"))
         .env("VOXGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip_port}"))
+        .env("VOXGATE_STORAGE__RECORDINGS_DIR", &recordings)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -59,7 +64,7 @@ pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error
             }
         }
     });
-    let server = Server { child, sip_port, log };
+    let server = Server { child, sip_port, log, recordings };
     let started = Instant::now();
     loop {
         let left = Duration::from_secs(90).saturating_sub(started.elapsed());
