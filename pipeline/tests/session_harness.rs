@@ -514,3 +514,41 @@ async fn http_tools_run_with_checked_arguments_and_a_filler_while_slow() {
     // The caller heard the filler while the slow tool ran, then the answer.
     assert_eq!(out.lines()[1], (Speaker::Agent, "One moment, please. We open at nine.", false));
 }
+
+/// The greeting is the same in every call: the voice makes it once, and
+/// the next call plays it from the cache.
+#[tokio::test(start_paused = true)]
+async fn fixed_lines_are_synthesised_once_per_voice() {
+    let tts = Arc::new(ScriptedTts::default());
+    let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
+    for _ in 0..2 {
+        let providers = Providers {
+            stt: Arc::new(ScriptedStt::default()),
+            llm: Arc::new(ScriptedLlm::new(vec![])),
+            tts: tts.clone(),
+            knowledge: None,
+        };
+        let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
+        let mut handle =
+            spawn(SessionParts { config: SessionConfig::default(), providers, vad, recording: None });
+        let mut frames = 0;
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            tokio::select! {
+                f = handle.audio_out.recv() => frames += usize::from(f.is_some()),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    let _ = handle.audio_in.send([0; 320]).await;
+                }
+            }
+        }
+        handle.control.send(Control::Hangup).await.expect("running");
+        let log = handle.task.await.expect("session");
+        assert_eq!(log.transcript[0].text, greeting);
+        assert_eq!(
+            frames,
+            ScriptedTts::default().samples_for(&greeting).div_ceil(320),
+            "all of it, both times"
+        );
+    }
+    assert_eq!(tts.requests(), 1);
+}

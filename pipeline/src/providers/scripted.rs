@@ -215,6 +215,7 @@ impl LanguageModel for ScriptedLlm {
 #[derive(Debug)]
 pub struct ScriptedTts {
     failures: Arc<Mutex<VecDeque<ProviderError>>>,
+    requests: std::sync::atomic::AtomicUsize,
     /// Time to the first audio.
     pub first_audio: Duration,
     /// Audio per word.
@@ -223,7 +224,12 @@ pub struct ScriptedTts {
 
 impl Default for ScriptedTts {
     fn default() -> Self {
-        Self { failures: Arc::default(), first_audio: Duration::ZERO, per_word: Duration::from_millis(300) }
+        Self {
+            failures: Arc::default(),
+            requests: std::sync::atomic::AtomicUsize::new(0),
+            first_audio: Duration::ZERO,
+            per_word: Duration::from_millis(300),
+        }
     }
 }
 
@@ -231,7 +237,17 @@ impl ScriptedTts {
     /// The next requests fail with these errors, in order.
     #[must_use]
     pub fn failing(self, errors: Vec<ProviderError>) -> Self {
-        Self { failures: Arc::new(Mutex::new(errors.into())), ..self }
+        Self {
+            failures: Arc::new(Mutex::new(errors.into())),
+            requests: std::sync::atomic::AtomicUsize::new(0),
+            ..self
+        }
+    }
+
+    /// How many texts it was asked to speak.
+    #[must_use]
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The samples `text` becomes (so tests can predict lengths).
@@ -252,6 +268,7 @@ impl TextToSpeech for ScriptedTts {
     }
 
     fn synthesize(&self, text: String, cancel: CancellationToken) -> TtsStream {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(16);
         let failure = pop(&self.failures);
         let total = self.samples_for(&text);

@@ -92,6 +92,20 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     tx: mpsc::Sender<WorkerEvent>,
 ) {
+    // A fixed line spoken before by this voice plays from the cache.
+    if let Job::Line(text) = &job
+        && let Some(audio) = lines::get(&ctx.providers.tts, text)
+    {
+        let _ = tx.send(WorkerEvent::Sentence { turn, text: text.clone() }).await;
+        let _ = tx.send(WorkerEvent::FirstAudio { turn, at: Instant::now() }).await;
+        let _ = tx.send(WorkerEvent::Audio { turn, samples: audio.to_vec() }).await;
+        let _ = tx.send(WorkerEvent::Closed { turn }).await;
+        return;
+    }
+    let line = match &job {
+        Job::Line(text) => Some(text.clone()),
+        Job::Reply { .. } => None,
+    };
     let work = async {
         let (ctx, tx, cancel) = (&*ctx, &tx, &cancel);
         let (sentences_tx, sentences_rx) = mpsc::unbounded_channel();
@@ -109,7 +123,7 @@ pub(crate) async fn run(
             drop(sentences_tx);
             result
         };
-        let speak = speak(ctx, turn, sentences_rx, cancel, tx);
+        let speak = speak(ctx, turn, sentences_rx, cancel, tx, line);
         let (thought, spoken) = tokio::join!(think, speak);
         for failure in [thought.err(), spoken.err()].into_iter().flatten() {
             let (stage, error, spoke) = failure;
@@ -308,8 +322,11 @@ async fn speak(
     mut sentences: mpsc::UnboundedReceiver<String>,
     cancel: &CancellationToken,
     tx: &mpsc::Sender<WorkerEvent>,
+    line: Option<String>,
 ) -> Result<(), Failure> {
     let tts = &ctx.providers.tts;
+    // A fixed line's audio is kept for the next call.
+    let mut kept: Option<Vec<i16>> = line.as_ref().map(|_| Vec::new());
     let mut canonical = ToCanonical::new(tts.sample_rate());
     let mut first_audio = true;
     let mut spoke = false;
@@ -332,6 +349,9 @@ async fn speak(
                         produced = true;
                         spoke = true;
                         let samples = canonical.push(&samples);
+                        if let Some(k) = kept.as_mut() {
+                            k.extend_from_slice(&samples);
+                        }
                         if !samples.is_empty() {
                             let _ = tx.send(WorkerEvent::Audio { turn, samples }).await;
                         }
@@ -348,13 +368,57 @@ async fn speak(
                 }
             }
             let tail = canonical.flush();
+            if let Some(k) = kept.as_mut() {
+                k.extend_from_slice(&tail);
+            }
             if !tail.is_empty() {
                 let _ = tx.send(WorkerEvent::Audio { turn, samples: tail }).await;
             }
             break;
         }
     }
+    if let (Some(text), Some(audio)) = (line, kept)
+        && !cancel.is_cancelled()
+        && !audio.is_empty()
+    {
+        lines::put(&ctx.providers.tts, text, audio);
+    }
     Ok(())
+}
+
+/// Fixed lines (greeting, reprompt, fallback, goodbye, filler) are the same
+/// in every call of an agent: each voice synthesises them once, and later
+/// calls replay the audio at once, without the TTS time or cost.
+mod lines {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+    use crate::providers::TextToSpeech;
+
+    /// Lines kept, across all voices; past it, the cache starts over.
+    const MAX_LINES: usize = 256;
+
+    /// (the voice instance, the text) -> 16 kHz audio.
+    type Cache = HashMap<(usize, String), Arc<[i16]>>;
+
+    static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
+
+    fn voice(tts: &Arc<dyn TextToSpeech>) -> usize {
+        Arc::as_ptr(tts).cast::<()>() as usize
+    }
+
+    pub(super) fn get(tts: &Arc<dyn TextToSpeech>, text: &str) -> Option<Arc<[i16]>> {
+        let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.get(&(voice(tts), text.to_owned())).cloned()
+    }
+
+    pub(super) fn put(tts: &Arc<dyn TextToSpeech>, text: String, audio: Vec<i16>) {
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_LINES {
+            cache.clear();
+        }
+        cache.insert((voice(tts), text), audio.into());
+    }
 }
 
 /// TTS audio of any rate and chunking -> 16 kHz, in whole 20 ms frames.
