@@ -52,6 +52,7 @@ pub struct Config {
     pub agent: AgentSettings,
     pub openai: OpenAiSettings,
     pub deepgram: DeepgramSettings,
+    pub trunk: TrunkSettings,
 }
 
 /// The control API and health endpoint.
@@ -198,6 +199,33 @@ impl Default for JitterSettings {
     fn default() -> Self {
         let d = voxgate_pipeline::dsp::jitter::JitterConfig::default();
         Self { start_delay_ms: d.start_delay_ms, min_delay_ms: d.min_delay_ms, max_delay_ms: d.max_delay_ms }
+    }
+}
+
+/// A SIP trunk to register with (and, later, to place calls through).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrunkSettings {
+    /// The registrar, e.g. `sip:sip.provider.example:5060`; empty: no trunk.
+    pub registrar: String,
+    /// Our address of record, e.g. `sip:voxgate@sip.provider.example`.
+    pub aor: String,
+    pub username: String,
+    /// Empty: `VOXGATE_TRUNK__PASSWORD`.
+    pub password: Secret,
+    /// Registration lifetime asked for, in seconds.
+    pub expires: u32,
+}
+
+impl Default for TrunkSettings {
+    fn default() -> Self {
+        Self {
+            registrar: String::new(),
+            aor: String::new(),
+            username: String::new(),
+            password: Secret::default(),
+            expires: 300,
+        }
     }
 }
 
@@ -476,6 +504,21 @@ impl Config {
                 setting: "sip.users",
                 reason: "each entry is name:password".into(),
             });
+        }
+        if !self.trunk.registrar.is_empty() {
+            for (setting, uri) in [("trunk.registrar", &self.trunk.registrar), ("trunk.aor", &self.trunk.aor)]
+            {
+                let ok = matches!(
+                    voxgate_sip_bridge::message::Uri::parse(uri),
+                    Ok(voxgate_sip_bridge::message::Uri::Sip(_))
+                );
+                if !ok {
+                    return Err(ConfigError::Setting {
+                        setting,
+                        reason: format!("{uri:?} is not a sip: URI"),
+                    });
+                }
+            }
         }
         if self.vad.webrtc_mode > 3 {
             return Err(ConfigError::Setting { setting: "vad.webrtc_mode", reason: "must be 0..=3".into() });

@@ -33,6 +33,7 @@ use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, Ses
 use voxgate_sip_bridge::call::{CallEvent, CallOutput, EndCause, InboundCall};
 use voxgate_sip_bridge::check::Checked;
 use voxgate_sip_bridge::message::{self, Framing, Message, Request};
+use voxgate_sip_bridge::registration::{Account, Registration, RegistrationEvent, RegistrationOutput};
 use voxgate_sip_bridge::responder::{Action, Responder};
 use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
 use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
@@ -138,7 +139,11 @@ pub async fn start(
     });
     let (stream_tx, stream_rx) = mpsc::channel(256);
     tokio::spawn(accept_tcp(tcp, stream_tx, cancel.clone()));
-    Ok((local, tokio::spawn(signalling(shared, stream_rx, cancel))))
+    let (dialogs_tx, dialogs_rx) = mpsc::channel(16);
+    if !shared.config.trunk.registrar.is_empty() {
+        tokio::spawn(register_with_trunk(shared.clone(), dialogs_tx, cancel.clone()));
+    }
+    Ok((local, tokio::spawn(signalling(shared, stream_rx, dialogs_rx, cancel))))
 }
 
 /// Accepts SIP over TCP: each connection's messages, framed by
@@ -201,9 +206,72 @@ async fn accept_tcp(
     }
 }
 
+/// Keeps this server registered with the configured trunk.
+async fn register_with_trunk(
+    shared: Arc<Shared>,
+    dialogs: mpsc::Sender<(String, mpsc::Sender<Message>)>,
+    cancel: CancellationToken,
+) {
+    let t = &shared.config.trunk;
+    // Validated at load: both are sip: URIs.
+    let (Ok(registrar), Ok(aor)) = (message::Uri::parse(&t.registrar), message::Uri::parse(&t.aor)) else {
+        return;
+    };
+    let Some(sip) = registrar.as_sip() else { return };
+    let target = format!("{}:{}", sip.host.to_string().trim_matches(['[', ']']), sip.port.unwrap_or(5060));
+    let addr = match tokio::net::lookup_host(&target).await.map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        other => {
+            tracing::warn!(registrar = %t.registrar, ?other, "trunk registrar not found");
+            return;
+        }
+    };
+    let call_id = format!("reg-{:08x}@voxgate", rand_u32());
+    let (tx, mut rx) = mpsc::channel(16);
+    if dialogs.send((call_id.clone(), tx)).await.is_err() {
+        return;
+    }
+    let via_host = host_port(shared.advertised_for(addr), shared.sip_port);
+    let user = if t.username.is_empty() { "voxgate" } else { &t.username };
+    let contact = format!("sip:{user}@{via_host}");
+    let account = Account {
+        registrar: registrar.clone(),
+        aor,
+        username: t.username.clone(),
+        password: t.password.expose().to_owned(),
+        expires: t.expires,
+    };
+    let mut reg = Registration::new(std::time::Instant::now(), account, &contact, &via_host, &call_id);
+    loop {
+        while let Some(o) = reg.poll_output() {
+            match o {
+                RegistrationOutput::Send(bytes) => {
+                    let _ = shared.socket.try_send_to(&bytes, addr);
+                }
+                RegistrationOutput::Event(RegistrationEvent::Registered { expires }) => {
+                    tracing::info!(registrar = %t.registrar, expires, "registered with the trunk");
+                }
+                RegistrationOutput::Event(RegistrationEvent::Failed { status }) => {
+                    tracing::warn!(registrar = %t.registrar, status, "trunk registration failed; trying again in 30 s");
+                }
+            }
+        }
+        let next = reg.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            msg = rx.recv() => match msg {
+                Some(m) => reg.handle_message(std::time::Instant::now(), &m),
+                None => return,
+            },
+            () = sleep_until(next) => reg.handle_timeout(std::time::Instant::now()),
+        }
+    }
+}
+
 async fn signalling(
     shared: Arc<Shared>,
     mut stream_rx: mpsc::Receiver<(Vec<u8>, Peer)>,
+    mut dialogs_rx: mpsc::Receiver<(String, mpsc::Sender<Message>)>,
     cancel: CancellationToken,
 ) {
     let routes: HashMap<String, String> =
@@ -217,6 +285,11 @@ async fn signalling(
             () = cancel.cancelled() => return,
             Some(call_id) = done_rx.recv() => {
                 calls.remove(&call_id);
+                continue;
+            }
+            // Other dialogs of ours (the trunk registration) take their Call-ID's messages.
+            Some((call_id, tx)) = dialogs_rx.recv() => {
+                calls.insert(call_id, tx);
                 continue;
             }
             Some(streamed) = stream_rx.recv() => streamed,

@@ -97,3 +97,34 @@ fn a_burst_of_100_concurrent_calls_all_complete() -> TestResult {
     let server = start_server(&[webrtc_vad()])?;
     sipp(server.sip_port, &["-sn", "uac", "-m", "100", "-l", "100", "-r", "100", "-d", "2000"])
 }
+
+/// The server registers with a trunk whose registrar (SIPp) demands Digest
+/// authentication and checks the answer.
+#[test]
+fn the_server_registers_with_a_trunk_that_demands_digest() -> TestResult {
+    let registrar_port = free_udp_port()?;
+    let mut registrar = std::process::Command::new("sipp")
+        .current_dir(root().join("media-server/tests/sipp"))
+        .args(["-sf", "registrar.xml", "-i", "127.0.0.1", "-p", &registrar_port.to_string()])
+        .args(["-m", "1", "-timeout", "60s", "-nostdin", "-trace_err"])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let server = start_server(&[
+        webrtc_vad(),
+        ("VOXGATE_TRUNK__REGISTRAR", format!("sip:127.0.0.1:{registrar_port}")),
+        ("VOXGATE_TRUNK__AOR", "sip:voxgate@trunk.test".to_owned()),
+        ("VOXGATE_TRUNK__USERNAME", "voxgate".to_owned()),
+        ("VOXGATE_TRUNK__PASSWORD", "s3cret".to_owned()),
+    ])?;
+    let status = registrar.wait()?;
+    for e in std::fs::read_dir(root().join("media-server/tests/sipp"))?.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().ends_with("_errors.log") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    assert!(status.success(), "the registrar (SIPp) saw no valid registration: {status}");
+    let registered = std::iter::from_fn(|| server.log.recv_timeout(std::time::Duration::from_secs(5)).ok())
+        .any(|line| line.contains("registered with the trunk"));
+    assert!(registered, "the server did not log its registration");
+    Ok(())
+}
