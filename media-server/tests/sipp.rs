@@ -128,3 +128,38 @@ fn the_server_registers_with_a_trunk_that_demands_digest() -> TestResult {
     assert!(registered, "the server did not log its registration");
     Ok(())
 }
+
+/// Reads the caller's lines from the server's one call log.
+fn caller_lines(server: &common::Server) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut log = None;
+    for _ in 0..100 {
+        log = std::fs::read_dir(&server.recordings)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        if log.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
+    Ok(log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .filter(|l| l["speaker"] == "caller")
+        .filter_map(|l| l["text"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// DTMF by SIP INFO reaches the session: the keys are the caller's turn
+/// in the call log.
+#[test]
+fn info_dtmf_becomes_the_callers_turn() -> TestResult {
+    let server = start_server(&[webrtc_vad(), ("VOXGATE_AGENT__GREETING", String::new())])?;
+    sipp(server.sip_port, &["-sf", "info_dtmf.xml", "-m", "1", "-l", "1"])?;
+    assert_eq!(caller_lines(&server)?, ["42"]);
+    Ok(())
+}
