@@ -1,0 +1,106 @@
+//! RFC 4733 DTMF: a caller (this test, speaking SIP and RTP on loopback)
+//! presses 4, 2, # as RTP telephone-events; the keys become the caller's
+//! turn in the call log.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::{TestResult, start_server};
+
+fn request(
+    method: &str,
+    cseq: u32,
+    to: &str,
+    branch: &str,
+    sip_port: u16,
+    my_port: u16,
+    body: &str,
+) -> String {
+    let content_type = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    format!(
+        "{method} sip:1000@127.0.0.1:{sip_port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{my_port};branch={branch}\r\n\
+         From: <sip:tester@127.0.0.1:{my_port}>;tag=t1\r\nTo: {to}\r\nCall-ID: rfc4733-test\r\nCSeq: {cseq} {method}\r\n\
+         Contact: <sip:tester@127.0.0.1:{my_port}>\r\nMax-Forwards: 70\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__GREETING", String::new()),
+    ])?;
+    let (sip, rtp) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    sip.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (my_port, rtp_port, sip_port) = (sip.local_addr()?.port(), rtp.local_addr()?.port(), server.sip_port);
+    let server_addr = ("127.0.0.1", sip_port);
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    );
+    let to = format!("<sip:1000@127.0.0.1:{sip_port}>");
+    sip.send_to(request("INVITE", 1, &to, "z9hG4bK-inv", sip_port, my_port, &sdp).as_bytes(), server_addr)?;
+    let mut buf = vec![0u8; 8192];
+    let (to_tagged, media_port) = loop {
+        let n = sip.recv(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 200") {
+            let to = text.lines().find_map(|l| l.strip_prefix("To: ")).ok_or("no To")?.to_owned();
+            let port: u16 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("m=audio "))
+                .and_then(|l| l.split(' ').next())
+                .ok_or("no m=audio")?
+                .parse()?;
+            break (to, port);
+        }
+    };
+    sip.send_to(request("ACK", 1, &to_tagged, "z9hG4bK-ack", sip_port, my_port, "").as_bytes(), server_addr)?;
+
+    // Each key: three packets, then three with the end bit (as RFC 4733 §2.5.1.4 resends the end).
+    let (mut seq, mut timestamp) = (1u16, 1000u32);
+    for event in [4u8, 2, 11] {
+        for i in 0..6u16 {
+            let end = i >= 3;
+            let mut packet = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+            packet.extend_from_slice(&seq.to_be_bytes());
+            packet.extend_from_slice(&timestamp.to_be_bytes());
+            packet.extend_from_slice(&0x1234u32.to_be_bytes());
+            packet.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
+            packet.extend_from_slice(&(160 * (i + 1)).to_be_bytes());
+            rtp.send_to(&packet, ("127.0.0.1", media_port))?;
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        timestamp += 2000;
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    sip.send_to(request("BYE", 2, &to_tagged, "z9hG4bK-bye", sip_port, my_port, "").as_bytes(), server_addr)?;
+
+    let mut log = None;
+    for _ in 0..100 {
+        log = std::fs::read_dir(&server.recordings)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        if log.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
+    let caller: Vec<&str> = log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .filter(|l| l["speaker"] == "caller")
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(caller, ["42"], "{log:#}");
+    Ok(())
+}
