@@ -6,7 +6,6 @@
 //! Replies only ever go to the source address (symmetric routing), so the
 //! other hosts these messages name in Via and maddr are never contacted.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -16,37 +15,9 @@ use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::Responder;
 use voxgate_sip_bridge::transport::serve_udp;
 
-fn corpus() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sip-torture");
-    assert!(dir.join("MANIFEST.tsv").exists(), "the torture corpus is missing at {}", dir.display());
-    dir
-}
-
-/// Whether `status` (None: no reply) is among what `expected` allows.
-fn acceptable(expected: &str, is_register: bool, status: Option<u16>) -> bool {
-    if expected.starts_with("none") {
-        return status.is_none();
-    }
-    let Some(s) = status else { return false };
-    // A REGISTER to a server that is not a registrar is refused with 405:
-    // that is its normal processing (the manifest names it for regaut01).
-    if is_register && s == 405 && (expected.contains("registrar") || expected.contains("REGISTER")) {
-        return true;
-    }
-    expected.split('|').map(str::trim).any(|alt| {
-        if alt.starts_with("any 2xx-6xx except 400") {
-            (200..700).contains(&s) && s != 400
-        } else if alt.starts_with("any 2xx-6xx")
-            || alt.contains("accept")
-            || alt.contains("normal processing")
-        {
-            // A liberal element may take the message: any final answer.
-            (200..700).contains(&s)
-        } else {
-            alt.get(..3).and_then(|c| c.parse::<u16>().ok()) == Some(s)
-        }
-    })
-}
+#[path = "common/torture_rules.rs"]
+mod rules;
+use rules::{acceptable, corpus};
 
 #[tokio::test]
 async fn every_torture_message_gets_the_answer_the_rfcs_allow() {
