@@ -7,7 +7,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::{TestResult, start_server};
+use common::{TestResult, caller_lines, start_server};
 
 fn request(
     method: &str,
@@ -80,27 +80,6 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
     std::thread::sleep(Duration::from_millis(1500));
     sip.send_to(request("BYE", 2, &to_tagged, "z9hG4bK-bye", sip_port, my_port, "").as_bytes(), server_addr)?;
 
-    let mut log = None;
-    for _ in 0..100 {
-        log = std::fs::read_dir(&server.recordings)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if log.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
-    let caller: Vec<&str> = log["transcript"]
-        .as_array()
-        .ok_or("no transcript")?
-        .iter()
-        .filter(|l| l["speaker"] == "caller")
-        .filter_map(|l| l["text"].as_str())
-        .collect();
-    assert_eq!(caller, ["42"], "{log:#}");
+    assert_eq!(caller_lines(&server)?, ["42"]);
     Ok(())
 }

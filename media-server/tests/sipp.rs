@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestResult, free_udp_port, root, start_server};
+use common::{TestResult, caller_lines, free_udp_port, root, start_server};
 
 /// Runs SIPp with `args` against the server; `Ok` when every call passed.
 fn sipp(sip_port: u16, args: &[&str]) -> TestResult {
@@ -127,31 +127,6 @@ fn the_server_registers_with_a_trunk_that_demands_digest() -> TestResult {
         .any(|line| line.contains("registered with the trunk"));
     assert!(registered, "the server did not log its registration");
     Ok(())
-}
-
-/// Reads the caller's lines from the server's one call log.
-fn caller_lines(server: &common::Server) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let mut log = None;
-    for _ in 0..100 {
-        log = std::fs::read_dir(&server.recordings)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if log.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
-    Ok(log["transcript"]
-        .as_array()
-        .ok_or("no transcript")?
-        .iter()
-        .filter(|l| l["speaker"] == "caller")
-        .filter_map(|l| l["text"].as_str().map(str::to_owned))
-        .collect())
 }
 
 /// DTMF by SIP INFO reaches the session: the keys are the caller's turn

@@ -16,6 +16,8 @@ use voxgate_codecs::SampleRate;
 use voxgate_pipeline::providers::deepgram_speech::{DeepgramSpeech, DeepgramSpeechConfig};
 use voxgate_pipeline::providers::{CancellationToken, ProviderError, TextToSpeech};
 
+mod support;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// 0.2 s of a ramp at 16 kHz.
@@ -85,15 +87,7 @@ async fn say(url: &str, key: &str, model: &str) -> (Vec<i16>, Option<ProviderErr
         sample_rate: SampleRate::HZ_16000,
     });
     assert_eq!(tts.sample_rate(), SampleRate::HZ_16000);
-    let mut stream = tts.synthesize("Hello there.".into(), CancellationToken::new());
-    let (mut audio, mut error) = (Vec::new(), None);
-    while let Some(chunk) = stream.audio.recv().await {
-        match chunk {
-            Ok(samples) => audio.extend(samples),
-            Err(e) => error = Some(e),
-        }
-    }
-    (audio, error)
+    support::collect_tts(tts.synthesize("Hello there.".into(), CancellationToken::new())).await
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ use serde_json::Value;
 use voxgate_pipeline::providers::openai_speech::{OpenAiSpeech, OpenAiSpeechConfig, PCM_RATE};
 use voxgate_pipeline::providers::{CancellationToken, ProviderError, TextToSpeech};
 
+mod support;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// 0.3 s of a ramp at 24 kHz, as little-endian bytes.
@@ -64,15 +66,7 @@ async fn speak(url: &str, key: &str, voice: &str) -> (Vec<i16>, Option<ProviderE
         voice: voice.into(),
     });
     assert_eq!(tts.sample_rate(), PCM_RATE);
-    let mut stream = tts.synthesize("Hello there.".into(), CancellationToken::new());
-    let (mut audio, mut error) = (Vec::new(), None);
-    while let Some(chunk) = stream.audio.recv().await {
-        match chunk {
-            Ok(samples) => audio.extend(samples),
-            Err(e) => error = Some(e),
-        }
-    }
-    (audio, error)
+    support::collect_tts(tts.synthesize("Hello there.".into(), CancellationToken::new())).await
 }
 
 #[tokio::test]

@@ -74,3 +74,28 @@ pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error
         }
     }
 }
+
+/// Reads the caller's lines from the server's one call log.
+pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut log = None;
+    for _ in 0..100 {
+        log = std::fs::read_dir(&server.recordings)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        if log.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
+    Ok(log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .filter(|l| l["speaker"] == "caller")
+        .filter_map(|l| l["text"].as_str().map(str::to_owned))
+        .collect())
+}

@@ -77,3 +77,17 @@ pub fn wer(reference: &str, hypothesis: &str) -> f64 {
     }
     row[h.len()] as f64 / r.len().max(1) as f64
 }
+
+/// Everything a TTS stream sends: its audio, and the error it ended with.
+pub async fn collect_tts(
+    mut stream: voxgate_pipeline::providers::TtsStream,
+) -> (Vec<i16>, Option<voxgate_pipeline::providers::ProviderError>) {
+    let (mut audio, mut error) = (Vec::new(), None);
+    while let Some(chunk) = stream.audio.recv().await {
+        match chunk {
+            Ok(samples) => audio.extend(samples),
+            Err(e) => error = Some(e),
+        }
+    }
+    (audio, error)
+}
