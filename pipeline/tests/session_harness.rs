@@ -212,6 +212,17 @@ async fn greeting_then_a_committed_turn_and_its_reply() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hang_up_mid_line_keeps_what_was_heard_of_it() {
+    let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
+    let out =
+        call(SessionConfig::default(), fakes(vec![], vec![]), vec![Step::Silence(1000), Step::Hangup]).await;
+    let lines = out.lines();
+    let [(Speaker::Agent, heard, true)] = lines[..] else { panic!("{lines:?}") };
+    assert!(!heard.is_empty() && heard.len() < greeting.len(), "{heard:?} of {greeting:?}");
+    assert!(greeting.starts_with(heard), "{heard:?} of {greeting:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
     let long = "Our store opens at nine in the morning on Saturdays and closes at six in the evening, \
                 and on Sundays we open at ten and close at four in the afternoon.";

@@ -156,6 +156,14 @@ impl Egress {
         Some(t.heard(false))
     }
 
+    /// The call is over: drops everything; says what the caller heard of
+    /// the line that was playing, if one was.
+    pub fn cut_off(&mut self) -> Option<Spoken> {
+        let front = self.turns.pop_front().filter(|t| t.played > 0);
+        self.turns.clear();
+        front.map(|t| t.heard(false))
+    }
+
     /// Finishes the turns at the front that have nothing left to play
     /// (played to the end, or closed without audio), so the next can start.
     /// Call it after [`Egress::close`]; [`Egress::poll_frame`] calls it too.

@@ -670,6 +670,10 @@ impl Driver {
     async fn finish(mut self) -> CallLog {
         self.call.cancel();
         let end = self.end.take().unwrap_or(EndReason::CallerHungUp);
+        // Hung up mid-line: the transcript keeps what the caller heard of it.
+        if let Some(spoken) = self.egress.cut_off() {
+            self.agent_said(spoken);
+        }
         if let Some(recorder) = self.recorder.take()
             && let Err(e) = recorder.finish()
         {
