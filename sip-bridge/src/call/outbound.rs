@@ -35,6 +35,11 @@ pub enum OutboundEvent {
     },
     /// A DTMF digit by SIP INFO.
     Dtmf(char),
+    /// A re-INVITE from the far end (hold, resume, a codec change): answer
+    /// it with [`OutboundCall::answer_reinvite`]. `None`: the offer is ours.
+    ReInvite {
+        offer: Option<String>,
+    },
     Ended(Outcome),
 }
 
@@ -103,6 +108,10 @@ pub struct OutboundCall {
     remote_to: Option<String>,
     remote_target: Option<Uri>,
     routes: Vec<String>,
+    /// A re-INVITE waiting for our answer, and the answer last sent (with
+    /// the branch it answers), resent until the ACK.
+    reinvite: Option<Request>,
+    reinvite_answer: Option<(Option<String>, Vec<u8>)>,
     outputs: VecDeque<OutboundOutput>,
 }
 
@@ -132,10 +141,19 @@ impl OutboundCall {
             remote_to: None,
             remote_target: None,
             routes: Vec::new(),
+            reinvite: None,
+            reinvite_answer: None,
             outputs: VecDeque::new(),
         };
         c.send_invite(now, None);
         c
+    }
+
+    /// The far end's Contact, once it answered: where in-dialog requests
+    /// go when no proxy is in the way.
+    #[must_use]
+    pub fn remote_target(&self) -> Option<&Uri> {
+        self.remote_target.as_ref()
     }
 
     /// True once the call is over.
@@ -354,6 +372,32 @@ impl OutboundCall {
     fn handle_request(&mut self, r: &Request) {
         let ok = message::response_to(&r.headers, 200, "OK", &self.tag).to_bytes();
         match r.method {
+            Method::Invite => {
+                let branch = super::branch_of(r);
+                match &self.reinvite_answer {
+                    // A retransmission of the re-INVITE we answered.
+                    Some((b, answer)) if b.is_some() && *b == branch => {
+                        self.outputs.push_back(OutboundOutput::Send(answer.clone()));
+                    }
+                    _ if self.state == State::Confirmed && self.reinvite.is_none() => {
+                        let offer =
+                            (!r.body.is_empty()).then(|| String::from_utf8_lossy(&r.body).into_owned());
+                        self.reinvite = Some(r.clone());
+                        self.outputs.push_back(OutboundOutput::Event(OutboundEvent::ReInvite { offer }));
+                    }
+                    _ => {
+                        let pending = message::response_to(&r.headers, 491, "Request Pending", &self.tag);
+                        self.outputs.push_back(OutboundOutput::Send(pending.to_bytes()));
+                    }
+                }
+            }
+            Method::Ack => {
+                // The ACK of our answer to a re-INVITE.
+                if self.reinvite_answer.is_some() && self.state == State::Confirmed {
+                    self.resend = None;
+                    self.give_up = None;
+                }
+            }
             Method::Bye => {
                 self.outputs.push_back(OutboundOutput::Send(ok));
                 self.end(Outcome::Completed { by_remote: true });
@@ -364,9 +408,23 @@ impl OutboundCall {
                     self.outputs.push_back(OutboundOutput::Event(OutboundEvent::Dtmf(c)));
                 }
             }
-            Method::Ack => {}
             _ => self.outputs.push_back(OutboundOutput::Send(ok)),
         }
+    }
+
+    /// Answers the pending re-INVITE with `sdp`; resent until the ACK.
+    pub fn answer_reinvite(&mut self, now: Instant, sdp: &str) {
+        let Some(re) = self.reinvite.take() else { return };
+        let mut r = message::response_to(&re.headers, 200, "OK", &self.tag);
+        r.headers.push("contact", format!("<{}>", self.dial.contact));
+        r.headers.push("allow", crate::check::ALLOW);
+        r.headers.push("content-type", "application/sdp");
+        r.body = sdp.as_bytes().to_vec();
+        let bytes = r.to_bytes();
+        self.outputs.push_back(OutboundOutput::Send(bytes.clone()));
+        self.resend = Some((bytes.clone(), now + T1, T1));
+        self.give_up = Some(now + TIMEOUT);
+        self.reinvite_answer = Some((super::branch_of(&re), bytes));
     }
 
     /// When [`OutboundCall::handle_timeout`] is next due.
@@ -388,7 +446,11 @@ impl OutboundCall {
                 State::Calling => self.end(Outcome::Failed { status: 408 }),
                 State::Cancelling | State::Ringing => self.end(Outcome::NoAnswer),
                 State::Terminating => self.end(Outcome::Completed { by_remote: false }),
-                _ => self.give_up = None,
+                // A re-INVITE's answer never acknowledged: stop resending it.
+                _ => {
+                    self.give_up = None;
+                    self.resend = None;
+                }
             }
             return;
         }
@@ -551,6 +613,48 @@ mod tests {
         assert!(events.is_empty());
         h.advance(1_000);
         assert_eq!(h.sent().1, vec![OutboundEvent::Ended(Outcome::Failed { status: 408 })]);
+    }
+
+    #[test]
+    fn a_reinvite_from_the_far_end_is_answered_until_acked() {
+        let mut h = H::new();
+        let (invite, _) = h.sent();
+        h.answer(&invite[0], 200, &[("contact", "<sip:far@127.0.0.1:5099>")], "v=0\r\n");
+        h.sent();
+        let reinvite = "INVITE sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-re\r\n\
+             From: <sip:+15551234@127.0.0.1>;tag=far\r\nTo: <sip:voxgate@trunk.test>;tag=o1\r\nCall-ID: out-1\r\n\
+             CSeq: 2 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 13\r\n\r\nv=0\r\na=hold\r\n";
+        let reinvite = parse(reinvite.as_bytes(), Framing::Datagram).expect("re-INVITE");
+        h.call.handle_message(h.now, &reinvite);
+        let (_, events) = h.sent();
+        assert_eq!(events, vec![OutboundEvent::ReInvite { offer: Some("v=0\r\na=hold\r\n".into()) }]);
+        h.call.answer_reinvite(h.now, "v=0\r\nm=audio 4000 RTP/AVP 0\r\n");
+        let sent = |h: &mut H| {
+            let mut n = 0;
+            while let Some(o) = h.call.poll_output() {
+                if let OutboundOutput::Send(b) = o {
+                    let Ok(Message::Response(r)) = parse(&b, Framing::Datagram) else {
+                        panic!("not a response")
+                    };
+                    assert_eq!((r.status, r.headers.get("cseq")), (200, Some("2 INVITE")));
+                    assert!(String::from_utf8_lossy(&r.body).contains("m=audio"));
+                    n += 1;
+                }
+            }
+            n
+        };
+        assert_eq!(sent(&mut h), 1);
+        h.advance(600);
+        assert_eq!(sent(&mut h), 1, "resent while unacknowledged");
+        h.call.handle_message(h.now, &reinvite);
+        assert_eq!(sent(&mut h), 1, "a retransmitted re-INVITE gets the same answer");
+        let ack = "ACK sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-ack\r\n\
+             From: <sip:+15551234@127.0.0.1>;tag=far\r\nTo: <sip:voxgate@trunk.test>;tag=o1\r\nCall-ID: out-1\r\n\
+             CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n";
+        h.call.handle_message(h.now, &parse(ack.as_bytes(), Framing::Datagram).expect("ack"));
+        h.advance(40_000);
+        assert_eq!(sent(&mut h), 0, "the ACK stops the resends");
+        assert!(!h.call.is_ended());
     }
 
     #[test]
