@@ -60,11 +60,14 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// The key (`Authorization: Bearer <key>`) of the call API (`/v1/calls`);
+    /// empty: that API is off.
+    pub api_key: Secret,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), api_key: Secret::default() }
     }
 }
 
@@ -202,19 +205,25 @@ impl Default for JitterSettings {
     }
 }
 
-/// A SIP trunk to register with (and, later, to place calls through).
+/// The SIP trunk outbound calls go through, and that we may register with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrunkSettings {
-    /// The registrar, e.g. `sip:sip.provider.example:5060`; empty: no trunk.
+    /// The registrar, e.g. `sip:sip.provider.example:5060`; empty: no registration.
     pub registrar: String,
-    /// Our address of record, e.g. `sip:voxgate@sip.provider.example`.
+    /// Our address of record, e.g. `sip:voxgate@sip.provider.example`: our
+    /// From, and its host completes dialled numbers (`sip:<number>@<host>`).
     pub aor: String,
+    /// Where outbound requests are sent (e.g. `sip:proxy.provider.example`);
+    /// empty: the registrar, or else the dialled URI's own host.
+    pub outbound_proxy: String,
     pub username: String,
     /// Empty: `VOXGATE_TRUNK__PASSWORD`.
     pub password: Secret,
     /// Registration lifetime asked for, in seconds.
     pub expires: u32,
+    /// An outbound call nobody answers is cancelled after this many seconds.
+    pub ring_timeout_s: u32,
 }
 
 impl Default for TrunkSettings {
@@ -222,9 +231,11 @@ impl Default for TrunkSettings {
         Self {
             registrar: String::new(),
             aor: String::new(),
+            outbound_proxy: String::new(),
             username: String::new(),
             password: Secret::default(),
             expires: 300,
+            ring_timeout_s: 30,
         }
     }
 }
@@ -505,19 +516,25 @@ impl Config {
                 reason: "each entry is name:password".into(),
             });
         }
-        if !self.trunk.registrar.is_empty() {
-            for (setting, uri) in [("trunk.registrar", &self.trunk.registrar), ("trunk.aor", &self.trunk.aor)]
-            {
-                let ok = matches!(
+        let t = &self.trunk;
+        if !t.registrar.is_empty() && t.aor.is_empty() {
+            return Err(ConfigError::Setting {
+                setting: "trunk.aor",
+                reason: "a registrar needs an AOR".into(),
+            });
+        }
+        for (setting, uri) in [
+            ("trunk.registrar", &t.registrar),
+            ("trunk.aor", &t.aor),
+            ("trunk.outbound_proxy", &t.outbound_proxy),
+        ] {
+            let ok = uri.is_empty()
+                || matches!(
                     voxgate_sip_bridge::message::Uri::parse(uri),
                     Ok(voxgate_sip_bridge::message::Uri::Sip(_))
                 );
-                if !ok {
-                    return Err(ConfigError::Setting {
-                        setting,
-                        reason: format!("{uri:?} is not a sip: URI"),
-                    });
-                }
+            if !ok {
+                return Err(ConfigError::Setting { setting, reason: format!("{uri:?} is not a sip: URI") });
             }
         }
         if self.vad.webrtc_mode > 3 {

@@ -1,9 +1,16 @@
-//! The HTTP side: health and metrics now, the control API later.
+//! The HTTP side: health, metrics and the call API (`/v1/calls`: place
+//! an outbound call, follow it); the rest of the control API grows here.
 
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+use crate::sip::{DialError, Dialer};
 
 /// What handlers share.
 #[derive(Debug, Clone)]
@@ -12,6 +19,10 @@ pub struct AppState {
     pub vad: &'static str,
     /// The agent and its providers, e.g. `local-stt`.
     pub agent: AgentInfo,
+    /// Places outbound calls; `None` when SIP is off.
+    pub dialer: Option<Dialer>,
+    /// The call API's bearer key; empty: the API is off.
+    pub api_key: Secret,
 }
 
 /// What `/healthz` says about the agent.
@@ -41,7 +52,82 @@ async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
     ([(axum::http::header::CONTENT_TYPE, content_type)], voxgate_pipeline::metrics::encode())
 }
 
+/// A JSON error: `{"error": "..."}`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// Checks `Authorization: Bearer <api_key>` (in constant time); the
+/// refusal, if any.
+fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let key = state.api_key.expose().as_bytes();
+    if key.is_empty() {
+        return Some(error(StatusCode::FORBIDDEN, "the call API is off: set http.api_key"));
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .as_bytes();
+    let same = given.len() == key.len() && given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    (!same).then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key"))
+}
+
+/// `POST /v1/calls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceCall {
+    /// A `sip:` URI, or a number dialled through the trunk.
+    to: String,
+    /// Give up when nobody answers within this many seconds (1..=300).
+    ring_timeout_s: Option<u32>,
+}
+
+async fn place_call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PlaceCall>, JsonRejection>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers) {
+        return refused;
+    }
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let Some(dialer) = state.dialer else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "SIP is off (sip.enabled = false)");
+    };
+    if req.ring_timeout_s.is_some_and(|s| !(1..=300).contains(&s)) {
+        return error(StatusCode::BAD_REQUEST, "ring_timeout_s must be 1..=300");
+    }
+    let ring = req.ring_timeout_s.map(|s| std::time::Duration::from_secs(u64::from(s)));
+    match dialer.dial(&req.to, ring).await {
+        Ok(status) => (StatusCode::CREATED, Json(status)).into_response(),
+        Err(e @ DialError::BadTarget(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ DialError::Unreachable(_)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(e @ DialError::NoMedia(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /v1/calls/{id}`.
+async fn call_status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(refused) = refusal(&state, &headers) {
+        return refused;
+    }
+    match state.dialer.and_then(|d| d.status(&id)) {
+        Some(status) => Json(status).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such call"),
+    }
+}
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/calls", post(place_call))
+        .route("/v1/calls/{id}", get(call_status))
+        .with_state(state)
 }

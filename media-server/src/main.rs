@@ -3,8 +3,8 @@
 //! # Layout
 //! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides.
 //! - [`agent`]: the agent callers talk to, with its providers.
-//! - [`sip`]: phone calls: the SIP socket, and per call RTP bridged to a session.
-//! - [`http`]: the HTTP listener (`/healthz`, `/metrics`; the control API grows here).
+//! - [`sip`]: phone calls in and out: the SIP socket, per call RTP bridged to a session.
+//! - [`http`]: the HTTP listener (`/healthz`, `/metrics`, `/v1/calls`; the control API grows here).
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
 //! configuration.
@@ -84,15 +84,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let info =
         http::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
     tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
-    let state = http::AppState { vad: vad.name(), agent: info };
     let stop = tokio_util::sync::CancellationToken::new();
-    let sip_task = if config.sip.enabled {
-        let (addr, task) = sip::start(config.clone(), agent.clone(), stop.clone()).await?;
+    let (sip_task, dialer) = if config.sip.enabled {
+        let (addr, task, dialer) = sip::start(config.clone(), agent.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
-        Some(task)
+        (Some(task), Some(dialer))
     } else {
-        None
+        (None, None)
     };
+    let state = http::AppState { vad: vad.name(), agent: info, dialer, api_key: config.http.api_key.clone() };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;

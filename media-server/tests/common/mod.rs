@@ -23,6 +23,8 @@ pub fn free_udp_port() -> std::io::Result<u16> {
 pub struct Server {
     child: Child,
     pub sip_port: u16,
+    /// The HTTP listener.
+    pub http: std::net::SocketAddr,
     /// Log lines as they come.
     pub log: mpsc::Receiver<String>,
     /// Where its recordings and call logs go (a temporary folder, never the checkout).
@@ -37,8 +39,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts the server with SIP on a free 127.0.0.1 port and `env` overrides;
-/// returns once it listens for SIP.
+/// Starts the server with SIP on a free 127.0.0.1 port, HTTP on another,
+/// and `env` overrides; returns once it listens for both.
 pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error::Error>> {
     let sip_port = free_udp_port()?;
     let recordings = std::env::temp_dir().join(format!("voxgate-test-{}-{sip_port}", std::process::id()));
@@ -64,15 +66,51 @@ pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error
             }
         }
     });
-    let server = Server { child, sip_port, log, recordings };
+    let mut server = Server { child, sip_port, http: ([0, 0, 0, 0], 0).into(), log, recordings };
     let started = Instant::now();
+    let mut sip = false;
     loop {
         let left = Duration::from_secs(90).saturating_sub(started.elapsed());
-        let line = server.log.recv_timeout(left).map_err(|_| "the server did not start listening for SIP")?;
-        if line.contains("SIP listening") {
+        let line = server.log.recv_timeout(left).map_err(|_| "the server did not start listening")?;
+        sip |= line.contains("SIP listening");
+        if line.contains("HTTP listening") {
+            let addr = line.split("addr=").nth(1).and_then(|a| a.split_whitespace().next());
+            server.http = addr.ok_or("no HTTP address in the log")?.parse()?;
+        }
+        if sip && server.http.port() != 0 {
             return Ok(server);
         }
     }
+}
+
+/// One HTTP/1.1 request to the server (`key`: a bearer key); returns the
+/// status and the JSON body (`Null` when there is none).
+pub fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, serde_json::Value), Box<dyn std::error::Error>> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server.http)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let body = body.unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.http,
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split_whitespace().nth(1).ok_or("no status line")?.parse()?;
+    let (_, payload) = response.split_once("\r\n\r\n").ok_or("no body")?;
+    let json =
+        if payload.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(payload)? };
+    Ok((status, json))
 }
 
 /// Reads the caller's lines from the server's one call log.

@@ -1,0 +1,204 @@
+//! A call from a phone: answer the INVITE (after ringing, if configured),
+//! negotiate the codec, then hand the call to the media bridge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use voxgate_sip_bridge::call::{CallEvent, CallOutput, InboundCall};
+use voxgate_sip_bridge::check::Checked;
+use voxgate_sip_bridge::message::{Message, Request};
+use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
+
+use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
+use super::{Peer, Shared, host_port, rand_u32, save_call_log, sleep_until};
+
+/// An inbound call's signalling and where its messages go.
+struct Inbound {
+    call: InboundCall,
+    peer: Peer,
+    socket: Arc<UdpSocket>,
+}
+
+impl Inbound {
+    /// Sends what is due; returns the call's events.
+    fn send(&mut self) -> Vec<CallEvent> {
+        let mut events = Vec::new();
+        while let Some(o) = self.call.poll_output() {
+            match o {
+                CallOutput::Send(bytes) => self.peer.send(&self.socket, bytes),
+                CallOutput::Event(e) => events.push(e),
+            }
+        }
+        events
+    }
+
+    /// Waits for the next message or timer, then sends what follows.
+    async fn step(&mut self, signalling: &mut mpsc::Receiver<Message>) -> anyhow::Result<Vec<CallEvent>> {
+        let next = self.call.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            msg = signalling.recv() => match msg {
+                Some(m) => self.call.handle_message(std::time::Instant::now(), m),
+                None => anyhow::bail!("signalling closed"),
+            },
+            () = sleep_until(next) => self.call.handle_timeout(std::time::Instant::now()),
+        }
+        Ok(self.send())
+    }
+}
+
+impl Dialog for Inbound {
+    fn handle_message(&mut self, now: std::time::Instant, message: Message) {
+        self.call.handle_message(now, message);
+    }
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.call.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.call.handle_timeout(now);
+    }
+    fn hangup(&mut self, now: std::time::Instant) {
+        self.call.hangup(now);
+    }
+    fn transfer(&mut self, now: std::time::Instant, target: &str) {
+        self.call.transfer(now, target);
+    }
+    fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str) {
+        self.call.answer_reinvite(now, sdp);
+    }
+    fn is_ended(&self) -> bool {
+        self.call.is_ended()
+    }
+    fn flush(&mut self) -> Vec<DialogEvent> {
+        self.send()
+            .into_iter()
+            .filter_map(|e| match e {
+                CallEvent::Ended(cause) => {
+                    tracing::info!(?cause, "call signalling ended");
+                    Some(DialogEvent::Ended)
+                }
+                CallEvent::Dtmf(c) => Some(DialogEvent::Dtmf(c)),
+                CallEvent::ReInvite { offer } => Some(DialogEvent::ReInvite { offer }),
+                CallEvent::Confirmed { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs one inbound call from its checked INVITE to the end.
+pub(super) async fn run_call(
+    shared: Arc<Shared>,
+    invite: Request,
+    checked: Checked,
+    peer: Peer,
+    mut signalling: mpsc::Receiver<Message>,
+    cancel: CancellationToken,
+) {
+    let call_id = checked.call_id.clone();
+    let tag = format!("vg{:08x}", rand_u32());
+    let advertised = shared.advertised_for(peer.addr());
+    let local = host_port(advertised, shared.sip_port);
+    let contact = format!("sip:voxgate@{local}");
+    let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
+    let mut inbound = Inbound { call, peer, socket: shared.socket.clone() };
+    inbound.send();
+    match answer(&shared, &mut inbound, &invite, &mut signalling, &cancel).await {
+        Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
+        Ok(Some(log)) => save_call_log(&shared.config, &call_id, &log).await,
+        Err(e) => {
+            tracing::warn!(call_id = %call_id, error = %e, "call failed");
+            inbound.call.hangup(std::time::Instant::now());
+            inbound.send();
+        }
+    }
+}
+
+/// Rings, answers with our SDP, and runs the media; `None` when the
+/// caller cancelled first.
+async fn answer(
+    shared: &Shared,
+    inbound: &mut Inbound,
+    invite: &Request,
+    signalling: &mut mpsc::Receiver<Message>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<voxgate_pipeline::session::CallLog>> {
+    let config = &shared.config;
+    let sockets = RtpSockets::bind(config, shared.advertised_for(inbound.peer.addr())).await?;
+    let (advertised, rtp_port) = (sockets.advertised, sockets.port);
+    // Usually the INVITE carries the offer; without one, ours goes in the
+    // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
+    let (local_sdp, early) = if invite.body.is_empty() {
+        (sdp::offer(advertised, rtp_port, u64::from(rand_u32())), None)
+    } else {
+        let answered = Sdp::parse(&String::from_utf8_lossy(&invite.body))
+            .and_then(|offer| sdp::answer(&offer, &CODECS, advertised, rtp_port));
+        match answered {
+            Ok((answer, n)) => (answer, Some(n)),
+            Err(e) => {
+                inbound.call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+                inbound.send();
+                anyhow::bail!("{e}");
+            }
+        }
+    };
+    let recording = super::recording_path(config, invite.headers.get("call-id").unwrap_or("call")).await?;
+    if config.sip.ring_ms > 0 {
+        inbound.call.ring();
+        inbound.send();
+        // The caller may cancel while it rings.
+        let ring = tokio::time::sleep(Duration::from_millis(u64::from(config.sip.ring_ms)));
+        tokio::pin!(ring);
+        loop {
+            let events = tokio::select! {
+                () = &mut ring => break,
+                e = inbound.step(signalling) => e?,
+            };
+            if events.iter().any(|e| matches!(e, CallEvent::Ended(_))) {
+                // Cancelled: the 487 still waits for its ACK.
+                finish_signalling(inbound, signalling).await;
+                return Ok(None);
+            }
+        }
+    }
+    inbound.call.answer(std::time::Instant::now(), &local_sdp.to_text());
+    inbound.send();
+    let negotiated = match early {
+        Some(n) => n,
+        None => answer_in_ack(inbound, signalling).await?,
+    };
+    let log = media::run(shared, inbound, sockets, negotiated, recording, signalling, cancel).await?;
+    Ok(Some(log))
+}
+
+/// Waits for the ACK that carries the caller's answer to our offer.
+async fn answer_in_ack(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Message>,
+) -> anyhow::Result<Negotiated> {
+    loop {
+        for event in inbound.step(signalling).await? {
+            match event {
+                CallEvent::Confirmed { sdp } => {
+                    let answer = sdp.ok_or_else(|| anyhow::anyhow!("the ACK carried no SDP answer"))?;
+                    return Ok(sdp::accept_answer(&Sdp::parse(&answer)?, &CODECS)?);
+                }
+                CallEvent::Ended(cause) => anyhow::bail!("ended before the ACK: {cause:?}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs the signalling of a call that ended before it was answered (the
+/// final response waits for its ACK).
+async fn finish_signalling(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Message>) {
+    let deadline = Instant::now() + voxgate_sip_bridge::call::TIMEOUT;
+    while inbound.call.poll_timeout().is_some() && Instant::now() < deadline {
+        if inbound.step(signalling).await.is_err() {
+            break;
+        }
+    }
+}

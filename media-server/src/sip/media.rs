@@ -1,0 +1,384 @@
+//! The media of one call, whichever side placed it: RTP in and out of a
+//! pipeline session, RTCP, DTMF, and the call's signalling ([`Dialog`])
+//! driven alongside.
+//!
+//! ```text
+//! RTP in -> latch source -> jitter buffer + decoder -> 8/48 kHz -> 16 kHz -> session
+//! session (paced 20 ms) -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use voxgate_codecs::dtmf::TelephoneEvent;
+use voxgate_codecs::g711::G711Law;
+use voxgate_codecs::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
+use voxgate_codecs::resample::FrameResampler;
+use voxgate_codecs::{AudioDecoder, G711Decoder, SampleRate};
+use voxgate_pipeline::dsp::jitter::{JitterConfig, RtpPacket as JitterPacket};
+use voxgate_pipeline::dsp::playout::AudioPlayout;
+use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, SessionParts};
+use voxgate_sip_bridge::message::Message;
+use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
+use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
+use voxgate_sip_bridge::rtp::{self, RtpPacket};
+use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
+
+use super::{Shared, rand_u32, sleep_until};
+use crate::config::Config;
+
+/// The codecs we offer and accept, best first.
+pub(super) const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+
+/// What a call's signalling tells the media side.
+#[derive(Debug)]
+pub(super) enum DialogEvent {
+    /// The dialog is over (either side hung up, or it failed).
+    Ended,
+    /// A DTMF digit by SIP INFO.
+    Dtmf(char),
+    /// A re-INVITE to answer (`None`: the offer is ours to make).
+    ReInvite { offer: Option<String> },
+}
+
+/// The signalling of a call in progress, inbound or outbound: the
+/// sans-IO state machine and where its messages go.
+pub(super) trait Dialog {
+    fn handle_message(&mut self, now: std::time::Instant, message: Message);
+    fn poll_timeout(&self) -> Option<std::time::Instant>;
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    fn hangup(&mut self, now: std::time::Instant);
+    /// Blind transfer to `target` (REFER).
+    fn transfer(&mut self, now: std::time::Instant, target: &str);
+    fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str);
+    fn is_ended(&self) -> bool;
+    /// Sends what is due and returns what happened.
+    fn flush(&mut self) -> Vec<DialogEvent>;
+}
+
+/// A call's RTP and RTCP sockets, bound before the SDP is written.
+pub(super) struct RtpSockets {
+    pub rtp: UdpSocket,
+    /// On the next port; without it, reports are skipped.
+    pub rtcp: Option<UdpSocket>,
+    /// The address our SDP names.
+    pub advertised: IpAddr,
+    pub port: u16,
+}
+
+impl RtpSockets {
+    /// Binds a pair on a free even port of the configured range: on the
+    /// advertised address, or every interface when SIP listens on all.
+    pub(super) async fn bind(config: &Config, advertised: IpAddr) -> anyhow::Result<Self> {
+        let ip = if config.sip.udp_listen.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            advertised
+        };
+        let rtp = bind_rtp(config, ip).await?;
+        let port = rtp.local_addr()?.port();
+        let rtcp = UdpSocket::bind(SocketAddr::new(rtp.local_addr()?.ip(), port + 1)).await.ok();
+        Ok(Self { rtp, rtcp, advertised, port })
+    }
+}
+
+/// Encoder and decoder for the negotiated codec.
+struct Media {
+    rate: SampleRate,
+    playout: AudioPlayout,
+    /// Caller's rate -> 16 kHz, and back.
+    inbound: FrameResampler,
+    outbound: FrameResampler,
+    encoder: Encoder,
+}
+
+enum Encoder {
+    G711(G711Law),
+    Opus(Box<OpusEncoder>),
+}
+
+impl Media {
+    fn new(n: &Negotiated, jitter: JitterConfig) -> anyhow::Result<Self> {
+        let (rate, decoder, encoder): (SampleRate, Box<dyn AudioDecoder>, Encoder) = match n.codec {
+            Codec::Pcmu => {
+                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Ulaw)), Encoder::G711(G711Law::Ulaw))
+            }
+            Codec::Pcma => {
+                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Alaw)), Encoder::G711(G711Law::Alaw))
+            }
+            Codec::Opus => (
+                SampleRate::HZ_48000,
+                Box::new(OpusDecoder::new(SampleRate::HZ_48000)?),
+                Encoder::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000))?)),
+            ),
+        };
+        Ok(Self {
+            rate,
+            playout: AudioPlayout::new(jitter, decoder),
+            inbound: FrameResampler::new(rate, SampleRate::HZ_16000)?,
+            outbound: FrameResampler::new(SampleRate::HZ_16000, rate)?,
+            encoder,
+        })
+    }
+
+    /// Encodes one 16 kHz frame into `out`; returns the payload length.
+    fn encode(&mut self, frame: &Frame, pcm: &mut [i16], out: &mut [u8]) -> anyhow::Result<usize> {
+        let n = self.outbound.process(frame, pcm)?;
+        Ok(match &mut self.encoder {
+            Encoder::G711(law) => law.encode(&pcm[..n], out)?,
+            Encoder::Opus(enc) => enc.encode(&pcm[..n], out)?,
+        })
+    }
+}
+
+/// Binds an RTP socket on a free even port of the configured range.
+async fn bind_rtp(config: &Config, ip: IpAddr) -> anyhow::Result<UdpSocket> {
+    let (min, max) = (config.rtp.port_min, config.rtp.port_max);
+    let span = u32::from(max - min) / 2;
+    let start = std::process::id().wrapping_mul(7919) ^ (Instant::now().elapsed().subsec_nanos());
+    for i in 0..span.min(500) {
+        let port = min + (((start.wrapping_add(i)) % span.max(1)) * 2) as u16;
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            return Ok(s);
+        }
+    }
+    anyhow::bail!("no free RTP port in {min}..{max}")
+}
+
+/// Runs a call's media and its signalling until both are over; returns
+/// the session's call log.
+pub(super) async fn run(
+    shared: &Shared,
+    dialog: &mut impl Dialog,
+    sockets: RtpSockets,
+    mut negotiated: Negotiated,
+    recording: PathBuf,
+    signalling: &mut mpsc::Receiver<Message>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<CallLog> {
+    let config = &shared.config;
+    let RtpSockets { rtp: rtp_socket, rtcp: rtcp_socket, advertised, port: rtp_port } = sockets;
+    let jitter = JitterConfig {
+        start_delay_ms: config.jitter.start_delay_ms,
+        min_delay_ms: config.jitter.min_delay_ms,
+        max_delay_ms: config.jitter.max_delay_ms,
+        ..JitterConfig::default()
+    };
+    let mut media = Media::new(&negotiated, jitter)?;
+    let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
+    let mut session = session::spawn(SessionParts {
+        config: shared.agent.session.clone(),
+        providers: shared.agent.providers.clone(),
+        vad,
+        recording: Some(recording),
+    });
+
+    let mut latched: Option<SocketAddr> = None;
+    let mut last_rtp = Instant::now();
+    let no_media = Duration::from_secs(u64::from(config.rtp.no_media_timeout_s));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let ssrc = rand_u32();
+    let (mut seq, mut ts): (u16, u32) = (rand_u32() as u16, rand_u32());
+    let mut marker = true;
+    let mut last_dtmf: Option<u32> = None;
+    let mut rtp_buf = vec![0u8; 2048];
+    let mut pcm = vec![0i16; 960];
+    let mut frame16 = [0i16; 320];
+    let mut payload = vec![0u8; 1500];
+    let mut out = vec![0u8; 1500];
+    let mut hung_up = false;
+    let samples_per_frame = media.rate.samples_per_frame() as u32;
+    let mut rx_stats = ReceiverStats::default();
+    let (mut sent_packets, mut sent_octets) = (0u32, 0u32);
+    let mut reports = tokio::time::interval(Duration::from_secs(5));
+    let mut rtcp_buf = vec![0u8; 1500];
+    loop {
+        let deadline = dialog.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            () = cancel.cancelled(), if !hung_up => {
+                hung_up = true;
+                dialog.hangup(std::time::Instant::now());
+            }
+            msg = signalling.recv() => match msg {
+                Some(m) => dialog.handle_message(std::time::Instant::now(), m),
+                None => break,
+            },
+            () = sleep_until(deadline) => dialog.handle_timeout(std::time::Instant::now()),
+            r = rtp_socket.recv_from(&mut rtp_buf) => {
+                let Ok((n, src)) = r else { continue };
+                let bytes = &rtp_buf[..n];
+                if rtp::is_rtcp(bytes) {
+                    // RTCP multiplexed on the RTP port (RFC 5761).
+                    read_rtcp(bytes, &mut rx_stats);
+                    continue;
+                }
+                let Ok(p) = RtpPacket::parse(bytes) else { continue };
+                // Strict latching: the first valid packet fixes the source; others are ignored (RTP Bleed).
+                match latched {
+                    None if p.payload_type == negotiated.payload_type || Some(p.payload_type) == negotiated.dtmf_payload_type => latched = Some(src),
+                    Some(a) if a == src => {}
+                    _ => continue,
+                }
+                last_rtp = Instant::now();
+                if p.payload_type == negotiated.payload_type {
+                    rx_stats.on_packet(p.ssrc, p.seq);
+                }
+                if Some(p.payload_type) == negotiated.dtmf_payload_type {
+                    if let Ok(ev) = TelephoneEvent::decode(p.payload)
+                        && ev.end
+                        && last_dtmf != Some(p.timestamp)
+                        && let Some(key) = ev.key()
+                    {
+                        last_dtmf = Some(p.timestamp);
+                        let _ = session.control.try_send(Control::Dtmf(key));
+                    }
+                } else if p.payload_type == negotiated.payload_type {
+                    let packet = JitterPacket { seq: p.seq, timestamp: p.timestamp, ssrc: p.ssrc, marker: p.marker, payload: p.payload };
+                    media.playout.handle_packet(std::time::Instant::now(), packet);
+                }
+            }
+            _ = tick.tick() => {
+                let n = media.playout.frame_samples();
+                if media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_ok()
+                    && media.inbound.process(&pcm[..n], &mut frame16).is_ok()
+                {
+                    let _ = session.audio_in.try_send(frame16);
+                }
+                if !hung_up && last_rtp.elapsed() > no_media {
+                    tracing::info!("no RTP for {} s: hanging up", no_media.as_secs());
+                    hung_up = true;
+                    dialog.hangup(std::time::Instant::now());
+                    let _ = session.control.try_send(Control::Hangup);
+                }
+            }
+            frame = session.audio_out.recv() => {
+                let Some(frame) = frame else { continue };
+                let Some(dest) = latched.or(negotiated.remote) else { continue };
+                if let Ok(len) = media.encode(&frame, &mut pcm, &mut payload) {
+                    let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp: ts, ssrc, payload: &payload[..len] };
+                    if let Ok(n) = packet.write(&mut out) {
+                        let _ = rtp_socket.send_to(&out[..n], dest).await;
+                        sent_packets = sent_packets.wrapping_add(1);
+                        sent_octets = sent_octets.wrapping_add(len as u32);
+                    }
+                    marker = false;
+                    seq = seq.wrapping_add(1);
+                    ts = ts.wrapping_add(samples_per_frame);
+                }
+            }
+            r = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => {
+                if let Some(n) = r {
+                    read_rtcp(&rtcp_buf[..n], &mut rx_stats);
+                }
+            }
+            _ = reports.tick() => {
+                let dest = latched.or(negotiated.remote).map(|a| SocketAddr::new(a.ip(), a.port() + 1));
+                if let (Some(socket), Some(dest)) = (rtcp_socket.as_ref(), dest) {
+                    let jitter = (media.playout.jitter().stats().jitter_ms * f64::from(media.rate.hz()) / 1000.0) as u32;
+                    let report = Report {
+                        ssrc,
+                        sender: (sent_packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: ts, packets: sent_packets, octets: sent_octets }),
+                        blocks: rx_stats.report(std::time::Instant::now(), jitter).into_iter().collect(),
+                    };
+                    if let Ok(n) = report.write(hung_up, &mut out) {
+                        let _ = socket.send_to(&out[..n], dest).await;
+                    }
+                }
+            }
+            event = session.events.recv() => match event {
+                Some(SessionEvent::Ended(_)) | None => {
+                    if !hung_up {
+                        hung_up = true;
+                        dialog.hangup(std::time::Instant::now());
+                    }
+                }
+                // Our pacing keeps nothing buffered; the next talkspurt starts with a marker.
+                Some(SessionEvent::Clear) => marker = true,
+                Some(SessionEvent::Transfer { target }) => {
+                    tracing::info!(%target, "blind transfer (REFER)");
+                    // The session ends next; the REFER, not a BYE, ends the dialog.
+                    hung_up = true;
+                    dialog.transfer(std::time::Instant::now(), &target);
+                }
+                Some(SessionEvent::Transcript { .. }) => {}
+            },
+        }
+        // Answering an event (a re-INVITE) may give the dialog more to send.
+        while let events = dialog.flush()
+            && !events.is_empty()
+        {
+            for event in events {
+                match event {
+                    DialogEvent::Ended => {
+                        tracing::info!("signalling ended");
+                        let _ = session.control.try_send(Control::Hangup);
+                        hung_up = true;
+                    }
+                    DialogEvent::Dtmf(c) => {
+                        if let Some(key) = voxgate_codecs::dtmf::DtmfKey::from_char(c) {
+                            let _ = session.control.try_send(Control::Dtmf(key));
+                        }
+                    }
+                    DialogEvent::ReInvite { offer } => {
+                        let answered = offer
+                            .as_deref()
+                            .and_then(|o| Sdp::parse(o).ok())
+                            .and_then(|o| sdp::answer(&o, &CODECS, advertised, rtp_port).ok());
+                        let now = std::time::Instant::now();
+                        if let Some((answer, n)) = answered {
+                            if n.codec != negotiated.codec
+                                && let Ok(m) = Media::new(&n, jitter)
+                            {
+                                media = m;
+                            }
+                            negotiated = n;
+                            dialog.answer_reinvite(now, &answer.to_text());
+                        } else {
+                            dialog.answer_reinvite(now, &sdp::offer(advertised, rtp_port, 1).to_text());
+                        }
+                    }
+                }
+            }
+        }
+        if dialog.is_ended() && session.task.is_finished() {
+            break;
+        }
+        if dialog.is_ended() && hung_up {
+            let _ = session.control.try_send(Control::Hangup);
+        }
+    }
+    Ok(session.task.await?)
+}
+
+/// Reads a peer's RTCP: its sender reports time our round-trip
+/// measurement; its reception reports say how our audio arrives.
+fn read_rtcp(bytes: &[u8], rx_stats: &mut ReceiverStats) {
+    let Ok(received) = rtcp::parse(bytes) else { return };
+    for report in received.reports {
+        if let Some(sender) = report.sender {
+            rx_stats.on_sender_report(sender.ntp, std::time::Instant::now());
+        }
+        for block in report.blocks {
+            tracing::debug!(
+                fraction_lost = block.fraction_lost,
+                cumulative_lost = block.cumulative_lost,
+                jitter = block.jitter,
+                "RTCP: the caller's view of our audio"
+            );
+        }
+    }
+}
+
+/// Receives from `socket`, or waits forever without one.
+async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<usize> {
+    match socket {
+        Some(s) => s.recv_from(buf).await.ok().map(|(n, _)| n),
+        None => std::future::pending().await,
+    }
+}

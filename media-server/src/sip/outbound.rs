@@ -1,0 +1,367 @@
+//! Calls we place: `Dialer::dial` sends an INVITE through the trunk (with
+//! Digest credentials when it asks), reports ringing, answer and the
+//! outcome (answered / busy / no answer / failed), and once answered runs
+//! the same media bridge and agent session as an inbound call.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use voxgate_sip_bridge::call::outbound::{Dial, OutboundCall, OutboundEvent, OutboundOutput, Outcome};
+use voxgate_sip_bridge::message::Message;
+use voxgate_sip_bridge::sdp::{self, Sdp};
+
+use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
+use super::trunk::{self, Route};
+use super::{DialogTable, Shared, host_port, rand_u32, save_call_log, sleep_until};
+
+/// Where an outbound call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    Dialing,
+    Ringing,
+    /// Answered and talking to the agent.
+    Answered,
+    /// Answered, then hung up.
+    Completed,
+    Busy,
+    NoAnswer,
+    Failed,
+}
+
+impl CallStatus {
+    /// True once the call has its outcome.
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Busy | Self::NoAnswer | Self::Failed)
+    }
+}
+
+/// What the API reports about an outbound call.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboundStatus {
+    /// The SIP Call-ID; also names the call's recording and log.
+    pub id: String,
+    /// The Request-URI dialled.
+    pub to: String,
+    pub status: CallStatus,
+    /// The final SIP status of a refused call (e.g. 486, 503; 408 when
+    /// nobody answered the INVITE at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_status: Option<u16>,
+    /// Whether the far end hung up (for completed calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hung_up_by: Option<&'static str>,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<u64>,
+}
+
+/// Why a call could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("cannot dial {0}")]
+    BadTarget(String),
+    #[error("cannot resolve {0}")]
+    Unreachable(String),
+    #[error("no RTP port: {0}")]
+    NoMedia(String),
+}
+
+/// Outbound calls kept for the API; the oldest finished ones go first.
+const KEPT_CALLS: usize = 10_000;
+
+/// Places outbound calls; cheap to clone.
+#[derive(Clone)]
+pub struct Dialer {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    calls: Arc<Mutex<HashMap<String, OutboundStatus>>>,
+}
+
+fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer").finish_non_exhaustive()
+    }
+}
+
+impl Dialer {
+    pub(super) fn new(shared: Arc<Shared>, cancel: CancellationToken) -> Self {
+        Self { shared, cancel, calls: Arc::default() }
+    }
+
+    /// An outbound call's status, while it is kept.
+    #[must_use]
+    pub fn status(&self, id: &str) -> Option<OutboundStatus> {
+        self.calls.lock().ok()?.get(id).cloned()
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut OutboundStatus)) {
+        if let Ok(mut calls) = self.calls.lock()
+            && let Some(s) = calls.get_mut(id)
+        {
+            change(s);
+        }
+    }
+
+    /// Places a call to `to` (a `sip:` URI, or a number for the trunk's
+    /// domain) and returns at once; the call's progress is in
+    /// [`Dialer::status`]. Nobody answering within `ring_timeout` (else
+    /// the trunk's) is a no-answer.
+    ///
+    /// # Errors
+    /// `to` cannot be dialled, the next hop does not resolve, or no RTP port is free.
+    pub async fn dial(&self, to: &str, ring_timeout: Option<Duration>) -> Result<OutboundStatus, DialError> {
+        let shared = &self.shared;
+        let t = &shared.config.trunk;
+        let Route { target, hop } = trunk::route(t, to)?;
+        let hop_addr = trunk::resolve(&hop).await?;
+        let direct = hop == target;
+        let sockets = RtpSockets::bind(&shared.config, shared.advertised_for(hop_addr))
+            .await
+            .map_err(|e| DialError::NoMedia(e.to_string()))?;
+        let local = host_port(sockets.advertised, shared.sip_port);
+        let user = if t.username.is_empty() { "voxgate" } else { &t.username };
+        let from = voxgate_sip_bridge::message::Uri::parse(&t.aor)
+            .or_else(|_| voxgate_sip_bridge::message::Uri::parse(&format!("sip:{user}@{local}")))
+            .map_err(|e| DialError::BadTarget(e.to_string()))?;
+        let dial = Dial {
+            target: target.clone(),
+            from,
+            contact: format!("sip:{user}@{local}"),
+            via_host: local,
+            transport: "UDP".into(),
+            credentials: (!t.username.is_empty())
+                .then(|| (t.username.clone(), t.password.expose().to_owned())),
+            ring_timeout: ring_timeout.unwrap_or(Duration::from_secs(u64::from(t.ring_timeout_s))),
+        };
+        let id = format!("out-{:016x}@voxgate", rand::random::<u64>());
+        let status = OutboundStatus {
+            id: id.clone(),
+            to: target.to_string(),
+            status: CallStatus::Dialing,
+            sip_status: None,
+            hung_up_by: None,
+            created_at: unix_ms(),
+            answered_at: None,
+            ended_at: None,
+        };
+        if let Ok(mut calls) = self.calls.lock() {
+            if calls.len() >= KEPT_CALLS
+                && let Some(oldest) = calls
+                    .values()
+                    .filter(|c| c.status.is_final())
+                    .min_by_key(|c| c.created_at)
+                    .map(|c| c.id.clone())
+            {
+                calls.remove(&oldest);
+            }
+            calls.insert(id.clone(), status.clone());
+        }
+        let (tx, rx) = mpsc::channel(32);
+        // Open the dialog before the INVITE leaves, so no answer is missed.
+        let _ = shared.dialogs.send(DialogTable::Open(id.clone(), tx)).await;
+        tracing::info!(call_id = %id, to = %target, via = %hop_addr, "placing a call");
+        let call =
+            run(self.clone(), dial, id.clone(), hop_addr, direct, sockets, rx, self.cancel.child_token());
+        super::spawn_call(shared, id, call);
+        Ok(status)
+    }
+}
+
+/// An outbound call's signalling and where its messages go.
+struct Outbound {
+    call: OutboundCall,
+    socket: Arc<UdpSocket>,
+    /// Where requests (and our answers) go.
+    hop: SocketAddr,
+    id: String,
+    dialer: Dialer,
+}
+
+impl Outbound {
+    /// Sends what is due; reports progress to the dialer; returns the events.
+    fn send(&mut self) -> Vec<OutboundEvent> {
+        let mut events = Vec::new();
+        while let Some(o) = self.call.poll_output() {
+            match o {
+                OutboundOutput::Send(bytes) => {
+                    if let Err(e) = self.socket.try_send_to(&bytes, self.hop) {
+                        tracing::debug!(error = %e, "SIP send failed");
+                    }
+                }
+                OutboundOutput::Event(e) => {
+                    self.report(&e);
+                    events.push(e);
+                }
+            }
+        }
+        events
+    }
+
+    fn report(&self, event: &OutboundEvent) {
+        let now = unix_ms();
+        self.dialer.update(&self.id, |s| match event {
+            OutboundEvent::Ringing => s.status = CallStatus::Ringing,
+            OutboundEvent::Answered { .. } => {
+                s.status = CallStatus::Answered;
+                s.answered_at = Some(now);
+            }
+            OutboundEvent::Ended(outcome) => {
+                s.ended_at = Some(now);
+                s.status = match outcome {
+                    Outcome::Completed { by_remote } => {
+                        s.hung_up_by = Some(if *by_remote { "remote" } else { "agent" });
+                        CallStatus::Completed
+                    }
+                    Outcome::Busy => CallStatus::Busy,
+                    Outcome::NoAnswer => CallStatus::NoAnswer,
+                    Outcome::Failed { status } => {
+                        s.sip_status = Some(*status);
+                        CallStatus::Failed
+                    }
+                };
+                tracing::info!(call_id = %s.id, outcome = ?outcome, "outbound call ended");
+            }
+            OutboundEvent::Dtmf(_) | OutboundEvent::ReInvite { .. } => {}
+        });
+    }
+
+    async fn step(
+        &mut self,
+        signalling: &mut mpsc::Receiver<Message>,
+        cancel: &CancellationToken,
+    ) -> Vec<OutboundEvent> {
+        let next = self.call.poll_timeout().map(Instant::from_std);
+        let now = std::time::Instant::now;
+        tokio::select! {
+            () = cancel.cancelled() => self.call.hangup(now()),
+            msg = signalling.recv() => match msg {
+                Some(m) => self.call.handle_message(now(), &m),
+                None => self.call.hangup(now()),
+            },
+            () = sleep_until(next) => self.call.handle_timeout(now()),
+        }
+        self.send()
+    }
+}
+
+impl Dialog for Outbound {
+    fn handle_message(&mut self, now: std::time::Instant, message: Message) {
+        self.call.handle_message(now, &message);
+    }
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.call.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.call.handle_timeout(now);
+    }
+    fn hangup(&mut self, now: std::time::Instant) {
+        self.call.hangup(now);
+    }
+    fn transfer(&mut self, now: std::time::Instant, target: &str) {
+        // A call we placed is not transferred yet: it ends instead.
+        tracing::warn!(%target, "transfer of an outbound call is not supported; hanging up");
+        self.call.hangup(now);
+    }
+    fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str) {
+        self.call.answer_reinvite(now, sdp);
+    }
+    fn is_ended(&self) -> bool {
+        self.call.is_ended()
+    }
+    fn flush(&mut self) -> Vec<DialogEvent> {
+        self.send()
+            .into_iter()
+            .filter_map(|e| match e {
+                OutboundEvent::Ended(_) => Some(DialogEvent::Ended),
+                OutboundEvent::Dtmf(c) => Some(DialogEvent::Dtmf(c)),
+                OutboundEvent::ReInvite { offer } => Some(DialogEvent::ReInvite { offer }),
+                OutboundEvent::Ringing | OutboundEvent::Answered { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs one outbound call: rings, and once answered, the agent talks.
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    dialer: Dialer,
+    dial: Dial,
+    id: String,
+    hop: SocketAddr,
+    direct: bool,
+    sockets: RtpSockets,
+    mut signalling: mpsc::Receiver<Message>,
+    cancel: CancellationToken,
+) {
+    let shared = dialer.shared.clone();
+    let offer = sdp::offer(sockets.advertised, sockets.port, u64::from(rand_u32())).to_text();
+    let tag = format!("vg{:08x}", rand_u32());
+    let call = OutboundCall::new(std::time::Instant::now(), dial, &id, &tag, &offer);
+    let mut out = Outbound { call, socket: shared.socket.clone(), hop, id: id.clone(), dialer };
+    out.send();
+    // Until the far end answers (or the call ends without an answer).
+    let answer = loop {
+        let events = out.step(&mut signalling, &cancel).await;
+        if let Some(sdp) = events.iter().find_map(|e| match e {
+            OutboundEvent::Answered { sdp } => Some(sdp.clone()),
+            _ => None,
+        }) {
+            break sdp;
+        }
+        if out.call.is_ended() {
+            return;
+        }
+    };
+    // With no proxy in the way, the dialog continues at the far end's Contact.
+    if direct
+        && let Some(contact) = out.call.remote_target().cloned()
+        && let Ok(addr) = trunk::resolve(&contact).await
+    {
+        out.hop = addr;
+    }
+    let negotiated = match Sdp::parse(&answer)
+        .map_err(anyhow::Error::from)
+        .and_then(|a| Ok(sdp::accept_answer(&a, &CODECS)?))
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(call_id = %id, error = %e, "the answer's SDP is unusable; hanging up");
+            out.call.hangup(std::time::Instant::now());
+            while !out.call.is_ended() {
+                out.step(&mut signalling, &cancel).await;
+            }
+            return;
+        }
+    };
+    let result = match super::recording_path(&shared.config, &id).await {
+        Ok(recording) => {
+            media::run(&shared, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(log) => save_call_log(&shared.config, &id, &log).await,
+        Err(e) => {
+            tracing::warn!(call_id = %id, error = %e, "outbound call failed");
+            out.call.hangup(std::time::Instant::now());
+            out.send();
+        }
+    }
+}

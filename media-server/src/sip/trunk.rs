@@ -1,0 +1,166 @@
+//! The trunk: where requests for it go, how dialled numbers become SIP
+//! URIs, and keeping this server registered with it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use voxgate_sip_bridge::message::Uri;
+use voxgate_sip_bridge::registration::{Account, Registration, RegistrationEvent, RegistrationOutput};
+
+use super::{DialError, DialogTable, Shared, host_port, rand_u32, sleep_until};
+use crate::config::TrunkSettings;
+
+/// Where an outbound call goes: its Request-URI and the next hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Route {
+    pub target: Uri,
+    /// The outbound proxy, else the registrar, else the target itself.
+    pub hop: Uri,
+}
+
+/// Turns what the API was given (`sip:` URI, or a number or user for the
+/// trunk's domain) into a [`Route`].
+pub(super) fn route(trunk: &TrunkSettings, to: &str) -> Result<Route, DialError> {
+    let to = to.trim();
+    let target = if to.starts_with("sip:") || to.starts_with("sips:") {
+        Uri::parse(to).map_err(|e| DialError::BadTarget(format!("{to:?}: {e}")))?
+    } else {
+        let user_ok = !to.is_empty()
+            && to.len() <= 64
+            && to.chars().all(|c| c.is_ascii_alphanumeric() || "+*#-_.".contains(c));
+        if !user_ok {
+            return Err(DialError::BadTarget(format!("{to:?} is neither a sip: URI nor a number")));
+        }
+        let domain = Uri::parse(&trunk.aor).ok().and_then(|a| {
+            a.as_sip().map(|s| s.port.map_or_else(|| s.host.to_string(), |p| format!("{}:{p}", s.host)))
+        });
+        let domain =
+            domain.ok_or_else(|| DialError::BadTarget("dialling a number needs trunk.aor".into()))?;
+        Uri::parse(&format!("sip:{to}@{domain}")).map_err(|e| DialError::BadTarget(e.to_string()))?
+    };
+    // sips: would need TLS, which we do not speak yet.
+    if target.as_sip().is_none_or(|s| s.secure) {
+        return Err(DialError::BadTarget(format!("{to:?} is not a sip: URI")));
+    }
+    let hop = [&trunk.outbound_proxy, &trunk.registrar]
+        .into_iter()
+        .find(|u| !u.is_empty())
+        .and_then(|u| Uri::parse(u).ok())
+        .unwrap_or_else(|| target.clone());
+    Ok(Route { target, hop })
+}
+
+/// The address of a `sip:` URI's host and port (5060 when none is given).
+pub(super) async fn resolve(uri: &Uri) -> Result<SocketAddr, DialError> {
+    let sip = uri.as_sip().ok_or_else(|| DialError::BadTarget(format!("{uri} is not a sip: URI")))?;
+    let name = format!("{}:{}", sip.host.to_string().trim_matches(['[', ']']), sip.port.unwrap_or(5060));
+    match tokio::net::lookup_host(&name).await.map(|mut a| a.next()) {
+        Ok(Some(addr)) => Ok(addr),
+        _ => Err(DialError::Unreachable(name)),
+    }
+}
+
+/// Keeps this server registered with the configured trunk.
+pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
+    let t = &shared.config.trunk;
+    // Validated at load: both are sip: URIs.
+    let (Ok(registrar), Ok(aor)) = (Uri::parse(&t.registrar), Uri::parse(&t.aor)) else {
+        return;
+    };
+    let hop = Uri::parse(&t.outbound_proxy).unwrap_or_else(|_| registrar.clone());
+    let addr = match resolve(&hop).await {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::warn!(registrar = %t.registrar, error = %e, "trunk registrar not found");
+            return;
+        }
+    };
+    let call_id = format!("reg-{:08x}@voxgate", rand_u32());
+    let (tx, mut rx) = mpsc::channel(16);
+    if shared.dialogs.send(DialogTable::Open(call_id.clone(), tx)).await.is_err() {
+        return;
+    }
+    let via_host = host_port(shared.advertised_for(addr), shared.sip_port);
+    let user = if t.username.is_empty() { "voxgate" } else { &t.username };
+    let contact = format!("sip:{user}@{via_host}");
+    let account = Account {
+        registrar: registrar.clone(),
+        aor,
+        username: t.username.clone(),
+        password: t.password.expose().to_owned(),
+        expires: t.expires,
+    };
+    let mut reg = Registration::new(std::time::Instant::now(), account, &contact, &via_host, &call_id);
+    loop {
+        while let Some(o) = reg.poll_output() {
+            match o {
+                RegistrationOutput::Send(bytes) => {
+                    let _ = shared.socket.try_send_to(&bytes, addr);
+                }
+                RegistrationOutput::Event(RegistrationEvent::Registered { expires }) => {
+                    tracing::info!(registrar = %t.registrar, expires, "registered with the trunk");
+                }
+                RegistrationOutput::Event(RegistrationEvent::Failed { status }) => {
+                    tracing::warn!(registrar = %t.registrar, status, "trunk registration failed; trying again in 30 s");
+                }
+            }
+        }
+        let next = reg.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            msg = rx.recv() => match msg {
+                Some(m) => reg.handle_message(std::time::Instant::now(), &m),
+                None => return,
+            },
+            () = sleep_until(next) => reg.handle_timeout(std::time::Instant::now()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trunk(aor: &str, proxy: &str, registrar: &str) -> TrunkSettings {
+        TrunkSettings {
+            aor: aor.into(),
+            outbound_proxy: proxy.into(),
+            registrar: registrar.into(),
+            ..TrunkSettings::default()
+        }
+    }
+
+    #[test]
+    fn numbers_take_the_trunks_domain_and_go_to_its_proxy() {
+        let r =
+            route(&trunk("sip:voxgate@trunk.test", "sip:127.0.0.1:5070", ""), "+15551234").expect("route");
+        assert_eq!(r.target.to_string(), "sip:+15551234@trunk.test");
+        assert_eq!(r.hop.to_string(), "sip:127.0.0.1:5070");
+        let r = route(&trunk("sip:voxgate@trunk.test:5080", "", "sip:reg.test"), "2000").expect("route");
+        assert_eq!(
+            (r.target.to_string().as_str(), r.hop.to_string().as_str()),
+            ("sip:2000@trunk.test:5080", "sip:reg.test")
+        );
+    }
+
+    #[test]
+    fn a_sip_uri_without_a_trunk_goes_straight_to_its_host() {
+        let r = route(&TrunkSettings::default(), "sip:alice@127.0.0.1:5090").expect("route");
+        assert_eq!(r.hop, r.target);
+    }
+
+    #[test]
+    fn what_cannot_be_dialled_is_refused() {
+        let t = trunk("sip:voxgate@trunk.test", "", "");
+        for bad in ["", "tel:+1555", "sips:a@b", "+1 555", "a@b", "sip:", &"9".repeat(65)] {
+            assert!(matches!(route(&t, bad), Err(DialError::BadTarget(_))), "{bad:?}");
+        }
+        assert!(
+            matches!(route(&TrunkSettings::default(), "2000"), Err(DialError::BadTarget(_))),
+            "no domain"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Outbound calls placed through `POST /v1/calls`, to SIPp playing the far
+//! end on 127.0.0.1: through a trunk that demands Digest (answered, the
+//! agent talks, the far end hangs up), and the other outcomes: busy, no
+//! answer (we CANCEL), refused (wrong credentials: 403).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, TestResult, free_udp_port, http, root, start_server};
+
+const KEY: &str = "test-key-0123456789";
+
+/// SIPp as the far end, running `scenario` for one call on `port`.
+fn far_end(scenario: &str, port: u16) -> Result<Child, Box<dyn std::error::Error>> {
+    Ok(Command::new("sipp")
+        .current_dir(root().join("media-server/tests/sipp"))
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_udp_port()?.to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+/// Waits (bounded) for SIPp to finish; true when its call succeeded.
+fn finished(mut sipp: Child) -> Result<bool, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = sipp.try_wait()? {
+            return Ok(status.success());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = sipp.kill();
+            return Err("SIPp did not finish".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Places a call; returns its id.
+fn dial(server: &Server, body: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let (status, json) = http(server, "POST", "/v1/calls", Some(KEY), Some(body))?;
+    assert_eq!(status, 201, "{json}");
+    assert_eq!(json["status"], "dialing");
+    Ok(json["id"].as_str().ok_or("no id")?.to_owned())
+}
+
+/// Follows a call until its outcome; returns every status seen, and the last report.
+fn follow(server: &Server, id: &str) -> Result<(Vec<String>, serde_json::Value), Box<dyn std::error::Error>> {
+    let mut seen: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(45) {
+        let (status, json) = http(server, "GET", &format!("/v1/calls/{id}"), Some(KEY), None)?;
+        assert_eq!(status, 200, "{json}");
+        let s = json["status"].as_str().ok_or("no status")?.to_owned();
+        if seen.last() != Some(&s) {
+            seen.push(s.clone());
+        }
+        if ["completed", "busy", "no_answer", "failed"].contains(&s.as_str()) {
+            return Ok((seen, json));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("no outcome; saw {seen:?}").into())
+}
+
+fn trunk_env(password: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_HTTP__API_KEY", KEY.to_owned()),
+        ("VOXGATE_TRUNK__AOR", "sip:voxgate@trunk.test".to_owned()),
+        ("VOXGATE_TRUNK__USERNAME", "voxgate".to_owned()),
+        ("VOXGATE_TRUNK__PASSWORD", password.to_owned()),
+    ]
+}
+
+#[test]
+fn a_call_through_a_trunk_that_demands_digest_is_answered_and_the_agent_talks() -> TestResult {
+    let trunk_port = free_udp_port()?;
+    let sipp = far_end("uas_digest.xml", trunk_port)?;
+    let mut env = trunk_env("s3cret");
+    env.push(("VOXGATE_TRUNK__OUTBOUND_PROXY", format!("sip:127.0.0.1:{trunk_port}")));
+    let server = start_server(&env)?;
+    // A number: dialled as sip:+15551234@trunk.test, sent to the trunk's proxy.
+    let id = dial(&server, r#"{"to": "+15551234"}"#)?;
+    let (seen, last) = follow(&server, &id)?;
+    assert_eq!(seen, ["dialing", "ringing", "answered", "completed"], "{last}");
+    assert_eq!(last["to"], "sip:+15551234@trunk.test");
+    assert_eq!(last["hung_up_by"], "remote");
+    assert!(finished(sipp)?, "SIPp (the trunk) did not see valid credentials and a clean call");
+    // The call went through the agent session like an inbound one: its log and recording.
+    let log = read_call_log(&server, &id)?;
+    let agent_lines: Vec<&str> = log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .filter(|l| l["speaker"] == "agent")
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    // What the far end heard of the greeting before it hung up.
+    assert!(
+        agent_lines.first().is_some_and(|l| l.starts_with("Hello, thanks for calling")),
+        "{agent_lines:?}"
+    );
+    let wav = hound::WavReader::open(server.recordings.join(format!("{}.wav", safe_name(&id))))?;
+    assert!(wav.duration() > 16_000, "a recording of the call: {} samples", wav.duration());
+    Ok(())
+}
+
+#[test]
+fn busy_no_answer_and_refused_calls_are_reported_as_such() -> TestResult {
+    // Wrong password: the trunk answers the retried INVITE with 403.
+    let server = start_server(&trunk_env("wrong"))?;
+
+    // Sip URIs go straight to their host when no proxy or registrar is set.
+    let busy_port = free_udp_port()?;
+    let busy = far_end("uas_busy.xml", busy_port)?;
+    let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{busy_port}"}}"#))?;
+    let (seen, _) = follow(&server, &id)?;
+    assert_eq!(seen.last().map(String::as_str), Some("busy"), "{seen:?}");
+    assert!(finished(busy)?);
+
+    let ring_port = free_udp_port()?;
+    let ringing = far_end("uas_no_answer.xml", ring_port)?;
+    let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{ring_port}", "ring_timeout_s": 2}}"#))?;
+    let (seen, _) = follow(&server, &id)?;
+    assert_eq!(seen, ["dialing", "ringing", "no_answer"]);
+    assert!(finished(ringing)?, "SIPp saw no CANCEL / ACK for its 487");
+
+    let auth_port = free_udp_port()?;
+    let refusing = far_end("uas_digest.xml", auth_port)?;
+    let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{auth_port}"}}"#))?;
+    let (seen, last) = follow(&server, &id)?;
+    assert_eq!(seen.last().map(String::as_str), Some("failed"), "{seen:?}");
+    assert_eq!(last["sip_status"], 403);
+    assert!(!finished(refusing)?, "SIPp accepted a wrong password");
+    Ok(())
+}
+
+#[test]
+fn the_call_api_refuses_bad_requests_and_wrong_keys() -> TestResult {
+    let server = start_server(&trunk_env("s3cret"))?;
+    let post = |key: Option<&str>, body: &str| http(&server, "POST", "/v1/calls", key, Some(body));
+    assert_eq!(post(None, r#"{"to": "2000"}"#)?.0, 401);
+    assert_eq!(post(Some("test-key-0123456788"), r#"{"to": "2000"}"#)?.0, 401);
+    for bad in [
+        "{",
+        r#"{"to": 5}"#,
+        r#"{"to": "2000", "extra": 1}"#,
+        r#"{"to": "a b"}"#,
+        r#"{"to": "tel:+1555"}"#,
+        r#"{"to": "2000", "ring_timeout_s": 0}"#,
+    ] {
+        let (status, json) = post(Some(KEY), bad)?;
+        assert_eq!(status, 400, "{bad}: {json}");
+        assert!(json["error"].is_string(), "{bad}: {json}");
+    }
+    let (status, _) = http(&server, "GET", "/v1/calls/nope", Some(KEY), None)?;
+    assert_eq!(status, 404);
+    let (status, _) = http(&server, "GET", "/v1/calls/nope", None, None)?;
+    assert_eq!(status, 401);
+    Ok(())
+}
+
+#[test]
+fn without_a_key_the_call_api_is_off() -> TestResult {
+    let server = start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned())])?;
+    let (status, json) = http(&server, "POST", "/v1/calls", Some(""), Some(r#"{"to": "2000"}"#))?;
+    assert_eq!(status, 403, "{json}");
+    Ok(())
+}
+
+fn safe_name(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+fn read_call_log(server: &Server, id: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let path = server.recordings.join(format!("{}.json", safe_name(id)));
+    for _ in 0..100 {
+        if let Ok(bytes) = std::fs::read(&path) {
+            return Ok(serde_json::from_slice(&bytes)?);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("no call log at {}", path.display()).into())
+}
