@@ -16,6 +16,8 @@ use crate::message::{self, Headers, Message, Method, NameAddr, Request, Response
 pub enum Outcome {
     /// Answered, then hung up by `by_remote` or by us.
     Completed { by_remote: bool },
+    /// Answered, then handed to `target` (REFER; the new call was answered).
+    Transferred { target: String },
     /// 486 / 600 / 603.
     Busy,
     /// No answer in time (we cancelled), or 408 / 480 / 487.
@@ -84,6 +86,8 @@ enum State {
     /// CANCEL sent; waiting for the 487.
     Cancelling,
     Confirmed,
+    /// Our REFER is out, or the far end is placing the new call.
+    Transferring,
     Terminating,
     Ended,
 }
@@ -112,6 +116,9 @@ pub struct OutboundCall {
     /// the branch it answers), resent until the ACK.
     reinvite: Option<Request>,
     reinvite_answer: Option<(Option<String>, Vec<u8>)>,
+    /// The transfer target, once the far end reports the new call answered.
+    transferred_to: Option<String>,
+    refer_target: String,
     outputs: VecDeque<OutboundOutput>,
 }
 
@@ -143,6 +150,8 @@ impl OutboundCall {
             routes: Vec::new(),
             reinvite: None,
             reinvite_answer: None,
+            transferred_to: None,
+            refer_target: String::new(),
             outputs: VecDeque::new(),
         };
         c.send_invite(now, None);
@@ -216,13 +225,16 @@ impl OutboundCall {
         self.outputs.push_back(OutboundOutput::Send(ack.to_bytes()));
     }
 
-    /// A request in the dialog (ACK for the 2xx, BYE).
-    fn in_dialog(&self, method: Method, cseq: u32) -> Vec<u8> {
+    /// A request in the dialog (ACK for the 2xx, BYE, REFER).
+    fn in_dialog(&self, method: Method, cseq: u32, extra: &[(&str, String)]) -> Vec<u8> {
         let branch = format!("z9hG4bK-out-{}-{}-{}", self.tag, cseq, method);
         let to = self.remote_to.clone().unwrap_or_default();
         let mut headers = self.base_headers(method.as_str(), cseq, &branch, &to);
         for r in &self.routes {
             headers.push("route", r.clone());
+        }
+        for (name, value) in extra {
+            headers.push(name, value.clone());
         }
         let uri = self.remote_target.clone().unwrap_or_else(|| self.dial.target.clone());
         Request { method, uri, version: "SIP/2.0".into(), headers, body: Vec::new() }.to_bytes()
@@ -238,13 +250,33 @@ impl OutboundCall {
         }
     }
 
+    /// Blind transfer (RFC 3515): REFER the far end to `target`; the call
+    /// ends (BYE) once the far end reports the new call answered, or the
+    /// transfer fails, or 32 s pass. Before an answer it just hangs up.
+    pub fn transfer(&mut self, now: Instant, target: &str) {
+        if self.state != State::Confirmed {
+            self.hangup(now);
+            return;
+        }
+        self.cseq += 1;
+        let extra =
+            [("refer-to", format!("<{target}>")), ("referred-by", format!("<{}>", self.dial.contact))];
+        let refer = self.in_dialog(Method::Refer, self.cseq, &extra);
+        self.outputs.push_back(OutboundOutput::Send(refer.clone()));
+        self.resend = Some((refer, now + T1, T1));
+        self.give_up = Some(now + TIMEOUT);
+        self.transferred_to = None;
+        self.state = State::Transferring;
+        self.refer_target = target.to_owned();
+    }
+
     /// Hangs up: CANCEL while ringing, BYE once answered.
     pub fn hangup(&mut self, now: Instant) {
         match self.state {
             State::Calling | State::Ringing => self.cancel(now),
-            State::Confirmed => {
+            State::Confirmed | State::Transferring => {
                 self.cseq += 1;
-                let bye = self.in_dialog(Method::Bye, self.cseq);
+                let bye = self.in_dialog(Method::Bye, self.cseq, &[]);
                 self.outputs.push_back(OutboundOutput::Send(bye.clone()));
                 self.resend = Some((bye, now + T1, T1));
                 self.give_up = Some(now + TIMEOUT);
@@ -277,7 +309,7 @@ impl OutboundCall {
     pub fn handle_message(&mut self, now: Instant, message: &Message) {
         match message {
             Message::Response(r) => self.handle_response(now, r),
-            Message::Request(r) => self.handle_request(r),
+            Message::Request(r) => self.handle_request(now, r),
         }
     }
 
@@ -314,7 +346,7 @@ impl OutboundCall {
                     self.routes.reverse();
                 }
                 // Every 2xx (retransmissions too) gets an ACK.
-                let ack = self.in_dialog(Method::Ack, self.cseq);
+                let ack = self.in_dialog(Method::Ack, self.cseq, &[]);
                 self.outputs.push_back(OutboundOutput::Send(ack));
                 if first {
                     let cancelled = self.state == State::Cancelling;
@@ -362,14 +394,21 @@ impl OutboundCall {
                 // Wait for the INVITE's 487; stop resending the CANCEL.
                 self.resend = None;
             }
-            ("BYE", 200..) if self.state == State::Terminating => {
-                self.end(Outcome::Completed { by_remote: false })
+            ("BYE", 200..) if self.state == State::Terminating => self.end_hung_up(),
+            // 202: the far end now calls the target; NOTIFYs tell how it goes.
+            ("REFER", 200..=299) if self.state == State::Transferring => {
+                self.resend = None;
+                self.give_up = Some(now + TIMEOUT);
+            }
+            ("REFER", 300..) if self.state == State::Transferring => {
+                self.state = State::Confirmed;
+                self.hangup(now);
             }
             _ => {}
         }
     }
 
-    fn handle_request(&mut self, r: &Request) {
+    fn handle_request(&mut self, now: Instant, r: &Request) {
         let ok = message::response_to(&r.headers, 200, "OK", &self.tag).to_bytes();
         match r.method {
             Method::Invite => {
@@ -408,8 +447,32 @@ impl OutboundCall {
                     self.outputs.push_back(OutboundOutput::Event(OutboundEvent::Dtmf(c)));
                 }
             }
+            Method::Notify if self.state == State::Transferring => {
+                self.outputs.push_back(OutboundOutput::Send(ok));
+                // A sipfrag of the new call's status line (RFC 3515 §2.4.5).
+                let status = String::from_utf8_lossy(&r.body)
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse::<u16>().ok());
+                if let Some(status @ 200..) = status {
+                    if status < 300 {
+                        self.transferred_to = Some(self.refer_target.clone());
+                    }
+                    self.state = State::Confirmed;
+                    self.hangup(now);
+                }
+            }
             _ => self.outputs.push_back(OutboundOutput::Send(ok)),
         }
+    }
+
+    /// The end of a call we hung up: a transfer's, or a plain one.
+    fn end_hung_up(&mut self) {
+        let outcome = match self.transferred_to.take() {
+            Some(target) => Outcome::Transferred { target },
+            None => Outcome::Completed { by_remote: false },
+        };
+        self.end(outcome);
     }
 
     /// Answers the pending re-INVITE with `sdp`; resent until the ACK.
@@ -445,7 +508,12 @@ impl OutboundCall {
             match self.state {
                 State::Calling => self.end(Outcome::Failed { status: 408 }),
                 State::Cancelling | State::Ringing => self.end(Outcome::NoAnswer),
-                State::Terminating => self.end(Outcome::Completed { by_remote: false }),
+                State::Terminating => self.end_hung_up(),
+                // The REFER unanswered, or no final NOTIFY: give up on it.
+                State::Transferring => {
+                    self.state = State::Confirmed;
+                    self.hangup(now);
+                }
                 // A re-INVITE's answer never acknowledged: stop resending it.
                 _ => {
                     self.give_up = None;
@@ -655,6 +723,40 @@ mod tests {
         h.advance(40_000);
         assert_eq!(sent(&mut h), 0, "the ACK stops the resends");
         assert!(!h.call.is_ended());
+    }
+
+    #[test]
+    fn a_transfer_refers_the_far_end_and_hangs_up_once_the_new_call_is_answered() {
+        let mut h = H::new();
+        let (invite, _) = h.sent();
+        h.answer(&invite[0], 200, &[("contact", "<sip:far@127.0.0.1:5099>")], "v=0\r\n");
+        h.sent();
+        h.call.transfer(h.now, "sip:desk@pbx.test");
+        let (refer, _) = h.sent();
+        assert_eq!(methods(&refer), ["REFER"]);
+        assert_eq!(refer[0].headers.get("refer-to"), Some("<sip:desk@pbx.test>"));
+        assert_eq!(refer[0].uri.to_string(), "sip:far@127.0.0.1:5099");
+        h.answer(&refer[0], 202, &[], "");
+        let notify = |status: &str| {
+            let body = format!("SIP/2.0 {status}\r\n");
+            let text = format!(
+                "NOTIFY sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-n{}\r\n\
+                 From: <sip:+15551234@127.0.0.1>;tag=far\r\nTo: <sip:voxgate@trunk.test>;tag=o1\r\nCall-ID: out-1\r\n\
+                 CSeq: 5 NOTIFY\r\nEvent: refer\r\nContent-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{body}",
+                status.len(),
+                body.len()
+            );
+            parse(text.as_bytes(), Framing::Datagram).expect("notify")
+        };
+        // Progress changes nothing; the final status ends the transfer.
+        h.call.handle_message(h.now, &notify("180 Ringing"));
+        assert!(h.sent().0.is_empty());
+        h.call.handle_message(h.now, &notify("200 OK"));
+        let (bye, _) = h.sent();
+        assert_eq!(methods(&bye), ["BYE"]);
+        h.answer(&bye[0], 200, &[], "");
+        let target = "sip:desk@pbx.test".to_owned();
+        assert_eq!(h.sent().1, vec![OutboundEvent::Ended(Outcome::Transferred { target })]);
     }
 
     #[test]
