@@ -1,7 +1,8 @@
 //! Outbound calls placed through `POST /v1/calls`, to SIPp playing the far
 //! end on 127.0.0.1: through a trunk that demands Digest (answered, the
 //! agent talks, the far end hangs up), and the other outcomes: busy, no
-//! answer (we CANCEL), refused (wrong credentials: 403).
+//! answer (we CANCEL), refused (wrong credentials: 403); and a callee who
+//! asks for a person is transferred (REFER) when the agent calls its tool.
 
 mod common;
 
@@ -57,7 +58,7 @@ fn follow(server: &Server, id: &str) -> Result<(Vec<String>, serde_json::Value),
         if seen.last() != Some(&s) {
             seen.push(s.clone());
         }
-        if ["completed", "busy", "no_answer", "failed"].contains(&s.as_str()) {
+        if ["completed", "transferred", "busy", "no_answer", "failed"].contains(&s.as_str()) {
             return Ok((seen, json));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -135,6 +136,28 @@ fn busy_no_answer_and_refused_calls_are_reported_as_such() -> TestResult {
     assert_eq!(seen.last().map(String::as_str), Some("failed"), "{seen:?}");
     assert_eq!(last["sip_status"], 403);
     assert!(!finished(refusing)?, "SIPp accepted a wrong password");
+    Ok(())
+}
+
+#[test]
+fn a_callee_who_asks_for_a_person_is_transferred() -> TestResult {
+    let llm = common::tool_calling_llm("Let me connect you to a colleague.", "transfer_to_human")?;
+    let mut env = trunk_env("s3cret");
+    env.extend([
+        ("VOXGATE_AGENT__GREETING", String::new()),
+        ("VOXGATE_AGENT__LLM", "openai".to_owned()),
+        ("VOXGATE_OPENAI__BASE_URL", llm),
+        ("VOXGATE_OPENAI__API_KEY", "test-key".to_owned()),
+        ("VOXGATE_AGENT__TRANSFER_TO", "sip:operator@127.0.0.1:5999".to_owned()),
+    ]);
+    let server = start_server(&env)?;
+    let port = free_udp_port()?;
+    let sipp = far_end("uas_refer.xml", port)?;
+    let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{port}"}}"#))?;
+    let (seen, last) = follow(&server, &id)?;
+    assert_eq!(seen.last().map(String::as_str), Some("transferred"), "{last}");
+    assert_eq!(last["transferred_to"], "sip:operator@127.0.0.1:5999");
+    assert!(finished(sipp)?, "SIPp saw no REFER to the target, or no BYE after its NOTIFY");
     Ok(())
 }
 

@@ -138,3 +138,26 @@ fn info_dtmf_becomes_the_callers_turn() -> TestResult {
     assert_eq!(caller_lines(&server)?, ["42"]);
     Ok(())
 }
+
+/// Blind transfer with a real peer: the caller asks (keys 0 #), the agent's
+/// model calls `transfer_to_human`, the server REFERs the caller (SIPp
+/// checks the Refer-To), and hangs up once the NOTIFY says the new call
+/// was answered.
+#[test]
+fn the_agents_transfer_tool_refers_the_caller() -> TestResult {
+    let llm = common::tool_calling_llm("Let me connect you to a colleague.", "transfer_to_human")?;
+    let server = start_server(&[
+        webrtc_vad(),
+        ("VOXGATE_AGENT__GREETING", String::new()),
+        ("VOXGATE_AGENT__LLM", "openai".to_owned()),
+        ("VOXGATE_OPENAI__BASE_URL", llm),
+        ("VOXGATE_OPENAI__API_KEY", "test-key".to_owned()),
+        ("VOXGATE_AGENT__TRANSFER_TO", "sip:operator@127.0.0.1:5999".to_owned()),
+    ])?;
+    sipp(server.sip_port, &["-sf", "refer.xml", "-m", "1", "-l", "1"])?;
+    let log = std::iter::from_fn(|| server.log.recv_timeout(std::time::Duration::from_secs(5)).ok())
+        .find(|line| line.contains("call ended"))
+        .ok_or("no end of call in the log")?;
+    assert!(log.contains("Transferred"), "{log}");
+    Ok(())
+}

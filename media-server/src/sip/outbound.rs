@@ -31,6 +31,8 @@ pub enum CallStatus {
     Answered,
     /// Answered, then hung up.
     Completed,
+    /// Answered, then handed to a human (`transferred_to`).
+    Transferred,
     Busy,
     NoAnswer,
     Failed,
@@ -40,7 +42,7 @@ impl CallStatus {
     /// True once the call has its outcome.
     #[must_use]
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Busy | Self::NoAnswer | Self::Failed)
+        matches!(self, Self::Completed | Self::Transferred | Self::Busy | Self::NoAnswer | Self::Failed)
     }
 }
 
@@ -59,6 +61,9 @@ pub struct OutboundStatus {
     /// Whether the far end hung up (for completed calls).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hung_up_by: Option<&'static str>,
+    /// Where a transferred call went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transferred_to: Option<String>,
     /// Unix milliseconds.
     pub created_at: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +162,7 @@ impl Dialer {
             status: CallStatus::Dialing,
             sip_status: None,
             hung_up_by: None,
+            transferred_to: None,
             created_at: unix_ms(),
             answered_at: None,
             ended_at: None,
@@ -229,6 +235,10 @@ impl Outbound {
                         s.hung_up_by = Some(if *by_remote { "remote" } else { "agent" });
                         CallStatus::Completed
                     }
+                    Outcome::Transferred { target } => {
+                        s.transferred_to = Some(target.clone());
+                        CallStatus::Transferred
+                    }
                     Outcome::Busy => CallStatus::Busy,
                     Outcome::NoAnswer => CallStatus::NoAnswer,
                     Outcome::Failed { status } => {
@@ -275,9 +285,7 @@ impl Dialog for Outbound {
         self.call.hangup(now);
     }
     fn transfer(&mut self, now: std::time::Instant, target: &str) {
-        // A call we placed is not transferred yet: it ends instead.
-        tracing::warn!(%target, "transfer of an outbound call is not supported; hanging up");
-        self.call.hangup(now);
+        self.call.transfer(now, target);
     }
     fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str) {
         self.call.answer_reinvite(now, sdp);

@@ -137,3 +137,69 @@ pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::
         .filter_map(|l| l["text"].as_str().map(str::to_owned))
         .collect())
 }
+
+/// An OpenAI-compatible chat server on 127.0.0.1 that streams `line` and a
+/// call of the tool `tool` in answer to every request (the way
+/// `/v1/chat/completions` streams: server-sent events). Serves for 2 minutes
+/// at most. Returns its base URL (`http://127.0.0.1:<port>/v1`).
+pub fn tool_calling_llm(line: &str, tool: &str) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
+    listener.set_nonblocking(true)?;
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        let body = serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        format!("data: {body}\n\n")
+    };
+    let events = [
+        chunk(serde_json::json!({"role": "assistant", "content": line}), None),
+        chunk(
+            serde_json::json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": tool, "arguments": "{}"}}]}),
+            None,
+        ),
+        chunk(serde_json::json!({}), Some("tool_calls")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            // Read the request: headers, then Content-Length bytes of body.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned)
+                        })
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{events}",
+                events.len()
+            );
+        }
+    });
+    Ok(url)
+}
