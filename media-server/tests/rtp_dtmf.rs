@@ -1,6 +1,6 @@
-//! RFC 4733 DTMF: a caller (this test, speaking SIP and RTP on loopback)
-//! presses 4, 2, # as RTP telephone-events; the keys become the caller's
-//! turn in the call log.
+//! A caller written here, speaking SIP, RTP and RTCP on loopback: RFC 4733
+//! DTMF (4, 2, # as RTP telephone-events become the caller's turn in the
+//! call log), and RTCP sender and receiver reports both ways.
 
 mod common;
 
@@ -27,22 +27,25 @@ fn request(
     )
 }
 
-#[test]
-fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
-    let server = start_server(&[
-        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
-        ("VOXGATE_AGENT__GREETING", String::new()),
-    ])?;
-    let (sip, rtp) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+/// Calls the server from `rtp` with `sdp_tail` after the m= line; returns the
+/// SIP socket, the To header with the server's tag, and the server's media port.
+fn call(
+    server: &common::Server,
+    rtp: &UdpSocket,
+    payload_types: &str,
+) -> Result<(UdpSocket, String, u16), Box<dyn std::error::Error>> {
+    let sip = UdpSocket::bind("127.0.0.1:0")?;
     sip.set_read_timeout(Some(Duration::from_secs(10)))?;
     let (my_port, rtp_port, sip_port) = (sip.local_addr()?.port(), rtp.local_addr()?.port(), server.sip_port);
-    let server_addr = ("127.0.0.1", sip_port);
     let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n\
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {payload_types}\r\n\
          a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
     );
     let to = format!("<sip:1000@127.0.0.1:{sip_port}>");
-    sip.send_to(request("INVITE", 1, &to, "z9hG4bK-inv", sip_port, my_port, &sdp).as_bytes(), server_addr)?;
+    sip.send_to(
+        request("INVITE", 1, &to, "z9hG4bK-inv", sip_port, my_port, &sdp).as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
     let mut buf = vec![0u8; 8192];
     let (to_tagged, media_port) = loop {
         let n = sip.recv(&mut buf)?;
@@ -58,7 +61,30 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
             break (to, port);
         }
     };
-    sip.send_to(request("ACK", 1, &to_tagged, "z9hG4bK-ack", sip_port, my_port, "").as_bytes(), server_addr)?;
+    sip.send_to(
+        request("ACK", 1, &to_tagged, "z9hG4bK-ack", sip_port, my_port, "").as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
+    Ok((sip, to_tagged, media_port))
+}
+
+fn hang_up(server: &common::Server, sip: &UdpSocket, to_tagged: &str) -> TestResult {
+    let (sip_port, my_port) = (server.sip_port, sip.local_addr()?.port());
+    sip.send_to(
+        request("BYE", 2, to_tagged, "z9hG4bK-bye", sip_port, my_port, "").as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__GREETING", String::new()),
+    ])?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
 
     // Each key: three packets, then three with the end bit (as RFC 4733 §2.5.1.4 resends the end).
     let (mut seq, mut timestamp) = (1u16, 1000u32);
@@ -78,8 +104,71 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
         timestamp += 2000;
     }
     std::thread::sleep(Duration::from_millis(1500));
-    sip.send_to(request("BYE", 2, &to_tagged, "z9hG4bK-bye", sip_port, my_port, "").as_bytes(), server_addr)?;
+    hang_up(&server, &sip, &to_tagged)?;
 
     assert_eq!(caller_lines(&server)?, ["42"]);
+    Ok(())
+}
+
+/// RTCP both ways: the caller sends 6.5 s of audio with 10 packets lost
+/// and one sender report; the server's reports (on the RTP port + 1) say
+/// what it sent, that 10 packets went missing, and echo our report's time.
+#[test]
+fn rtcp_reports_tell_the_caller_what_arrived_and_what_was_sent() -> TestResult {
+    let server = start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned())])?;
+    // An even RTP port with its RTCP port free next to it.
+    let (rtp, rtcp) = (30_000..40_000)
+        .step_by(2)
+        .map(|p| (UdpSocket::bind(("127.0.0.1", p)), UdpSocket::bind(("127.0.0.1", p + 1))))
+        .find_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+        .ok_or("no free port pair")?;
+    rtcp.set_nonblocking(true)?;
+    let (sip, to_tagged, media_port) = call(&server, &rtp, "0")?;
+
+    let ssrc = 0x1234_5678u32;
+    let our_ntp: u64 = 0xE000_0000_1234_5678;
+    let mut reports = Vec::new();
+    let mut buf = [0u8; 1500];
+    for i in 0..325u16 {
+        // Packets 100..110 are lost on the way.
+        if !(100..110).contains(&i) {
+            let mut packet = vec![0x80, 0];
+            packet.extend_from_slice(&(1000 + i).to_be_bytes());
+            packet.extend_from_slice(&(u32::from(i) * 160).to_be_bytes());
+            packet.extend_from_slice(&ssrc.to_be_bytes());
+            packet.extend_from_slice(&[0xFF; 160]);
+            rtp.send_to(&packet, ("127.0.0.1", media_port))?;
+        }
+        if i == 50 {
+            let sr = voxgate_sip_bridge::rtp::rtcp::Report {
+                ssrc,
+                sender: Some(voxgate_sip_bridge::rtp::rtcp::SenderInfo {
+                    ntp: our_ntp,
+                    rtp_timestamp: 50 * 160,
+                    packets: 50,
+                    octets: 8000,
+                }),
+                blocks: Vec::new(),
+            };
+            let n = sr.write(false, &mut buf)?;
+            rtcp.send_to(&buf[..n], ("127.0.0.1", media_port + 1))?;
+        }
+        while let Ok(n) = rtcp.recv(&mut buf) {
+            reports.extend(voxgate_sip_bridge::rtp::rtcp::parse(&buf[..n])?.reports);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hang_up(&server, &sip, &to_tagged)?;
+
+    let about_us = reports
+        .iter()
+        .flat_map(|r| &r.blocks)
+        .rfind(|b| b.ssrc == ssrc)
+        .ok_or(format!("no report block about our stream in {reports:?}"))?;
+    assert_eq!(about_us.cumulative_lost, 10, "{about_us:?}");
+    assert_eq!(about_us.last_sr, (our_ntp >> 16) as u32, "our sender report's time, echoed");
+    assert!(about_us.delay_since_last_sr > 0, "{about_us:?}");
+    let sent = reports.iter().rev().find_map(|r| r.sender.as_ref()).ok_or("no sender report")?;
+    assert!(sent.packets > 0 && sent.octets == sent.packets * 160, "the greeting went out: {sent:?}");
     Ok(())
 }
