@@ -1,5 +1,5 @@
-//! The inbound call on a simulated clock, and against a caller over a
-//! lossy in-memory network.
+//! The inbound call on a simulated clock, and against a caller (a scripted
+//! one, and our own outbound call) over a lossy in-memory network.
 
 use std::time::{Duration, Instant};
 
@@ -301,4 +301,115 @@ fn a_refused_transfer_hangs_up() {
     h.call.handle_message(h.now, response("603 Declined", "1 REFER"));
     let (sent, events) = h.take();
     assert_eq!((sent, events), (strs(&["BYE"]), vec![CallEvent::Ended(EndCause::TransferFailed)]));
+}
+
+/// Our two state machines talk to each other: an outbound call (UAC) to an
+/// inbound one (UAS), over a network that loses 25 % of datagrams each way
+/// and delays each by 5..60 ms (so some overtake others). Every call is
+/// set up, confirmed on both sides, and hung up cleanly.
+#[test]
+fn outbound_to_inbound_over_a_lossy_reordering_network() {
+    use super::outbound::{Dial, OutboundCall, OutboundEvent, OutboundOutput, Outcome};
+    use crate::message::Uri;
+
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut total_sent, mut total_lost) = (0, 0);
+    for round in 0..200 {
+        let start = Instant::now();
+        let mut now = start;
+        let dial = Dial {
+            target: Uri::parse("sip:1000@127.0.0.1:5060").expect("uri"),
+            from: Uri::parse("sip:voxgate@127.0.0.1:5070").expect("uri"),
+            contact: "sip:voxgate@127.0.0.1:5070".into(),
+            via_host: "127.0.0.1:5070".into(),
+            transport: "UDP".into(),
+            credentials: None,
+            ring_timeout: Duration::from_secs(30),
+        };
+        let mut uac = OutboundCall::new(now, dial, &format!("lossy-{round}"), "uac", SDP);
+        let mut uas: Option<InboundCall> = None;
+        // In flight: (delivered at, to the UAS?, bytes).
+        let mut wire: Vec<(Instant, bool, Vec<u8>)> = Vec::new();
+        let (mut sent, mut lost) = (0, 0);
+        let (mut answered, mut confirmed, mut hung_up) = (false, false, false);
+        let (mut uac_end, mut uas_end) = (None, None);
+        while now - start < Duration::from_secs(120) && (uac_end.is_none() || uas_end.is_none()) {
+            // Send what each side has to send (a quarter is lost, the rest
+            // delayed); record what happened.
+            let mut outgoing = Vec::new();
+            while let Some(o) = uac.poll_output() {
+                match o {
+                    OutboundOutput::Send(b) => outgoing.push((true, b)),
+                    OutboundOutput::Event(OutboundEvent::Answered { .. }) => answered = true,
+                    OutboundOutput::Event(OutboundEvent::Ended(o)) => uac_end = Some(o),
+                    OutboundOutput::Event(_) => {}
+                }
+            }
+            if let Some(call) = uas.as_mut() {
+                while let Some(o) = call.poll_output() {
+                    match o {
+                        CallOutput::Send(b) => outgoing.push((false, b)),
+                        CallOutput::Event(CallEvent::Confirmed { .. }) => confirmed = true,
+                        CallOutput::Event(CallEvent::Ended(c)) => uas_end = Some(c),
+                        CallOutput::Event(_) => {}
+                    }
+                }
+            }
+            for (to_uas, bytes) in outgoing {
+                sent += 1;
+                if random(4) == 0 {
+                    lost += 1;
+                } else {
+                    wire.push((now + Duration::from_millis(5 + random(56)), to_uas, bytes));
+                }
+            }
+            // Deliver what is due.
+            let (due, later): (Vec<_>, Vec<_>) = wire.drain(..).partition(|(at, _, _)| *at <= now);
+            wire = later;
+            for (_, to_uas, bytes) in due {
+                let Ok(message) = parse(&bytes, Framing::Datagram) else { panic!("unparseable") };
+                if !to_uas {
+                    uac.handle_message(now, &message);
+                    continue;
+                }
+                match (uas.as_mut(), message) {
+                    (Some(call), m) => call.handle_message(now, m),
+                    (None, Message::Request(r)) if r.method == Method::Invite => {
+                        let checked = check_request(&r).expect("our INVITE is valid");
+                        let mut call =
+                            InboundCall::new(r, checked, "uas", "sip:agent@127.0.0.1:5060", "127.0.0.1:5060");
+                        call.answer(now, SDP);
+                        uas = Some(call);
+                    }
+                    // Nothing to do with it before the INVITE arrives.
+                    (None, _) => {}
+                }
+            }
+            if answered && confirmed && !hung_up {
+                hung_up = true;
+                uac.hangup(now);
+            }
+            now += Duration::from_millis(5);
+            if uac.poll_timeout().is_some_and(|t| t <= now) {
+                uac.handle_timeout(now);
+            }
+            if let Some(call) = uas.as_mut()
+                && call.poll_timeout().is_some_and(|t| t <= now)
+            {
+                call.handle_timeout(now);
+            }
+        }
+        assert!(answered && confirmed, "round {round}: answered {answered}, confirmed {confirmed}");
+        assert_eq!(uac_end, Some(Outcome::Completed { by_remote: false }), "round {round}");
+        assert_eq!(uas_end, Some(EndCause::RemoteBye), "round {round}");
+        total_sent += sent;
+        total_lost += lost;
+    }
+    assert!(total_lost * 5 > total_sent, "the network lost {total_lost} of {total_sent}");
 }
