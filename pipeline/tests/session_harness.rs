@@ -449,6 +449,32 @@ async fn transfer_tool_hands_over_after_the_line_plays() {
     assert_eq!(out.lines().last(), Some(&(Speaker::Agent, line, false)));
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back() {
+    let press =
+        ToolCall { id: "call_1".into(), name: "send_dtmf".into(), arguments: r#"{"digits": "1#"}"#.into() };
+    let f = fakes(
+        vec![say("Press one for sales.")],
+        vec![LlmScript::Reply { text: String::new(), tool_calls: vec![press] }, LlmScript::text("Done.")],
+    );
+    let llm = f.llm.clone();
+    let mut config = no_greeting();
+    config.dtmf_tool = true;
+    let out =
+        call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5_000), Step::Hangup]).await;
+    assert!(
+        out.events.iter().any(|(_, e)| *e == SessionEvent::Dtmf { digits: "1#".into() }),
+        "{:?}",
+        out.events
+    );
+    assert!(out.kinds().contains(&&CallEventKind::DtmfSent { digits: "1#".into() }), "{:?}", out.kinds());
+    let requests = llm.requests();
+    assert!(requests[0].tools.iter().any(|t| t.name == "send_dtmf"), "offered");
+    let result = requests[1].messages.last().expect("the tool's result");
+    assert_eq!(result.content, r#"{"pressed":"1#"}"#);
+    assert_eq!(out.lines().last(), Some(&(Speaker::Agent, "Done.", false)));
+}
+
 /// Real time, real HTTP: an agent tool on a local server, slow enough for
 /// the filler line, and a call with arguments the schema refuses.
 #[tokio::test]

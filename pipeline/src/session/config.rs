@@ -30,6 +30,8 @@ pub struct SessionConfig {
     pub end_call_tool: bool,
     /// Where `transfer_to_human` sends the caller; `None`: no such tool.
     pub transfer_target: Option<String>,
+    /// Offer the built-in `send_dtmf` tool (press keys, e.g. in a phone menu).
+    pub dtmf_tool: bool,
     /// Tool rounds (LLM -> tools -> LLM) in one reply.
     pub max_tool_rounds: u32,
     /// Said when a tool has run this long, once per reply.
@@ -58,6 +60,7 @@ impl Default for SessionConfig {
             tools: Vec::new(),
             end_call_tool: true,
             transfer_target: None,
+            dtmf_tool: false,
             max_tool_rounds: 3,
             filler: Some((Duration::from_millis(1500), "One moment, please.".to_owned())),
             retry_backoff: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)],

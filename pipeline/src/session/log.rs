@@ -64,6 +64,8 @@ pub enum CallEventKind {
     ToolCalled { name: String, ok: bool, ms: u64 },
     /// The agent asked to transfer the caller.
     Transfer { target: String },
+    /// The agent pressed keys on the keypad.
+    DtmfSent { digits: String },
     /// The recording stopped early.
     RecordingFailed { error: String },
 }
@@ -102,6 +104,8 @@ pub struct TurnLatency {
 pub enum EndReason {
     /// The caller hung up (or the transport went away).
     CallerHungUp,
+    /// No audio came from the caller for too long.
+    NoMedia,
     /// The caller was silent too long.
     MaxSilence,
     /// The call reached its maximum length.

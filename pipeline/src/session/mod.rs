@@ -67,6 +67,8 @@ pub enum Control {
     Dtmf(DtmfKey),
     /// The caller hung up.
     Hangup,
+    /// No audio has come from the caller for too long: the transport hangs up.
+    NoMedia,
 }
 
 /// What the session tells its transport.
@@ -80,6 +82,8 @@ pub enum SessionEvent {
     Transcript { speaker: Speaker, text: String, is_final: bool },
     /// Hand the caller to `target` (SIP REFER); the session has ended.
     Transfer { target: String },
+    /// Press these keys (RFC 4733 telephone-events), after the audio sent so far.
+    Dtmf { digits: String },
     /// The session is over; hang up.
     Ended(EndReason),
 }
@@ -321,6 +325,7 @@ impl Driver {
                 c = control.recv() => match c {
                     Some(Control::Dtmf(key)) => self.turns.handle_dtmf(now(), key),
                     Some(Control::Hangup) | None => self.end = Some(EndReason::CallerHungUp),
+                    Some(Control::NoMedia) => self.end = Some(EndReason::NoMedia),
                 },
                 () = sleep_until(deadline) => self.turns.handle_timeout(now()),
                 _ = pacer.tick(), if self.pacing => self.send_frame().await,
@@ -534,6 +539,10 @@ impl Driver {
             WorkerEvent::Transfer { turn, target } if live(&turn, &self.workers) => {
                 self.log(CallEventKind::Transfer { target: target.clone() });
                 self.after_turn = Some((turn, AfterTurn::Transfer(target)));
+            }
+            WorkerEvent::Dtmf { turn, digits } if live(&turn, &self.workers) => {
+                self.log(CallEventKind::DtmfSent { digits: digits.clone() });
+                let _ = self.events_tx.send(SessionEvent::Dtmf { digits }).await;
             }
             WorkerEvent::Retrying { stage, provider, attempt, backoff, error } => {
                 self.retrying(stage, provider, attempt, backoff, error);

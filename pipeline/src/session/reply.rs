@@ -17,7 +17,7 @@ use voxgate_codecs::resample::FrameResampler;
 use super::config::{Providers, SessionConfig};
 use super::log::Stage;
 use super::sentences::SentenceSplitter;
-use super::tools::{self, END_CALL, HttpTool, TRANSFER};
+use super::tools::{self, END_CALL, HttpTool, SEND_DTMF, TRANSFER};
 use crate::providers::{
     CancellationToken, ChatMessage, ChatRequest, LlmEvent, ProviderError, Role, ToolCall, ToolSpec,
 };
@@ -42,6 +42,8 @@ pub(crate) enum WorkerEvent {
     EndCall { turn: TurnId },
     /// The model asked to hand the caller to a human, once this turn has played.
     Transfer { turn: TurnId, target: String },
+    /// The agent presses `digits` on the keypad.
+    Dtmf { turn: TurnId, digits: String },
     /// A provider failed and is tried again.
     Retrying { stage: Stage, provider: &'static str, attempt: u32, backoff: Duration, error: String },
     /// A provider failed for good; `spoke`: some of the reply was already said.
@@ -75,6 +77,9 @@ impl WorkerContext {
         }
         if c.transfer_target.is_some() {
             specs.push(tools::transfer_spec());
+        }
+        if c.dtmf_tool {
+            specs.push(tools::send_dtmf_spec());
         }
         specs
     }
@@ -256,6 +261,18 @@ async fn converse(
             vec![ChatMessage { tool_calls: calls.clone(), ..ChatMessage::new(Role::Assistant, text) }];
         for call in &calls {
             let result = match ctx.tool(&call.name) {
+                // Keys go out through the transport, in order with the agent's audio.
+                None if call.name == SEND_DTMF && config.dtmf_tool => {
+                    let (content, ok) = match tools::dtmf_digits(call) {
+                        Ok(digits) => {
+                            let content = format!(r#"{{"pressed":"{digits}"}}"#);
+                            let _ = tx.send(WorkerEvent::Dtmf { turn, digits }).await;
+                            (content, true)
+                        }
+                        Err(e) => (serde_json::json!({ "error": e }).to_string(), false),
+                    };
+                    tools::ToolResult { content, ok, elapsed: Duration::ZERO }
+                }
                 None => tools::ToolResult {
                     content: format!(r#"{{"error":"no tool named {}"}}"#, call.name.replace('"', "")),
                     ok: false,

@@ -13,6 +13,8 @@ use crate::providers::{ToolCall, ToolSpec};
 pub const END_CALL: &str = "end_call";
 /// Name of the built-in tool that hands the caller to a human.
 pub const TRANSFER: &str = "transfer_to_human";
+/// Name of the built-in tool that presses keys on the phone keypad.
+pub const SEND_DTMF: &str = "send_dtmf";
 
 /// The longest tool result handed back to the model.
 const MAX_RESULT_CHARS: usize = 4000;
@@ -170,9 +172,47 @@ pub fn transfer_spec() -> ToolSpec {
     }
 }
 
+/// The built-in `send_dtmf` tool's spec.
+#[must_use]
+pub fn send_dtmf_spec() -> ToolSpec {
+    ToolSpec {
+        name: SEND_DTMF.to_owned(),
+        description: "Press keys on the phone keypad, e.g. to choose an option in a phone menu.".to_owned(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"digits": {"type": "string", "pattern": "^[0-9*#A-D]{1,32}$",
+                                      "description": "The keys to press, in order, e.g. \"1\" or \"1234#\"."}},
+            "required": ["digits"],
+        })
+        .to_string(),
+    }
+}
+
+/// The keys a `send_dtmf` call asks for, or why they cannot be pressed.
+///
+/// # Errors
+/// Arguments that are not `{"digits": "<1 to 32 of 0-9 * # A-D>"}`.
+pub fn dtmf_digits(call: &ToolCall) -> Result<String, String> {
+    let args: Value =
+        serde_json::from_str(&call.arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
+    let digits = args["digits"].as_str().ok_or("no \"digits\" string")?.to_ascii_uppercase();
+    let valid = (1..=32).contains(&digits.len()) && digits.chars().all(|c| "0123456789*#ABCD".contains(c));
+    if valid { Ok(digits) } else { Err(format!("{digits:?} are not 1 to 32 keypad keys")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dtmf_digits_are_keypad_keys_only() {
+        let call = |args: &str| ToolCall { id: "1".into(), name: SEND_DTMF.into(), arguments: args.into() };
+        assert_eq!(dtmf_digits(&call(r#"{"digits": "12#*a"}"#)), Ok("12#*A".to_owned()));
+        for bad in [r#"{"digits": ""}"#, r#"{"digits": "1 2"}"#, r#"{"digits": 5}"#, "{}", "nope"] {
+            assert!(dtmf_digits(&call(bad)).is_err(), "{bad}");
+        }
+        assert!(dtmf_digits(&call(&format!(r#"{{"digits": "{}"}}"#, "1".repeat(33)))).is_err());
+    }
 
     fn tool() -> HttpTool {
         let schema = json!({
