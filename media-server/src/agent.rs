@@ -54,6 +54,7 @@ pub fn session_config(config: &Config) -> SessionConfig {
     s.endpoint.post_padding_ms = e.post_padding_ms;
     s.system_prompt.clone_from(&a.system_prompt);
     s.transfer_target = Some(a.transfer_to.clone()).filter(|t| !t.is_empty());
+    s.dtmf_tool = a.send_dtmf;
     // A 135M model answers best from one precise fact; larger ones use more.
     s.knowledge_passages = if a.llm == LlmChoice::Local { 1 } else { 3 };
     // The local model does not call tools.

@@ -369,6 +369,9 @@ pub struct AgentSettings {
     pub max_call_duration_s: u32,
     /// Where the transfer-to-human tool sends callers (a SIP URI); empty: no such tool.
     pub transfer_to: String,
+    /// Offer the agent a tool that presses phone keys (RFC 4733), e.g. to
+    /// get through a phone menu on an outbound call.
+    pub send_dtmf: bool,
 }
 
 impl Default for AgentSettings {
@@ -394,6 +397,7 @@ impl Default for AgentSettings {
             hangup_after_silence_ms: turn.hangup_after_silence_ms.unwrap_or(0),
             max_call_duration_s: turn.max_call_duration_ms.map_or(0, |ms| (ms / 1000) as u32),
             transfer_to: String::new(),
+            send_dtmf: false,
         }
     }
 }

@@ -141,7 +141,7 @@ fn busy_no_answer_and_refused_calls_are_reported_as_such() -> TestResult {
 
 #[test]
 fn a_callee_who_asks_for_a_person_is_transferred() -> TestResult {
-    let llm = common::tool_calling_llm("Let me connect you to a colleague.", "transfer_to_human")?;
+    let llm = common::tool_calling_llm("Let me connect you to a colleague.", "transfer_to_human", "{}")?;
     let mut env = trunk_env("s3cret");
     env.extend([
         ("VOXGATE_AGENT__GREETING", String::new()),

@@ -85,10 +85,19 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
     ])?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
+    press(&rtp, media_port, &[4, 2, 11])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    hang_up(&server, &sip, &to_tagged)?;
 
-    // Each key: three packets, then three with the end bit (as RFC 4733 §2.5.1.4 resends the end).
+    assert_eq!(caller_lines(&server)?, ["42"]);
+    Ok(())
+}
+
+/// Presses keys (RFC 4733 event codes) as telephone-events: for each, three
+/// packets, then three with the end bit (RFC 4733 §2.5.1.4 resends the end).
+fn press(rtp: &UdpSocket, media_port: u16, events: &[u8]) -> TestResult {
     let (mut seq, mut timestamp) = (1u16, 1000u32);
-    for event in [4u8, 2, 11] {
+    for &event in events {
         for i in 0..6u16 {
             let end = i >= 3;
             let mut packet = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
@@ -103,10 +112,49 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
         }
         timestamp += 2000;
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    hang_up(&server, &sip, &to_tagged)?;
+    Ok(())
+}
 
-    assert_eq!(caller_lines(&server)?, ["42"]);
+/// The agent presses keys: its model calls `send_dtmf` with "12#" (after
+/// the caller's 9 #), and the caller receives them as telephone-events,
+/// each key once with its end bit.
+#[test]
+fn the_agent_presses_keys_as_telephone_events() -> TestResult {
+    let llm = common::tool_calling_llm("", "send_dtmf", r#"{"digits": "12#"}"#)?;
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__GREETING", String::new()),
+        ("VOXGATE_AGENT__SEND_DTMF", "true".to_owned()),
+        ("VOXGATE_AGENT__LLM", "openai".to_owned()),
+        ("VOXGATE_OPENAI__BASE_URL", llm),
+    ])?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    rtp.set_read_timeout(Some(Duration::from_secs(15)))?;
+    let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
+    press(&rtp, media_port, &[9, 11])?;
+    // Keys: the event of the end packets, once per key start (timestamp).
+    let (mut keys, mut starts) = (String::new(), Vec::new());
+    let mut buf = [0u8; 1500];
+    while keys.len() < 3 {
+        let n = rtp.recv(&mut buf)?;
+        let p = voxgate_sip_bridge::rtp::RtpPacket::parse(&buf[..n])?;
+        if p.payload_type == 101
+            && p.payload.len() == 4
+            && p.payload[1] & 0x80 != 0
+            && !starts.contains(&p.timestamp)
+        {
+            starts.push(p.timestamp);
+            keys.push(match p.payload[0] {
+                e @ 0..=9 => char::from(b'0' + e),
+                10 => '*',
+                11 => '#',
+                e => return Err(format!("unexpected event {e}").into()),
+            });
+        }
+    }
+    hang_up(&server, &sip, &to_tagged)?;
+    assert_eq!(keys, "12#");
+    assert!(starts.windows(2).all(|w| w[1] > w[0]), "each key starts later: {starts:?}");
     Ok(())
 }
 

@@ -57,8 +57,27 @@ fn calls_end_by_caller_bye_and_by_server_bye() -> TestResult {
     let server = start_server(&[webrtc_vad(), ("VOXGATE_RTP__NO_MEDIA_TIMEOUT_S", "2".to_owned())])?;
     // SIPp's built-in caller: INVITE, ACK, BYE.
     sipp(server.sip_port, &["-sn", "uac", "-m", "3", "-l", "3"])?;
-    // No RTP from the caller: the server says BYE.
-    sipp(server.sip_port, &["-sf", "server_bye.xml", "-m", "2", "-l", "2"])
+    // No RTP from the caller: the server says BYE, and its call log says why.
+    sipp(server.sip_port, &["-sf", "server_bye.xml", "-m", "2", "-l", "2"])?;
+    // The last log is written just after the last BYE.
+    let mut reasons = Vec::new();
+    for _ in 0..100 {
+        reasons.clear();
+        for entry in std::fs::read_dir(&server.recordings)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let log: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+                reasons.push(log["end"]["reason"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        if reasons.len() == 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["caller_hung_up", "caller_hung_up", "caller_hung_up", "no_media", "no_media"]);
+    Ok(())
 }
 
 #[test]
@@ -145,7 +164,7 @@ fn info_dtmf_becomes_the_callers_turn() -> TestResult {
 /// was answered.
 #[test]
 fn the_agents_transfer_tool_refers_the_caller() -> TestResult {
-    let llm = common::tool_calling_llm("Let me connect you to a colleague.", "transfer_to_human")?;
+    let llm = common::tool_calling_llm("Let me connect you to a colleague.", "transfer_to_human", "{}")?;
     let server = start_server(&[
         webrtc_vad(),
         ("VOXGATE_AGENT__GREETING", String::new()),

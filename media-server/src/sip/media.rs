@@ -24,6 +24,7 @@ use voxgate_pipeline::dsp::jitter::{JitterConfig, RtpPacket as JitterPacket};
 use voxgate_pipeline::dsp::playout::AudioPlayout;
 use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, SessionParts};
 use voxgate_sip_bridge::message::Message;
+use voxgate_sip_bridge::rtp::dtmf::DtmfSender;
 use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
 use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
 use voxgate_sip_bridge::rtp::{self, RtpPacket};
@@ -198,6 +199,8 @@ pub(super) async fn run(
     let (mut sent_packets, mut sent_octets) = (0u32, 0u32);
     let mut reports = tokio::time::interval(Duration::from_secs(5));
     let mut rtcp_buf = vec![0u8; 1500];
+    let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
+    let mut event_ts = ts;
     loop {
         let deadline = dialog.poll_timeout().map(Instant::from_std);
         tokio::select! {
@@ -254,12 +257,36 @@ pub(super) async fn run(
                     tracing::info!("no RTP for {} s: hanging up", no_media.as_secs());
                     hung_up = true;
                     dialog.hangup(std::time::Instant::now());
-                    let _ = session.control.try_send(Control::Hangup);
+                    let _ = session.control.try_send(Control::NoMedia);
+                }
+                // Keys the agent presses: one telephone-event packet per tick,
+                // the RTP clock running on through the keys and the gaps.
+                if dtmf_out.is_active() {
+                    let dest = latched.or(negotiated.remote);
+                    if let (Some(packet), Some(pt), Some(dest)) = (dtmf_out.tick(), negotiated.dtmf_payload_type, dest) {
+                        if packet.first {
+                            event_ts = ts;
+                        }
+                        let rtp = RtpPacket { marker: packet.first, payload_type: pt, seq, timestamp: event_ts, ssrc, payload: &packet.payload };
+                        if let Ok(n) = rtp.write(&mut out) {
+                            let _ = rtp_socket.send_to(&out[..n], dest).await;
+                            sent_packets = sent_packets.wrapping_add(1);
+                            sent_octets = sent_octets.wrapping_add(4);
+                        }
+                        seq = seq.wrapping_add(1);
+                    }
+                    ts = ts.wrapping_add(samples_per_frame);
+                    marker = true;
                 }
             }
             frame = session.audio_out.recv() => {
                 let Some(frame) = frame else { continue };
                 let Some(dest) = latched.or(negotiated.remote) else { continue };
+                // Keys are sounding: the agent's audio waits its turn (it is
+                // dropped; the agent rarely talks while it presses keys).
+                if dtmf_out.is_active() {
+                    continue;
+                }
                 if let Ok(len) = media.encode(&frame, &mut pcm, &mut payload) {
                     let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp: ts, ssrc, payload: &payload[..len] };
                     if let Ok(n) = packet.write(&mut out) {
@@ -305,6 +332,13 @@ pub(super) async fn run(
                     // The session ends next; the REFER, not a BYE, ends the dialog.
                     hung_up = true;
                     dialog.transfer(std::time::Instant::now(), &target);
+                }
+                Some(SessionEvent::Dtmf { digits }) => {
+                    if negotiated.dtmf_payload_type.is_some() {
+                        dtmf_out.push(&digits);
+                    } else {
+                        tracing::warn!("the far end takes no telephone-events; keys not sent");
+                    }
                 }
                 Some(SessionEvent::Transcript { .. }) => {}
             },

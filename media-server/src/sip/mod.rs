@@ -288,14 +288,18 @@ async fn recording_path(config: &Config, call_id: &str) -> anyhow::Result<PathBu
     Ok(config.storage.recordings_dir.join(format!("{safe}.wav")))
 }
 
-/// Writes a finished call's log next to its recording.
+/// Writes a finished call's log next to its recording (whole or not at
+/// all: written aside, then renamed into place).
 async fn save_call_log(config: &Config, call_id: &str, log: &CallLog) {
     tracing::info!(call_id = %call_id, end = ?log.end, turns = log.latencies.len(), "call ended");
-    let written = match (recording_path(config, call_id).await, serde_json::to_vec_pretty(log)) {
-        (Ok(path), Ok(json)) => tokio::fs::write(path.with_extension("json"), json).await.map_err(Into::into),
-        (Err(e), _) => Err(e),
-        (_, Err(e)) => Err(e.into()),
+    let write = async {
+        let path = recording_path(config, call_id).await?.with_extension("json");
+        let aside = path.with_extension("json.part");
+        tokio::fs::write(&aside, serde_json::to_vec_pretty(log)?).await?;
+        tokio::fs::rename(&aside, &path).await?;
+        anyhow::Ok(())
     };
+    let written = write.await;
     if let Err(e) = written {
         tracing::warn!(call_id = %call_id, error = %e, "call log not written");
     }

@@ -139,10 +139,11 @@ pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::
 }
 
 /// An OpenAI-compatible chat server on 127.0.0.1 that streams `line` and a
-/// call of the tool `tool` in answer to every request (the way
-/// `/v1/chat/completions` streams: server-sent events). Serves for 2 minutes
-/// at most. Returns its base URL (`http://127.0.0.1:<port>/v1`).
-pub fn tool_calling_llm(line: &str, tool: &str) -> std::io::Result<String> {
+/// call of the tool `tool` with `arguments` (JSON) in answer to a request,
+/// and just `line` once the request carries a tool's result (the way
+/// `/v1/chat/completions` streams: server-sent events). Serves for 2
+/// minutes at most. Returns its base URL (`http://127.0.0.1:<port>/v1`).
+pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Result<String> {
     use std::io::{Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/v1", listener.local_addr()?);
@@ -154,14 +155,20 @@ pub fn tool_calling_llm(line: &str, tool: &str) -> std::io::Result<String> {
         });
         format!("data: {body}\n\n")
     };
-    let events = [
+    let calling = [
         chunk(serde_json::json!({"role": "assistant", "content": line}), None),
         chunk(
             serde_json::json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                "function": {"name": tool, "arguments": "{}"}}]}),
+                "function": {"name": tool, "arguments": arguments}}]}),
             None,
         ),
         chunk(serde_json::json!({}), Some("tool_calls")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let answering = [
+        chunk(serde_json::json!({"role": "assistant", "content": line}), None),
+        chunk(serde_json::json!({}), Some("stop")),
         "data: [DONE]\n\n".to_owned(),
     ]
     .concat();
@@ -193,6 +200,8 @@ pub fn tool_calling_llm(line: &str, tool: &str) -> std::io::Result<String> {
                     }
                 }
             }
+            let has_result = String::from_utf8_lossy(&request).contains(r#""role":"tool""#);
+            let events = if has_result { &answering } else { &calling };
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\
