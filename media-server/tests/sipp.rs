@@ -77,6 +77,9 @@ fn calls_end_by_caller_bye_and_by_server_bye() -> TestResult {
     }
     reasons.sort();
     assert_eq!(reasons, ["caller_hung_up", "caller_hung_up", "caller_hung_up", "no_media", "no_media"]);
+    // Each answer's setup time is in the metrics.
+    let (_, metrics) = common::http_text(&server, "GET", "/metrics", None, None)?;
+    assert!(metrics.contains(r#"voxgate_call_setup_seconds_count{channel="sip"} 5"#), "{metrics}");
     Ok(())
 }
 

@@ -26,6 +26,13 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+/// A transport that carries calls.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    /// `sip`, `webrtc`, `websocket`.
+    pub channel: &'static str,
+}
+
 /// The engine's metrics.
 #[derive(Debug)]
 pub struct PipelineMetrics {
@@ -39,6 +46,9 @@ pub struct PipelineMetrics {
     pub interruptions: Counter,
     /// Sessions running now.
     pub active_sessions: Gauge,
+    /// Seconds from a call's first message (an INVITE, an offer) to its
+    /// answer going out, by channel; includes any configured ringing.
+    pub call_setup: Family<ChannelLabel, Histogram>,
 }
 
 static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
@@ -52,6 +62,10 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         provider_failures: Family::default(),
         interruptions: Counter::default(),
         active_sessions: Gauge::default(),
+        call_setup: Family::new_with_constructor(|| {
+            // 50 µs .. ~3 s.
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16))
+        }),
     };
     registry.register(
         "turn_latency_seconds",
@@ -70,6 +84,11 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
     );
     registry.register("interruptions", "Times the caller barged in", metrics.interruptions.clone());
     registry.register("active_sessions", "Conversation sessions running", metrics.active_sessions.clone());
+    registry.register(
+        "call_setup_seconds",
+        "Time from a call's first message to its answer going out",
+        metrics.call_setup.clone(),
+    );
     (registry, metrics)
 });
 

@@ -8,6 +8,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use voxgate_pipeline::metrics::ChannelLabel;
 use voxgate_sip_bridge::call::{CallEvent, CallOutput, InboundCall};
 use voxgate_sip_bridge::check::Checked;
 use voxgate_sip_bridge::message::{Message, Request};
@@ -88,11 +89,18 @@ impl Dialog for Inbound {
     }
 }
 
+/// An INVITE that starts a call.
+pub(super) struct Invite {
+    pub request: Request,
+    pub checked: Checked,
+    /// When it arrived, for the call-setup metric.
+    pub received: std::time::Instant,
+}
+
 /// Runs one inbound call from its checked INVITE to the end.
 pub(super) async fn run_call(
     shared: Arc<Shared>,
-    invite: Request,
-    checked: Checked,
+    Invite { request: invite, checked, received }: Invite,
     peer: Peer,
     mut signalling: mpsc::Receiver<Message>,
     cancel: CancellationToken,
@@ -105,7 +113,7 @@ pub(super) async fn run_call(
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
     let mut inbound = Inbound { call, peer, socket: shared.socket.clone() };
     inbound.send();
-    match answer(&shared, &mut inbound, &invite, &mut signalling, &cancel).await {
+    match answer(&shared, &mut inbound, &invite, received, &mut signalling, &cancel).await {
         Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
         Ok(Some(log)) => save_call_log(&shared.config, &call_id, &log).await,
         Err(e) => {
@@ -122,6 +130,7 @@ async fn answer(
     shared: &Shared,
     inbound: &mut Inbound,
     invite: &Request,
+    received: std::time::Instant,
     signalling: &mut mpsc::Receiver<Message>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<voxgate_pipeline::session::CallLog>> {
@@ -144,7 +153,7 @@ async fn answer(
             }
         }
     };
-    let recording = super::recording_path(config, invite.headers.get("call-id").unwrap_or("call")).await?;
+    let recording = super::recording_path(config, invite.headers.get("call-id").unwrap_or("call"));
     if config.sip.ring_ms > 0 {
         inbound.call.ring();
         inbound.send();
@@ -165,6 +174,11 @@ async fn answer(
     }
     inbound.call.answer(std::time::Instant::now(), &local_sdp.to_text());
     inbound.send();
+    let setup = voxgate_pipeline::metrics::metrics();
+    setup
+        .call_setup
+        .get_or_create(&ChannelLabel { channel: "sip" })
+        .observe(received.elapsed().as_secs_f64());
     let negotiated = match early {
         Some(n) => n,
         None => answer_in_ack(inbound, signalling).await?,

@@ -141,7 +141,8 @@ impl Media {
 async fn bind_rtp(config: &Config, ip: IpAddr) -> anyhow::Result<UdpSocket> {
     let (min, max) = (config.rtp.port_min, config.rtp.port_max);
     let span = u32::from(max - min) / 2;
-    let start = std::process::id().wrapping_mul(7919) ^ (Instant::now().elapsed().subsec_nanos());
+    // From a random pair, so busy ports are rarely tried first.
+    let start = rand_u32();
     for i in 0..span.min(500) {
         let port = min + (((start.wrapping_add(i)) % span.max(1)) * 2) as u16;
         if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {

@@ -121,6 +121,8 @@ pub async fn start(
         .await
         .with_context(|| format!("binding SIP over TCP on {}", config.sip.tcp_listen))?;
     let local = socket.local_addr()?;
+    let dir = &config.storage.recordings_dir;
+    tokio::fs::create_dir_all(dir).await.with_context(|| format!("making {}", dir.display()))?;
     let (advertised, explicit) = match config.sip.public_address.parse::<IpAddr>() {
         Ok(ip) => (ip, true),
         Err(_) if !local.ip().is_unspecified() => (local.ip(), true),
@@ -238,6 +240,7 @@ async fn signalling(
             },
         };
         let framing = peer.framing();
+        let received_at = std::time::Instant::now();
         if let Ok(msg) = message::parse(&bytes, framing) {
             let call_id = match &msg {
                 Message::Request(r) => r.headers.get("call-id"),
@@ -256,8 +259,13 @@ async fn signalling(
                 tracing::info!(call_id = %call_id, from = %peer.addr(), agent = %agent, "incoming call");
                 let (tx, rx) = mpsc::channel(32);
                 calls.insert(call_id.clone(), tx);
-                let call =
-                    inbound::run_call(shared.clone(), *request, *checked, peer, rx, cancel.child_token());
+                let call = inbound::run_call(
+                    shared.clone(),
+                    inbound::Invite { request: *request, checked: *checked, received: received_at },
+                    peer,
+                    rx,
+                    cancel.child_token(),
+                );
                 spawn_call(&shared, call_id, call);
             }
         }
@@ -276,16 +284,15 @@ fn spawn_call(shared: &Shared, call_id: String, call: impl Future<Output = ()> +
     });
 }
 
-/// Where a call's recording goes (its log goes next to it, as JSON); makes
-/// the folder.
-async fn recording_path(config: &Config, call_id: &str) -> anyhow::Result<PathBuf> {
+/// Where a call's recording goes (its log goes next to it, as JSON). The
+/// folder is made at start-up, so answering a call touches no disk.
+fn recording_path(config: &Config, call_id: &str) -> PathBuf {
     let safe: String = call_id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
         .take(96)
         .collect();
-    tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
-    Ok(config.storage.recordings_dir.join(format!("{safe}.wav")))
+    config.storage.recordings_dir.join(format!("{safe}.wav"))
 }
 
 /// Writes a finished call's log next to its recording (whole or not at
@@ -293,7 +300,9 @@ async fn recording_path(config: &Config, call_id: &str) -> anyhow::Result<PathBu
 async fn save_call_log(config: &Config, call_id: &str, log: &CallLog) {
     tracing::info!(call_id = %call_id, end = ?log.end, turns = log.latencies.len(), "call ended");
     let write = async {
-        let path = recording_path(config, call_id).await?.with_extension("json");
+        let path = recording_path(config, call_id).with_extension("json");
+        // Made at start-up; made again if someone removed it since.
+        tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
         let aside = path.with_extension("json.part");
         tokio::fs::write(&aside, serde_json::to_vec_pretty(log)?).await?;
         tokio::fs::rename(&aside, &path).await?;

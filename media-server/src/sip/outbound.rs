@@ -358,12 +358,9 @@ async fn run(
             return;
         }
     };
-    let result = match super::recording_path(&shared.config, &id).await {
-        Ok(recording) => {
-            media::run(&shared, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await
-        }
-        Err(e) => Err(e),
-    };
+    let recording = super::recording_path(&shared.config, &id);
+    let result =
+        media::run(&shared, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await;
     match result {
         Ok(log) => save_call_log(&shared.config, &id, &log).await,
         Err(e) => {

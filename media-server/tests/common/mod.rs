@@ -92,6 +92,20 @@ pub fn http(
     key: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, serde_json::Value), Box<dyn std::error::Error>> {
+    let (status, payload) = http_text(server, method, path, key, body)?;
+    let json =
+        if payload.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&payload)? };
+    Ok((status, json))
+}
+
+/// [`http`], with the body as text.
+pub fn http_text(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, String), Box<dyn std::error::Error>> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(server.http)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -108,9 +122,7 @@ pub fn http(
     stream.read_to_string(&mut response)?;
     let status = response.split_whitespace().nth(1).ok_or("no status line")?.parse()?;
     let (_, payload) = response.split_once("\r\n\r\n").ok_or("no body")?;
-    let json =
-        if payload.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(payload)? };
-    Ok((status, json))
+    Ok((status, payload.to_owned()))
 }
 
 /// Reads the caller's lines from the server's one call log.
