@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SIP load on loopback: SIPp's built-in caller (INVITE, ACK, BYE) against a
 # release `voxgate serve` with the default offline agent. Reports SIPp's
-# success/failure counts and the INVITE -> 200 OK response times.
+# success/failure counts and the INVITE -> 200 OK response times as SIPp
+# sees them (whole milliseconds), and as the server measures them (its
+# voxgate_call_setup_seconds histogram: INVITE received -> 200 OK sent).
 #
 #   benches/sip_load.sh [RATE_CPS] [SECONDS] [CALL_LENGTH_MS]
 #
@@ -15,8 +17,9 @@ work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; cp "$work/server.log" /tmp/sip_load_server.log 2>/dev/null; cp "$work"/*_rtt.csv /tmp/sip_load_rtt.csv 2>/dev/null; rm -rf "$work"' EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+http=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cd "$root"
-VOXGATE_SIP__UDP_LISTEN=127.0.0.1:$port VOXGATE_SIP__TCP_LISTEN=127.0.0.1:$port VOXGATE_HTTP__LISTEN=127.0.0.1:0 \
+VOXGATE_SIP__UDP_LISTEN=127.0.0.1:$port VOXGATE_SIP__TCP_LISTEN=127.0.0.1:$port VOXGATE_HTTP__LISTEN=127.0.0.1:$http \
 VOXGATE_STORAGE__RECORDINGS_DIR="$work/recordings" VOXGATE_LOG__FILTER=warn \
   target/release/voxgate serve --config config.toml 2> "$work/server.log" &
 server=$!
@@ -32,6 +35,7 @@ sipp -sn uac "127.0.0.1:$port" -s 1000 -i 127.0.0.1 -r "$rate" -m "$calls" -l $(
   -timeout $((seconds + 60))s -nostdin -trace_stat -stf stats.csv -trace_rtt -rtt_freq 1 > sipp.out 2>&1
 status=$?
 set -e
+curl -s "http://127.0.0.1:$http/metrics" > metrics.txt || true
 python3 - "$status" "$rate" "$seconds" "$length" <<'PY'
 import csv, glob, sys
 status, rate, seconds, length = sys.argv[1:]
@@ -51,4 +55,15 @@ if times:
     times.sort()
     pick = lambda p: times[min(len(times) - 1, int(round(p * (len(times) - 1))))]
     print(f"INVITE -> 200 OK (ms, SIPp resolution 1 ms): n={len(times)} p50={pick(0.5):.3f} p90={pick(0.9):.3f} p99={pick(0.99):.3f} max={times[-1]:.3f}")
+# The server's own view: cumulative histogram buckets (upper bounds).
+buckets = []
+for line in open("metrics.txt"):
+    if line.startswith('voxgate_call_setup_seconds_bucket{') and 'channel="sip"' in line:
+        le = line.split('le="')[1].split('"')[0]
+        buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+if buckets and buckets[-1][1] > 0:
+    total = buckets[-1][1]
+    bound = lambda p: next(le for le, n in buckets if n >= p * total) * 1000
+    print(f"server INVITE received -> 200 OK sent (ms, histogram bucket bounds): n={int(total)} "
+          f"p50<={bound(0.5):.2f} p90<={bound(0.9):.2f} p99<={bound(0.99):.2f}")
 PY
