@@ -201,6 +201,7 @@ pub(super) async fn run(
     let mut reports = tokio::time::interval(Duration::from_secs(5));
     let mut rtcp_buf = vec![0u8; 1500];
     let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
+    let (mut agent_audio, mut session_events) = (true, true);
     let mut event_ts = ts;
     loop {
         let deadline = dialog.poll_timeout().map(Instant::from_std);
@@ -280,8 +281,12 @@ pub(super) async fn run(
                     marker = true;
                 }
             }
-            frame = session.audio_out.recv() => {
-                let Some(frame) = frame else { continue };
+            // Once the session is over its channel stays closed: stop polling it.
+            frame = session.audio_out.recv(), if agent_audio => {
+                let Some(frame) = frame else {
+                    agent_audio = false;
+                    continue;
+                };
                 let Some(dest) = latched.or(negotiated.remote) else { continue };
                 // Keys are sounding: the agent's audio waits its turn (it is
                 // dropped; the agent rarely talks while it presses keys).
@@ -319,8 +324,9 @@ pub(super) async fn run(
                     }
                 }
             }
-            event = session.events.recv() => match event {
+            event = session.events.recv(), if session_events => match event {
                 Some(SessionEvent::Ended(_)) | None => {
+                    session_events = event.is_some();
                     if !hung_up {
                         hung_up = true;
                         dialog.hangup(std::time::Instant::now());
