@@ -63,11 +63,18 @@ pub struct HttpConfig {
     /// The key (`Authorization: Bearer <key>`) of the call API (`/v1/calls`);
     /// empty: that API is off.
     pub api_key: Secret,
+    /// The key websocket media streams must give (`?key=<key>` on their
+    /// URL); empty: any client that reaches this listener.
+    pub media_key: Secret,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), api_key: Secret::default() }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: Secret::default(),
+            media_key: Secret::default(),
+        }
     }
 }
 

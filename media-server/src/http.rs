@@ -23,6 +23,8 @@ pub struct AppState {
     pub dialer: Option<Dialer>,
     /// The call API's bearer key; empty: the API is off.
     pub api_key: Secret,
+    /// What calls are made of (websocket streams start them here).
+    pub calls: std::sync::Arc<crate::calls::CallContext>,
 }
 
 /// What `/healthz` says about the agent.
@@ -129,5 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/calls", post(place_call))
         .route("/v1/calls/{id}", get(call_status))
+        .route("/v1/streams/twilio", get(crate::stream::twilio))
+        .route("/v1/streams/json", get(crate::stream::json))
         .with_state(state)
 }

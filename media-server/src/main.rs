@@ -10,9 +10,11 @@
 //! configuration.
 
 mod agent;
+mod calls;
 mod config;
 mod http;
 mod sip;
+mod stream;
 
 use std::path::PathBuf;
 
@@ -92,7 +94,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
-    let state = http::AppState { vad: vad.name(), agent: info, dialer, api_key: config.http.api_key.clone() };
+    crate::calls::prepare(&config).await?;
+    let calls = std::sync::Arc::new(calls::CallContext { config: config.clone(), agent: agent.clone() });
+    let state =
+        http::AppState { vad: vad.name(), agent: info, dialer, api_key: config.http.api_key.clone(), calls };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;

@@ -49,6 +49,8 @@ pub struct PipelineMetrics {
     /// Seconds from a call's first message (an INVITE, an offer) to its
     /// answer going out, by channel; includes any configured ringing.
     pub call_setup: Family<ChannelLabel, Histogram>,
+    /// Malformed or unexpected messages from media clients, by channel.
+    pub bad_frames: Family<ChannelLabel, Counter>,
 }
 
 static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
@@ -66,6 +68,7 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
             // 50 µs .. ~3 s.
             Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16))
         }),
+        bad_frames: Family::default(),
     };
     registry.register(
         "turn_latency_seconds",
@@ -88,6 +91,11 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         "call_setup_seconds",
         "Time from a call's first message to its answer going out",
         metrics.call_setup.clone(),
+    );
+    registry.register(
+        "bad_frames",
+        "Malformed or unexpected messages from media clients",
+        metrics.bad_frames.clone(),
     );
     (registry, metrics)
 });

@@ -15,7 +15,8 @@ use voxgate_sip_bridge::message::{Message, Request};
 use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
 
 use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
-use super::{Peer, Shared, host_port, rand_u32, save_call_log, sleep_until};
+use super::{Peer, Shared, host_port, rand_u32, sleep_until};
+use crate::calls;
 
 /// An inbound call's signalling and where its messages go.
 struct Inbound {
@@ -115,7 +116,7 @@ pub(super) async fn run_call(
     inbound.send();
     match answer(&shared, &mut inbound, &invite, received, &mut signalling, &cancel).await {
         Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
-        Ok(Some(log)) => save_call_log(&shared.config, &call_id, &log).await,
+        Ok(Some(log)) => calls::save_log(&shared.config, &call_id, "sip", &log).await,
         Err(e) => {
             tracing::warn!(call_id = %call_id, error = %e, "call failed");
             inbound.call.hangup(std::time::Instant::now());
@@ -153,7 +154,7 @@ async fn answer(
             }
         }
     };
-    let recording = super::recording_path(config, invite.headers.get("call-id").unwrap_or("call"));
+    let recording = calls::recording_path(config, invite.headers.get("call-id").unwrap_or("call"));
     if config.sip.ring_ms > 0 {
         inbound.call.ring();
         inbound.send();

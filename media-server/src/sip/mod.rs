@@ -17,7 +17,6 @@ mod trunk;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -25,7 +24,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use voxgate_pipeline::session::CallLog;
 use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::{Action, Responder};
 
@@ -121,8 +119,7 @@ pub async fn start(
         .await
         .with_context(|| format!("binding SIP over TCP on {}", config.sip.tcp_listen))?;
     let local = socket.local_addr()?;
-    let dir = &config.storage.recordings_dir;
-    tokio::fs::create_dir_all(dir).await.with_context(|| format!("making {}", dir.display()))?;
+    crate::calls::prepare(&config).await?;
     let (advertised, explicit) = match config.sip.public_address.parse::<IpAddr>() {
         Ok(ip) => (ip, true),
         Err(_) if !local.ip().is_unspecified() => (local.ip(), true),
@@ -282,36 +279,6 @@ fn spawn_call(shared: &Shared, call_id: String, call: impl Future<Output = ()> +
         }
         let _ = dialogs.send(DialogTable::Close(call_id)).await;
     });
-}
-
-/// Where a call's recording goes (its log goes next to it, as JSON). The
-/// folder is made at start-up, so answering a call touches no disk.
-fn recording_path(config: &Config, call_id: &str) -> PathBuf {
-    let safe: String = call_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-        .take(96)
-        .collect();
-    config.storage.recordings_dir.join(format!("{safe}.wav"))
-}
-
-/// Writes a finished call's log next to its recording (whole or not at
-/// all: written aside, then renamed into place).
-async fn save_call_log(config: &Config, call_id: &str, log: &CallLog) {
-    tracing::info!(call_id = %call_id, end = ?log.end, turns = log.latencies.len(), "call ended");
-    let write = async {
-        let path = recording_path(config, call_id).with_extension("json");
-        // Made at start-up; made again if someone removed it since.
-        tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
-        let aside = path.with_extension("json.part");
-        tokio::fs::write(&aside, serde_json::to_vec_pretty(log)?).await?;
-        tokio::fs::rename(&aside, &path).await?;
-        anyhow::Ok(())
-    };
-    let written = write.await;
-    if let Err(e) = written {
-        tracing::warn!(call_id = %call_id, error = %e, "call log not written");
-    }
 }
 
 fn host_port(ip: IpAddr, port: u16) -> String {

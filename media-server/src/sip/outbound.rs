@@ -19,7 +19,8 @@ use voxgate_sip_bridge::sdp::{self, Sdp};
 
 use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
 use super::trunk::{self, Route};
-use super::{DialogTable, Shared, host_port, rand_u32, save_call_log, sleep_until};
+use super::{DialogTable, Shared, host_port, rand_u32, sleep_until};
+use crate::calls;
 
 /// Where an outbound call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -358,11 +359,11 @@ async fn run(
             return;
         }
     };
-    let recording = super::recording_path(&shared.config, &id);
+    let recording = calls::recording_path(&shared.config, &id);
     let result =
         media::run(&shared, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await;
     match result {
-        Ok(log) => save_call_log(&shared.config, &id, &log).await,
+        Ok(log) => calls::save_log(&shared.config, &id, "sip", &log).await,
         Err(e) => {
             tracing::warn!(call_id = %id, error = %e, "outbound call failed");
             out.call.hangup(std::time::Instant::now());

@@ -1,0 +1,190 @@
+//! A plain JSON stream for simple clients: text messages
+//! `{type, session_id, timestamp, sequence, data, format}` where `data` is
+//! base64 16-bit little-endian PCM at 16 kHz (`format: "pcm_16k"`).
+//!
+//! In: `start` (optional `agent`), `media`, `dtmf` (`digit`), `mark`
+//! (`name`), `stop`. Out: `started` (with our `session_id`), `media`,
+//! `mark`, `clear`, `transcript` (`speaker`, `text`, `is_final`).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::json;
+use voxgate_codecs::dtmf::DtmfKey;
+use voxgate_pipeline::session::{Frame, Speaker};
+
+use super::{FrameError, Incoming, Protocol};
+
+/// The most audio one message may carry: 1 s at 16 kHz.
+const MAX_AUDIO_BYTES: usize = 32_000;
+/// Bytes in 20 ms.
+const FRAME_BYTES: usize = 640;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Message {
+    Start {
+        #[serde(default)]
+        session_id: Option<String>,
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    Media {
+        data: String,
+        #[serde(default)]
+        format: Option<String>,
+    },
+    Dtmf {
+        digit: String,
+    },
+    Mark {
+        name: String,
+    },
+    Stop {},
+}
+
+/// One JSON stream's state.
+#[derive(Debug, Default)]
+pub struct Json {
+    session_id: Option<String>,
+    started: bool,
+    pending: Vec<u8>,
+    sequence: u64,
+}
+
+impl Json {
+    fn id(&self) -> &str {
+        self.session_id.as_deref().unwrap_or_default()
+    }
+}
+
+impl Protocol for Json {
+    fn parse(&mut self, text: &str) -> Result<Incoming, FrameError> {
+        let message: Message = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+        Ok(match message {
+            Message::Start { session_id, agent } => {
+                self.started = true;
+                Incoming::Start { agent, external_id: session_id }
+            }
+            Message::Media { data, format } => {
+                if !self.started {
+                    return Err(FrameError::NotStarted);
+                }
+                if let Some(f) = format.filter(|f| f != "pcm_16k") {
+                    return Err(FrameError::Format(f));
+                }
+                if data.len() > MAX_AUDIO_BYTES * 4 / 3 + 4 {
+                    return Err(FrameError::Size(data.len() * 3 / 4));
+                }
+                let bytes = B64.decode(data.as_bytes()).map_err(|_| FrameError::Base64)?;
+                if bytes.len() % 2 != 0 {
+                    return Err(FrameError::Size(bytes.len()));
+                }
+                self.pending.extend_from_slice(&bytes);
+                let whole = self.pending.len() / FRAME_BYTES * FRAME_BYTES;
+                let frames = self.pending[..whole]
+                    .chunks_exact(FRAME_BYTES)
+                    .map(|chunk| {
+                        let mut frame: Frame = [0; 320];
+                        for (s, b) in frame.iter_mut().zip(chunk.chunks_exact(2)) {
+                            *s = i16::from_le_bytes([b[0], b[1]]);
+                        }
+                        frame
+                    })
+                    .collect();
+                self.pending.drain(..whole);
+                Incoming::Audio(frames)
+            }
+            Message::Dtmf { digit } => {
+                let key = digit.chars().next().filter(|_| digit.chars().count() == 1);
+                Incoming::Dtmf(key.and_then(DtmfKey::from_char).ok_or(FrameError::Dtmf(digit))?)
+            }
+            Message::Mark { name } => Incoming::Mark(name),
+            Message::Stop {} => Incoming::Stop,
+        })
+    }
+
+    fn started(&mut self, id: &str) -> Option<String> {
+        // Our id for the call, in every message from now on.
+        self.session_id = Some(id.to_owned());
+        Some(json!({"type": "started", "session_id": self.id(), "format": "pcm_16k"}).to_string())
+    }
+
+    fn audio(&mut self, frame: &Frame) -> Option<String> {
+        let mut bytes = [0u8; FRAME_BYTES];
+        for (b, s) in bytes.chunks_exact_mut(2).zip(frame) {
+            b.copy_from_slice(&s.to_le_bytes());
+        }
+        let message = json!({
+            "type": "media", "session_id": self.id(), "timestamp": self.sequence * 20,
+            "sequence": self.sequence, "data": B64.encode(bytes), "format": "pcm_16k",
+        });
+        self.sequence += 1;
+        Some(message.to_string())
+    }
+
+    fn clear(&mut self) -> String {
+        json!({"type": "clear", "session_id": self.id()}).to_string()
+    }
+
+    fn mark(&mut self, name: &str) -> String {
+        json!({"type": "mark", "session_id": self.id(), "name": name}).to_string()
+    }
+
+    fn transcript(&mut self, speaker: Speaker, text: &str, is_final: bool) -> Option<String> {
+        let speaker = match speaker {
+            Speaker::Caller => "caller",
+            Speaker::Agent => "agent",
+        };
+        Some(
+            json!({"type": "transcript", "session_id": self.id(), "speaker": speaker, "text": text, "is_final": is_final})
+                .to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn media(samples: &[i16]) -> String {
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        json!({"type": "media", "session_id": "c1", "timestamp": 0, "sequence": 0,
+            "data": B64.encode(bytes), "format": "pcm_16k"})
+        .to_string()
+    }
+
+    #[test]
+    fn audio_round_trips_in_20_ms_frames() {
+        let mut j = Json::default();
+        assert!(matches!(j.parse(&media(&[1; 320])), Err(FrameError::NotStarted)));
+        assert!(matches!(j.parse(r#"{"type": "start", "agent": "Bakery"}"#), Ok(Incoming::Start { .. })));
+        assert!(j.started("ws-1").is_some_and(|s| s.contains(r#""session_id":"ws-1""#)));
+        let samples: Vec<i16> = (0..480).map(|i| i as i16 - 240).collect();
+        let Ok(Incoming::Audio(frames)) = j.parse(&media(&samples)) else { panic!("audio") };
+        assert_eq!(frames.len(), 1, "1.5 frames: one now");
+        assert_eq!(frames[0][..], samples[..320]);
+        let out: serde_json::Value =
+            serde_json::from_str(&j.audio(&frames[0]).expect("media")).expect("json");
+        assert_eq!((out["type"].as_str(), out["session_id"].as_str()), (Some("media"), Some("ws-1")));
+        let bytes = B64.decode(out["data"].as_str().expect("data")).expect("base64");
+        assert_eq!(bytes.len(), 640);
+        assert_eq!(i16::from_le_bytes([bytes[2], bytes[3]]), samples[1]);
+    }
+
+    #[test]
+    fn bad_messages_are_errors() {
+        let mut j = Json::default();
+        j.parse(r#"{"type": "start"}"#).expect("start");
+        let odd = json!({"type": "media", "data": B64.encode([1u8, 2, 3])}).to_string();
+        let wrong = json!({"type": "media", "data": B64.encode([0u8; 640]), "format": "ulaw_8k"}).to_string();
+        for bad in
+            ["", "null", r#"{"type": "sing"}"#, r#"{"type": "media"}"#, r#"{"type": "media", "data": "*"}"#]
+                .into_iter()
+                .map(str::to_owned)
+                .chain([odd, wrong, media(&vec![0; 20_000])])
+        {
+            assert!(j.parse(&bad).is_err(), "{bad}");
+        }
+    }
+}
