@@ -23,6 +23,7 @@
 //!   a fallback line; repeated failures end the call with a goodbye. The
 //!   call log says what failed.
 
+mod chat;
 mod config;
 mod egress;
 mod log;
@@ -36,6 +37,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use chat::{ChatEvent, ChatHandle, spawn_chat};
 pub use config::{Knowledge, Providers, SessionConfig};
 pub use egress::{Egress, EgressEvent, Spoken};
 pub use log::{CallEvent, CallEventKind, CallLog, EndReason, Speaker, Stage, TranscriptLine, TurnLatency};

@@ -121,7 +121,8 @@ pub(crate) async fn run(
                     Ok(())
                 }
                 Job::Reply { messages, query } => {
-                    converse(ctx, turn, messages, query, &sentences_tx, cancel, tx).await
+                    let mut words = Words::sentences(&sentences_tx);
+                    converse(ctx, turn, messages, query, &mut words, cancel, tx).await
                 }
             };
             // Dropping the sender tells the speaker there is no more text.
@@ -167,13 +168,56 @@ fn backoff(config: &SessionConfig, error: &ProviderError, attempt: usize) -> Opt
     })
 }
 
-/// The LLM side: stream the reply, cut it into sentences, run tools.
-async fn converse(
+/// Where the model's words go: cut into sentences (for speech), or passed
+/// on as they come (for chat).
+pub(crate) struct Words<'a> {
+    tx: &'a mpsc::UnboundedSender<String>,
+    splitter: Option<SentenceSplitter>,
+}
+
+impl<'a> Words<'a> {
+    pub(crate) fn sentences(tx: &'a mpsc::UnboundedSender<String>) -> Self {
+        Self { tx, splitter: Some(SentenceSplitter::new()) }
+    }
+
+    pub(crate) fn deltas(tx: &'a mpsc::UnboundedSender<String>) -> Self {
+        Self { tx, splitter: None }
+    }
+
+    /// More of the reply; true when something went out.
+    fn push(&mut self, delta: &str) -> bool {
+        let Some(splitter) = self.splitter.as_mut() else {
+            return !delta.is_empty() && self.tx.send(delta.to_owned()).is_ok();
+        };
+        let mut sent = false;
+        for sentence in splitter.push(delta) {
+            sent = true;
+            let _ = self.tx.send(sentence);
+        }
+        sent
+    }
+
+    /// The end of a reply (or of one round of it); true when something went out.
+    fn finish(&mut self) -> bool {
+        match self.splitter.as_mut().and_then(SentenceSplitter::finish) {
+            Some(rest) => self.tx.send(rest).is_ok(),
+            None => false,
+        }
+    }
+
+    /// A whole line of the agent's own (a filler).
+    fn line(&mut self, text: &str) {
+        let _ = self.tx.send(text.to_owned());
+    }
+}
+
+/// The LLM side: stream the reply into `words`, run tools.
+pub(crate) async fn converse(
     ctx: &WorkerContext,
     turn: TurnId,
     mut messages: Vec<ChatMessage>,
     query: String,
-    sentences: &mpsc::UnboundedSender<String>,
+    words: &mut Words<'_>,
     cancel: &CancellationToken,
     tx: &mpsc::Sender<WorkerEvent>,
 ) -> Result<(), Failure> {
@@ -187,7 +231,6 @@ async fn converse(
     };
     let llm = &ctx.providers.llm;
     let tools = ctx.tool_specs();
-    let mut splitter = SentenceSplitter::new();
     let mut first_token = true;
     let mut spoke = false;
     let mut filler_said = false;
@@ -211,10 +254,7 @@ async fn converse(
                             let _ = tx.send(WorkerEvent::FirstToken { turn, at: Instant::now() }).await;
                         }
                         text.push_str(&delta);
-                        for sentence in splitter.push(&delta) {
-                            spoke = true;
-                            let _ = sentences.send(sentence);
-                        }
+                        spoke |= words.push(&delta);
                     }
                     Ok(LlmEvent::ToolCall(call)) => calls.push(call),
                     Ok(LlmEvent::Done) => break,
@@ -228,9 +268,7 @@ async fn converse(
                                 continue 'attempt;
                             }
                             None => {
-                                if let Some(rest) = splitter.finish() {
-                                    let _ = sentences.send(rest);
-                                }
+                                words.finish();
                                 return Err((Stage::Llm, error, spoke || produced));
                             }
                         }
@@ -239,10 +277,7 @@ async fn converse(
             }
             break (text, calls);
         };
-        if let Some(rest) = splitter.finish() {
-            spoke = true;
-            let _ = sentences.send(rest);
-        }
+        spoke |= words.finish();
         if calls.is_empty() {
             return Ok(());
         }
@@ -287,7 +322,7 @@ async fn converse(
                             () = tokio::time::sleep(*after) => {
                                 filler_said = true;
                                 spoke = true;
-                                let _ = sentences.send(line.clone());
+                                words.line(line);
                                 running.await
                             }
                         },
