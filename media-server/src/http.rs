@@ -133,5 +133,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/calls/{id}", get(call_status))
         .route("/v1/streams/twilio", get(crate::stream::twilio))
         .route("/v1/streams/json", get(crate::stream::json))
+        .route("/v1/chat", get(crate::chat::chat))
         .with_state(state)
 }

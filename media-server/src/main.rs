@@ -11,6 +11,7 @@
 
 mod agent;
 mod calls;
+mod chat;
 mod config;
 mod http;
 mod sip;

@@ -269,3 +269,71 @@ async fn a_media_key_keeps_strangers_out() -> TestResult {
     assert!(t.as_str().contains("started"), "{t}");
     Ok(())
 }
+
+/// A text chat with the same agent (the offline one: its knowledge and its
+/// local model): the greeting, a reply streamed in pieces that answers from
+/// the knowledge, bad messages refused one by one, and the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_with_the_agent_streams_its_answer() -> TestResult {
+    let server = start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned())])?;
+    let mut socket = connect(&server, "/v1/chat").await?;
+    let mut next = async || -> Result<Value, Box<dyn std::error::Error>> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), socket.next()).await? {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+                Some(Ok(_)) => {}
+                other => return Err(format!("the chat closed: {other:?}").into()),
+            }
+        }
+    };
+    let started = next().await?;
+    assert_eq!(started["type"], "started");
+    let greeting = next().await?;
+    assert_eq!(greeting["type"], "message");
+    assert!(greeting["text"].as_str().is_some_and(|t| t.contains("Sunrise Bakery")), "{greeting}");
+    drop(next);
+
+    for bad in ["not json", r#"{"type": "message", "text": ""}"#, r#"{"type": "message", "text": 5}"#] {
+        socket.send(Message::text(bad)).await?;
+        let Some(Ok(Message::Text(t))) = socket.next().await else { return Err("no answer".into()) };
+        assert!(t.as_str().contains(r#""type":"error""#), "{bad}: {t}");
+    }
+
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "What time does your store open on Saturday?"}).to_string(),
+        ))
+        .await?;
+    let mut deltas = Vec::new();
+    let reply = loop {
+        let Some(Ok(Message::Text(t))) = tokio::time::timeout(Duration::from_secs(60), socket.next()).await?
+        else {
+            return Err("the chat closed".into());
+        };
+        let v: Value = serde_json::from_str(t.as_str())?;
+        match v["type"].as_str() {
+            Some("delta") => deltas.push(v["text"].as_str().unwrap_or_default().to_owned()),
+            Some("message") => break v["text"].as_str().unwrap_or_default().to_owned(),
+            other => return Err(format!("unexpected {other:?}: {v}").into()),
+        }
+    };
+    assert!(deltas.len() > 1, "streamed in pieces: {deltas:?}");
+    assert_eq!(deltas.concat().trim(), reply);
+    let lower = reply.to_lowercase();
+    assert!(lower.contains('9') || lower.contains("nine"), "an answer from the knowledge: {reply}");
+
+    socket.send(Message::text(r#"{"type": "end"}"#)).await?;
+    let (code, _) = closed(&mut socket).await?;
+    assert_eq!(code, CloseCode::Normal);
+    let log = read_log(&server).await?;
+    assert_eq!(log["channel"], "chat");
+    let speakers: Vec<&str> = log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .filter_map(|l| l["speaker"].as_str())
+        .collect();
+    assert_eq!(speakers, ["agent", "caller", "agent"]);
+    assert_eq!(log["end"]["reason"], "caller_hung_up");
+    Ok(())
+}

@@ -99,7 +99,8 @@ pub struct KeyQuery {
     key: String,
 }
 
-fn refused(state: &AppState, query: &KeyQuery) -> Option<Response> {
+/// The refusal of a client without the media key, if one is set.
+pub fn refused(state: &AppState, query: &KeyQuery) -> Option<Response> {
     let key = state.calls.config.http.media_key.expose();
     let same = query.key.len() == key.len()
         && query.key.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
@@ -139,7 +140,7 @@ pub async fn json(
 }
 
 /// Counts what a client sends, to stop floods and garbage.
-struct Limits {
+pub struct Limits {
     channel: &'static str,
     bad: u32,
     window: Instant,
@@ -147,12 +148,12 @@ struct Limits {
 }
 
 impl Limits {
-    fn new(channel: &'static str) -> Self {
+    pub fn new(channel: &'static str) -> Self {
         Self { channel, bad: 0, window: Instant::now(), in_window: 0 }
     }
 
     /// One more message; the reason to close, if there is one.
-    fn message(&mut self) -> Option<&'static str> {
+    pub fn message(&mut self) -> Option<&'static str> {
         if self.window.elapsed() >= Duration::from_secs(1) {
             self.window = Instant::now();
             self.in_window = 0;
@@ -162,7 +163,7 @@ impl Limits {
     }
 
     /// One more bad message; the reason to close, if there is one.
-    fn bad(&mut self, why: &dyn std::fmt::Display) -> Option<&'static str> {
+    pub fn bad(&mut self, why: &dyn std::fmt::Display) -> Option<&'static str> {
         self.bad += 1;
         metrics().bad_frames.get_or_create(&ChannelLabel { channel: self.channel }).inc();
         tracing::debug!(channel = self.channel, error = %why, "bad stream message ignored");
@@ -170,7 +171,8 @@ impl Limits {
     }
 }
 
-async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+/// Closes `socket` with `code` and `reason`.
+pub async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     tracing::info!(code, reason, "closing a media stream");
     let frame = CloseFrame { code, reason: reason.into() };
     let _ = socket.send(Message::Close(Some(frame))).await;

@@ -1,0 +1,127 @@
+//! `GET /v1/chat`: a text conversation with the agent over a websocket,
+//! its replies streamed token by token. Stored like a call (channel
+//! `chat`), without a recording.
+//!
+//! Client: `{"type": "message", "text": "..."}`, `{"type": "end"}`.
+//! Server: `{"type": "started", "session_id"}`, `{"type": "delta", "text"}`
+//! as the reply is written, `{"type": "message", "text"}` when it is whole
+//! (the greeting too), `{"type": "error", "error"}` for a message it cannot
+//! take, `{"type": "ended", "reason"}`, then it closes.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use voxgate_pipeline::session::{ChatEvent, spawn_chat};
+
+use crate::calls::{self, CallContext};
+use crate::http::AppState;
+use crate::stream::{KeyQuery, Limits, close, refused};
+
+/// The longest message a visitor may send, in characters.
+const MAX_TEXT_CHARS: usize = 4000;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum ClientMessage {
+    Message { text: String },
+    End {},
+}
+
+/// `GET /v1/chat`.
+pub async fn chat(
+    ws: WebSocketUpgrade,
+    Query(query): Query<KeyQuery>,
+    State(state): State<AppState>,
+) -> Response {
+    if let Some(r) = refused(&state, &query) {
+        return r;
+    }
+    let calls = state.calls.clone();
+    ws.max_message_size(16 * 1024).on_upgrade(move |socket| serve(socket, calls))
+}
+
+async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {
+    socket.send(Message::Text(value.to_string().into())).await.is_ok()
+}
+
+async fn serve(mut socket: WebSocket, calls: Arc<CallContext>) {
+    let id = calls::new_id("chat");
+    tracing::info!(call_id = %id, "chat started");
+    let mut chat = spawn_chat(calls.agent.session.clone(), calls.agent.providers.clone());
+    let mut limits = Limits::new("chat");
+    send(&mut socket, json!({"type": "started", "session_id": id})).await;
+    let (mut reading, mut close_reason) = (true, None);
+    let mut visitor = Some(chat.messages.clone());
+    drop(chat.messages);
+    loop {
+        tokio::select! {
+            event = chat.events.recv() => match event {
+                Some(ChatEvent::Delta(text)) => {
+                    send(&mut socket, json!({"type": "delta", "text": text})).await;
+                }
+                Some(ChatEvent::Message(text)) => {
+                    send(&mut socket, json!({"type": "message", "text": text})).await;
+                }
+                Some(ChatEvent::Ended(reason)) => {
+                    let reason = serde_json::to_value(&reason).unwrap_or_default();
+                    send(&mut socket, json!({"type": "ended", "reason": reason["reason"]})).await;
+                    break;
+                }
+                None => break,
+            },
+            message = socket.recv(), if reading => {
+                let Some(Ok(message)) = message else {
+                    // The visitor left: the conversation ends.
+                    reading = false;
+                    visitor = None;
+                    continue;
+                };
+                let mut problem = limits.message();
+                match message {
+                    Message::Text(text) => match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                        Ok(ClientMessage::Message { text }) => {
+                            let chars = text.chars().count();
+                            if text.trim().is_empty() || chars > MAX_TEXT_CHARS {
+                                problem = problem.or(limits.bad(&format!("a message of {chars} characters")));
+                                let error = format!("a message is 1 to {MAX_TEXT_CHARS} characters");
+                                send(&mut socket, json!({"type": "error", "error": error})).await;
+                            } else if let Some(v) = &visitor
+                                && v.try_send(text).is_err()
+                            {
+                                send(&mut socket, json!({"type": "error", "error": "too many messages waiting"})).await;
+                            }
+                        }
+                        Ok(ClientMessage::End {}) => visitor = None,
+                        Err(e) => {
+                            problem = problem.or(limits.bad(&e));
+                            send(&mut socket, json!({"type": "error", "error": e.to_string()})).await;
+                        }
+                    },
+                    Message::Binary(_) => problem = problem.or(limits.bad(&"a binary message")),
+                    Message::Close(_) => {
+                        reading = false;
+                        visitor = None;
+                    }
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+                if let Some(reason) = problem {
+                    close_reason = Some(reason);
+                    reading = false;
+                    visitor = None;
+                }
+            }
+        }
+    }
+    match chat.task.await {
+        Ok(log) => calls::save_log(&calls.config, &id, "chat", &log).await,
+        Err(e) => tracing::error!(call_id = %id, error = %e, "chat failed"),
+    }
+    match close_reason {
+        Some(reason) => close(socket, close_code::POLICY, reason).await,
+        None => close(socket, close_code::NORMAL, "chat ended").await,
+    }
+}
