@@ -286,12 +286,10 @@ async fn a_chat_with_the_agent_streams_its_answer() -> TestResult {
             }
         }
     };
-    let started = next().await?;
+    let (started, greeting) = (next().await?, next().await?);
     assert_eq!(started["type"], "started");
-    let greeting = next().await?;
     assert_eq!(greeting["type"], "message");
     assert!(greeting["text"].as_str().is_some_and(|t| t.contains("Sunrise Bakery")), "{greeting}");
-    drop(next);
 
     for bad in ["not json", r#"{"type": "message", "text": ""}"#, r#"{"type": "message", "text": 5}"#] {
         socket.send(Message::text(bad)).await?;
