@@ -10,6 +10,7 @@
 //! configuration.
 
 mod agent;
+mod audio;
 mod calls;
 mod chat;
 mod config;

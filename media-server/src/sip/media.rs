@@ -16,13 +16,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use voxgate_codecs::dtmf::TelephoneEvent;
-use voxgate_codecs::g711::G711Law;
-use voxgate_codecs::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
-use voxgate_codecs::resample::FrameResampler;
-use voxgate_codecs::{AudioDecoder, G711Decoder, SampleRate};
-use voxgate_pipeline::dsp::jitter::{JitterConfig, RtpPacket as JitterPacket};
-use voxgate_pipeline::dsp::playout::AudioPlayout;
-use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, SessionParts};
+use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
+use voxgate_pipeline::session::{self, CallLog, Control, SessionEvent, SessionParts};
 use voxgate_sip_bridge::message::Message;
 use voxgate_sip_bridge::rtp::dtmf::DtmfSender;
 use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
@@ -31,6 +26,7 @@ use voxgate_sip_bridge::rtp::{self, RtpPacket};
 use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
 
 use super::{Shared, rand_u32, sleep_until};
+use crate::audio::Media;
 use crate::config::Config;
 
 /// The codecs we offer and accept, best first.
@@ -88,55 +84,6 @@ impl RtpSockets {
     }
 }
 
-/// Encoder and decoder for the negotiated codec.
-struct Media {
-    rate: SampleRate,
-    playout: AudioPlayout,
-    /// Caller's rate -> 16 kHz, and back.
-    inbound: FrameResampler,
-    outbound: FrameResampler,
-    encoder: Encoder,
-}
-
-enum Encoder {
-    G711(G711Law),
-    Opus(Box<OpusEncoder>),
-}
-
-impl Media {
-    fn new(n: &Negotiated, jitter: JitterConfig) -> anyhow::Result<Self> {
-        let (rate, decoder, encoder): (SampleRate, Box<dyn AudioDecoder>, Encoder) = match n.codec {
-            Codec::Pcmu => {
-                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Ulaw)), Encoder::G711(G711Law::Ulaw))
-            }
-            Codec::Pcma => {
-                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Alaw)), Encoder::G711(G711Law::Alaw))
-            }
-            Codec::Opus => (
-                SampleRate::HZ_48000,
-                Box::new(OpusDecoder::new(SampleRate::HZ_48000)?),
-                Encoder::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000))?)),
-            ),
-        };
-        Ok(Self {
-            rate,
-            playout: AudioPlayout::new(jitter, decoder),
-            inbound: FrameResampler::new(rate, SampleRate::HZ_16000)?,
-            outbound: FrameResampler::new(SampleRate::HZ_16000, rate)?,
-            encoder,
-        })
-    }
-
-    /// Encodes one 16 kHz frame into `out`; returns the payload length.
-    fn encode(&mut self, frame: &Frame, pcm: &mut [i16], out: &mut [u8]) -> anyhow::Result<usize> {
-        let n = self.outbound.process(frame, pcm)?;
-        Ok(match &mut self.encoder {
-            Encoder::G711(law) => law.encode(&pcm[..n], out)?,
-            Encoder::Opus(enc) => enc.encode(&pcm[..n], out)?,
-        })
-    }
-}
-
 /// Binds an RTP socket on a free even port of the configured range.
 async fn bind_rtp(config: &Config, ip: IpAddr) -> anyhow::Result<UdpSocket> {
     let (min, max) = (config.rtp.port_min, config.rtp.port_max);
@@ -165,13 +112,8 @@ pub(super) async fn run(
 ) -> anyhow::Result<CallLog> {
     let config = &shared.config;
     let RtpSockets { rtp: rtp_socket, rtcp: rtcp_socket, advertised, port: rtp_port } = sockets;
-    let jitter = JitterConfig {
-        start_delay_ms: config.jitter.start_delay_ms,
-        min_delay_ms: config.jitter.min_delay_ms,
-        max_delay_ms: config.jitter.max_delay_ms,
-        ..JitterConfig::default()
-    };
-    let mut media = Media::new(&negotiated, jitter)?;
+    let jitter = crate::audio::jitter_config(config);
+    let mut media = Media::new(negotiated.codec, jitter)?;
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
     let mut session = session::spawn(SessionParts {
         config: shared.agent.session.clone(),
@@ -374,7 +316,7 @@ pub(super) async fn run(
                         let now = std::time::Instant::now();
                         if let Some((answer, n)) = answered {
                             if n.codec != negotiated.codec
-                                && let Ok(m) = Media::new(&n, jitter)
+                                && let Ok(m) = Media::new(n.codec, jitter)
                             {
                                 media = m;
                             }

@@ -1,0 +1,80 @@
+//! A call's audio at its edges, whatever carries it (RTP from a phone,
+//! WebRTC from a browser): the caller's packets through the jitter buffer
+//! and decoder to 16 kHz frames, and the agent's 16 kHz frames encoded back.
+
+use voxgate_codecs::g711::G711Law;
+use voxgate_codecs::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
+use voxgate_codecs::resample::FrameResampler;
+use voxgate_codecs::{AudioDecoder, G711Decoder, SampleRate};
+use voxgate_pipeline::dsp::jitter::JitterConfig;
+use voxgate_pipeline::dsp::playout::AudioPlayout;
+use voxgate_pipeline::session::Frame;
+use voxgate_sip_bridge::sdp::Codec;
+
+use crate::config::Config;
+
+/// The receive jitter buffer `[jitter]` describes.
+pub fn jitter_config(config: &Config) -> JitterConfig {
+    JitterConfig {
+        start_delay_ms: config.jitter.start_delay_ms,
+        min_delay_ms: config.jitter.min_delay_ms,
+        max_delay_ms: config.jitter.max_delay_ms,
+        ..JitterConfig::default()
+    }
+}
+
+/// Encoder and decoder for a call's codec, with its jitter buffer.
+pub struct Media {
+    /// The codec's sample rate.
+    pub rate: SampleRate,
+    /// The jitter buffer and decoder of the caller's packets.
+    pub playout: AudioPlayout,
+    /// Caller's rate -> 16 kHz, and back.
+    pub inbound: FrameResampler,
+    outbound: FrameResampler,
+    encoder: Encoder,
+}
+
+enum Encoder {
+    G711(G711Law),
+    Opus(Box<OpusEncoder>),
+}
+
+impl Media {
+    /// # Errors
+    /// The codec cannot be set up.
+    pub fn new(codec: Codec, jitter: JitterConfig) -> anyhow::Result<Self> {
+        let (rate, decoder, encoder): (SampleRate, Box<dyn AudioDecoder>, Encoder) = match codec {
+            Codec::Pcmu => {
+                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Ulaw)), Encoder::G711(G711Law::Ulaw))
+            }
+            Codec::Pcma => {
+                (SampleRate::HZ_8000, Box::new(G711Decoder(G711Law::Alaw)), Encoder::G711(G711Law::Alaw))
+            }
+            Codec::Opus => (
+                SampleRate::HZ_48000,
+                Box::new(OpusDecoder::new(SampleRate::HZ_48000)?),
+                Encoder::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000))?)),
+            ),
+        };
+        Ok(Self {
+            rate,
+            playout: AudioPlayout::new(jitter, decoder),
+            inbound: FrameResampler::new(rate, SampleRate::HZ_16000)?,
+            outbound: FrameResampler::new(SampleRate::HZ_16000, rate)?,
+            encoder,
+        })
+    }
+
+    /// Encodes one 16 kHz frame into `out`; returns the payload length.
+    ///
+    /// # Errors
+    /// The encoder failed (an output too small).
+    pub fn encode(&mut self, frame: &Frame, pcm: &mut [i16], out: &mut [u8]) -> anyhow::Result<usize> {
+        let n = self.outbound.process(frame, pcm)?;
+        Ok(match &mut self.encoder {
+            Encoder::G711(law) => law.encode(&pcm[..n], out)?,
+            Encoder::Opus(enc) => enc.encode(&pcm[..n], out)?,
+        })
+    }
+}
