@@ -9,7 +9,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # cmake + a C compiler: libopus (opusic-sys) and libfvad (webrtc-vad) are built from source.
 # python3-pip: the model fetch. espeak-ng + sox: the local voice and fixture tools.
 # baresip-core + sip-tester (SIPp): real SIP peers for the phone-call tests.
-PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester)
+# chromium: the browser of the WebRTC and widget tests (driven by npm playwright-core).
+PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
+  chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -30,6 +32,15 @@ fi
 if ! python3 -m pip --version >/dev/null 2>&1; then
   echo "setup: error: python3 has no pip (apt-get install python3-pip)" >&2
   exit 1
+fi
+
+# The browser tests' npm packages (playwright-core drives Debian's chromium; it downloads no browser).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: error: npm not found; install Node.js >= 20 with npm" >&2
+  exit 1
+fi
+if [ ! -d "$root/media-server/tests/browser/node_modules/playwright-core" ]; then
+  (cd "$root/media-server/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 "$root/scripts/fetch-models.sh"

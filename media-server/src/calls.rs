@@ -70,3 +70,18 @@ pub async fn save_log(config: &Config, call_id: &str, channel: &str, log: &CallL
         tracing::warn!(call_id = %call_id, error = %e, "call log not written");
     }
 }
+
+/// Binds a media (RTP) socket on a free even port of the configured range.
+pub async fn bind_media_port(config: &Config, ip: std::net::IpAddr) -> anyhow::Result<tokio::net::UdpSocket> {
+    let (min, max) = (config.rtp.port_min, config.rtp.port_max);
+    let span = u32::from(max - min) / 2;
+    // From a random pair, so busy ports are rarely tried first.
+    let start: u32 = rand::random();
+    for i in 0..span.min(500) {
+        let port = min + (((start.wrapping_add(i)) % span.max(1)) * 2) as u16;
+        if let Ok(s) = tokio::net::UdpSocket::bind(std::net::SocketAddr::new(ip, port)).await {
+            return Ok(s);
+        }
+    }
+    anyhow::bail!("no free RTP port in {min}..{max}")
+}

@@ -43,6 +43,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub sip: SipConfig,
     pub rtp: RtpConfig,
+    pub webrtc: WebRtcConfig,
     pub models: ModelsConfig,
     pub vad: VadSettings,
     pub endpointing: EndpointSettings,
@@ -131,6 +132,23 @@ pub struct RtpConfig {
 impl Default for RtpConfig {
     fn default() -> Self {
         Self { port_min: 10_000, port_max: 20_000, no_media_timeout_s: 30 }
+    }
+}
+
+/// Browser calls over WebRTC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebRtcConfig {
+    pub enabled: bool,
+    /// The interface address a call's media socket binds to, and its host candidate.
+    pub address: std::net::IpAddr,
+    /// Announced instead of `address` behind a 1:1 NAT (e.g. a cloud VM's public IP); empty: none.
+    pub public_address: String,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        Self { enabled: true, address: std::net::IpAddr::from([127, 0, 0, 1]), public_address: String::new() }
     }
 }
 
@@ -547,6 +565,19 @@ impl Config {
             if !ok {
                 return Err(ConfigError::Setting { setting, reason: format!("{uri:?} is not a sip: URI") });
             }
+        }
+        let w = &self.webrtc;
+        if !w.public_address.is_empty() && w.public_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::Setting {
+                setting: "webrtc.public_address",
+                reason: "not an IP address".into(),
+            });
+        }
+        if w.address.is_unspecified() {
+            return Err(ConfigError::Setting {
+                setting: "webrtc.address",
+                reason: "name one interface (its address is the host candidate)".into(),
+            });
         }
         if self.vad.webrtc_mode > 3 {
             return Err(ConfigError::Setting { setting: "vad.webrtc_mode", reason: "must be 0..=3".into() });

@@ -25,6 +25,8 @@ pub struct AppState {
     pub api_key: Secret,
     /// What calls are made of (websocket streams start them here).
     pub calls: std::sync::Arc<crate::calls::CallContext>,
+    /// WebRTC calls in progress.
+    pub webrtc: crate::webrtc::Calls,
 }
 
 /// What `/healthz` says about the agent.
@@ -134,5 +136,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams/twilio", get(crate::stream::twilio))
         .route("/v1/streams/json", get(crate::stream::json))
         .route("/v1/chat", get(crate::chat::chat))
+        .route(
+            "/v1/webrtc/offer",
+            axum::routing::post(crate::webrtc::offer)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::webrtc::MAX_OFFER_BYTES)),
+        )
+        .route("/v1/webrtc/{id}", axum::routing::delete(crate::webrtc::hang_up))
         .with_state(state)
 }

@@ -17,6 +17,7 @@ mod config;
 mod http;
 mod sip;
 mod stream;
+mod webrtc;
 
 use std::path::PathBuf;
 
@@ -98,8 +99,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     crate::calls::prepare(&config).await?;
     let calls = std::sync::Arc::new(calls::CallContext { config: config.clone(), agent: agent.clone() });
-    let state =
-        http::AppState { vad: vad.name(), agent: info, dialer, api_key: config.http.api_key.clone(), calls };
+    let state = http::AppState {
+        vad: vad.name(),
+        agent: info,
+        dialer,
+        api_key: config.http.api_key.clone(),
+        calls,
+        webrtc: webrtc::Calls::default(),
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;

@@ -77,26 +77,11 @@ impl RtpSockets {
         } else {
             advertised
         };
-        let rtp = bind_rtp(config, ip).await?;
+        let rtp = crate::calls::bind_media_port(config, ip).await?;
         let port = rtp.local_addr()?.port();
         let rtcp = UdpSocket::bind(SocketAddr::new(rtp.local_addr()?.ip(), port + 1)).await.ok();
         Ok(Self { rtp, rtcp, advertised, port })
     }
-}
-
-/// Binds an RTP socket on a free even port of the configured range.
-async fn bind_rtp(config: &Config, ip: IpAddr) -> anyhow::Result<UdpSocket> {
-    let (min, max) = (config.rtp.port_min, config.rtp.port_max);
-    let span = u32::from(max - min) / 2;
-    // From a random pair, so busy ports are rarely tried first.
-    let start = rand_u32();
-    for i in 0..span.min(500) {
-        let port = min + (((start.wrapping_add(i)) % span.max(1)) * 2) as u16;
-        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
-            return Ok(s);
-        }
-    }
-    anyhow::bail!("no free RTP port in {min}..{max}")
 }
 
 /// Runs a call's media and its signalling until both are over; returns

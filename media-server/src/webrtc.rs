@@ -1,0 +1,349 @@
+//! Browser calls over WebRTC: `POST /v1/webrtc/offer` with an SDP offer
+//! (WHIP-style: `application/sdp` in, the answer out with a `Location`
+//! to `DELETE` to hang up). Opus at 48 kHz both ways, DTLS-SRTP always;
+//! our host candidate is `webrtc.address` (or `public_address`).
+//!
+//! The engine is [str0m](https://docs.rs/str0m), a sans-IO WebRTC stack:
+//! this module owns the socket and the clock and feeds it, as the SIP
+//! media loop does for RTP. The browser's Opus frames go through the same
+//! jitter buffer and decoder ([`Media`]) into the same pipeline session.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use str0m::change::SdpOffer;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
+use voxgate_pipeline::metrics::{ChannelLabel, metrics};
+use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionHandle, SessionParts};
+use voxgate_sip_bridge::sdp::Codec;
+
+use crate::audio::Media;
+use crate::calls::{self, CallContext};
+use crate::http::AppState;
+use crate::stream::{KeyQuery, refused};
+
+/// How long a browser has to connect after the answer.
+const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+/// The largest SDP offer taken.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+/// Calls in progress, by id, so `DELETE` can hang them up.
+#[derive(Debug, Default, Clone)]
+pub struct Calls(Arc<Mutex<HashMap<String, CancellationToken>>>);
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `POST /v1/webrtc/offer`: an SDP offer in, the answer out.
+pub async fn offer(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(r) = refused(&state, &query) {
+        return r;
+    }
+    let received = std::time::Instant::now();
+    let ctx = state.calls.clone();
+    if !ctx.config.webrtc.enabled {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "WebRTC is off (webrtc.enabled = false)");
+    }
+    let sdp_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !sdp_type.starts_with("application/sdp") {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the offer as application/sdp");
+    }
+    if body.len() > MAX_OFFER_BYTES {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "the offer is too large");
+    }
+    let Ok(offer) = SdpOffer::from_sdp_string(&body) else {
+        return error(StatusCode::BAD_REQUEST, "not an SDP offer");
+    };
+    install_crypto();
+    let w = &ctx.config.webrtc;
+    let socket = match calls::bind_media_port(&ctx.config, w.address).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no port for a WebRTC call");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "no media port free");
+        }
+    };
+    let Ok(local) = socket.local_addr() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "socket");
+    };
+    let announced = w.public_address.parse().map_or(local, |ip| SocketAddr::new(ip, local.port()));
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(std::time::Instant::now());
+    let candidates = [Candidate::host(local, "udp")]
+        .into_iter()
+        .chain((announced != local).then(|| Candidate::host(announced, "udp")))
+        .flatten();
+    for c in candidates {
+        rtc.add_local_candidate(c);
+    }
+    let answer = match rtc.sdp_api().accept_offer(offer) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("the offer cannot be answered: {e}")),
+    };
+    let id = calls::new_id("rtc");
+    let cancel = CancellationToken::new();
+    if let Ok(mut calls) = state.webrtc.0.lock() {
+        calls.insert(id.clone(), cancel.clone());
+    }
+    tracing::info!(call_id = %id, %local, "WebRTC call answered");
+    let (registry, call_id) = (state.webrtc.clone(), id.clone());
+    tokio::spawn(async move {
+        let call = tokio::spawn(run(rtc, socket, local, ctx, call_id.clone(), cancel, received));
+        if let Err(e) = call.await {
+            tracing::error!(call_id = %call_id, error = %e, "WebRTC call task failed");
+        }
+        if let Ok(mut calls) = registry.0.lock() {
+            calls.remove(&call_id);
+        }
+    });
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, format!("/v1/webrtc/{id}")),
+        ],
+        answer.to_sdp_string(),
+    )
+        .into_response()
+}
+
+/// `DELETE /v1/webrtc/{id}`: hang up.
+pub async fn hang_up(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&state, &query) {
+        return r;
+    }
+    let token = state.webrtc.0.lock().ok().and_then(|c| c.get(&id).cloned());
+    match token {
+        Some(t) => {
+            t.cancel();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such call"),
+    }
+}
+
+fn install_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+/// The call's audio and its session, once the browser's track is there.
+struct Live {
+    control: mpsc::Sender<Control>,
+    audio_in: mpsc::Sender<Frame>,
+    task: tokio::task::JoinHandle<voxgate_pipeline::session::CallLog>,
+    media: Media,
+    mid: Mid,
+    pt: Pt,
+    /// The next RTP timestamp of the agent's audio, 48 kHz.
+    out_ts: u64,
+}
+
+async fn run(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    ctx: Arc<CallContext>,
+    id: String,
+    cancel: CancellationToken,
+    received: std::time::Instant,
+) {
+    let connect_by = Instant::now() + CONNECT_WITHIN;
+    let mut live: Option<Live> = None;
+    // The session's outputs, apart from `live` so both can be awaited at once.
+    let (mut agent_audio, mut session_events): (
+        Option<mpsc::Receiver<Frame>>,
+        Option<mpsc::Receiver<SessionEvent>>,
+    ) = (None, None);
+    let mut buf = vec![0u8; 2000];
+    let mut pcm = vec![0i16; 960];
+    let mut frame16 = [0i16; 320];
+    let mut payload = vec![0u8; 1500];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut ended = false;
+    loop {
+        // Drain what the engine has to do; it ends with when to wake it next.
+        let next = loop {
+            match rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Timeout(at)) => break at,
+                Ok(Output::Event(event)) => match event {
+                    Event::Connected => {
+                        tracing::info!(call_id = %id, "WebRTC connected");
+                        metrics()
+                            .call_setup
+                            .get_or_create(&ChannelLabel { channel: "webrtc" })
+                            .observe(received.elapsed().as_secs_f64());
+                    }
+                    Event::MediaAdded(added) if live.is_none() => match start(&mut rtc, &ctx, &id, added.mid)
+                    {
+                        Ok((l, audio, events)) => {
+                            live = Some(l);
+                            agent_audio = Some(audio);
+                            session_events = Some(events);
+                        }
+                        Err(e) => {
+                            tracing::warn!(call_id = %id, error = %e, "WebRTC call cannot start");
+                            rtc.disconnect();
+                        }
+                    },
+                    Event::MediaData(data) => {
+                        if let Some(l) = live.as_mut() {
+                            let packet = JitterPacket {
+                                seq: data.seq_range.start().as_u16(),
+                                timestamp: data.time.numer() as u32,
+                                ssrc: 0,
+                                marker: false,
+                                payload: &data.data,
+                            };
+                            l.media.playout.handle_packet(std::time::Instant::now(), packet);
+                        }
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        tracing::info!(call_id = %id, "WebRTC disconnected");
+                        hang_up_session(live.as_ref());
+                        rtc.disconnect();
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::warn!(call_id = %id, error = %e, "WebRTC failed");
+                    hang_up_session(live.as_ref());
+                    rtc.disconnect();
+                    break std::time::Instant::now() + Duration::from_millis(20);
+                }
+            }
+        };
+        if !rtc.is_alive() && live.as_ref().is_none_or(|l| l.task.is_finished()) {
+            break;
+        }
+        if live.is_none() && Instant::now() > connect_by {
+            tracing::info!(call_id = %id, "the browser never connected");
+            rtc.disconnect();
+            break;
+        }
+        let wake = Instant::from_std(next);
+        tokio::select! {
+            () = cancel.cancelled(), if !ended => {
+                ended = true;
+                hang_up_session(live.as_ref());
+                rtc.disconnect();
+            }
+            r = socket.recv_from(&mut buf) => {
+                let Ok((n, source)) = r else { continue };
+                let Ok(contents) = buf[..n].try_into() else { continue };
+                let input = Input::Receive(std::time::Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
+                if rtc.accepts(&input) {
+                    let _ = rtc.handle_input(input);
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {
+                let _ = rtc.handle_input(Input::Timeout(std::time::Instant::now()));
+            }
+            _ = tick.tick(), if live.is_some() => {
+                if let Some(l) = live.as_mut() {
+                    let n = l.media.playout.frame_samples();
+                    if l.media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_ok()
+                        && l.media.inbound.process(&pcm[..n], &mut frame16).is_ok()
+                    {
+                        let _ = l.audio_in.try_send(frame16);
+                    }
+                }
+            }
+            frame = recv(agent_audio.as_mut()) => {
+                let Some(l) = live.as_mut() else { continue };
+                match frame {
+                    Some(frame) => {
+                        if let Ok(len) = l.media.encode(&frame, &mut pcm, &mut payload)
+                            && let Some(writer) = rtc.writer(l.mid)
+                        {
+                            let time = MediaTime::new(l.out_ts, Frequency::FORTY_EIGHT_KHZ);
+                            let _ = writer.write(l.pt, std::time::Instant::now(), time, payload[..len].to_vec());
+                        }
+                        l.out_ts += 960;
+                    }
+                    None => agent_audio = None,
+                }
+            }
+            event = recv(session_events.as_mut()) => match event {
+                Some(SessionEvent::Ended(_)) | None => {
+                    ended = true;
+                    session_events = None;
+                    rtc.disconnect();
+                }
+                // Paced in real time: nothing is buffered here to drop.
+                Some(_) => {}
+            },
+        }
+    }
+    if let Some(l) = live {
+        let _ = l.control.try_send(Control::Hangup);
+        match l.task.await {
+            Ok(log) => calls::save_log(&ctx.config, &id, "webrtc", &log).await,
+            Err(e) => tracing::error!(call_id = %id, error = %e, "session failed"),
+        }
+    }
+}
+
+/// The browser's audio track is there: start the session.
+fn start(
+    rtc: &mut Rtc,
+    ctx: &CallContext,
+    id: &str,
+    mid: Mid,
+) -> anyhow::Result<(Live, mpsc::Receiver<Frame>, mpsc::Receiver<SessionEvent>)> {
+    let pt = rtc
+        .writer(mid)
+        .and_then(|w| {
+            w.payload_params().find(|p| p.spec().codec == str0m::format::Codec::Opus).map(|p| p.pt())
+        })
+        .ok_or_else(|| anyhow::anyhow!("no Opus in the offer"))?;
+    let media = Media::new(Codec::Opus, crate::audio::jitter_config(&ctx.config))?;
+    let vad = voxgate_pipeline::dsp::vad::build(&ctx.config.vad_config())?;
+    let SessionHandle { control, audio_in, events, audio_out, task } = session::spawn(SessionParts {
+        config: ctx.agent.session.clone(),
+        providers: ctx.agent.providers.clone(),
+        vad,
+        recording: Some(calls::recording_path(&ctx.config, id)),
+    });
+    let out_ts = u64::from(rand::random::<u32>());
+    Ok((Live { control, audio_in, task, media, mid, pt, out_ts }, audio_out, events))
+}
+
+fn hang_up_session(live: Option<&Live>) {
+    if let Some(l) = live {
+        let _ = l.control.try_send(Control::Hangup);
+    }
+}
+
+/// The next message, or never without a receiver.
+async fn recv<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
