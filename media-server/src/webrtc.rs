@@ -183,6 +183,9 @@ async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut ended = false;
+    // The session starts once the browser's track is known and DTLS is up,
+    // so the greeting's first words are not sent into the void.
+    let (mut mid, mut connected) = (None, false);
     loop {
         // Drain what the engine has to do; it ends with when to wake it next.
         let next = loop {
@@ -198,19 +201,9 @@ async fn run(
                             .call_setup
                             .get_or_create(&ChannelLabel { channel: "webrtc" })
                             .observe(received.elapsed().as_secs_f64());
+                        connected = true;
                     }
-                    Event::MediaAdded(added) if live.is_none() => match start(&mut rtc, &ctx, &id, added.mid)
-                    {
-                        Ok((l, audio, events)) => {
-                            live = Some(l);
-                            agent_audio = Some(audio);
-                            session_events = Some(events);
-                        }
-                        Err(e) => {
-                            tracing::warn!(call_id = %id, error = %e, "WebRTC call cannot start");
-                            rtc.disconnect();
-                        }
-                    },
+                    Event::MediaAdded(added) => mid = mid.or(Some(added.mid)),
                     Event::MediaData(data) => {
                         if let Some(l) = live.as_mut() {
                             let packet = JitterPacket {
@@ -238,6 +231,20 @@ async fn run(
                 }
             }
         };
+        if let (None, Some(mid), true) = (&live, mid, connected) {
+            match start(&mut rtc, &ctx, &id, mid) {
+                Ok((l, audio, events)) => {
+                    live = Some(l);
+                    agent_audio = Some(audio);
+                    session_events = Some(events);
+                }
+                Err(e) => {
+                    tracing::warn!(call_id = %id, error = %e, "WebRTC call cannot start");
+                    connected = false;
+                    rtc.disconnect();
+                }
+            }
+        }
         if !rtc.is_alive() && live.as_ref().is_none_or(|l| l.task.is_finished()) {
             break;
         }
