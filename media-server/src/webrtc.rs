@@ -26,7 +26,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::metrics::{ChannelLabel, metrics};
-use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionHandle, SessionParts};
+use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionHandle, SessionParts, Speaker};
 use voxgate_sip_bridge::sdp::Codec;
 
 use crate::audio::Media;
@@ -186,6 +186,7 @@ async fn run(
     // The session starts once the browser's track is known and DTLS is up,
     // so the greeting's first words are not sent into the void.
     let (mut mid, mut connected) = (None, false);
+    let mut transcript_channel = None;
     loop {
         // Drain what the engine has to do; it ends with when to wake it next.
         let next = loop {
@@ -204,6 +205,11 @@ async fn run(
                         connected = true;
                     }
                     Event::MediaAdded(added) => mid = mid.or(Some(added.mid)),
+                    // A data channel from the browser gets the live transcript.
+                    Event::ChannelOpen(channel, label) => {
+                        tracing::debug!(call_id = %id, %label, "data channel open");
+                        transcript_channel = Some(channel);
+                    }
                     Event::MediaData(data) => {
                         if let Some(l) = live.as_mut() {
                             let packet = JitterPacket {
@@ -301,6 +307,17 @@ async fn run(
                     ended = true;
                     session_events = None;
                     rtc.disconnect();
+                }
+                Some(SessionEvent::Transcript { speaker, text, is_final }) => {
+                    if let Some(channel) = transcript_channel.and_then(|c| rtc.channel(c)) {
+                        let speaker = match speaker {
+                            Speaker::Caller => "caller",
+                            Speaker::Agent => "agent",
+                        };
+                        let line = serde_json::json!({"type": "transcript", "speaker": speaker, "text": text, "is_final": is_final});
+                        let mut channel = channel;
+                        let _ = channel.write(false, line.to_string().as_bytes());
+                    }
                 }
                 // Paced in real time: nothing is buffered here to drop.
                 Some(_) => {}
