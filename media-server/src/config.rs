@@ -44,6 +44,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub rtp: RtpConfig,
     pub webrtc: WebRtcConfig,
+    pub widget: WidgetConfig,
     pub models: ModelsConfig,
     pub vad: VadSettings,
     pub endpointing: EndpointSettings,
@@ -149,6 +150,33 @@ pub struct WebRtcConfig {
 impl Default for WebRtcConfig {
     fn default() -> Self {
         Self { enabled: true, address: std::net::IpAddr::from([127, 0, 0, 1]), public_address: String::new() }
+    }
+}
+
+/// How the embeddable widget looks, and where it may be embedded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetConfig {
+    pub title: String,
+    /// `#rrggbb`.
+    pub colour: String,
+    /// An image URL; empty: the title's first letter.
+    pub avatar: String,
+    /// `bottom-right` or `bottom-left`.
+    pub position: String,
+    /// Origins (`https://www.example.com`) whose pages may show the widget; empty: any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for WidgetConfig {
+    fn default() -> Self {
+        Self {
+            title: "Sunrise Bakery".to_owned(),
+            colour: "#d9480f".to_owned(),
+            avatar: String::new(),
+            position: "bottom-right".to_owned(),
+            allowed_origins: Vec::new(),
+        }
     }
 }
 
@@ -578,6 +606,32 @@ impl Config {
                 setting: "webrtc.address",
                 reason: "name one interface (its address is the host candidate)".into(),
             });
+        }
+        let wd = &self.widget;
+        let hex = wd.colour.len() == 7
+            && wd.colour.starts_with('#')
+            && wd.colour[1..].chars().all(|c| c.is_ascii_hexdigit());
+        if !hex {
+            return Err(ConfigError::Setting { setting: "widget.colour", reason: "not #rrggbb".into() });
+        }
+        if !["bottom-right", "bottom-left"].contains(&wd.position.as_str()) {
+            return Err(ConfigError::Setting {
+                setting: "widget.position",
+                reason: "bottom-right or bottom-left".into(),
+            });
+        }
+        let origin_ok = |o: &String| {
+            (o.starts_with("https://") || o.starts_with("http://"))
+                && !o[o.find("//").unwrap_or(0) + 2..].contains(['/', ' ', ';', '\'', '"'])
+        };
+        if let Some(bad) = wd.allowed_origins.iter().find(|o| !origin_ok(o)) {
+            return Err(ConfigError::Setting {
+                setting: "widget.allowed_origins",
+                reason: format!("{bad:?} is not an origin like https://www.example.com"),
+            });
+        }
+        if !(wd.avatar.is_empty() || wd.avatar.starts_with("https://") || wd.avatar.starts_with("http://")) {
+            return Err(ConfigError::Setting { setting: "widget.avatar", reason: "an http(s) URL".into() });
         }
         if self.vad.webrtc_mode > 3 {
             return Err(ConfigError::Setting { setting: "vad.webrtc_mode", reason: "must be 0..=3".into() });

@@ -18,6 +18,7 @@ mod http;
 mod sip;
 mod stream;
 mod webrtc;
+mod widget;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,60 @@
+//! The embeddable widget: `GET /widget.js` (one script tag on a customer's
+//! page) adds a launcher that opens an iframe from `GET /widget/frame`,
+//! with the call button (WebRTC) and the chat box (`/v1/chat`), styled by
+//! `[widget]`. The iframe talks to its own origin, so the customer's page
+//! needs no CORS; `allowed_origins` limits which sites may frame it
+//! (`Content-Security-Policy: frame-ancestors`).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::http::AppState;
+
+/// The settings the widget's scripts read, as a JavaScript literal (safe
+/// inside a `<script>`: `<` is escaped).
+fn settings(state: &AppState) -> String {
+    let w = &state.calls.config.widget;
+    let greeting = state.calls.agent.session.turn.greeting.clone().unwrap_or_default();
+    json!({
+        "title": w.title,
+        "colour": w.colour,
+        "avatar": w.avatar,
+        "position": w.position,
+        "greeting": greeting,
+    })
+    .to_string()
+    .replace('<', "\\u003c")
+}
+
+/// `GET /widget.js`.
+pub async fn script(State(state): State<AppState>) -> Response {
+    let js = include_str!("widget/widget.js").replace("__SETTINGS__", &settings(&state));
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            // A script tag needs no CORS; this lets a page fetch it too.
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        js,
+    )
+        .into_response()
+}
+
+/// `GET /widget/frame`.
+pub async fn frame(State(state): State<AppState>) -> Response {
+    let html = include_str!("widget/frame.html").replace("__SETTINGS__", &settings(&state));
+    let allowed = &state.calls.config.widget.allowed_origins;
+    let ancestors = if allowed.is_empty() { "*".to_owned() } else { format!("'self' {}", allowed.join(" ")) };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, format!("frame-ancestors {ancestors}")),
+            (header::CACHE_CONTROL, "no-cache".to_owned()),
+        ],
+        html,
+    )
+        .into_response()
+}
