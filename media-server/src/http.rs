@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(crate::webrtc::MAX_OFFER_BYTES)),
         )
         .route("/v1/webrtc/{id}", axum::routing::delete(crate::webrtc::hang_up))
+        .route("/", get(crate::widget::demo))
         .route("/widget.js", get(crate::widget::script))
         .route("/widget/frame", get(crate::widget::frame))
         .with_state(state)

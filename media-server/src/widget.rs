@@ -43,6 +43,26 @@ pub async fn script(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// `GET /`: a demo page with the widget, to try the agent in a browser.
+pub async fn demo(State(state): State<AppState>) -> Response {
+    let title = html_escape(&state.calls.config.widget.title);
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} - Voxgate</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;color:#222}}</style>\
+         </head><body><h1>{title}</h1><p>This is Voxgate's demo page. Open the button at the corner to call or \
+         chat with the agent. Put the same widget on your own site with one tag:</p>\
+         <pre>&lt;script src=\"{{ORIGIN}}/widget.js\" async&gt;&lt;/script&gt;</pre>\
+         <script>document.querySelector('pre').textContent = document.querySelector('pre').textContent\
+         .replace('{{ORIGIN}}', location.origin);</script>\
+         <script src=\"/widget.js\" async></script></body></html>"
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// `GET /widget/frame`.
 pub async fn frame(State(state): State<AppState>) -> Response {
     let html = include_str!("widget/frame.html").replace("__SETTINGS__", &settings(&state));

@@ -144,6 +144,10 @@ fn a_refused_microphone_is_explained_and_the_chat_stays() -> TestResult {
 #[test]
 fn a_visitor_chats_from_the_widget() -> TestResult {
     let server = start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned())])?;
+    // The server's own demo page carries the widget too.
+    let (status, demo) = common::http_text(&server, "GET", "/", None, None)?;
+    assert_eq!(status, 200);
+    assert!(demo.contains(r#"<script src="/widget.js" async>"#), "{demo}");
     let quiet = root().join("fixtures/audio/silence_16k.wav");
     let lines = visit(&server, "chat", &quiet)?;
     assert_eq!(lines.first().map(|l| l.0.as_str()), Some("agent"), "the greeting first: {lines:?}");
