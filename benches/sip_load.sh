@@ -16,17 +16,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; cp "$work/server.log" /tmp/sip_load_server.log 2>/dev/null; cp "$work"/*_rtt.csv /tmp/sip_load_rtt.csv 2>/dev/null; rm -rf "$work"' EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-http=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$root/benches/server.sh"
+port=$(free_port DGRAM)
 cd "$root"
-VOXGATE_SIP__UDP_LISTEN=127.0.0.1:$port VOXGATE_SIP__TCP_LISTEN=127.0.0.1:$port VOXGATE_HTTP__LISTEN=127.0.0.1:$http \
-VOXGATE_STORAGE__RECORDINGS_DIR="$work/recordings" VOXGATE_LOG__FILTER=warn \
-  target/release/voxgate serve --config config.toml 2> "$work/server.log" &
-server=$!
-for _ in $(seq 1 120); do
-  sipp -sn uac "127.0.0.1:$port" -s 1000 -m 1 -timeout 5s -nostdin > /dev/null 2>&1 && break
-  sleep 0.5
-done
+export VOXGATE_SIP__UDP_LISTEN=127.0.0.1:$port VOXGATE_SIP__TCP_LISTEN=127.0.0.1:$port
+start_server
 
 calls=$((rate * seconds))
 cd "$work"

@@ -12,14 +12,8 @@ seconds=${2:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-http=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$root/benches/server.sh"
 cd "$root"
-VOXGATE_HTTP__LISTEN=127.0.0.1:$http VOXGATE_SIP__ENABLED=false \
-VOXGATE_STORAGE__RECORDINGS_DIR="$work/recordings" VOXGATE_LOG__FILTER=warn \
-  target/release/voxgate serve --config config.toml 2> "$work/server.log" &
-server=$!
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$http/healthz" > /dev/null && break
-  sleep 0.5
-done
+export VOXGATE_SIP__ENABLED=false
+start_server
 target/release/ws_load "ws://127.0.0.1:$http/v1/streams/twilio" "$calls" "$seconds" "$server"

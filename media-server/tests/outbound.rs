@@ -13,15 +13,25 @@ use common::{Server, TestResult, free_udp_port, http, root, start_server};
 
 const KEY: &str = "test-key-0123456789";
 
-/// SIPp as the far end, running `scenario` for one call on `port`.
+/// SIPp as the far end, running `scenario` for one call on `port`;
+/// returns once it listens there.
 fn far_end(scenario: &str, port: u16) -> Result<Child, Box<dyn std::error::Error>> {
-    Ok(Command::new("sipp")
+    let child = Command::new("sipp")
         .current_dir(root().join("media-server/tests/sipp"))
         .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mp", &free_udp_port()?.to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()?)
+        .spawn()?;
+    // Listening: the port is taken.
+    let started = Instant::now();
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!("SIPp did not listen on {port}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
 }
 
 /// Waits (bounded) for SIPp to finish; true when its call succeeded.
@@ -47,9 +57,10 @@ fn dial(server: &Server, body: &str) -> Result<String, Box<dyn std::error::Error
     Ok(json["id"].as_str().ok_or("no id")?.to_owned())
 }
 
-/// Follows a call until its outcome; returns every status seen, and the last report.
+/// Follows a call until its outcome; returns every status seen (from the
+/// `dialing` that placing it returned), and the last report.
 fn follow(server: &Server, id: &str) -> Result<(Vec<String>, serde_json::Value), Box<dyn std::error::Error>> {
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: Vec<String> = vec!["dialing".to_owned()];
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(45) {
         let (status, json) = http(server, "GET", &format!("/v1/calls/{id}"), Some(KEY), None)?;
@@ -118,15 +129,15 @@ fn busy_no_answer_and_refused_calls_are_reported_as_such() -> TestResult {
     let busy_port = free_udp_port()?;
     let busy = far_end("uas_busy.xml", busy_port)?;
     let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{busy_port}"}}"#))?;
-    let (seen, _) = follow(&server, &id)?;
-    assert_eq!(seen.last().map(String::as_str), Some("busy"), "{seen:?}");
+    let (seen, last) = follow(&server, &id)?;
+    assert_eq!(seen.last().map(String::as_str), Some("busy"), "{last}");
     assert!(finished(busy)?);
 
     let ring_port = free_udp_port()?;
     let ringing = far_end("uas_no_answer.xml", ring_port)?;
     let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{ring_port}", "ring_timeout_s": 2}}"#))?;
-    let (seen, _) = follow(&server, &id)?;
-    assert_eq!(seen, ["dialing", "ringing", "no_answer"]);
+    let (seen, last) = follow(&server, &id)?;
+    assert_eq!(seen, ["dialing", "ringing", "no_answer"], "{last}");
     assert!(finished(ringing)?, "SIPp saw no CANCEL / ACK for its 487");
 
     let auth_port = free_udp_port()?;

@@ -58,20 +58,6 @@ fn models_dir() -> std::path::PathBuf {
     std::env::var_os("VOXGATE_MODELS__DIR").map_or_else(|| root().join("models"), std::path::PathBuf::from)
 }
 
-async fn read_log(server: &common::Server) -> Result<Value, Box<dyn std::error::Error>> {
-    for _ in 0..100 {
-        let found = std::fs::read_dir(&server.recordings)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if let Some(path) = found {
-            return Ok(serde_json::from_slice(&std::fs::read(path)?)?);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("no call log".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twilio_stream_caller_barges_in_and_hears_the_answer() -> TestResult {
     let server = start_server(&[])?;
@@ -140,7 +126,7 @@ async fn a_twilio_stream_caller_barges_in_and_hears_the_answer() -> TestResult {
     let text = whisper.transcribe(&after)?.to_lowercase();
     assert!(text.contains('9') || text.contains("nine"), "no opening hours in what the caller heard: {text}");
 
-    let log = read_log(&server).await?;
+    let log = common::call_log(&server)?;
     assert_eq!(log["channel"], "twilio");
     let lines = log["transcript"].as_array().ok_or("no transcript")?;
     assert_eq!(lines[0]["speaker"], "agent");
@@ -205,7 +191,7 @@ async fn the_json_stream_talks_and_bad_input_closes_it_with_a_reason() -> TestRe
     socket.send(Message::text(r#"{"type": "stop"}"#)).await?;
     let (code, _) = closed(&mut socket).await?;
     assert_eq!(code, CloseCode::Normal);
-    let log = read_log(&server).await?;
+    let log = common::call_log(&server)?;
     assert_eq!((log["channel"].as_str(), log["id"].as_str()), (Some("websocket"), Some(id.as_str())));
 
     // Garbage: counted and ignored, until there is too much of it.
@@ -323,7 +309,7 @@ async fn a_chat_with_the_agent_streams_its_answer() -> TestResult {
     socket.send(Message::text(r#"{"type": "end"}"#)).await?;
     let (code, _) = closed(&mut socket).await?;
     assert_eq!(code, CloseCode::Normal);
-    let log = read_log(&server).await?;
+    let log = common::call_log(&server)?;
     assert_eq!(log["channel"], "chat");
     let speakers: Vec<&str> = log["transcript"]
         .as_array()

@@ -63,18 +63,7 @@ fn a_browser_caller_hears_the_greeting_and_an_answer() -> TestResult {
     assert!(text.contains("sunrise bakery") || text.contains("thanks for calling"), "no greeting in: {text}");
     assert!(text.contains('9') || text.contains("nine"), "no answer from the knowledge in: {text}");
 
-    let mut log = None;
-    for _ in 0..100 {
-        log = std::fs::read_dir(&server.recordings)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if log.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
+    let log = common::call_log(&server)?;
     assert_eq!(log["channel"], "webrtc");
     let asked = log["transcript"]
         .as_array()

@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{Server, TestResult, root, start_server};
 
@@ -17,30 +16,21 @@ use common::{Server, TestResult, root, start_server};
 fn customer_site(server: &Server) -> std::io::Result<String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/", listener.local_addr()?);
-    listener.set_nonblocking(true)?;
     let page = format!(
         "<!doctype html><html><head><title>Sunrise Bakery</title></head><body>\
          <h1>Sunrise Bakery</h1><p>Fresh bread every morning.</p>\
          <script src=\"http://{}/widget.js\" async></script></body></html>",
         server.http
     );
-    std::thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < until {
-            let Ok((mut stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let _ = stream.set_nonblocking(false);
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-                page.len()
-            );
-        }
-    });
+    common::serve_http(listener, move |mut stream| {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+            page.len()
+        );
+    })?;
     Ok(url)
 }
 
@@ -90,20 +80,6 @@ fn answered_from_the_knowledge(lines: &[(String, String)]) -> bool {
         .any(|(who, text)| who == "agent" && (text.contains('9') || text.to_lowercase().contains("nine")))
 }
 
-fn call_log(server: &Server) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    for _ in 0..100 {
-        let found = std::fs::read_dir(&server.recordings)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if let Some(path) = found {
-            return Ok(serde_json::from_slice(&std::fs::read(path)?)?);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err("no call log".into())
-}
-
 #[test]
 fn a_visitor_calls_from_the_widget_and_sees_the_answer() -> TestResult {
     let server = start_server(&[])?;
@@ -123,7 +99,7 @@ fn a_visitor_calls_from_the_widget_and_sees_the_answer() -> TestResult {
     let _ = std::fs::remove_file(&wav);
     assert!(lines.iter().any(|(who, text)| who == "caller" && text.contains("Saturday")), "{lines:?}");
     assert!(answered_from_the_knowledge(&lines), "{lines:?}");
-    let log = call_log(&server)?;
+    let log = common::call_log(&server)?;
     assert_eq!(log["channel"], "webrtc");
     let recording = server.recordings.join(format!("{}.wav", log["id"].as_str().ok_or("no id")?));
     assert!(hound::WavReader::open(recording)?.duration() > 16_000 * 5, "a recording of the call");

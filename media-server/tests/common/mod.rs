@@ -125,22 +125,26 @@ pub fn http_text(
     Ok((status, payload.to_owned()))
 }
 
-/// Reads the caller's lines from the server's one call log.
-pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let mut log = None;
+/// The server's one call log, once written (waits up to 10 s).
+pub fn call_log(server: &Server) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     for _ in 0..100 {
-        log = std::fs::read_dir(&server.recordings)
+        let found = std::fs::read_dir(&server.recordings)
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if log.is_some() {
-            break;
+        if let Some(path) = found {
+            return Ok(serde_json::from_slice(&std::fs::read(path)?)?);
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log.ok_or("no call log")?)?)?;
+    Err("no call log".into())
+}
+
+/// Reads the caller's lines from the server's one call log.
+pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let log = call_log(server)?;
     Ok(log["transcript"]
         .as_array()
         .ok_or("no transcript")?
@@ -159,7 +163,6 @@ pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Res
     use std::io::{Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/v1", listener.local_addr()?);
-    listener.set_nonblocking(true)?;
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
         let body = serde_json::json!({
             "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
@@ -184,15 +187,9 @@ pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Res
         "data: [DONE]\n\n".to_owned(),
     ]
     .concat();
-    std::thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < until {
-            let Ok((mut stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    serve_http(listener, move |mut stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        {
             // Read the request: headers, then Content-Length bytes of body.
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
@@ -221,6 +218,27 @@ pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Res
                 events.len()
             );
         }
-    });
+    })?;
     Ok(url)
+}
+
+/// Answers each connection to `listener` with `answer`, one at a time,
+/// on a thread that stops by itself after 2 minutes.
+pub fn serve_http(
+    listener: std::net::TcpListener,
+    mut answer: impl FnMut(std::net::TcpStream) + Send + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            answer(stream);
+        }
+    });
+    Ok(())
 }
