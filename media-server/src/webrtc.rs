@@ -291,6 +291,9 @@ async fn run(
                 let Some(l) = live.as_mut() else { continue };
                 match frame {
                     Some(frame) => {
+                        // Bring the engine's clock to now, so the frame is due at once
+                        // (str0m holds at most a few frames not yet due).
+                        let _ = rtc.handle_input(Input::Timeout(std::time::Instant::now()));
                         if let Ok(len) = l.media.encode(&frame, &mut pcm, &mut payload)
                             && let Some(writer) = rtc.writer(l.mid)
                         {

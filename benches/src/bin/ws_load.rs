@@ -18,23 +18,6 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-/// CPU seconds (user + system) and RSS in MiB of `pid`.
-fn usage(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command's closing parenthesis: utime is the 14th field overall, stime the 15th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, rss_kb / 1024.0)
-}
-
 #[derive(Default)]
 struct Tally {
     completed: usize,
@@ -96,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: ws_load URL CALLS SECONDS SERVER_PID".into());
     };
     let (calls, seconds, pid): (usize, u64, u32) = (calls.parse()?, seconds.parse()?, pid.parse()?);
-    let (cpu0, _) = usage(pid);
+    let (cpu0, _) = voxgate_benches::process_usage(pid);
     let began = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..calls {
@@ -106,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Sample memory in the middle of the run.
     tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
-    let (_, rss) = usage(pid);
+    let (_, rss) = voxgate_benches::process_usage(pid);
     let mut tally = Tally::default();
     for t in tasks {
         if let Ok(Ok((frames, late))) = t.await {
@@ -115,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tally.late += late;
         }
     }
-    let (cpu1, _) = usage(pid);
+    let (cpu1, _) = voxgate_benches::process_usage(pid);
     let wall = began.elapsed().as_secs_f64();
     let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
     println!(
