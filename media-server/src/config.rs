@@ -141,15 +141,20 @@ impl Default for RtpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WebRtcConfig {
     pub enabled: bool,
-    /// The interface address a call's media socket binds to, and its host candidate.
-    pub address: std::net::IpAddr,
+    /// The interface addresses a call's media sockets bind to (one each),
+    /// which are its host candidates.
+    pub addresses: Vec<std::net::IpAddr>,
     /// Announced instead of `address` behind a 1:1 NAT (e.g. a cloud VM's public IP); empty: none.
     pub public_address: String,
 }
 
 impl Default for WebRtcConfig {
     fn default() -> Self {
-        Self { enabled: true, address: std::net::IpAddr::from([127, 0, 0, 1]), public_address: String::new() }
+        Self {
+            enabled: true,
+            addresses: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            public_address: String::new(),
+        }
     }
 }
 
@@ -601,10 +606,10 @@ impl Config {
                 reason: "not an IP address".into(),
             });
         }
-        if w.address.is_unspecified() {
+        if w.enabled && (w.addresses.is_empty() || w.addresses.iter().any(std::net::IpAddr::is_unspecified)) {
             return Err(ConfigError::Setting {
-                setting: "webrtc.address",
-                reason: "name one interface (its address is the host candidate)".into(),
+                setting: "webrtc.addresses",
+                reason: "name each interface (its address is a host candidate), not 0.0.0.0".into(),
             });
         }
         let wd = &self.widget;

@@ -1,7 +1,8 @@
 //! Browser calls over WebRTC: `POST /v1/webrtc/offer` with an SDP offer
 //! (WHIP-style: `application/sdp` in, the answer out with a `Location`
 //! to `DELETE` to hang up). Opus at 48 kHz both ways, DTLS-SRTP always;
-//! our host candidate is `webrtc.address` (or `public_address`).
+//! our host candidates are `webrtc.addresses`, a socket on each (and
+//! `public_address` behind a 1:1 NAT).
 //!
 //! The engine is [str0m](https://docs.rs/str0m), a sans-IO WebRTC stack:
 //! this module owns the socket and the clock and feeds it, as the SIP
@@ -74,23 +75,28 @@ pub async fn offer(
     };
     install_crypto();
     let w = &ctx.config.webrtc;
-    let socket = match calls::bind_media_port(&ctx.config, w.address).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "no port for a WebRTC call");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "no media port free");
+    // A socket and a host candidate per interface.
+    let mut sockets = Vec::with_capacity(w.addresses.len());
+    for &ip in &w.addresses {
+        let bound = calls::bind_media_port(&ctx.config, ip).await.and_then(|s| Ok((s.local_addr()?, s)));
+        match bound {
+            Ok(s) => sockets.push(s),
+            Err(e) => {
+                tracing::warn!(error = %e, %ip, "no port for a WebRTC call");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "no media port free");
+            }
         }
-    };
-    let Ok(local) = socket.local_addr() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "socket");
-    };
-    let announced = w.public_address.parse().map_or(local, |ip| SocketAddr::new(ip, local.port()));
+    }
     let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(std::time::Instant::now());
-    let candidates = [Candidate::host(local, "udp")]
-        .into_iter()
-        .chain((announced != local).then(|| Candidate::host(announced, "udp")))
-        .flatten();
-    for c in candidates {
+    for (local, _) in &sockets {
+        if let Ok(c) = Candidate::host(*local, "udp") {
+            rtc.add_local_candidate(c);
+        }
+    }
+    // Behind a 1:1 NAT: the public address, forwarded to the first interface's port.
+    if let (Ok(ip), Some((first, _))) = (w.public_address.parse::<std::net::IpAddr>(), sockets.first())
+        && let Ok(c) = Candidate::host(SocketAddr::new(ip, first.port()), "udp")
+    {
         rtc.add_local_candidate(c);
     }
     let answer = match rtc.sdp_api().accept_offer(offer) {
@@ -102,10 +108,10 @@ pub async fn offer(
     if let Ok(mut calls) = state.webrtc.0.lock() {
         calls.insert(id.clone(), cancel.clone());
     }
-    tracing::info!(call_id = %id, %local, "WebRTC call answered");
+    tracing::info!(call_id = %id, ports = ?sockets.iter().map(|s| s.0).collect::<Vec<_>>(), "WebRTC call answered");
     let (registry, call_id) = (state.webrtc.clone(), id.clone());
     tokio::spawn(async move {
-        let call = tokio::spawn(run(rtc, socket, local, ctx, call_id.clone(), cancel, received));
+        let call = tokio::spawn(run(rtc, sockets, ctx, call_id.clone(), cancel, received));
         if let Err(e) = call.await {
             tracing::error!(call_id = %call_id, error = %e, "WebRTC call task failed");
         }
@@ -162,8 +168,7 @@ struct Live {
 
 async fn run(
     mut rtc: Rtc,
-    socket: UdpSocket,
-    local: SocketAddr,
+    sockets: Vec<(SocketAddr, UdpSocket)>,
     ctx: Arc<CallContext>,
     id: String,
     cancel: CancellationToken,
@@ -192,7 +197,11 @@ async fn run(
         let next = loop {
             match rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
-                    let _ = socket.try_send_to(&t.contents, t.destination);
+                    // From the interface of the candidate pair in use.
+                    let socket = sockets.iter().find(|(l, _)| *l == t.source).or(sockets.first());
+                    if let Some((_, socket)) = socket {
+                        let _ = socket.try_send_to(&t.contents, t.destination);
+                    }
                 }
                 Ok(Output::Timeout(at)) => break at,
                 Ok(Output::Event(event)) => match event {
@@ -266,8 +275,8 @@ async fn run(
                 hang_up_session(live.as_ref());
                 rtc.disconnect();
             }
-            r = socket.recv_from(&mut buf) => {
-                let Ok((n, source)) = r else { continue };
+            r = recv_any(&sockets, &mut buf) => {
+                let Ok((n, source, local)) = r else { continue };
                 let Ok(contents) = buf[..n].try_into() else { continue };
                 let input = Input::Receive(std::time::Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
                 if rtc.accepts(&input) {
@@ -365,6 +374,24 @@ fn hang_up_session(live: Option<&Live>) {
     if let Some(l) = live {
         let _ = l.control.try_send(Control::Hangup);
     }
+}
+
+/// The next datagram on any of `sockets`: its length, source, and the
+/// local address it came to.
+async fn recv_any(
+    sockets: &[(SocketAddr, UdpSocket)],
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for (local, socket) in sockets {
+            let mut read = tokio::io::ReadBuf::new(buf);
+            if let std::task::Poll::Ready(r) = socket.poll_recv_from(cx, &mut read) {
+                return std::task::Poll::Ready(r.map(|source| (read.filled().len(), source, *local)));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The next message, or never without a receiver.

@@ -1,8 +1,9 @@
 //! A browser call: headless Chromium (driven by playwright-core) whose fake
 //! microphone plays a fixture question calls the running server over
-//! WebRTC, on 127.0.0.1. What the browser heard, transcribed, holds the
-//! greeting and an answer from the agent's knowledge; the call log has the
-//! caller's question. Needs `chromium` and the npm packages of
+//! WebRTC, on loopback with two interfaces (127.0.0.1 and 127.0.0.2, a host
+//! candidate each). What the browser heard, transcribed, holds the greeting
+//! and an answer from the agent's knowledge; the call log has the caller's
+//! question. Needs `chromium` and the npm packages of
 //! `tests/browser` (scripts/setup.sh installs both).
 
 mod common;
@@ -43,7 +44,8 @@ fn a_browser_caller_hears_the_greeting_and_an_answer() -> TestResult {
     }
     w.finalize()?;
 
-    let server = start_server(&[])?;
+    // Two interfaces (both loopback here): a socket and a host candidate each.
+    let server = start_server(&[("VOXGATE_WEBRTC__ADDRESSES", r#"["127.0.0.1", "127.0.0.2"]"#.to_owned())])?;
     let out = Command::new("node")
         .current_dir(&browser_dir)
         .arg("webrtc_call.mjs")
@@ -55,6 +57,13 @@ fn a_browser_caller_hears_the_greeting_and_an_answer() -> TestResult {
     let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(result["hangup_status"], 204, "{result}");
     assert!(result["first_audio_ms"].is_number(), "no audio reached the browser: {result}");
+    let candidates: Vec<&str> =
+        result["candidates"].as_array().ok_or("no candidates")?.iter().filter_map(|c| c.as_str()).collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" 127.0.0.1 "))
+            && candidates.iter().any(|c| c.contains(" 127.0.0.2 ")),
+        "a host candidate per interface: {candidates:?}"
+    );
 
     let bytes = B64.decode(result["heard"].as_str().ok_or("nothing heard")?)?;
     let heard: Vec<i16> = bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();

@@ -66,7 +66,9 @@ try {
     });
     if (res.status !== 201) throw new Error(`offer refused: ${res.status} ${await res.text()}`);
     const location = res.headers.get('Location');
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    const answer = await res.text();
+    const candidates = answer.split('\n').filter((l) => l.startsWith('a=candidate')).map((l) => l.trim());
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     const answeredAt = performance.now() - started;
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const hangup = await fetch(location, { method: 'DELETE' });
@@ -83,6 +85,7 @@ try {
       first_audio_ms: firstAudioMs,
       hangup_status: hangup.status,
       connection: pc.connectionState,
+      candidates,
       heard: btoa(binary),
     };
   }, Number(seconds));
