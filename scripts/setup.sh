@@ -34,13 +34,15 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
   exit 1
 fi
 
-# The browser tests' npm packages (playwright-core drives Debian's chromium; it downloads no browser).
-if ! command -v npm >/dev/null 2>&1; then
-  echo "setup: error: npm not found; install Node.js >= 20 with npm" >&2
-  exit 1
-fi
+# The browser tests' npm packages (playwright-core drives Debian's chromium; it
+# downloads no browser). Only the tests need them: without Node.js the server
+# still runs, and the browser tests say what is missing.
 if [ ! -d "$root/media-server/tests/browser/node_modules/playwright-core" ]; then
-  (cd "$root/media-server/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+  if command -v npm >/dev/null 2>&1; then
+    (cd "$root/media-server/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "setup: warning: npm not found; the browser tests need Node.js >= 20 with npm" >&2
+  fi
 fi
 
 "$root/scripts/fetch-models.sh"

@@ -24,7 +24,7 @@ fn a_browser_caller_hears_the_greeting_and_an_answer() -> TestResult {
     let browser_dir = root().join("media-server/tests/browser");
     assert!(
         browser_dir.join("node_modules/playwright-core").is_dir(),
-        "run scripts/setup.sh: it installs the browser tests' npm packages"
+        "the browser tests need Node.js >= 20 with npm, then scripts/setup.sh (it installs their npm packages)"
     );
     let work = std::env::temp_dir().join(format!("voxgate-webrtc-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

@@ -47,7 +47,10 @@ fn visit(
     wav: &std::path::Path,
 ) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
     let browser_dir = root().join("media-server/tests/browser");
-    assert!(browser_dir.join("node_modules/playwright-core").is_dir(), "run scripts/setup.sh (npm packages)");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "the browser tests need Node.js >= 20 with npm, then scripts/setup.sh (it installs their npm packages)"
+    );
     let shot = artifacts()?.join(format!("widget-{mode}.png"));
     let out = Command::new("node")
         .current_dir(&browser_dir)
