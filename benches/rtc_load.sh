@@ -10,8 +10,6 @@ set -euo pipefail
 calls=${1:-50}
 seconds=${2:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 source "$root/benches/server.sh"
 cd "$root"
 export VOXGATE_SIP__ENABLED=false

@@ -1,7 +1,18 @@
-# Sourced by the benchmark scripts: start a release `voxgate serve` with the
-# default offline agent on free loopback ports, logging to $work/server.log,
-# stopped when the script exits. Set $work first; extra VOXGATE_* settings
-# may be exported before. Sets $http (its HTTP port) and $server (its pid).
+# Sourced by the benchmark scripts: a scratch folder $work (removed at exit)
+# and start_server, which starts a release `voxgate serve` with the default
+# offline agent on free loopback ports, logging to $work/server.log, stopped
+# at exit. Extra VOXGATE_* settings may be exported before it. It sets $http
+# (its HTTP port) and $server (its pid). A script may define keep_results,
+# run at exit before $work goes, to copy what it wants kept.
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if declare -F keep_results > /dev/null; then keep_results || true; fi
+  if [ -n "$server" ]; then kill "$server" 2> /dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 free_port() {
   python3 -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_$1); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"

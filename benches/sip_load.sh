@@ -13,9 +13,10 @@ rate=${1:-100}
 seconds=${2:-60}
 length=${3:-1000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; cp "$work/server.log" /tmp/sip_load_server.log 2>/dev/null; cp "$work"/*_rtt.csv /tmp/sip_load_rtt.csv 2>/dev/null; rm -rf "$work"' EXIT
-
+keep_results() {
+  cp "$work/server.log" /tmp/sip_load_server.log 2>/dev/null
+  cp "$work"/*_rtt.csv /tmp/sip_load_rtt.csv 2>/dev/null
+}
 source "$root/benches/server.sh"
 port=$(free_port DGRAM)
 cd "$root"

@@ -13,9 +13,6 @@
 set -euo pipefail
 calls=${1:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-
 source "$root/benches/server.sh"
 cd "$root"
 export VOXGATE_SIP__ENABLED=false

@@ -17,3 +17,72 @@ pub fn process_usage(pid: u32) -> (f64, f64) {
         .unwrap_or(0.0);
     (cpu, rss_kb / 1024.0)
 }
+
+/// The agent's frames as a load-test call receives them, and the late gaps
+/// between them: later than 60 ms, yet shorter than a pause between lines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Arrivals {
+    pub frames: u64,
+    pub late: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl Arrivals {
+    /// One more agent frame, now.
+    pub fn frame(&mut self) {
+        let now = std::time::Instant::now();
+        if let Some(gap) = self.last.map(|prev| now - prev)
+            && gap > std::time::Duration::from_millis(60)
+            && gap < std::time::Duration::from_millis(400)
+        {
+            self.late += 1;
+        }
+        self.last = Some(now);
+        self.frames += 1;
+    }
+}
+
+/// Runs `calls` load-test calls at once (their starts spread over a second),
+/// each `call(n)` lasting about `seconds`, while reading the server `pid`'s
+/// CPU and (half way) RSS; prints one line of results for `what`.
+pub async fn run_load<F, Fut, E>(what: &str, calls: usize, seconds: u64, pid: u32, call: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Arrivals, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    use std::time::{Duration, Instant};
+    let (cpu0, _) = process_usage(pid);
+    let began = Instant::now();
+    let mut tasks = Vec::with_capacity(calls);
+    for n in 0..calls {
+        tasks.push(tokio::spawn(call(n)));
+        tokio::time::sleep(Duration::from_millis(1000 / calls.max(1) as u64)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
+    let (_, rss) = process_usage(pid);
+    let (mut completed, mut total, mut failed) = (0, Arrivals::default(), Vec::new());
+    for task in tasks {
+        match task.await {
+            Ok(Ok(a)) => {
+                completed += 1;
+                total.frames += a.frames;
+                total.late += a.late;
+            }
+            Ok(Err(e)) => failed.push(e.to_string()),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    let (cpu1, _) = process_usage(pid);
+    let cpu = (cpu1 - cpu0) / began.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "{calls} {what} x {seconds} s: {completed} completed; agent frames {} ({} late gaps); server CPU {cpu:.1}% \
+         of a core ({:.2}% per call); RSS {rss:.0} MiB",
+        total.frames,
+        total.late,
+        cpu / calls as f64
+    );
+    if let Some(first) = failed.first() {
+        println!("{} failed, e.g.: {first}", failed.len());
+    }
+}

@@ -19,7 +19,7 @@ use voxgate_pipeline::session::{ChatEvent, spawn_chat};
 
 use crate::calls::{self, CallContext};
 use crate::http::AppState;
-use crate::stream::{KeyQuery, Limits, close, refused};
+use crate::stream::{KeyQuery, Limits, close, upgrade};
 
 /// The longest message a visitor may send, in characters.
 const MAX_TEXT_CHARS: usize = 4000;
@@ -37,11 +37,7 @@ pub async fn chat(
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(r) = refused(&state, &query) {
-        return r;
-    }
-    let calls = state.calls.clone();
-    ws.max_message_size(16 * 1024).on_upgrade(move |socket| serve(socket, calls))
+    upgrade(ws, &state, &query, 16 * 1024, serve)
 }
 
 async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {

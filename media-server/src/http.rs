@@ -72,10 +72,16 @@ fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .as_bytes();
-    let same = given.len() == key.len() && given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    (!same).then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key"))
+        .unwrap_or_default();
+    (!same_secret(given, state.api_key.expose()))
+        .then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key"))
+}
+
+/// Whether `given` is `secret`, compared in time that does not depend on
+/// where they differ.
+pub fn same_secret(given: &str, secret: &str) -> bool {
+    let (a, b) = (given.as_bytes(), secret.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `POST /v1/calls`.

@@ -18,13 +18,14 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
+use voxgate_benches::{Arrivals, run_load};
 use voxgate_codecs::SampleRate;
 use voxgate_codecs::opus::{OpusEncoder, OpusEncoderConfig};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// One call; returns (connected, agent frames, late gaps).
-async fn call(base: String, seconds: u64) -> Result<(bool, u64, u64), Error> {
+/// One call; what it received of the agent (an error if it never connected).
+async fn call(base: String, seconds: u64) -> Result<Arrivals, Error> {
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     let local = socket.local_addr()?;
     let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(Instant::now());
@@ -46,7 +47,7 @@ async fn call(base: String, seconds: u64) -> Result<(bool, u64, u64), Error> {
     let mut encoder = OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000))?;
     let silence = [0i16; 960];
     let mut packet = [0u8; 1500];
-    let (mut connected, mut frames, mut late, mut last) = (false, 0u64, 0u64, None::<Instant>);
+    let (mut connected, mut arrivals) = (false, Arrivals::default());
     let mut buf = vec![0u8; 2000];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut ts = 0u64;
@@ -59,17 +60,7 @@ async fn call(base: String, seconds: u64) -> Result<(bool, u64, u64), Error> {
                 }
                 Output::Timeout(at) => break at,
                 Output::Event(Event::Connected) => connected = true,
-                Output::Event(Event::MediaData(_)) => {
-                    let now = Instant::now();
-                    if let Some(prev) = last {
-                        let gap = now - prev;
-                        if gap > Duration::from_millis(60) && gap < Duration::from_millis(400) {
-                            late += 1;
-                        }
-                    }
-                    last = Some(now);
-                    frames += 1;
-                }
+                Output::Event(Event::MediaData(_)) => arrivals.frame(),
                 Output::Event(_) => {}
             }
         };
@@ -95,7 +86,7 @@ async fn call(base: String, seconds: u64) -> Result<(bool, u64, u64), Error> {
     if let Some(location) = location {
         let _ = http.delete(format!("{base}{location}")).send().await;
     }
-    Ok((connected, frames, late))
+    if connected { Ok(arrivals) } else { Err("never connected".into()) }
 }
 
 #[tokio::main]
@@ -106,36 +97,6 @@ async fn main() -> Result<(), Error> {
         return Err("usage: rtc_load BASE_URL CALLS SECONDS SERVER_PID".into());
     };
     let (calls, seconds, pid): (usize, u64, u32) = (calls.parse()?, seconds.parse()?, pid.parse()?);
-    let (cpu0, _) = voxgate_benches::process_usage(pid);
-    let began = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..calls {
-        tasks.push(tokio::spawn(call(base.clone(), seconds)));
-        tokio::time::sleep(Duration::from_millis(1000 / calls.max(1) as u64)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
-    let (_, rss) = voxgate_benches::process_usage(pid);
-    let (mut ok, mut frames, mut late, mut failed) = (0, 0, 0, Vec::new());
-    for t in tasks {
-        match t.await? {
-            Ok((true, f, l)) => {
-                ok += 1;
-                frames += f;
-                late += l;
-            }
-            Ok((false, ..)) => failed.push("never connected".to_owned()),
-            Err(e) => failed.push(e.to_string()),
-        }
-    }
-    let (cpu1, _) = voxgate_benches::process_usage(pid);
-    let cpu_pct = (cpu1 - cpu0) / began.elapsed().as_secs_f64() * 100.0;
-    println!(
-        "{calls} WebRTC calls x {seconds} s: {ok} connected and completed; agent frames {frames} ({late} late gaps); \
-         server CPU {cpu_pct:.1}% of a core ({:.2}% per call); RSS {rss:.0} MiB",
-        cpu_pct / calls as f64
-    );
-    if let Some(first) = failed.first() {
-        println!("{} failed, e.g.: {first}", failed.len());
-    }
+    run_load("WebRTC calls", calls, seconds, pid, |_| call(base.clone(), seconds)).await;
     Ok(())
 }

@@ -17,19 +17,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-#[derive(Default)]
-struct Tally {
-    completed: usize,
-    frames: u64,
-    late: u64,
-}
+use voxgate_benches::{Arrivals, run_load};
 
 async fn call(
     url: String,
     n: usize,
     seconds: u64,
-) -> Result<(u64, u64), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Arrivals, Box<dyn std::error::Error + Send + Sync>> {
     let (socket, _) = tokio_tungstenite::connect_async(&url).await?;
     let (mut tx, mut rx) = socket.split();
     let sid = format!("MZload{n}");
@@ -42,23 +36,15 @@ async fn call(
     ))
     .await?;
     let listener = tokio::spawn(async move {
-        let (mut frames, mut late, mut last) = (0u64, 0u64, None::<Instant>);
+        let mut arrivals = Arrivals::default();
         while let Some(Ok(message)) = rx.next().await {
-            let Message::Text(text) = message else { continue };
-            if text.as_str().contains(r#""event":"media""#) {
-                let now = Instant::now();
-                // A gap inside a line: later than 60 ms, yet shorter than a pause between lines.
-                if let Some(prev) = last {
-                    let gap = now - prev;
-                    if gap > Duration::from_millis(60) && gap < Duration::from_millis(400) {
-                        late += 1;
-                    }
-                }
-                last = Some(now);
-                frames += 1;
+            if let Message::Text(text) = message
+                && text.as_str().contains(r#""event":"media""#)
+            {
+                arrivals.frame();
             }
         }
-        (frames, late)
+        arrivals
     });
     let silence = B64.encode([0xFFu8; 160]);
     let start = Instant::now();
@@ -79,35 +65,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: ws_load URL CALLS SECONDS SERVER_PID".into());
     };
     let (calls, seconds, pid): (usize, u64, u32) = (calls.parse()?, seconds.parse()?, pid.parse()?);
-    let (cpu0, _) = voxgate_benches::process_usage(pid);
-    let began = Instant::now();
-    let mut tasks = Vec::new();
-    for n in 0..calls {
-        tasks.push(tokio::spawn(call(url.clone(), n, seconds)));
-        // Spread the starts over a second.
-        tokio::time::sleep(Duration::from_millis(1000 / calls.max(1) as u64)).await;
-    }
-    // Sample memory in the middle of the run.
-    tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
-    let (_, rss) = voxgate_benches::process_usage(pid);
-    let mut tally = Tally::default();
-    for t in tasks {
-        if let Ok(Ok((frames, late))) = t.await {
-            tally.completed += 1;
-            tally.frames += frames;
-            tally.late += late;
-        }
-    }
-    let (cpu1, _) = voxgate_benches::process_usage(pid);
-    let wall = began.elapsed().as_secs_f64();
-    let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
-    println!(
-        "{calls} calls x {seconds} s: {} completed; agent frames {} ({} late gaps); server CPU {cpu_pct:.1}% of a core \
-         ({:.2}% per call); RSS {rss:.0} MiB",
-        tally.completed,
-        tally.frames,
-        tally.late,
-        cpu_pct / calls as f64
-    );
+    run_load("calls", calls, seconds, pid, |n| call(url.clone(), n, seconds)).await;
     Ok(())
 }

@@ -102,9 +102,28 @@ pub struct KeyQuery {
 /// The refusal of a client without the media key, if one is set.
 pub fn refused(state: &AppState, query: &KeyQuery) -> Option<Response> {
     let key = state.calls.config.http.media_key.expose();
-    let same = query.key.len() == key.len()
-        && query.key.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    (!key.is_empty() && !same).then(|| (StatusCode::UNAUTHORIZED, "missing or wrong key").into_response())
+    (!key.is_empty() && !crate::http::same_secret(&query.key, key))
+        .then(|| (StatusCode::UNAUTHORIZED, "missing or wrong key").into_response())
+}
+
+/// A public websocket endpoint: checks the media key, then upgrades with
+/// messages of at most `max_message` bytes and runs `serve` on the socket.
+pub fn upgrade<F, Fut>(
+    ws: WebSocketUpgrade,
+    state: &AppState,
+    query: &KeyQuery,
+    max_message: usize,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(WebSocket, Arc<CallContext>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if let Some(r) = refused(state, query) {
+        return r;
+    }
+    let calls = state.calls.clone();
+    ws.max_message_size(max_message).on_upgrade(move |socket| serve(socket, calls))
 }
 
 /// `GET /v1/streams/twilio`: a Twilio Media Streams websocket.
@@ -113,11 +132,7 @@ pub async fn twilio(
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(r) = refused(&state, &query) {
-        return r;
-    }
-    let calls = state.calls.clone();
-    ws.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+    upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls| async move {
         match twilio::Twilio::new() {
             Ok(protocol) => serve(socket, protocol, calls, "twilio").await,
             Err(e) => tracing::error!(error = %e, "stream codec"),
@@ -131,12 +146,9 @@ pub async fn json(
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(r) = refused(&state, &query) {
-        return r;
-    }
-    let calls = state.calls.clone();
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(socket, json::Json::default(), calls, "websocket"))
+    upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls| {
+        serve(socket, json::Json::default(), calls, "websocket")
+    })
 }
 
 /// Counts what a client sends, to stop floods and garbage.

@@ -4,22 +4,10 @@
 // when the answer came and when the agent's audio first arrived.
 //
 //   node webrtc_call.mjs BASE_URL WAV SECONDS
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [base, wav, seconds] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`,
-    '--autoplay-policy=no-user-gesture-required',
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-  ],
-});
+const browser = await launch(wav);
 try {
   const page = await browser.newPage();
   // Any page of the server's origin: 127.0.0.1 counts as a secure context.

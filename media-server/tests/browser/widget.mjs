@@ -7,22 +7,10 @@
 // widget's transcript lines as JSON.
 //
 //   node widget.mjs SITE_URL MODE WAV QUESTION SCREENSHOT
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [site, mode, wav, question, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    mode === 'denied' ? '--deny-permission-prompts' : '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`,
-    '--autoplay-policy=no-user-gesture-required',
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-  ],
-});
+const browser = await launch(wav, { denyMicrophone: mode === 'denied' });
 const lines = (frame) => frame.locator('.line').evaluateAll((els) =>
   els.map((e) => ({
     who: e.classList.contains('caller') ? 'caller' : e.classList.contains('agent') ? 'agent' : 'note',
