@@ -10,8 +10,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # python3-pip: the model fetch. espeak-ng + sox: the local voice and fixture tools.
 # baresip-core + sip-tester (SIPp): real SIP peers for the phone-call tests.
 # chromium: the browser of the WebRTC and widget tests (driven by npm playwright-core).
+# postgresql: the tests start their own throwaway PostgreSQL servers (the store's
+# scale-out backend); the server itself needs none (SQLite by default).
 PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium)
+  chromium postgresql)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -43,6 +45,15 @@ if [ ! -d "$root/media-server/tests/browser/node_modules/playwright-core" ]; the
   else
     echo "setup: warning: npm not found; the browser tests need Node.js >= 20 with npm" >&2
   fi
+fi
+
+# moto[server] (PyPI): the S3 server the recording-store tests start on 127.0.0.1.
+# Only the tests use it; it goes into the git-ignored .test-tools/.
+moto_dir="$root/.test-tools/moto"
+if [ ! -f "$moto_dir/moto/__init__.py" ]; then
+  echo "setup: installing moto[server] into .test-tools/ (for the S3 tests)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+    --target "$moto_dir" 'moto[server]==5.2.5'
 fi
 
 "$root/scripts/fetch-models.sh"

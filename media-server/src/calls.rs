@@ -1,32 +1,29 @@
 //! What every call leaves behind, whatever carried it (SIP, a websocket
-//! stream, WebRTC): its stereo recording and, next to it, its log as JSON.
+//! stream, WebRTC, chat): its stereo recording, and its record in the store.
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-use voxgate_pipeline::session::CallLog;
+use voxgate_pipeline::session::{CallLog, EndReason};
 
 use crate::agent::Agent;
+use crate::agent::registry::Agents;
 use crate::config::Config;
+use crate::store::{NewCall, Store};
 
 /// What starting a call needs, whatever carries it.
 #[derive(Debug)]
 pub struct CallContext {
     pub config: Config,
-    pub agent: Agent,
+    /// The agents, and which number reaches which.
+    pub agents: std::sync::Arc<Agents>,
+    pub store: Store,
+    /// The configured agent's tenant.
+    pub default_tenant: String,
+    /// Where recordings end up, and links to them.
+    pub recordings: std::sync::Arc<crate::recordings::Recordings>,
 }
 
-/// A finished call's log file: who carried it, and the session's log.
-#[derive(Debug, Serialize)]
-struct CallRecord<'a> {
-    id: &'a str,
-    /// `sip`, `twilio`, `websocket`, ...
-    channel: &'a str,
-    #[serde(flatten)]
-    log: &'a CallLog,
-}
-
-/// Where a call's recording goes (its log goes next to it, as JSON). The
+/// Where a call's recording goes. The
 /// folder is made at start-up ([`prepare`]), so starting a call touches no disk.
 pub fn recording_path(config: &Config, call_id: &str) -> PathBuf {
     let safe: String = call_id
@@ -52,22 +49,110 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
-/// Writes a finished call's log next to its recording (whole or not at
-/// all: written aside, then renamed into place).
-pub async fn save_log(config: &Config, call_id: &str, channel: &str, log: &CallLog) {
-    tracing::info!(call_id = %call_id, channel, end = ?log.end, turns = log.latencies.len(), "call ended");
-    let write = async {
-        let path = recording_path(config, call_id).with_extension("json");
-        // Made at start-up; made again if someone removed it since.
-        tokio::fs::create_dir_all(&config.storage.recordings_dir).await?;
-        let aside = path.with_extension("json.part");
-        let record = CallRecord { id: call_id, channel, log };
-        tokio::fs::write(&aside, serde_json::to_vec_pretty(&record)?).await?;
-        tokio::fs::rename(&aside, &path).await?;
-        anyhow::Ok(())
+/// Who carried a call, and between whom.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub id: String,
+    /// `sip`, `webrtc`, `twilio`, `websocket`, `chat`.
+    pub channel: &'static str,
+    pub direction: Direction,
+    /// The calling number or user, when known.
+    pub caller: Option<String>,
+    /// The called number or user, when known.
+    pub callee: Option<String>,
+    /// The tenant it belongs to; `None`: the configured agent's (the default tenant).
+    pub tenant_id: Option<String>,
+    /// The stored agent that took it; `None`: the configured agent.
+    pub agent_id: Option<String>,
+}
+
+impl CallInfo {
+    /// An inbound call on `channel` to `agent`.
+    #[must_use]
+    pub fn for_agent(id: &str, channel: &'static str, agent: &Agent) -> Self {
+        Self { tenant_id: agent.tenant_id.clone(), agent_id: agent.id.clone(), ..Self::inbound(id, channel) }
+    }
+
+    /// An inbound call on `channel` to the configured agent.
+    #[must_use]
+    pub fn inbound(id: &str, channel: &'static str) -> Self {
+        Self {
+            id: id.to_owned(),
+            channel,
+            direction: Direction::Inbound,
+            caller: None,
+            callee: None,
+            tenant_id: None,
+            agent_id: None,
+        }
+    }
+}
+
+/// Who placed the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// Records a finished call (its transcript, events and latencies) in the
+/// store. A database failure is logged, and the call's recording stays.
+pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
+    let pii = ctx.config.log.show_pii;
+    tracing::info!(
+        call_id = %call.id,
+        channel = call.channel,
+        caller = %crate::redact::number(call.caller.as_deref(), pii),
+        end = ?log.end,
+        turns = log.latencies.len(),
+        "call ended"
+    );
+    let ended_at = crate::store::now_ms();
+    let duration_ms = i64::try_from(log.duration_ms).unwrap_or(i64::MAX);
+    let recording = recording_path(&ctx.config, &call.id);
+    let has_recording = log.recorded_ms > 0 || tokio::fs::try_exists(&recording).await.unwrap_or(false);
+    let record = NewCall {
+        id: call.id.clone(),
+        tenant_id: call.tenant_id.clone().unwrap_or_else(|| ctx.default_tenant.clone()),
+        agent_id: call.agent_id.clone(),
+        campaign_id: None,
+        channel: call.channel.to_owned(),
+        direction: match call.direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+        .to_owned(),
+        status: end_status(&log.end).to_owned(),
+        caller: call.caller.clone(),
+        callee: call.callee.clone(),
+        started_at: ended_at - duration_ms,
+        ended_at,
+        duration_ms,
+        recording: has_recording
+            .then(|| recording.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .flatten(),
+        // A CallLog is plain data.
+        detail: serde_json::to_string(log).unwrap_or_default(),
     };
-    if let Err(e) = write.await {
-        tracing::warn!(call_id = %call_id, error = %e, "call log not written");
+    if let Err(e) = ctx.store.save_call(&record).await {
+        tracing::error!(call_id = %call.id, error = %e, "call record not saved");
+        return;
+    }
+    if record.recording.is_some() {
+        ctx.recordings.upload_in_background(ctx.store.clone(), call.id.clone(), recording);
+    }
+}
+
+/// How a call ended, as the calls API reports it.
+fn end_status(end: &EndReason) -> &'static str {
+    match end {
+        EndReason::CallerHungUp => "caller_hung_up",
+        EndReason::NoMedia => "no_media",
+        EndReason::MaxSilence => "max_silence",
+        EndReason::MaxDuration => "max_duration",
+        EndReason::AgentEnded => "agent_ended",
+        EndReason::ProviderFailure => "provider_failure",
+        EndReason::Transferred { .. } => "transferred",
     }
 }
 

@@ -8,6 +8,7 @@
 //! (the greeting too), `{"type": "error", "error"}` for a message it cannot
 //! take, `{"type": "ended", "reason"}`, then it closes.
 
+use crate::agent::Agent;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
@@ -37,17 +38,21 @@ pub async fn chat(
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
-    upgrade(ws, &state, &query, 16 * 1024, serve)
+    let agent = match state.calls.agents.get(&query.agent).await {
+        Ok(agent) => agent,
+        Err(e) => return axum::response::IntoResponse::into_response(crate::api::ApiError::from(e)),
+    };
+    upgrade(ws, &state, &query, 16 * 1024, move |socket, calls| serve(socket, calls, agent))
 }
 
 async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {
     socket.send(Message::Text(value.to_string().into())).await.is_ok()
 }
 
-async fn serve(mut socket: WebSocket, calls: Arc<CallContext>) {
+async fn serve(mut socket: WebSocket, calls: Arc<CallContext>, agent: Agent) {
     let id = calls::new_id("chat");
     tracing::info!(call_id = %id, "chat started");
-    let mut chat = spawn_chat(calls.agent.session.clone(), calls.agent.providers.clone());
+    let mut chat = spawn_chat(agent.session.clone(), agent.providers.clone());
     let mut limits = Limits::new("chat");
     send(&mut socket, json!({"type": "started", "session_id": id})).await;
     let (mut reading, mut close_reason) = (true, None);
@@ -113,7 +118,7 @@ async fn serve(mut socket: WebSocket, calls: Arc<CallContext>) {
         }
     }
     match chat.task.await {
-        Ok(log) => calls::save_log(&calls.config, &id, "chat", &log).await,
+        Ok(log) => calls::save_log(&calls, &calls::CallInfo::for_agent(&id, "chat", &agent), &log).await,
         Err(e) => tracing::error!(call_id = %id, error = %e, "chat failed"),
     }
     match close_reason {

@@ -55,6 +55,57 @@ pub struct Config {
     pub openai: OpenAiSettings,
     pub deepgram: DeepgramSettings,
     pub trunk: TrunkSettings,
+    pub auth: AuthSettings,
+    pub s3: S3Settings,
+}
+
+/// S3 (or any S3-compatible store) for recordings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// Empty: recordings stay in `storage.recordings_dir`.
+    pub bucket: String,
+    /// Put before each recording's name, e.g. `recordings/`.
+    pub prefix: String,
+    /// Empty: AWS itself. An S3-compatible server's URL, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    pub region: String,
+    /// Empty: `AWS_ACCESS_KEY_ID` (and the secret, session token) from the environment.
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Bucket in the path rather than the host name (most S3-compatible servers).
+    pub path_style: bool,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            prefix: "recordings/".to_owned(),
+            endpoint: String::new(),
+            region: "us-east-1".to_owned(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            path_style: false,
+        }
+    }
+}
+
+/// Operators' logins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Signs login tokens (HS256); empty: a random key made on first start
+    /// and kept in the database, shared by every node.
+    pub jwt_secret: Secret,
+    /// How long a login token works, in seconds.
+    pub token_ttl_s: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { jwt_secret: Secret::default(), token_ttl_s: 8 * 3600 }
+    }
 }
 
 /// The control API and health endpoint.
@@ -62,12 +113,19 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    /// The key (`Authorization: Bearer <key>`) of the call API (`/v1/calls`);
-    /// empty: that API is off.
+    /// A control API key (`Authorization: Bearer <key>`) for the default
+    /// tenant, for scripts; empty: none (make keys with `POST /v1/api-keys`).
     pub api_key: Secret,
     /// The key websocket media streams must give (`?key=<key>` on their
     /// URL); empty: any client that reaches this listener.
     pub media_key: Secret,
+    /// How clients reach this server (e.g. `https://voice.example.com`),
+    /// for links it hands out; empty: the request's `Host`.
+    pub public_url: String,
+    /// Requests per second one client address may make to the public
+    /// endpoints (widget, chat, WebRTC offers, login, recording links);
+    /// bursts of twice that. 0: no limit.
+    pub public_rate_limit: u32,
 }
 
 impl Default for HttpConfig {
@@ -76,6 +134,8 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api_key: Secret::default(),
             media_key: Secret::default(),
+            public_url: String::new(),
+            public_rate_limit: 10,
         }
     }
 }
@@ -159,7 +219,7 @@ impl Default for WebRtcConfig {
 }
 
 /// How the embeddable widget looks, and where it may be embedded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WidgetConfig {
     pub title: String,
@@ -224,7 +284,7 @@ impl Default for VadSettings {
 }
 
 /// When a caller's turn starts and ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EndpointSettings {
     pub threshold: f32,
@@ -365,7 +425,7 @@ impl Serialize for Secret {
 }
 
 /// Speech to text for the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SttChoice {
     /// Whisper tiny.en, offline.
@@ -376,7 +436,7 @@ pub enum SttChoice {
 }
 
 /// The agent's language model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LlmChoice {
     /// SmolLM2-135M, offline, demo quality.
@@ -387,7 +447,7 @@ pub enum LlmChoice {
 }
 
 /// Text to speech for the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TtsChoice {
     /// Piper (espeak-ng as fallback), offline.
@@ -535,8 +595,8 @@ impl Config {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if rest == "CONFIG" {
-                continue; // names the file, handled by the CLI
+            if rest == "CONFIG" || rest == "ADMIN_PASSWORD" {
+                continue; // read by the command line: the file, `admin create`'s password
             }
             let Some((section, key)) = rest.split_once("__") else {
                 return Err(ConfigError::UnknownVariable { var });

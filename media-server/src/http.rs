@@ -1,16 +1,20 @@
-//! The HTTP side: health, metrics and the call API (`/v1/calls`: place
-//! an outbound call, follow it); the rest of the control API grows here.
+//! The HTTP side: health and readiness, metrics, the media endpoints
+//! (websocket streams, WebRTC, chat, the widget) and the control API
+//! ([`crate::api`]). Public endpoints are rate limited per client address.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Secret;
-use crate::sip::{DialError, Dialer};
+use crate::sip::Dialer;
 
 /// What handlers share.
 #[derive(Debug, Clone)]
@@ -21,8 +25,12 @@ pub struct AppState {
     pub agent: AgentInfo,
     /// Places outbound calls; `None` when SIP is off.
     pub dialer: Option<Dialer>,
-    /// The call API's bearer key; empty: the API is off.
+    /// `http.api_key`: a control API key for the default tenant; empty: none.
     pub api_key: Secret,
+    /// Records, logins, recordings.
+    pub control: Arc<crate::api::Control>,
+    /// Requests to public endpoints, per client address.
+    pub public_limit: Option<Arc<PublicLimit>>,
     /// What calls are made of (websocket streams start them here).
     pub calls: std::sync::Arc<crate::calls::CallContext>,
     /// WebRTC calls in progress.
@@ -56,27 +64,48 @@ async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
     ([(axum::http::header::CONTENT_TYPE, content_type)], voxgate_pipeline::metrics::encode())
 }
 
-/// A JSON error: `{"error": "..."}`.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
-}
-
-/// Checks `Authorization: Bearer <api_key>` (in constant time); the
-/// refusal, if any.
-fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let key = state.api_key.expose().as_bytes();
-    if key.is_empty() {
-        return Some(error(StatusCode::FORBIDDEN, "the call API is off: set http.api_key"));
+/// `GET /readyz`: 200 when the database answers, else 503 (take this node
+/// out of the load balancer; `/healthz` says whether the process lives).
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.control.store.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database unavailable" })))
+                .into_response()
+        }
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    (!same_secret(given, state.api_key.expose()))
-        .then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key"))
 }
 
+/// A token bucket per client address, for the public endpoints.
+pub type PublicLimit = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// A limiter allowing `per_second` requests per address, bursts of twice that; `None` for 0.
+#[must_use]
+pub fn public_limit(per_second: u32) -> Option<Arc<PublicLimit>> {
+    let rate = std::num::NonZeroU32::new(per_second)?;
+    let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+    Some(Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))))
+}
+
+/// Refuses (429) a client that exceeds its share of the public endpoints.
+async fn rate_limited(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if let Some(limit) = &state.public_limit {
+        if limit.check_key(&peer.ip()).is_err() {
+            return crate::api::ApiError::TooManyRequests.into_response();
+        }
+        // Forget idle clients now and then, so the table stays small.
+        if limit.len() > 10_000 {
+            limit.retain_recent();
+        }
+    }
+    next.run(request).await
+}
 /// Whether `given` is `secret`, compared in time that does not depend on
 /// where they differ.
 pub fn same_secret(given: &str, secret: &str) -> bool {
@@ -84,63 +113,9 @@ pub fn same_secret(given: &str, secret: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `POST /v1/calls`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlaceCall {
-    /// A `sip:` URI, or a number dialled through the trunk.
-    to: String,
-    /// Give up when nobody answers within this many seconds (1..=300).
-    ring_timeout_s: Option<u32>,
-}
-
-async fn place_call(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<PlaceCall>, JsonRejection>,
-) -> Response {
-    if let Some(refused) = refusal(&state, &headers) {
-        return refused;
-    }
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let Some(dialer) = state.dialer else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "SIP is off (sip.enabled = false)");
-    };
-    if req.ring_timeout_s.is_some_and(|s| !(1..=300).contains(&s)) {
-        return error(StatusCode::BAD_REQUEST, "ring_timeout_s must be 1..=300");
-    }
-    let ring = req.ring_timeout_s.map(|s| std::time::Duration::from_secs(u64::from(s)));
-    match dialer.dial(&req.to, ring).await {
-        Ok(status) => (StatusCode::CREATED, Json(status)).into_response(),
-        Err(e @ DialError::BadTarget(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e @ DialError::Unreachable(_)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
-        Err(e @ DialError::NoMedia(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
-}
-
-/// `GET /v1/calls/{id}`.
-async fn call_status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Some(refused) = refusal(&state, &headers) {
-        return refused;
-    }
-    match state.dialer.and_then(|d| d.status(&id)) {
-        Some(status) => Json(status).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such call"),
-    }
-}
-
 /// All routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/calls", post(place_call))
-        .route("/v1/calls/{id}", get(call_status))
-        .route("/v1/streams/twilio", get(crate::stream::twilio))
-        .route("/v1/streams/json", get(crate::stream::json))
+    let public = Router::new()
         .route("/v1/chat", get(crate::chat::chat))
         .route(
             "/v1/webrtc/offer",
@@ -151,5 +126,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::widget::demo))
         .route("/widget.js", get(crate::widget::script))
         .route("/widget/frame", get(crate::widget::frame))
+        .route("/v1/auth/login", axum::routing::post(crate::api::login))
+        .route("/v1/recordings/{key}", get(crate::api::download))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limited));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/streams/twilio", get(crate::stream::twilio))
+        .route("/v1/streams/json", get(crate::stream::json))
+        .merge(public)
+        .merge(crate::api::router())
         .with_state(state)
 }

@@ -4,18 +4,27 @@
 //! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides.
 //! - [`agent`]: the agent callers talk to, with its providers.
 //! - [`sip`]: phone calls in and out: the SIP socket, per call RTP bridged to a session.
-//! - [`http`]: the HTTP listener (`/healthz`, `/metrics`, `/v1/calls`; the control API grows here).
+//! - [`http`]: the HTTP listener: health, metrics, media endpoints, and
+//!   [`api`], the control API (`/v1`, OpenAPI at `/v1/openapi.json`).
+//! - [`auth`]: logins (argon2, JWT) and API keys; [`store`]: records in
+//!   SQLite or PostgreSQL; [`recordings`]: recordings and signed links.
+//! - [`calls`]: what every call leaves behind, whatever carried it.
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
-//! configuration.
+//! configuration; `voxgate admin create` makes an operator.
 
 mod agent;
+mod api;
 mod audio;
+mod auth;
 mod calls;
 mod chat;
 mod config;
 mod http;
+mod recordings;
+mod redact;
 mod sip;
+mod store;
 mod stream;
 mod webrtc;
 mod widget;
@@ -49,7 +58,35 @@ enum Command {
         #[arg(long, short, env = "VOXGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Manage operators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make an operator who can log in to the control API (the first admin).
+    Create {
+        /// Configuration file (for `storage.database_url`).
+        #[arg(long, short, env = "VOXGATE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        /// The password (at least 10 characters); prefer the environment
+        /// variable to the command line, which other users can see.
+        #[arg(long, env = "VOXGATE_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// The organisation; made if it does not exist. Default: the default
+        /// tenant, which owns the configured agent's calls.
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+}
+
+/// The tenant of the configured agent (and of `http.api_key`).
+const DEFAULT_TENANT: &str = "default";
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Config::load(path.map(PathBuf::as_path), std::env::vars()).context("loading configuration")
@@ -62,6 +99,24 @@ fn main() -> anyhow::Result<()> {
             let config = load(config.as_ref())?;
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { config, email, password, tenant } } => {
+            let config = load(config.as_ref())?;
+            anyhow::ensure!(password.chars().count() >= 10, "the password must have at least 10 characters");
+            anyhow::ensure!(
+                email.contains('@') && email.len() <= 320 && !email.contains(char::is_whitespace),
+                "{email:?} is not an email address"
+            );
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let store =
+                    store::Store::open(&config.storage.database_url).await.context("opening the database")?;
+                let tenant_id = store.tenant_named(&tenant).await?;
+                let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+                let user = store.create_user(&tenant_id, &email, &hash, "admin").await?;
+                println!("created admin {user} ({email}) in tenant {tenant_id} ({tenant})");
+                anyhow::Ok(())
+            })
         }
         Command::Serve { config } => {
             let config = load(config.as_ref())?;
@@ -82,24 +137,55 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())
         .context("loading the voice activity detector")?;
     tracing::info!(vad = vad.name(), models = %config.models.dir.display(), "media pipeline ready");
-    let agent = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || agent::load(&config)).await?.context("loading the agent")?
-    };
+    crate::calls::prepare(&config).await?;
+    let store = store::Store::open(&config.storage.database_url).await.context("opening the database")?;
+    let agents = std::sync::Arc::new(
+        agent::registry::Agents::new(&config, store.clone()).await.context("loading the agent")?,
+    );
+    let agent = agents.configured();
     let p = &agent.providers;
     let info =
         http::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
     tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
     let stop = tokio_util::sync::CancellationToken::new();
+    let default_tenant = store.tenant_named(DEFAULT_TENANT).await?;
+    let tokens =
+        auth::Tokens::load(config.auth.jwt_secret.expose(), u64::from(config.auth.token_ttl_s), &store)
+            .await?;
+    let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
+    let control = std::sync::Arc::new(api::Control {
+        store: store.clone(),
+        tokens,
+        default_tenant: default_tenant.clone(),
+    });
+    let recordings = std::sync::Arc::new(recordings::Recordings::new(
+        config.storage.recordings_dir.clone(),
+        url_key.as_bytes(),
+        &config.s3,
+    ));
+    if recordings.uses_s3() {
+        // Recordings a previous run could not upload (S3 down, a restart mid-retry).
+        for (call_id, file) in store.local_recordings().await? {
+            let path = config.storage.recordings_dir.join(&file);
+            if path.exists() {
+                recordings.upload_in_background(store.clone(), call_id, path);
+            }
+        }
+    }
+    let calls = std::sync::Arc::new(calls::CallContext {
+        config: config.clone(),
+        agents: agents.clone(),
+        recordings,
+        store,
+        default_tenant,
+    });
     let (sip_task, dialer) = if config.sip.enabled {
-        let (addr, task, dialer) = sip::start(config.clone(), agent.clone(), stop.clone()).await?;
+        let (addr, task, dialer) = sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
         (Some(task), Some(dialer))
     } else {
         (None, None)
     };
-    crate::calls::prepare(&config).await?;
-    let calls = std::sync::Arc::new(calls::CallContext { config: config.clone(), agent: agent.clone() });
     let state = http::AppState {
         vad: vad.name(),
         agent: info,
@@ -107,12 +193,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         api_key: config.http.api_key.clone(),
         calls,
         webrtc: webrtc::Calls::default(),
+        control,
+        public_limit: http::public_limit(config.http.public_rate_limit),
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     stop.cancel();
     if let Some(task) = sip_task {
         let _ = task.await;

@@ -9,6 +9,7 @@
 //! media loop does for RTP. The browser's Opus frames go through the same
 //! jitter buffer and decoder ([`Media`]) into the same pipeline session.
 
+use crate::agent::Agent;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Once};
@@ -63,6 +64,10 @@ pub async fn offer(
     if !ctx.config.webrtc.enabled {
         return error(StatusCode::SERVICE_UNAVAILABLE, "WebRTC is off (webrtc.enabled = false)");
     }
+    let agent = match ctx.agents.get(&query.agent).await {
+        Ok(agent) => agent,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
     let sdp_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !sdp_type.starts_with("application/sdp") {
         return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the offer as application/sdp");
@@ -111,7 +116,7 @@ pub async fn offer(
     tracing::info!(call_id = %id, ports = ?sockets.iter().map(|s| s.0).collect::<Vec<_>>(), "WebRTC call answered");
     let (registry, call_id) = (state.webrtc.clone(), id.clone());
     tokio::spawn(async move {
-        let call = tokio::spawn(run(rtc, sockets, ctx, call_id.clone(), cancel, received));
+        let call = tokio::spawn(run(rtc, sockets, ctx, agent, call_id.clone(), cancel, received));
         if let Err(e) = call.await {
             tracing::error!(call_id = %call_id, error = %e, "WebRTC call task failed");
         }
@@ -170,6 +175,7 @@ async fn run(
     mut rtc: Rtc,
     sockets: Vec<(SocketAddr, UdpSocket)>,
     ctx: Arc<CallContext>,
+    agent: Agent,
     id: String,
     cancel: CancellationToken,
     received: std::time::Instant,
@@ -247,7 +253,7 @@ async fn run(
             }
         };
         if let (None, Some(mid), true) = (&live, mid, connected) {
-            match start(&mut rtc, &ctx, &id, mid) {
+            match start(&mut rtc, &ctx, &agent, &id, mid) {
                 Ok((l, audio, events)) => {
                     live = Some(l);
                     agent_audio = Some(audio);
@@ -339,7 +345,7 @@ async fn run(
     if let Some(l) = live {
         let _ = l.control.try_send(Control::Hangup);
         match l.task.await {
-            Ok(log) => calls::save_log(&ctx.config, &id, "webrtc", &log).await,
+            Ok(log) => calls::save_log(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &log).await,
             Err(e) => tracing::error!(call_id = %id, error = %e, "session failed"),
         }
     }
@@ -349,6 +355,7 @@ async fn run(
 fn start(
     rtc: &mut Rtc,
     ctx: &CallContext,
+    agent: &Agent,
     id: &str,
     mid: Mid,
 ) -> anyhow::Result<(Live, mpsc::Receiver<Frame>, mpsc::Receiver<SessionEvent>)> {
@@ -361,8 +368,8 @@ fn start(
     let media = Media::new(Codec::Opus, crate::audio::jitter_config(&ctx.config))?;
     let vad = voxgate_pipeline::dsp::vad::build(&ctx.config.vad_config())?;
     let SessionHandle { control, audio_in, events, audio_out, task } = session::spawn(SessionParts {
-        config: ctx.agent.session.clone(),
-        providers: ctx.agent.providers.clone(),
+        config: agent.session.clone(),
+        providers: agent.providers.clone(),
         vad,
         recording: Some(calls::recording_path(&ctx.config, id)),
     });

@@ -1,23 +1,27 @@
 //! The embeddable widget: `GET /widget.js` (one script tag on a customer's
 //! page) adds a launcher that opens an iframe from `GET /widget/frame`,
 //! with the call button (WebRTC) and the chat box (`/v1/chat`), styled by
-//! `[widget]`. The iframe talks to its own origin, so the customer's page
-//! needs no CORS; `allowed_origins` limits which sites may frame it
+//! the agent's widget settings (`?agent=<id>`; none: the configured agent
+//! and `[widget]`). The iframe talks to its own origin, so the customer's
+//! page needs no CORS; `allowed_origins` limits which sites may frame it
 //! (`Content-Security-Policy: frame-ancestors`).
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::agent::Agent;
 use crate::http::AppState;
+use crate::stream::KeyQuery;
 
 /// The settings the widget's scripts read, as a JavaScript literal (safe
 /// inside a `<script>`: `<` is escaped).
-fn settings(state: &AppState) -> String {
-    let w = &state.calls.config.widget;
-    let greeting = state.calls.agent.session.turn.greeting.clone().unwrap_or_default();
+fn settings(agent: &Agent) -> String {
+    let w = &agent.widget;
+    let greeting = agent.session.turn.greeting.clone().unwrap_or_default();
     json!({
+        "agent": agent.id.clone().unwrap_or_default(),
         "title": w.title,
         "colour": w.colour,
         "avatar": w.avatar,
@@ -28,9 +32,18 @@ fn settings(state: &AppState) -> String {
     .replace('<', "\\u003c")
 }
 
+/// The agent `?agent=` names, or the refusal.
+async fn agent(state: &AppState, query: &KeyQuery) -> Result<Agent, Response> {
+    state.calls.agents.get(&query.agent).await.map_err(|e| crate::api::ApiError::from(e).into_response())
+}
+
 /// `GET /widget.js`.
-pub async fn script(State(state): State<AppState>) -> Response {
-    let js = include_str!("widget/widget.js").replace("__SETTINGS__", &settings(&state));
+pub async fn script(State(state): State<AppState>, Query(query): Query<KeyQuery>) -> Response {
+    let agent = match agent(&state, &query).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let js = include_str!("widget/widget.js").replace("__SETTINGS__", &settings(&agent));
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -64,9 +77,13 @@ fn html_escape(text: &str) -> String {
 }
 
 /// `GET /widget/frame`.
-pub async fn frame(State(state): State<AppState>) -> Response {
-    let html = include_str!("widget/frame.html").replace("__SETTINGS__", &settings(&state));
-    let allowed = &state.calls.config.widget.allowed_origins;
+pub async fn frame(State(state): State<AppState>, Query(query): Query<KeyQuery>) -> Response {
+    let agent = match agent(&state, &query).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let html = include_str!("widget/frame.html").replace("__SETTINGS__", &settings(&agent));
+    let allowed = &agent.widget.allowed_origins;
     let ancestors = if allowed.is_empty() { "*".to_owned() } else { format!("'self' {}", allowed.join(" ")) };
     (
         [

@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{TestResult, free_udp_port, root, start_server};
 use voxgate_codecs::SampleRate;
@@ -102,20 +101,8 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
     assert!(text.contains("sunrise bakery") || text.contains("thanks for calling"), "no greeting in: {text}");
     assert!(text.contains('9') || text.contains("nine"), "no answer from the knowledge in: {text}");
 
-    // The server's side: the call log and the recording.
-    let mut log_file = None;
-    for _ in 0..50 {
-        log_file = std::fs::read_dir(&recordings)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if log_file.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log_file = log_file.ok_or("no call log written")?;
-    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(&log_file)?)?;
+    // The server's side, through the calls API: the call's record and its recording.
+    let log = common::call_log(&server)?;
     let lines = log["transcript"].as_array().ok_or("no transcript")?;
     assert!(
         lines
@@ -124,7 +111,12 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
         "{log:#}"
     );
     assert_eq!(log["end"]["reason"], "caller_hung_up", "{log:#}");
-    let wav = hound::WavReader::open(log_file.with_extension("wav"))?;
+    assert_eq!((log["channel"].as_str(), log["callee"].as_str()), (Some("sip"), Some("1000")), "{log:#}");
+    let wav = hound::WavReader::new(std::io::Cursor::new(common::recording(
+        &server,
+        log["id"].as_str().unwrap_or_default(),
+        common::API_KEY,
+    )?))?;
     assert_eq!(wav.spec().channels, 2);
     assert!(wav.duration() > 16_000 * 15, "the recording covers the call");
     let _ = std::fs::remove_dir_all(&work);

@@ -9,23 +9,19 @@ use std::process::Command;
 
 use common::{TestResult, caller_lines, free_udp_port, root, start_server};
 
-/// Runs SIPp with `args` against the server; `Ok` when every call passed.
+/// Runs SIPp with `args` against the server, calling 1000; `Ok` when every call passed.
 fn sipp(sip_port: u16, args: &[&str]) -> TestResult {
+    sipp_to(sip_port, "1000", args)
+}
+
+/// [`sipp`], calling `user`.
+fn sipp_to(sip_port: u16, user: &str, args: &[&str]) -> TestResult {
     let scenario_dir = root().join("media-server/tests/sipp");
     let local = free_udp_port()?;
     let out = Command::new("sipp")
         .current_dir(&scenario_dir)
         .arg(format!("127.0.0.1:{sip_port}"))
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &local.to_string(),
-            "-s",
-            "1000",
-            "-mp",
-            &free_udp_port()?.to_string(),
-        ])
+        .args(["-i", "127.0.0.1", "-p", &local.to_string(), "-s", user, "-mp", &free_udp_port()?.to_string()])
         // Bounded: the whole run, and each wait.
         .args(["-timeout", "60s", "-recv_timeout", "25000", "-nostdin", "-trace_err"])
         .args(args)
@@ -59,17 +55,16 @@ fn calls_end_by_caller_bye_and_by_server_bye() -> TestResult {
     sipp(server.sip_port, &["-sn", "uac", "-m", "3", "-l", "3"])?;
     // No RTP from the caller: the server says BYE, and its call log says why.
     sipp(server.sip_port, &["-sf", "server_bye.xml", "-m", "2", "-l", "2"])?;
-    // The last log is written just after the last BYE.
+    // The last record is written just after the last BYE.
     let mut reasons = Vec::new();
     for _ in 0..100 {
-        reasons.clear();
-        for entry in std::fs::read_dir(&server.recordings)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let log: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
-                reasons.push(log["end"]["reason"].as_str().unwrap_or_default().to_owned());
-            }
-        }
+        let (_, page) = common::http(&server, "GET", "/v1/calls?channel=sip", Some(common::API_KEY), None)?;
+        reasons = page["calls"]
+            .as_array()
+            .ok_or("no calls")?
+            .iter()
+            .filter_map(|c| c["status"].as_str().map(str::to_owned))
+            .collect();
         if reasons.len() == 5 {
             break;
         }
@@ -181,5 +176,42 @@ fn the_agents_transfer_tool_refers_the_caller() -> TestResult {
         .find(|line| line.contains("call ended"))
         .ok_or("no end of call in the log")?;
     assert!(log.contains("Transferred"), "{log}");
+    Ok(())
+}
+
+#[test]
+fn a_stored_agents_number_reaches_it_and_a_deleted_one_no_longer_does() -> TestResult {
+    let server = start_server(&[webrtc_vad()])?;
+    let key = Some(common::API_KEY);
+    let spec = r#"{"name": "Night line", "greeting": "Night line, go ahead.", "numbers": ["2000"]}"#;
+    let (status, agent) = common::http(&server, "POST", "/v1/agents", key, Some(spec))?;
+    assert_eq!(status, 201, "{agent}");
+    let id = agent["id"].as_str().ok_or("no id")?;
+    // The number is routed as soon as the agent exists.
+    // Three seconds: the greeting is heard whole.
+    sipp_to(server.sip_port, "2000", &["-sn", "uac", "-d", "3000", "-m", "1", "-l", "1"])?;
+    let mut call = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, page) = common::http(&server, "GET", &format!("/v1/calls?agent={id}"), key, None)?;
+        if let Some(c) = page["calls"].get(0) {
+            call = c.clone();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!((call["channel"].as_str(), call["callee"].as_str()), (Some("sip"), Some("2000")), "{call}");
+    let (_, detail) = common::http(
+        &server,
+        "GET",
+        &format!("/v1/calls/{}", common::url_escape(call["id"].as_str().unwrap_or_default())),
+        key,
+        None,
+    )?;
+    let first = detail["transcript"][0]["text"].as_str().unwrap_or_default();
+    assert!(first.starts_with("Night line"), "the stored agent greeted: {detail}");
+    // Deleted: the number is gone at once (SIPp's call fails on the 404).
+    assert_eq!(common::http(&server, "DELETE", &format!("/v1/agents/{id}"), key, None)?.0, 204);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(sipp_to(server.sip_port, "2000", &["-sn", "uac", "-m", "1", "-l", "1"]).is_err());
     Ok(())
 }

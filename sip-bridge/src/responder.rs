@@ -108,6 +108,11 @@ impl Responder {
         }
     }
 
+    /// Replaces the routes (agents were added, changed or removed).
+    pub fn set_routes(&mut self, routes: HashMap<String, String>) {
+        self.routes = routes;
+    }
+
     fn trusted(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

@@ -16,6 +16,7 @@ use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
 
 use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
 use super::{Peer, Shared, host_port, rand_u32, sleep_until};
+use crate::agent::Agent;
 use crate::calls;
 
 /// An inbound call's signalling and where its messages go.
@@ -96,12 +97,14 @@ pub(super) struct Invite {
     pub checked: Checked,
     /// When it arrived, for the call-setup metric.
     pub received: std::time::Instant,
+    /// The agent the dialled number routes to ([`crate::agent::registry::CONFIGURED`] or an id).
+    pub agent: String,
 }
 
 /// Runs one inbound call from its checked INVITE to the end.
 pub(super) async fn run_call(
     shared: Arc<Shared>,
-    Invite { request: invite, checked, received }: Invite,
+    Invite { request: invite, checked, received, agent }: Invite,
     peer: Peer,
     mut signalling: mpsc::Receiver<Message>,
     cancel: CancellationToken,
@@ -114,9 +117,24 @@ pub(super) async fn run_call(
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
     let mut inbound = Inbound { call, peer, socket: shared.socket.clone() };
     inbound.send();
-    match answer(&shared, &mut inbound, &invite, received, &mut signalling, &cancel).await {
+    let agent = match shared.calls.agents.get(&agent).await {
+        Ok(agent) => agent,
+        Err(e) => {
+            // Routed a moment ago; deleted since, or unbuildable (a model missing).
+            tracing::warn!(call_id = %call_id, error = %e, "no agent for the call");
+            inbound.call.reject(std::time::Instant::now(), 480, "Temporarily Unavailable");
+            inbound.send();
+            return;
+        }
+    };
+    match answer(&shared, &agent, &mut inbound, &invite, received, &mut signalling, &cancel).await {
         Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
-        Ok(Some(log)) => calls::save_log(&shared.config, &call_id, "sip", &log).await,
+        Ok(Some(log)) => {
+            let mut info = calls::CallInfo::for_agent(&call_id, "sip", &agent);
+            info.caller = invite.headers.get("from").and_then(user_part);
+            info.callee = invite.headers.get("to").and_then(user_part);
+            calls::save_log(&shared.calls, &info, &log).await;
+        }
         Err(e) => {
             tracing::warn!(call_id = %call_id, error = %e, "call failed");
             inbound.call.hangup(std::time::Instant::now());
@@ -129,13 +147,14 @@ pub(super) async fn run_call(
 /// caller cancelled first.
 async fn answer(
     shared: &Shared,
+    agent: &Agent,
     inbound: &mut Inbound,
     invite: &Request,
     received: std::time::Instant,
     signalling: &mut mpsc::Receiver<Message>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<voxgate_pipeline::session::CallLog>> {
-    let config = &shared.config;
+    let config = &shared.calls.config;
     let sockets = RtpSockets::bind(config, shared.advertised_for(inbound.peer.addr())).await?;
     let (advertised, rtp_port) = (sockets.advertised, sockets.port);
     // Usually the INVITE carries the offer; without one, ours goes in the
@@ -184,7 +203,7 @@ async fn answer(
         Some(n) => n,
         None => answer_in_ack(inbound, signalling).await?,
     };
-    let log = media::run(shared, inbound, sockets, negotiated, recording, signalling, cancel).await?;
+    let log = media::run(shared, agent, inbound, sockets, negotiated, recording, signalling, cancel).await?;
     Ok(Some(log))
 }
 
@@ -215,5 +234,28 @@ async fn finish_signalling(inbound: &mut Inbound, signalling: &mut mpsc::Receive
         if inbound.step(signalling).await.is_err() {
             break;
         }
+    }
+}
+
+/// The user (a number, usually) of a From or To header; a `tel:` URI's number.
+fn user_part(header: &str) -> Option<String> {
+    use voxgate_sip_bridge::message::{NameAddr, Uri};
+    match NameAddr::parse(header, "From").ok()?.uri {
+        Uri::Sip(u) => u.user_decoded().filter(|u| !u.is_empty()),
+        Uri::Tel(n) => Some(n.split(';').next().unwrap_or_default().to_owned()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_caller_is_the_from_user() {
+        assert_eq!(
+            super::user_part("\"Ann\" <sip:+15550100@pbx.example>;tag=1").as_deref(),
+            Some("+15550100")
+        );
+        assert_eq!(super::user_part("<tel:+15550100;phone-context=x>").as_deref(), Some("+15550100"));
+        assert_eq!(super::user_part("sip:pbx.example"), None);
     }
 }

@@ -7,6 +7,7 @@
 //! session (paced 20 ms) -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
 //! ```
 
+use crate::agent::Agent;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,8 +87,10 @@ impl RtpSockets {
 
 /// Runs a call's media and its signalling until both are over; returns
 /// the session's call log.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     shared: &Shared,
+    agent: &Agent,
     dialog: &mut impl Dialog,
     sockets: RtpSockets,
     mut negotiated: Negotiated,
@@ -95,14 +98,14 @@ pub(super) async fn run(
     signalling: &mut mpsc::Receiver<Message>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<CallLog> {
-    let config = &shared.config;
+    let config = &shared.calls.config;
     let RtpSockets { rtp: rtp_socket, rtcp: rtcp_socket, advertised, port: rtp_port } = sockets;
     let jitter = crate::audio::jitter_config(config);
     let mut media = Media::new(negotiated.codec, jitter)?;
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
     let mut session = session::spawn(SessionParts {
-        config: shared.agent.session.clone(),
-        providers: shared.agent.providers.clone(),
+        config: agent.session.clone(),
+        providers: agent.providers.clone(),
         vad,
         recording: Some(recording),
     });

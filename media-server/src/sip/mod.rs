@@ -27,9 +27,8 @@ use tokio_util::sync::CancellationToken;
 use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::{Action, Responder};
 
-use crate::agent::Agent;
-use crate::config::Config;
-pub use outbound::{DialError, Dialer};
+use crate::calls::CallContext;
+pub use outbound::{DialError, Dialer, OutboundStatus};
 
 /// Where a message came from, and so where its answers go.
 #[derive(Debug, Clone)]
@@ -68,8 +67,8 @@ impl Peer {
 
 /// What every call task shares.
 struct Shared {
-    config: Config,
-    agent: Agent,
+    /// The configuration, the agent, the store.
+    calls: Arc<CallContext>,
     socket: Arc<UdpSocket>,
     /// The address written into Contact, Via and SDP ...
     advertised: IpAddr,
@@ -108,10 +107,10 @@ impl Shared {
 /// # Errors
 /// The socket cannot be bound.
 pub async fn start(
-    config: Config,
-    agent: Agent,
+    calls: Arc<CallContext>,
     cancel: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>, Dialer)> {
+    let config = &calls.config;
     let socket = UdpSocket::bind(config.sip.udp_listen)
         .await
         .with_context(|| format!("binding SIP on {}", config.sip.udp_listen))?;
@@ -119,7 +118,7 @@ pub async fn start(
         .await
         .with_context(|| format!("binding SIP over TCP on {}", config.sip.tcp_listen))?;
     let local = socket.local_addr()?;
-    crate::calls::prepare(&config).await?;
+    crate::calls::prepare(config).await?;
     let (advertised, explicit) = match config.sip.public_address.parse::<IpAddr>() {
         Ok(ip) => (ip, true),
         Err(_) if !local.ip().is_unspecified() => (local.ip(), true),
@@ -128,8 +127,7 @@ pub async fn start(
     };
     let (dialogs, dialogs_rx) = mpsc::channel(256);
     let shared = Arc::new(Shared {
-        config,
-        agent,
+        calls: calls.clone(),
         socket: Arc::new(socket),
         advertised,
         explicit,
@@ -138,11 +136,12 @@ pub async fn start(
     });
     let (stream_tx, stream_rx) = mpsc::channel(256);
     tokio::spawn(accept_tcp(tcp, stream_tx, cancel.clone()));
-    if !shared.config.trunk.registrar.is_empty() {
+    if !shared.calls.config.trunk.registrar.is_empty() {
         tokio::spawn(trunk::register(shared.clone(), cancel.clone()));
     }
     let dialer = Dialer::new(shared.clone(), cancel.clone());
-    Ok((local, tokio::spawn(signalling(shared, stream_rx, dialogs_rx, cancel)), dialer))
+    let routes = watch_routes(shared.calls.agents.clone(), cancel.clone()).await?;
+    Ok((local, tokio::spawn(signalling(shared, routes, stream_rx, dialogs_rx, cancel)), dialer))
 }
 
 /// Accepts SIP over TCP: each connection's messages, framed by
@@ -207,13 +206,12 @@ async fn accept_tcp(
 
 async fn signalling(
     shared: Arc<Shared>,
+    mut routes: tokio::sync::watch::Receiver<HashMap<String, String>>,
     mut stream_rx: mpsc::Receiver<(Vec<u8>, Peer)>,
     mut dialogs_rx: mpsc::Receiver<DialogTable>,
     cancel: CancellationToken,
 ) {
-    let routes: HashMap<String, String> =
-        shared.config.sip.numbers.iter().map(|n| (n.clone(), shared.agent.name.clone())).collect();
-    let mut responder = Responder::new(routes, shared.config.sip_policy());
+    let mut responder = Responder::new(routes.borrow_and_update().clone(), shared.calls.config.sip_policy());
     let mut calls: HashMap<String, mpsc::Sender<Message>> = HashMap::new();
     let mut buf = vec![0u8; message::MAX_MESSAGE_BYTES + 1];
     loop {
@@ -228,6 +226,10 @@ async fn signalling(
                 continue;
             }
             Some(streamed) = stream_rx.recv() => streamed,
+            Ok(()) = routes.changed() => {
+                responder.set_routes(routes.borrow_and_update().clone());
+                continue;
+            }
             r = shared.socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => (buf[..n].to_vec(), Peer::Udp(from)),
                 Err(e) => {
@@ -258,7 +260,7 @@ async fn signalling(
                 calls.insert(call_id.clone(), tx);
                 let call = inbound::run_call(
                     shared.clone(),
-                    inbound::Invite { request: *request, checked: *checked, received: received_at },
+                    inbound::Invite { request: *request, checked: *checked, received: received_at, agent },
                     peer,
                     rx,
                     cancel.child_token(),
@@ -267,6 +269,37 @@ async fn signalling(
             }
         }
     }
+}
+
+/// Dialled number -> agent, kept current: read at once, again after every
+/// change through this node's API, and every 30 s (changes made on other nodes).
+async fn watch_routes(
+    agents: Arc<crate::agent::registry::Agents>,
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::sync::watch::Receiver<HashMap<String, String>>> {
+    let mut changes = agents.changes();
+    let (tx, rx) = tokio::sync::watch::channel(agents.routes().await.context("reading number routes")?);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                r = changes.changed() => if r.is_err() { return },
+                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            }
+            match agents.routes().await {
+                Ok(routes) => {
+                    tx.send_if_modified(|current| {
+                        let changed = *current != routes;
+                        *current = routes;
+                        changed
+                    });
+                }
+                // Keep the last good routes while the database is away.
+                Err(e) => tracing::warn!(error = %e, "cannot read number routes"),
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Runs a call's task; when it ends (or panics: that call hangs up,

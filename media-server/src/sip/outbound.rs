@@ -71,6 +71,9 @@ pub struct OutboundStatus {
     pub answered_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<u64>,
+    /// Who placed it (only they may see it).
+    #[serde(skip)]
+    pub tenant_id: String,
 }
 
 /// Why a call could not be placed.
@@ -125,20 +128,25 @@ impl Dialer {
         }
     }
 
-    /// Places a call to `to` (a `sip:` URI, or a number for the trunk's
+    /// Places a call for `tenant_id` to `to` (a `sip:` URI, or a number for the trunk's
     /// domain) and returns at once; the call's progress is in
     /// [`Dialer::status`]. Nobody answering within `ring_timeout` (else
     /// the trunk's) is a no-answer.
     ///
     /// # Errors
     /// `to` cannot be dialled, the next hop does not resolve, or no RTP port is free.
-    pub async fn dial(&self, to: &str, ring_timeout: Option<Duration>) -> Result<OutboundStatus, DialError> {
+    pub async fn dial(
+        &self,
+        tenant_id: &str,
+        to: &str,
+        ring_timeout: Option<Duration>,
+    ) -> Result<OutboundStatus, DialError> {
         let shared = &self.shared;
-        let t = &shared.config.trunk;
+        let t = &shared.calls.config.trunk;
         let Route { target, hop } = trunk::route(t, to)?;
         let hop_addr = trunk::resolve(&hop).await?;
         let direct = hop == target;
-        let sockets = RtpSockets::bind(&shared.config, shared.advertised_for(hop_addr))
+        let sockets = RtpSockets::bind(&shared.calls.config, shared.advertised_for(hop_addr))
             .await
             .map_err(|e| DialError::NoMedia(e.to_string()))?;
         let local = host_port(sockets.advertised, shared.sip_port);
@@ -165,6 +173,7 @@ impl Dialer {
             hung_up_by: None,
             transferred_to: None,
             created_at: unix_ms(),
+            tenant_id: tenant_id.to_owned(),
             answered_at: None,
             ended_at: None,
         };
@@ -183,7 +192,15 @@ impl Dialer {
         let (tx, rx) = mpsc::channel(32);
         // Open the dialog before the INVITE leaves, so no answer is missed.
         let _ = shared.dialogs.send(DialogTable::Open(id.clone(), tx)).await;
-        tracing::info!(call_id = %id, to = %target, via = %hop_addr, "placing a call");
+        let to = crate::redact::number(
+            match &target {
+                voxgate_sip_bridge::message::Uri::Sip(u) => u.user_decoded(),
+                _ => None,
+            }
+            .as_deref(),
+            shared.calls.config.log.show_pii,
+        );
+        tracing::info!(call_id = %id, to = %to, via = %hop_addr, "placing a call");
         let call =
             run(self.clone(), dial, id.clone(), hop_addr, direct, sockets, rx, self.cancel.child_token());
         super::spawn_call(shared, id, call);
@@ -359,11 +376,29 @@ async fn run(
             return;
         }
     };
-    let recording = calls::recording_path(&shared.config, &id);
-    let result =
-        media::run(&shared, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await;
+    let recording = calls::recording_path(&shared.calls.config, &id);
+    let result = media::run(
+        &shared,
+        shared.calls.agents.configured(),
+        &mut out,
+        sockets,
+        negotiated,
+        recording,
+        &mut signalling,
+        &cancel,
+    )
+    .await;
     match result {
-        Ok(log) => calls::save_log(&shared.config, &id, "sip", &log).await,
+        Ok(log) => {
+            let placed = out.dialer.status(&id);
+            let info = calls::CallInfo {
+                direction: calls::Direction::Outbound,
+                callee: placed.as_ref().map(|s| s.to.clone()),
+                tenant_id: placed.map(|s| s.tenant_id),
+                ..calls::CallInfo::inbound(&id, "sip")
+            };
+            calls::save_log(&shared.calls, &info, &log).await;
+        }
         Err(e) => {
             tracing::warn!(call_id = %id, error = %e, "outbound call failed");
             out.call.hangup(std::time::Instant::now());

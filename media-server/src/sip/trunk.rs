@@ -65,7 +65,7 @@ pub(super) async fn resolve(uri: &Uri) -> Result<SocketAddr, DialError> {
 
 /// Keeps this server registered with the configured trunk.
 pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
-    let t = &shared.config.trunk;
+    let t = &shared.calls.config.trunk;
     // Validated at load: both are sip: URIs.
     let (Ok(registrar), Ok(aor)) = (Uri::parse(&t.registrar), Uri::parse(&t.aor)) else {
         return;

@@ -92,11 +92,14 @@ const MAX_PER_SECOND: u32 = 250;
 /// The largest message accepted (a second of 16 kHz PCM in base64 is ~43 KB).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// `?key=` on the stream URLs.
+/// `?key=` (the media key) and `?agent=` (an agent's id; none: the
+/// configured agent) on the public media URLs.
 #[derive(Debug, Deserialize)]
 pub struct KeyQuery {
     #[serde(default)]
     key: String,
+    #[serde(default)]
+    pub agent: String,
 }
 
 /// The refusal of a client without the media key, if one is set.
@@ -224,10 +227,13 @@ async fn serve<P: Protocol>(
             return close(socket, close_code::POLICY, reason).await;
         }
     };
-    // One agent for now; the control plane will route by this name.
-    if agent.as_deref().is_some_and(|a| !a.is_empty() && a != calls.agent.name) {
-        return close(socket, close_code::POLICY, "unknown agent").await;
-    }
+    let agent = match calls.agents.get(agent.as_deref().unwrap_or_default()).await {
+        Ok(agent) => agent,
+        Err(e) => {
+            tracing::info!(error = %e, "media stream for no agent");
+            return close(socket, close_code::POLICY, "unknown agent").await;
+        }
+    };
     let id = calls::new_id(if channel == "twilio" { "tw" } else { "ws" });
     tracing::info!(call_id = %id, channel, external_id = ?external_id, "media stream started");
     let vad = match voxgate_pipeline::dsp::vad::build(&calls.config.vad_config()) {
@@ -238,8 +244,8 @@ async fn serve<P: Protocol>(
         }
     };
     let mut session = session::spawn(SessionParts {
-        config: calls.agent.session.clone(),
-        providers: calls.agent.providers.clone(),
+        config: agent.session.clone(),
+        providers: agent.providers.clone(),
         vad,
         recording: Some(calls::recording_path(&calls.config, &id)),
     });
@@ -334,7 +340,7 @@ async fn serve<P: Protocol>(
         }
     }
     match session.task.await {
-        Ok(log) => calls::save_log(&calls.config, &id, channel, &log).await,
+        Ok(log) => calls::save_log(&calls, &calls::CallInfo::for_agent(&id, channel, &agent), &log).await,
         Err(e) => tracing::error!(call_id = %id, error = %e, "session failed"),
     }
     let (code, reason) = close_reason.unwrap_or((close_code::NORMAL, "call ended"));

@@ -29,7 +29,7 @@
     'border:none;border-radius:12px;box-shadow:0 8px 24px rgba(0,0,0,.25);z-index:2147483647;display:none;background:#fff';
 
   button.addEventListener('click', function () {
-    if (!frame.src) frame.src = origin + '/widget/frame';
+    if (!frame.src) frame.src = origin + '/widget/frame' + (settings.agent ? '?agent=' + encodeURIComponent(settings.agent) : '');
     frame.style.display = frame.style.display === 'none' ? 'block' : 'none';
   });
   document.body.appendChild(frame);

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test file uses some of these
 
+pub mod moto;
+pub mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,9 +30,12 @@ pub struct Server {
     pub http: std::net::SocketAddr,
     /// Log lines as they come.
     pub log: mpsc::Receiver<String>,
-    /// Where its recordings and call logs go (a temporary folder, never the checkout).
+    /// Where its recordings and database go (a temporary folder, never the checkout).
     pub recordings: PathBuf,
 }
+
+/// The control API key the test servers accept (`http.api_key`, the default tenant's).
+pub const API_KEY: &str = "test-api-key-0123456789";
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -51,6 +57,8 @@ pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error
         .env("VOXGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip_port}"))
         .env("VOXGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip_port}"))
         .env("VOXGATE_STORAGE__RECORDINGS_DIR", &recordings)
+        .env("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", recordings.display()))
+        .env("VOXGATE_HTTP__API_KEY", API_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -106,6 +114,18 @@ pub fn http_text(
     key: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, String), Box<dyn std::error::Error>> {
+    let (status, bytes) = http_bytes(server, method, path, key, body)?;
+    Ok((status, String::from_utf8(bytes)?))
+}
+
+/// [`http`], with the body as bytes.
+pub fn http_bytes(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(server.http)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -118,28 +138,75 @@ pub fn http_text(
         server.http,
         body.len()
     )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).ok_or("no status line")?.parse()?;
-    let (_, payload) = response.split_once("\r\n\r\n").ok_or("no body")?;
-    Ok((status, payload.to_owned()))
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no body")?;
+    let head = String::from_utf8_lossy(&response[..end]);
+    let status = head.split_whitespace().nth(1).ok_or("no status line")?.parse()?;
+    let payload = response[end + 4..].to_vec();
+    // Chunked bodies (the server streams some) are joined.
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Ok((status, unchunk(&payload)));
+    }
+    Ok((status, payload))
 }
 
-/// The server's one call log, once written (waits up to 10 s).
+/// Joins an HTTP/1.1 chunked body.
+fn unchunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 || body.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
+        body = &body[(eol + 4 + size).min(body.len())..];
+    }
+    out
+}
+
+/// The server's one call record, through the calls API, once written
+/// (waits up to 10 s).
 pub fn call_log(server: &Server) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     for _ in 0..100 {
-        let found = std::fs::read_dir(&server.recordings)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "json"));
-        if let Some(path) = found {
-            return Ok(serde_json::from_slice(&std::fs::read(path)?)?);
+        let (status, list) = http(server, "GET", "/v1/calls", Some(API_KEY), None)?;
+        assert_eq!(status, 200, "{list}");
+        if let Some(id) = list["calls"][0]["id"].as_str() {
+            let (status, call) =
+                http(server, "GET", &format!("/v1/calls/{}", url_escape(id)), Some(API_KEY), None)?;
+            assert_eq!(status, 200, "{call}");
+            return Ok(call);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err("no call log".into())
+    Err("no call record".into())
+}
+
+/// `s` escaped for a URL path segment.
+pub fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A call's recording, fetched the way an operator does: ask the calls
+/// API for a link, then fetch the link with no credentials.
+pub fn recording(server: &Server, call_id: &str, key: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let (status, link) =
+        http(server, "GET", &format!("/v1/calls/{}/recording", url_escape(call_id)), Some(key), None)?;
+    assert_eq!(status, 200, "{link}");
+    let url = link["url"].as_str().ok_or("no url")?;
+    let path =
+        url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).ok_or("bad url")?;
+    let (status, bytes) = http_bytes(server, "GET", path, None, None)?;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    Ok(bytes)
 }
 
 /// Reads the caller's lines from the server's one call log.

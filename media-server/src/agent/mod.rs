@@ -1,0 +1,325 @@
+//! The agents callers talk to: each built from its definition
+//! ([`spec::AgentSpec`], from the database or `[agent]` in config.toml)
+//! into turn-taking settings ([`SessionConfig`]) and providers. Local
+//! models are loaded once and shared by every agent ([`LocalModels`]);
+//! [`registry::Agents`] caches built agents and routes numbers to them.
+
+pub mod registry;
+pub mod spec;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use voxgate_codecs::SampleRate;
+use voxgate_pipeline::knowledge::LocalKnowledge;
+use voxgate_pipeline::providers::deepgram::{DeepgramConfig, DeepgramStt};
+use voxgate_pipeline::providers::deepgram_speech::{DeepgramSpeech, DeepgramSpeechConfig};
+use voxgate_pipeline::providers::local::embed::{Embedder, EmbedderConfig};
+use voxgate_pipeline::providers::local::llm::{SmolLm, SmolLmConfig};
+use voxgate_pipeline::providers::local::piper::PiperConfig;
+use voxgate_pipeline::providers::local::stt::LocalStt;
+use voxgate_pipeline::providers::local::tts::LocalTts;
+use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
+use voxgate_pipeline::providers::openai::{OpenAiChat, OpenAiConfig};
+use voxgate_pipeline::providers::openai_speech::{OpenAiSpeech, OpenAiSpeechConfig};
+use voxgate_pipeline::providers::{LanguageModel, SpeechToText, TextToSpeech};
+use voxgate_pipeline::session::{Knowledge, Providers, SessionConfig};
+
+use crate::config::{Config, LlmChoice, SttChoice, TtsChoice};
+use spec::{AgentSpec, DocFormat};
+
+/// An agent ready to take calls.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// The stored agent's id; `None` for the configured one.
+    pub id: Option<String>,
+    /// Its tenant; `None` for the configured agent (the default tenant).
+    pub tenant_id: Option<String>,
+    pub name: String,
+    pub session: SessionConfig,
+    pub providers: Providers,
+    /// How its widget looks, and where it may be embedded.
+    pub widget: crate::config::WidgetConfig,
+}
+
+/// The session settings an agent's definition describes.
+#[must_use]
+pub fn session_config(spec: &AgentSpec) -> SessionConfig {
+    let t = &spec.turn;
+    let e = &spec.endpointing;
+    let nonzero = |v: u32| (v > 0).then_some(v);
+    let mut s = SessionConfig::default();
+    s.turn.greeting = Some(spec.greeting.clone()).filter(|g| !g.trim().is_empty());
+    s.turn.allow_interruptions = t.allow_interruptions;
+    s.turn.min_interruption_speech_ms = t.min_interruption_speech_ms;
+    s.turn.min_interruption_words = t.min_interruption_words;
+    s.turn.false_interruption_timeout_ms = t.false_interruption_timeout_ms;
+    s.turn.endpointing_min_delay_ms = t.endpointing_min_delay_ms;
+    s.turn.endpointing_max_delay_ms = t.endpointing_max_delay_ms;
+    s.turn.reprompt_after_ms = nonzero(t.reprompt_after_ms);
+    s.turn.hangup_after_silence_ms = nonzero(t.hangup_after_silence_ms);
+    s.turn.max_call_duration_ms = nonzero(t.max_call_duration_s).map(|v| u64::from(v) * 1000);
+    s.endpoint.threshold = e.threshold;
+    s.endpoint.min_speech_ms = e.min_speech_ms;
+    s.endpoint.min_silence_ms = e.min_silence_ms;
+    s.endpoint.pre_padding_ms = e.pre_padding_ms;
+    s.endpoint.post_padding_ms = e.post_padding_ms;
+    s.system_prompt.clone_from(&spec.system_prompt);
+    if let Some(t) = spec.llm.temperature {
+        s.temperature = t;
+    }
+    if let Some(m) = spec.llm.max_tokens {
+        s.max_tokens = m;
+    }
+    s.transfer_target = Some(spec.transfer_to.clone()).filter(|t| !t.is_empty());
+    s.dtmf_tool = spec.send_dtmf;
+    let local_llm = spec.llm.provider == LlmChoice::Local;
+    // A 135M model answers best from one precise fact; larger ones use more.
+    s.knowledge_passages = if local_llm { 1 } else { 3 };
+    // The local model does not call tools.
+    s.end_call_tool = !local_llm;
+    s
+}
+
+/// The offline models, each loaded the first time an agent needs it and
+/// then shared by every agent. Loading is slow: call from blocking threads.
+pub struct LocalModels {
+    dir: std::path::PathBuf,
+    whisper: Mutex<Option<Arc<dyn SpeechToText>>>,
+    smollm: Mutex<Option<Arc<dyn LanguageModel>>>,
+    tts: Mutex<Option<Arc<dyn TextToSpeech>>>,
+    embedder: Mutex<Option<Arc<Embedder>>>,
+}
+
+impl std::fmt::Debug for LocalModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalModels").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// The shared instance in `slot`, loaded by `load` if there is none yet.
+fn shared<T: ?Sized>(
+    slot: &Mutex<Option<Arc<T>>>,
+    load: impl FnOnce() -> anyhow::Result<Arc<T>>,
+) -> anyhow::Result<Arc<T>> {
+    // Loading under the lock: a second agent waits rather than loading twice.
+    let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(v) = slot.as_ref() {
+        return Ok(v.clone());
+    }
+    let v = load()?;
+    *slot = Some(v.clone());
+    Ok(v)
+}
+
+impl LocalModels {
+    /// Models under `dir` (`models.dir`), none loaded yet.
+    #[must_use]
+    pub fn new(dir: &std::path::Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            whisper: Mutex::default(),
+            smollm: Mutex::default(),
+            tts: Mutex::default(),
+            embedder: Mutex::default(),
+        }
+    }
+
+    fn whisper(&self) -> anyhow::Result<Arc<dyn SpeechToText>> {
+        shared(&self.whisper, || {
+            let w =
+                WhisperStt::load(&WhisperConfig::with_models_dir(&self.dir)).context("loading Whisper")?;
+            Ok(Arc::new(LocalStt::new(w)) as Arc<dyn SpeechToText>)
+        })
+    }
+
+    fn smollm(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
+        shared(&self.smollm, || {
+            let m = SmolLm::load(&SmolLmConfig::with_models_dir(&self.dir)).context("loading SmolLM2")?;
+            Ok(Arc::new(m) as Arc<dyn LanguageModel>)
+        })
+    }
+
+    fn tts(&self) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+        shared(&self.tts, || {
+            let (tts, piper_error) = LocalTts::load(&PiperConfig::with_models_dir(&self.dir));
+            if let Some(e) = piper_error {
+                tracing::warn!(error = %e, "Piper voice unavailable; speaking with espeak-ng");
+            }
+            Ok(Arc::new(tts) as Arc<dyn TextToSpeech>)
+        })
+    }
+
+    fn embedder(&self) -> anyhow::Result<Arc<Embedder>> {
+        shared(&self.embedder, || {
+            Ok(Arc::new(
+                Embedder::load(&EmbedderConfig::with_models_dir(&self.dir)).context("loading MiniLM")?,
+            ))
+        })
+    }
+}
+
+/// `text` unless empty, else `default`.
+fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
+    if text.trim().is_empty() { default } else { text }
+}
+
+/// Builds an agent from its definition: cloud providers get clients (with
+/// the spec's model and voice, else the configured ones), local ones are
+/// shared, and knowledge documents are chunked and embedded. Slow (model
+/// loading, embedding): run it off the async threads.
+///
+/// # Errors
+/// A local model that is needed but cannot be loaded, or embedding fails.
+pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::Result<Agent> {
+    let stt: Arc<dyn SpeechToText> = match spec.stt.provider {
+        SttChoice::Local => local.whisper()?,
+        SttChoice::Deepgram => Arc::new(DeepgramStt::new(DeepgramConfig {
+            base_url: config.deepgram.base_url.clone(),
+            api_key: config.deepgram.api_key.or_env("DEEPGRAM_API_KEY"),
+            model: or(&spec.stt.model, &config.deepgram.stt_model).to_owned(),
+            endpointing_ms: 300,
+            utterance_end_ms: 1000,
+        })),
+    };
+    let llm: Arc<dyn LanguageModel> = match spec.llm.provider {
+        LlmChoice::Local => local.smollm()?,
+        LlmChoice::Openai => Arc::new(OpenAiChat::new(&OpenAiConfig {
+            base_url: config.openai.base_url.clone(),
+            api_key: config.openai.api_key.or_env("OPENAI_API_KEY"),
+            model: or(&spec.llm.model, &config.openai.model).to_owned(),
+        })),
+    };
+    let tts: Arc<dyn TextToSpeech> = match spec.tts.provider {
+        TtsChoice::Local => local.tts()?,
+        TtsChoice::Openai => Arc::new(OpenAiSpeech::new(OpenAiSpeechConfig {
+            base_url: config.openai.base_url.clone(),
+            api_key: config.openai.api_key.or_env("OPENAI_API_KEY"),
+            model: or(&spec.tts.model, &config.openai.tts_model).to_owned(),
+            voice: or(&spec.tts.voice, &config.openai.tts_voice).to_owned(),
+        })),
+        TtsChoice::Deepgram => Arc::new(DeepgramSpeech::new(DeepgramSpeechConfig {
+            base_url: config.deepgram.base_url.clone(),
+            api_key: config.deepgram.api_key.or_env("DEEPGRAM_API_KEY"),
+            // Aura names the voice in the model (aura-2-thalia-en).
+            model: or(&spec.tts.voice, or(&spec.tts.model, &config.deepgram.tts_model)).to_owned(),
+            sample_rate: SampleRate::HZ_24000,
+        })),
+    };
+    let text: String = spec
+        .knowledge
+        .iter()
+        .map(|d| match d.format {
+            DocFormat::Text => d.content.clone(),
+            DocFormat::Markdown => markdown_to_text(&d.content),
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let knowledge: Option<Arc<dyn Knowledge>> = if text.trim().is_empty() {
+        None
+    } else {
+        let base = LocalKnowledge::build(local.embedder()?, &text).context("embedding the knowledge")?;
+        Some(Arc::new(base))
+    };
+    Ok(Agent {
+        id: None,
+        tenant_id: None,
+        name: spec.name.clone(),
+        session: session_config(spec),
+        providers: Providers { stt, llm, tts, knowledge },
+        widget: spec.widget.clone(),
+    })
+}
+
+/// Markdown as the plain text passages are cut from: headings, list
+/// markers, emphasis and link targets dropped; a heading starts a paragraph.
+#[must_use]
+pub fn markdown_to_text(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let mut in_code = false;
+    for line in md.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let heading = trimmed.starts_with('#');
+        let mut text = trimmed.trim_start_matches('#').trim_start();
+        for marker in ["- ", "* ", "+ ", "> "] {
+            text = text.strip_prefix(marker).unwrap_or(text);
+        }
+        let digits = text.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && text[digits..].starts_with(". ") {
+            text = &text[digits + 2..];
+        }
+        // [label](target) -> label; **, __, ` dropped.
+        let mut plain = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            let Some(close) = rest[open..].find("](").map(|i| open + i) else { break };
+            let Some(end) = rest[close..].find(')').map(|i| close + i) else { break };
+            plain.push_str(&rest[..open]);
+            plain.push_str(&rest[open + 1..close]);
+            rest = &rest[end + 1..];
+        }
+        plain.push_str(rest);
+        let plain = plain.replace("**", "").replace("__", "").replace('`', "");
+        if heading {
+            // A heading opens a paragraph and reads as its first sentence.
+            out.push('\n');
+            out.push_str(plain.trim_end_matches(['.', ':']));
+            out.push_str(".\n");
+        } else {
+            out.push_str(&plain);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_agent_keeps_the_pipeline_defaults_and_greets() {
+        let s = session_config(&AgentSpec::from_config(&Config::default()));
+        let defaults = SessionConfig::default();
+        assert_eq!(s.turn.min_interruption_speech_ms, defaults.turn.min_interruption_speech_ms);
+        assert_eq!(s.turn.reprompt_after_ms, defaults.turn.reprompt_after_ms);
+        assert_eq!(s.turn.max_call_duration_ms, defaults.turn.max_call_duration_ms);
+        assert_eq!(s.endpoint, defaults.endpoint);
+        assert!(s.turn.greeting.is_some_and(|g| g.contains("Sunrise Bakery")));
+        assert_eq!(s.knowledge_passages, 1);
+    }
+
+    #[test]
+    fn zero_means_never_and_empty_greeting_listens_first() {
+        let mut c = Config::default();
+        c.agent.greeting = " ".into();
+        c.agent.reprompt_after_ms = 0;
+        c.agent.max_call_duration_s = 0;
+        c.agent.transfer_to = "sip:desk@example.com".into();
+        let s = session_config(&AgentSpec::from_config(&c));
+        assert_eq!(
+            (s.turn.greeting, s.turn.reprompt_after_ms, s.turn.max_call_duration_ms),
+            (None, None, None)
+        );
+        assert_eq!(s.transfer_target.as_deref(), Some("sip:desk@example.com"));
+    }
+
+    #[test]
+    fn markdown_reads_as_plain_sentences() {
+        let md = "# Opening hours\n- **Weekdays**: 7 to 6\n1. See [our map](https://x.example/map)\n```\nraw\n```\n";
+        let text = markdown_to_text(md);
+        assert!(text.contains("Opening hours.\n"), "{text}");
+        assert!(text.contains("Weekdays: 7 to 6"), "{text}");
+        assert!(text.contains("See our map") && !text.contains("https://"), "{text}");
+        assert!(text.contains("raw"), "{text}");
+    }
+}

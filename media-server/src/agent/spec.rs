@@ -1,0 +1,594 @@
+//! An agent's definition, as the control API reads and writes it and the
+//! database keeps it (JSON): prompt, voice, providers, turn-taking,
+//! knowledge, tools, numbers, widget and post-call settings.
+//!
+//! The configured agent (`[agent]` in config.toml) is one of these too
+//! ([`AgentSpec::from_config`]), so every call is built the same way.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::{Config, EndpointSettings, LlmChoice, SttChoice, TtsChoice, WidgetConfig};
+
+/// Written in place of a stored secret when an agent is read; writing it
+/// back keeps the stored value.
+pub const REDACTED: &str = "********";
+
+/// An agent. Every field has a default except `name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSpec {
+    /// 1 to 100 characters.
+    pub name: String,
+    pub system_prompt: String,
+    /// First words of every call; empty: listen first.
+    pub greeting: String,
+    /// BCP 47 tag, e.g. `en` or `en-US`.
+    pub language: String,
+    pub stt: SttSpec,
+    pub llm: LlmSpec,
+    pub tts: TtsSpec,
+    pub turn: TurnSpec,
+    pub endpointing: EndpointSettings,
+    /// Documents the agent answers from: chunked into passages and embedded
+    /// (MiniLM); each question retrieves the closest.
+    pub knowledge: Vec<KnowledgeDoc>,
+    /// HTTP endpoints the agent's model may call.
+    pub tools: Vec<HttpTool>,
+    /// Numbers (SIP user parts, e.g. `+15550100` or `1000`) routed to this agent.
+    pub numbers: Vec<String>,
+    pub widget: WidgetConfig,
+    pub post_call: PostCall,
+    /// Where the transfer-to-human tool sends callers (a SIP URI); empty: no such tool.
+    pub transfer_to: String,
+    /// Give the agent a tool that presses phone keys (RFC 4733).
+    pub send_dtmf: bool,
+}
+
+/// Speech to text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SttSpec {
+    pub provider: SttChoice,
+    /// Empty: the provider's configured default.
+    pub model: String,
+    /// Provider-specific options, passed through.
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// The language model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSpec {
+    pub provider: LlmChoice,
+    /// Empty: the provider's configured default.
+    pub model: String,
+    /// 0 to 2; none: the provider's default.
+    pub temperature: Option<f32>,
+    /// Longest reply, in tokens (1 to 4096); none: the provider's default.
+    pub max_tokens: Option<u32>,
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// Text to speech.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtsSpec {
+    pub provider: TtsChoice,
+    /// Empty: the provider's configured default.
+    pub model: String,
+    /// Empty: the provider's configured default.
+    pub voice: String,
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// Turn-taking and barge-in. Times in ms; 0 means never (for the optional ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnSpec {
+    /// Whether the caller can talk over the agent (barge-in).
+    pub allow_interruptions: bool,
+    pub min_interruption_speech_ms: u32,
+    pub min_interruption_words: u32,
+    pub false_interruption_timeout_ms: u32,
+    pub endpointing_min_delay_ms: u32,
+    pub endpointing_max_delay_ms: u32,
+    /// Silence before "Are you still there?"; 0: never.
+    pub reprompt_after_ms: u32,
+    /// Silence before the agent says goodbye and hangs up; 0: never.
+    pub hangup_after_silence_ms: u32,
+    /// Longest call, in seconds; 0: no limit.
+    pub max_call_duration_s: u32,
+}
+
+impl Default for TurnSpec {
+    fn default() -> Self {
+        Self::from_config(&crate::config::AgentSettings::default())
+    }
+}
+
+impl TurnSpec {
+    fn from_config(a: &crate::config::AgentSettings) -> Self {
+        Self {
+            allow_interruptions: a.allow_interruptions,
+            min_interruption_speech_ms: a.min_interruption_speech_ms,
+            min_interruption_words: a.min_interruption_words,
+            false_interruption_timeout_ms: a.false_interruption_timeout_ms,
+            endpointing_min_delay_ms: a.endpointing_min_delay_ms,
+            endpointing_max_delay_ms: a.endpointing_max_delay_ms,
+            reprompt_after_ms: a.reprompt_after_ms,
+            hangup_after_silence_ms: a.hangup_after_silence_ms,
+            max_call_duration_s: a.max_call_duration_s,
+        }
+    }
+}
+
+/// A knowledge document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeDoc {
+    /// 1 to 200 characters, e.g. a file name.
+    pub name: String,
+    #[serde(default)]
+    pub format: DocFormat,
+    /// At most 256 KiB.
+    pub content: String,
+}
+
+/// How a knowledge document is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DocFormat {
+    #[default]
+    Text,
+    Markdown,
+}
+
+/// An HTTP endpoint the model may call with JSON arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTool {
+    /// What the model calls it: letters, digits, `_` and `-`, up to 64.
+    pub name: String,
+    /// When to use it, for the model.
+    pub description: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// `GET` (arguments as query parameters) or `POST` (a JSON body).
+    #[serde(default = "post")]
+    pub method: String,
+    /// The arguments' JSON Schema (an object schema).
+    #[serde(default = "empty_object_schema")]
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// Sent with every request, e.g. an `Authorization` header; values are secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+fn empty_object_schema() -> serde_json::Value {
+    serde_json::json!({ "type": "object", "properties": {} })
+}
+
+/// What runs after each call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostCall {
+    /// Email the visitor a summary when their address is known.
+    pub email: bool,
+    /// The email's body; `{{summary}}`, `{{agent}}` and `{{transcript}}` are filled in.
+    pub email_template: String,
+    /// Sync the contact and a note to a CRM; none: no sync.
+    pub crm: Option<CrmSpec>,
+    pub webhooks: Vec<Webhook>,
+}
+
+/// A HubSpot-compatible CRM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrmSpec {
+    /// e.g. `https://api.hubapi.com`.
+    pub base_url: String,
+    /// A private-app token (secret).
+    pub token: String,
+}
+
+/// Where call events are POSTed, signed with HMAC-SHA256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    /// The signing key (secret).
+    pub secret: String,
+    /// Any of `call.started`, `call.ended`, `call.analyzed`; empty: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// Events a webhook can subscribe to.
+pub const WEBHOOK_EVENTS: [&str; 3] = ["call.started", "call.ended", "call.analyzed"];
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            system_prompt: String::new(),
+            greeting: String::new(),
+            language: "en".into(),
+            stt: SttSpec::default(),
+            llm: LlmSpec::default(),
+            tts: TtsSpec::default(),
+            turn: TurnSpec::default(),
+            endpointing: EndpointSettings::default(),
+            knowledge: Vec::new(),
+            tools: Vec::new(),
+            numbers: Vec::new(),
+            widget: WidgetConfig::default(),
+            post_call: PostCall::default(),
+            transfer_to: String::new(),
+            send_dtmf: false,
+        }
+    }
+}
+
+/// Why an agent definition is refused: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SpecError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn refuse(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError { field: field.into(), reason: reason.into() }
+}
+
+fn http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://"))
+        && s.len() > 8
+        && s.len() <= 2048
+        && !s.contains(char::is_whitespace)
+}
+
+impl AgentSpec {
+    /// The agent `[agent]` (and `[endpointing]`, `[widget]`) configure.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        let a = &config.agent;
+        Self {
+            name: a.name.clone(),
+            system_prompt: a.system_prompt.clone(),
+            greeting: a.greeting.clone(),
+            stt: SttSpec { provider: a.stt, ..SttSpec::default() },
+            llm: LlmSpec { provider: a.llm, ..LlmSpec::default() },
+            tts: TtsSpec { provider: a.tts, ..TtsSpec::default() },
+            turn: TurnSpec::from_config(a),
+            endpointing: config.endpointing.clone(),
+            knowledge: if a.knowledge.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![KnowledgeDoc {
+                    name: "config.toml".into(),
+                    format: DocFormat::Text,
+                    content: a.knowledge.clone(),
+                }]
+            },
+            numbers: config.sip.numbers.clone(),
+            widget: config.widget.clone(),
+            transfer_to: a.transfer_to.clone(),
+            send_dtmf: a.send_dtmf,
+            ..Self::default()
+        }
+    }
+
+    /// Checks what serde cannot: lengths, ranges, URLs, schemas.
+    ///
+    /// # Errors
+    /// The first field that is wrong, and why.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let len = |field: &str, s: &str, min: usize, max: usize| {
+            let n = s.chars().count();
+            if n < min || n > max {
+                Err(refuse(field, format!("must be {min} to {max} characters (is {n})")))
+            } else {
+                Ok(())
+            }
+        };
+        len("name", self.name.trim(), 1, 100)?;
+        len("system_prompt", &self.system_prompt, 0, 20_000)?;
+        len("greeting", &self.greeting, 0, 2_000)?;
+        let lang_ok = !self.language.is_empty()
+            && self.language.len() <= 35
+            && self
+                .language
+                .split('-')
+                .all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        if !lang_ok {
+            return Err(refuse("language", "not a BCP 47 tag (e.g. en, en-US)"));
+        }
+        len("stt.model", &self.stt.model, 0, 100)?;
+        len("llm.model", &self.llm.model, 0, 100)?;
+        len("tts.model", &self.tts.model, 0, 100)?;
+        len("tts.voice", &self.tts.voice, 0, 100)?;
+        if self.llm.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(refuse("llm.temperature", "must be 0 to 2"));
+        }
+        if self.llm.max_tokens.is_some_and(|t| !(1..=4096).contains(&t)) {
+            return Err(refuse("llm.max_tokens", "must be 1 to 4096"));
+        }
+        let t = &self.turn;
+        for (field, v, max) in [
+            ("turn.min_interruption_speech_ms", t.min_interruption_speech_ms, 10_000),
+            ("turn.min_interruption_words", t.min_interruption_words, 20),
+            ("turn.false_interruption_timeout_ms", t.false_interruption_timeout_ms, 10_000),
+            ("turn.endpointing_min_delay_ms", t.endpointing_min_delay_ms, 10_000),
+            ("turn.endpointing_max_delay_ms", t.endpointing_max_delay_ms, 30_000),
+            ("turn.reprompt_after_ms", t.reprompt_after_ms, 600_000),
+            ("turn.hangup_after_silence_ms", t.hangup_after_silence_ms, 3_600_000),
+            ("turn.max_call_duration_s", t.max_call_duration_s, 86_400),
+        ] {
+            if v > max {
+                return Err(refuse(field, format!("must be at most {max}")));
+            }
+        }
+        if t.endpointing_min_delay_ms > t.endpointing_max_delay_ms {
+            return Err(refuse("turn.endpointing_min_delay_ms", "must not exceed endpointing_max_delay_ms"));
+        }
+        let e = &self.endpointing;
+        if !(0.0..=1.0).contains(&e.threshold) {
+            return Err(refuse("endpointing.threshold", "must be 0 to 1"));
+        }
+        for (field, v) in [
+            ("endpointing.min_speech_ms", e.min_speech_ms),
+            ("endpointing.min_silence_ms", e.min_silence_ms),
+            ("endpointing.pre_padding_ms", e.pre_padding_ms),
+            ("endpointing.post_padding_ms", e.post_padding_ms),
+        ] {
+            if v > 10_000 {
+                return Err(refuse(field, "must be at most 10000"));
+            }
+        }
+        if self.knowledge.len() > 50 {
+            return Err(refuse("knowledge", "at most 50 documents"));
+        }
+        for (i, d) in self.knowledge.iter().enumerate() {
+            len(&format!("knowledge[{i}].name"), &d.name, 1, 200)?;
+            if d.content.len() > 256 * 1024 {
+                return Err(refuse(format!("knowledge[{i}].content"), "at most 256 KiB"));
+            }
+        }
+        if self.tools.len() > 20 {
+            return Err(refuse("tools", "at most 20 tools"));
+        }
+        for (i, tool) in self.tools.iter().enumerate() {
+            let field = |f: &str| format!("tools[{i}].{f}");
+            if tool.name.is_empty()
+                || tool.name.len() > 64
+                || !tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(refuse(field("name"), "1 to 64 letters, digits, _ or -"));
+            }
+            if self.tools[..i].iter().any(|o| o.name == tool.name) {
+                return Err(refuse(field("name"), "used twice"));
+            }
+            len(&field("description"), &tool.description, 1, 1_000)?;
+            if !http_url(&tool.url) {
+                return Err(refuse(field("url"), "must be an http:// or https:// URL"));
+            }
+            if !matches!(tool.method.as_str(), "GET" | "POST") {
+                return Err(refuse(field("method"), "must be GET or POST"));
+            }
+            if tool.parameters.get("type").and_then(serde_json::Value::as_str) != Some("object") {
+                return Err(refuse(field("parameters"), "must be a JSON Schema with \"type\": \"object\""));
+            }
+            if let Err(e) = jsonschema::validator_for(&tool.parameters) {
+                return Err(refuse(field("parameters"), format!("not a valid JSON Schema: {e}")));
+            }
+            if tool.headers.len() > 20 || tool.headers.iter().any(|(k, v)| !header_ok(k, v)) {
+                return Err(refuse(field("headers"), "at most 20 valid HTTP header names and values"));
+            }
+        }
+        if self.numbers.len() > 100 {
+            return Err(refuse("numbers", "at most 100"));
+        }
+        for (i, n) in self.numbers.iter().enumerate() {
+            let ok = !n.is_empty()
+                && n.len() <= 32
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c));
+            if !ok {
+                return Err(refuse(format!("numbers[{i}]"), "1 to 32 of letters, digits and + * # . _ -"));
+            }
+            if self.numbers[..i].contains(n) {
+                return Err(refuse(format!("numbers[{i}]"), "listed twice"));
+            }
+        }
+        let w = &self.widget;
+        len("widget.title", &w.title, 0, 100)?;
+        if !(w.colour.len() == 7
+            && w.colour.starts_with('#')
+            && w.colour[1..].chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(refuse("widget.colour", "not #rrggbb"));
+        }
+        if !w.avatar.is_empty() && !http_url(&w.avatar) {
+            return Err(refuse("widget.avatar", "must be empty or an http(s) URL"));
+        }
+        if !matches!(w.position.as_str(), "bottom-right" | "bottom-left") {
+            return Err(refuse("widget.position", "must be bottom-right or bottom-left"));
+        }
+        for (i, o) in w.allowed_origins.iter().enumerate() {
+            let host = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")).unwrap_or_default();
+            if host.is_empty() || host.contains(['/', ' ', ';', '\'', '"']) || o.len() > 200 {
+                return Err(refuse(
+                    format!("widget.allowed_origins[{i}]"),
+                    "an origin like https://www.example.com",
+                ));
+            }
+        }
+        let p = &self.post_call;
+        len("post_call.email_template", &p.email_template, 0, 20_000)?;
+        if let Some(crm) = &p.crm {
+            if !http_url(&crm.base_url) {
+                return Err(refuse("post_call.crm.base_url", "must be an http(s) URL"));
+            }
+            len("post_call.crm.token", &crm.token, 1, 500)?;
+        }
+        if p.webhooks.len() > 10 {
+            return Err(refuse("post_call.webhooks", "at most 10"));
+        }
+        for (i, h) in p.webhooks.iter().enumerate() {
+            if !http_url(&h.url) {
+                return Err(refuse(format!("post_call.webhooks[{i}].url"), "must be an http(s) URL"));
+            }
+            len(&format!("post_call.webhooks[{i}].secret"), &h.secret, 16, 200)?;
+            if let Some(e) = h.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+                return Err(refuse(
+                    format!("post_call.webhooks[{i}].events"),
+                    format!("unknown event {e:?}"),
+                ));
+            }
+        }
+        if !self.transfer_to.is_empty()
+            && !self.transfer_to.starts_with("sip:")
+            && !self.transfer_to.starts_with("sips:")
+        {
+            return Err(refuse("transfer_to", "must be empty or a sip: URI"));
+        }
+        Ok(())
+    }
+
+    /// This spec with its secrets (tool headers, CRM token, webhook
+    /// secrets) replaced by [`REDACTED`], for reading back.
+    #[must_use]
+    pub fn redacted(mut self) -> Self {
+        for tool in &mut self.tools {
+            tool.headers.values_mut().for_each(|v| REDACTED.clone_into(v));
+        }
+        if let Some(crm) = &mut self.post_call.crm {
+            REDACTED.clone_into(&mut crm.token);
+        }
+        for hook in &mut self.post_call.webhooks {
+            REDACTED.clone_into(&mut hook.secret);
+        }
+        self
+    }
+
+    /// Fills secrets written back as [`REDACTED`] from `stored` (matched by
+    /// tool name and header, by webhook URL).
+    pub fn keep_secrets(&mut self, stored: &Self) {
+        for tool in &mut self.tools {
+            let old = stored.tools.iter().find(|t| t.name == tool.name);
+            for (name, value) in &mut tool.headers {
+                if value == REDACTED {
+                    *value = old.and_then(|t| t.headers.get(name)).cloned().unwrap_or_default();
+                }
+            }
+        }
+        if let (Some(crm), Some(old)) = (&mut self.post_call.crm, &stored.post_call.crm)
+            && crm.token == REDACTED
+        {
+            crm.token.clone_from(&old.token);
+        }
+        for hook in &mut self.post_call.webhooks {
+            if hook.secret == REDACTED {
+                hook.secret = stored
+                    .post_call
+                    .webhooks
+                    .iter()
+                    .find(|h| h.url == hook.url)
+                    .map(|h| h.secret.clone())
+                    .unwrap_or_default();
+            }
+        }
+    }
+}
+
+fn header_ok(name: &str, value: &str) -> bool {
+    axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+        && axum::http::HeaderValue::from_str(value).is_ok()
+        && value.len() <= 4096
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> AgentSpec {
+        AgentSpec { name: "Front desk".into(), ..AgentSpec::default() }
+    }
+
+    #[test]
+    fn the_configured_agent_is_a_valid_spec() {
+        let spec = AgentSpec::from_config(&Config::default());
+        spec.validate().unwrap();
+        assert_eq!(spec.numbers, ["1000"]);
+        assert_eq!(spec.knowledge.len(), 1);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        type Spoil = Box<dyn Fn(&mut AgentSpec)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            ("name", Box::new(|s| s.name = " ".into())),
+            ("language", Box::new(|s| s.language = "en_US!".into())),
+            ("llm.temperature", Box::new(|s| s.llm.temperature = Some(3.0))),
+            ("turn.endpointing_min_delay_ms", Box::new(|s| s.turn.endpointing_min_delay_ms = 9_000)),
+            ("numbers[1]", Box::new(|s| s.numbers = vec!["100".into(), "100".into()])),
+            ("widget.colour", Box::new(|s| s.widget.colour = "red".into())),
+            (
+                "post_call.webhooks[0].secret",
+                Box::new(|s| {
+                    s.post_call.webhooks = vec![Webhook {
+                        url: "https://h.example/x".into(),
+                        secret: "short".into(),
+                        events: vec![],
+                    }];
+                }),
+            ),
+            (
+                "tools[0].parameters",
+                Box::new(|s| {
+                    s.tools = vec![HttpTool {
+                        name: "lookup".into(),
+                        description: "Find an order".into(),
+                        url: "https://api.example/orders".into(),
+                        method: "POST".into(),
+                        parameters: serde_json::json!({"type": "object", "properties": {"id": {"type": 5}}}),
+                        headers: BTreeMap::new(),
+                    }];
+                }),
+            ),
+        ];
+        for (field, spoil) in cases {
+            let mut s = valid();
+            spoil(&mut s);
+            assert_eq!(s.validate().map_err(|e| e.field), Err(field.to_owned()));
+        }
+    }
+
+    #[test]
+    fn secrets_read_back_redacted_and_survive_a_round_trip() {
+        let mut s = valid();
+        s.post_call.webhooks = vec![Webhook {
+            url: "https://h.example/x".into(),
+            secret: "0123456789abcdef".into(),
+            events: vec![],
+        }];
+        s.post_call.crm = Some(CrmSpec { base_url: "https://crm.example".into(), token: "pat-1".into() });
+        let shown = s.clone().redacted();
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(!text.contains("0123456789abcdef") && !text.contains("pat-1"), "{text}");
+        let mut written_back = shown;
+        written_back.keep_secrets(&s);
+        assert_eq!(written_back, s);
+    }
+}

@@ -1,0 +1,185 @@
+//! The control API under `/v1`: log in, API keys, agents, calls and their
+//! recordings. Every handler takes the authenticated [`Caller`] and reads
+//! and writes only its tenant's records. Errors are JSON
+//! (`{"error": "...", "field": "..."}`) with a 4xx status for anything the
+//! client sent; a 500 means a bug or a database failure, never bad input.
+//!
+//! The OpenAPI 3 document ([`openapi`]) is built from these handlers.
+//!
+//! [`Caller`]: crate::auth::Caller
+
+mod agents;
+mod calls;
+mod keys;
+mod openapi;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Tokens;
+use crate::http::AppState;
+use crate::store::{Store, StoreError};
+
+pub use calls::download;
+pub use keys::login;
+
+/// The control plane's shared parts.
+#[derive(Debug)]
+pub struct Control {
+    pub store: Store,
+    pub tokens: Tokens,
+    /// The tenant of the configured agent and of `http.api_key`.
+    pub default_tenant: String,
+}
+
+/// A control API error, sent as JSON.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body or query could not be read (syntax, types, unknown fields, size).
+    #[error("{message}")]
+    Request { status: StatusCode, message: String },
+    /// A field has a value out of range.
+    #[error("{0}")]
+    Invalid(#[from] crate::agent::spec::SpecError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests; slow down")]
+    TooManyRequests,
+    #[error("{0}")]
+    Unavailable(String),
+    /// A database failure: logged, not shown.
+    #[error("internal error")]
+    Store(StoreError),
+}
+
+impl From<crate::agent::registry::AgentError> for ApiError {
+    fn from(e: crate::agent::registry::AgentError) -> Self {
+        use crate::agent::registry::AgentError;
+        match e {
+            AgentError::Unknown(_) => Self::NotFound("agent"),
+            AgentError::Store(e) => Self::Store(e),
+            e => {
+                tracing::error!(error = %e, "agent unavailable");
+                Self::Unavailable("the agent is unavailable".into())
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { what } => Self::Conflict(format!("{what} is already in use")),
+            e => Self::Store(e),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: String,
+    /// The offending field, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::Request { status, .. } => *status,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(e) => {
+                tracing::error!(error = %e, "control API: database failure");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let field = match &self {
+            Self::Invalid(e) => Some(e.field.clone()),
+            _ => None,
+        };
+        let message = match &self {
+            Self::Invalid(e) => e.reason.clone(),
+            e => e.to_string(),
+        };
+        (status, Json(ErrorBody { error: message, field })).into_response()
+    }
+}
+
+/// A JSON body whose rejections are [`ApiError`]s (JSON, with the reason).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(e) => Err(rejected_json(&e)),
+        }
+    }
+}
+
+fn rejected_json(e: &JsonRejection) -> ApiError {
+    ApiError::Request { status: e.status(), message: e.body_text() }
+}
+
+/// Query parameters whose rejections are [`ApiError`]s.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => Err(rejected_query(&e)),
+        }
+    }
+}
+
+fn rejected_query(e: &QueryRejection) -> ApiError {
+    ApiError::Request { status: StatusCode::BAD_REQUEST, message: e.body_text() }
+}
+
+/// Control API bodies are small; knowledge uploads are the largest.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The control API's routes (merged into the server's router, which adds
+/// the public ones: login and recording downloads, rate limited).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi::serve))
+        .route("/v1/me", get(keys::me))
+        .route("/v1/api-keys", get(keys::list).post(keys::create))
+        .route("/v1/api-keys/{id}", delete(keys::revoke))
+        .route("/v1/agents", get(agents::list).post(agents::create))
+        .route("/v1/agents/{id}", get(agents::read).put(agents::update).delete(agents::remove))
+        .route("/v1/agents/{id}/knowledge", post(agents::upload_knowledge))
+        .route("/v1/calls", get(calls::list).post(calls::place))
+        .route("/v1/calls/{id}", get(calls::read))
+        .route("/v1/calls/{id}/recording", get(calls::recording_url))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
