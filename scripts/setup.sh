@@ -47,13 +47,17 @@ if [ ! -d "$root/media-server/tests/browser/node_modules/playwright-core" ]; the
   fi
 fi
 
-# moto[server] (PyPI): the S3 server the recording-store tests start on 127.0.0.1.
-# Only the tests use it; it goes into the git-ignored .test-tools/.
-moto_dir="$root/.test-tools/moto"
-if [ ! -f "$moto_dir/moto/__init__.py" ]; then
-  echo "setup: installing moto[server] into .test-tools/ (for the S3 tests)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
-    --target "$moto_dir" 'moto[server]==5.2.5'
-fi
+# Test tools from PyPI, into the git-ignored .test-tools/ (only the tests use them):
+# moto[server], the S3 server the recording-store tests start on 127.0.0.1, and
+# schemathesis, which fuzzes the control API from its OpenAPI document.
+test_tool() { # folder, package it provides, requirement
+  if [ ! -f "$root/.test-tools/$1/$2/__init__.py" ]; then
+    echo "setup: installing $3 into .test-tools/$1 (for the tests)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+      --target "$root/.test-tools/$1" "$3"
+  fi
+}
+test_tool moto moto 'moto[server]==5.2.5'
+test_tool schemathesis schemathesis 'schemathesis==4.32.5' 
 
 "$root/scripts/fetch-models.sh"

@@ -21,6 +21,7 @@ pub const REDACTED: &str = "********";
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSpec {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub system_prompt: String,
     /// First words of every call; empty: listen first.
@@ -149,19 +150,21 @@ pub enum DocFormat {
     Markdown,
 }
 
-/// An HTTP endpoint the model may call with JSON arguments.
+/// An HTTP endpoint the model may call: its arguments, checked against
+/// `parameters`, are POSTed as JSON; the response body goes back to the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTool {
-    /// What the model calls it: letters, digits, `_` and `-`, up to 64.
+    /// What the model calls it: letters, digits, `_` and `-`, up to 64; not
+    /// a built-in's name (`end_call`, `transfer_to_human`, `send_dtmf`).
     pub name: String,
     /// When to use it, for the model.
     pub description: String,
     /// `http://` or `https://`.
     pub url: String,
-    /// `GET` (arguments as query parameters) or `POST` (a JSON body).
-    #[serde(default = "post")]
-    pub method: String,
+    /// How long to wait for its answer, in ms (100 to 30000).
+    #[serde(default = "tool_timeout_ms")]
+    pub timeout_ms: u32,
     /// The arguments' JSON Schema (an object schema).
     #[serde(default = "empty_object_schema")]
     #[schema(value_type = Object)]
@@ -171,9 +174,12 @@ pub struct HttpTool {
     pub headers: BTreeMap<String, String>,
 }
 
-fn post() -> String {
-    "POST".into()
+fn tool_timeout_ms() -> u32 {
+    5_000
 }
+
+/// Tool names the built-in tools use.
+const BUILT_IN_TOOLS: [&str; 3] = ["end_call", "transfer_to_human", "send_dtmf"];
 
 fn empty_object_schema() -> serde_json::Value {
     serde_json::json!({ "type": "object", "properties": {} })
@@ -380,12 +386,15 @@ impl AgentSpec {
             if self.tools[..i].iter().any(|o| o.name == tool.name) {
                 return Err(refuse(field("name"), "used twice"));
             }
+            if BUILT_IN_TOOLS.contains(&tool.name.as_str()) {
+                return Err(refuse(field("name"), "a built-in tool's name"));
+            }
             len(&field("description"), &tool.description, 1, 1_000)?;
             if !http_url(&tool.url) {
                 return Err(refuse(field("url"), "must be an http:// or https:// URL"));
             }
-            if !matches!(tool.method.as_str(), "GET" | "POST") {
-                return Err(refuse(field("method"), "must be GET or POST"));
+            if !(100..=30_000).contains(&tool.timeout_ms) {
+                return Err(refuse(field("timeout_ms"), "must be 100 to 30000"));
             }
             if tool.parameters.get("type").and_then(serde_json::Value::as_str) != Some("object") {
                 return Err(refuse(field("parameters"), "must be a JSON Schema with \"type\": \"object\""));
@@ -561,7 +570,7 @@ mod tests {
                         name: "lookup".into(),
                         description: "Find an order".into(),
                         url: "https://api.example/orders".into(),
-                        method: "POST".into(),
+                        timeout_ms: 5_000,
                         parameters: serde_json::json!({"type": "object", "properties": {"id": {"type": 5}}}),
                         headers: BTreeMap::new(),
                     }];

@@ -21,8 +21,10 @@ use crate::store::{CallFilter, CallRow, now_ms};
 #[serde(deny_unknown_fields)]
 pub struct PlaceCall {
     /// A `sip:` URI, or a number dialled through the trunk.
+    #[schema(min_length = 1, max_length = 256)]
     pub to: String,
     /// Give up when nobody answers within this many seconds (1 to 300).
+    #[schema(minimum = 1, maximum = 300)]
     pub ring_timeout_s: Option<u32>,
 }
 
@@ -74,6 +76,7 @@ pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -214,6 +217,7 @@ pub async fn read(
 #[into_params(parameter_in = Query)]
 pub struct LinkQuery {
     /// How long the link works, in seconds (60 to 604800); default 3600.
+    #[param(minimum = 60, maximum = 604_800)]
     pub ttl_s: Option<u64>,
 }
 

@@ -74,6 +74,7 @@ pub async fn me(caller: Caller) -> Json<Caller> {
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// What the key is for, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 

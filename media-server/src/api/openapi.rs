@@ -17,7 +17,7 @@ use super::{agents, calls, keys};
         calls::place, calls::list, calls::read, calls::recording_url, calls::download,
     ),
     components(schemas(super::ErrorBody)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &CommonErrors),
     tags((name = "auth"), (name = "agents"), (name = "calls")),
 )]
 struct Doc;
@@ -37,24 +37,86 @@ impl Modify for Bearer {
     }
 }
 
-/// The document.
+/// Documents the errors any operation can answer with (the body could not
+/// be read, a field is out of range, too many requests, ...), so each
+/// handler's annotation lists only what is particular to it.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        let common = [
+            ("400", "The request could not be read (syntax, query parameters, a value it cannot use)"),
+            ("404", "No such resource for this tenant"),
+            ("413", "The body is too large"),
+            ("415", "The body's content type is not the one expected"),
+            ("422", "A field is missing, unknown, of the wrong type or out of range"),
+            ("429", "Too many requests from this client"),
+            ("503", "A dependency (the database, an agent's models, the recording store) is unavailable"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let extra = secured.then_some(("401", "Missing, invalid, expired or revoked credentials"));
+                for (code, what) in common.into_iter().chain(extra) {
+                    op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(what).into());
+                }
+            }
+        }
+    }
+}
+
+/// The document, as JSON.
 #[must_use]
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     let mut doc = Doc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    open_agent_fields(&mut doc);
     doc
 }
 
+/// A stored agent is its definition plus `id` and times, but `AgentSpec`
+/// as a request body allows no other fields (an unknown one is a 422): the
+/// response refers to a copy that does.
+fn open_agent_fields(doc: &mut serde_json::Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    let mut fields = schemas["AgentSpec"].clone();
+    if let Some(f) = fields.as_object_mut() {
+        f.remove("additionalProperties");
+        f.insert("description".into(), "An agent's definition, as read back.".into());
+    }
+    schemas["AgentFields"] = fields;
+    if let Some(all_of) = schemas["Agent"]["allOf"].as_array_mut() {
+        for part in all_of {
+            if part["$ref"] == "#/components/schemas/AgentSpec" {
+                part["$ref"] = "#/components/schemas/AgentFields".into();
+            }
+        }
+    }
+}
+
 /// `GET /v1/openapi.json`.
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
+pub async fn serve() -> Json<serde_json::Value> {
+    // Built once: it never changes while the server runs.
+    static DOC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(openapi);
+    Json(DOC.clone())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_route_is_documented() {
-        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let doc = super::openapi();
         let paths = doc["paths"].as_object().unwrap();
         for p in [
             "/v1/auth/login",
@@ -73,5 +135,15 @@ mod tests {
         }
         assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
         assert!(doc["components"]["schemas"]["AgentSpec"].is_object());
+        assert_eq!(
+            doc["components"]["schemas"]["Agent"]["allOf"][0]["$ref"],
+            "#/components/schemas/AgentFields"
+        );
+        // Every operation documents the common errors; secured ones, 401.
+        let agents = &doc["paths"]["/v1/agents"]["post"]["responses"];
+        for code in ["201", "400", "401", "413", "415", "422", "429"] {
+            assert!(agents[code].is_object(), "POST /v1/agents lacks {code}");
+        }
+        assert!(doc["paths"]["/v1/auth/login"]["post"]["responses"]["401"].is_object());
     }
 }
