@@ -78,3 +78,24 @@ impl Media {
         })
     }
 }
+
+/// A call's media ends with it: its jitter buffer's counts go to the metrics.
+impl Drop for Media {
+    fn drop(&mut self) {
+        use voxgate_pipeline::metrics::{FateLabel, metrics};
+        let s = self.playout.jitter().stats();
+        let m = metrics();
+        for (fate, n) in [
+            ("received", s.received),
+            ("late", s.late),
+            ("lost", s.lost),
+            ("concealed", s.concealed),
+            ("duplicate", s.duplicates),
+        ] {
+            m.jitter_packets.get_or_create(&FateLabel { fate }).inc_by(n);
+        }
+        if s.received > 0 {
+            m.jitter_delay.observe(f64::from(s.target_delay_ms) / 1000.0);
+        }
+    }
+}

@@ -103,10 +103,16 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
         call_id = %call.id,
         channel = call.channel,
         caller = %crate::redact::number(call.caller.as_deref(), pii),
+        callee = %crate::redact::number(call.callee.as_deref(), pii),
         end = ?log.end,
         turns = log.latencies.len(),
         "call ended"
     );
+    let status = end_status(&log.end);
+    let m = voxgate_pipeline::metrics::metrics();
+    m.calls_ended
+        .get_or_create(&voxgate_pipeline::metrics::OutcomeLabel { channel: call.channel, outcome: status })
+        .inc();
     let ended_at = crate::store::now_ms();
     let duration_ms = i64::try_from(log.duration_ms).unwrap_or(i64::MAX);
     let recording = recording_path(&ctx.config, &call.id);
@@ -122,7 +128,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
             Direction::Outbound => "outbound",
         }
         .to_owned(),
-        status: end_status(&log.end).to_owned(),
+        status: status.to_owned(),
         caller: call.caller.clone(),
         callee: call.callee.clone(),
         started_at: ended_at - duration_ms,

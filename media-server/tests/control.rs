@@ -515,3 +515,81 @@ fn a_failed_upload_is_retried_and_the_local_copy_serves_meanwhile() -> TestResul
     assert!(!server.recordings.join(format!("{id}.wav")).exists());
     Ok(())
 }
+
+#[test]
+fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() -> TestResult {
+    use std::io::{Read as _, Write as _};
+    // The agent's model (an OpenAI-compatible stand-in) calls the tool ...
+    let llm = common::tool_calling_llm("One moment.", "order_status", r#"{"order": "A-17"}"#)?;
+    // ... which is a local HTTP endpoint that reports what it was sent.
+    let tool = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let tool_url = format!("http://{}/status", tool.local_addr()?);
+    let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
+    common::serve_http(tool, move |mut stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        let _ = seen_tx.send(String::from_utf8_lossy(&request).into_owned());
+        let body = r#"{"status": "shipped"}"#;
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    })?;
+    let server = server("", &[("VOXGATE_OPENAI__BASE_URL", llm)])?;
+    let mut spec = agent_spec("Orders", "+15550123");
+    spec["tools"][0]["url"] = json!(tool_url);
+    spec["greeting"] = json!("");
+    let (status, agent) = send(&server, "POST", "/v1/agents", Some(API_KEY), Some(&spec))?;
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["id"].as_str().ok_or("no id")?.to_owned();
+
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        use futures::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        let url = format!("ws://{}/v1/chat?agent={agent_id}", server.http);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        socket
+            .send(Message::text(json!({"type": "message", "text": "Where is order A-17?"}).to_string()))
+            .await?;
+        // Until the agent's whole reply.
+        loop {
+            let Some(Ok(Message::Text(t))) =
+                tokio::time::timeout(Duration::from_secs(30), socket.next()).await?
+            else {
+                return Err::<(), Box<dyn std::error::Error>>("the chat closed".into());
+            };
+            let v: Value = serde_json::from_str(t.as_str())?;
+            if v["type"] == "message" {
+                break;
+            }
+        }
+        socket.send(Message::text(r#"{"type": "end"}"#)).await?;
+        Ok(())
+    })?;
+    let request = seen.recv_timeout(Duration::from_secs(10)).map_err(|_| "the tool was not called")?;
+    assert!(request.starts_with("POST /status "), "{request}");
+    assert!(request.contains("tool-secret-1"), "the stored header went with it: {request}");
+    let body = request.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    assert_eq!(serde_json::from_str::<Value>(body)?, json!({"order": "A-17"}));
+    Ok(())
+}

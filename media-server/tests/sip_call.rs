@@ -119,6 +119,14 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
     )?))?;
     assert_eq!(wav.spec().channels, 2);
     assert!(wav.duration() > 16_000 * 15, "the recording covers the call");
+    // The caller's packets went through the jitter buffer, and the metrics say so.
+    let (_, metrics) = common::http_text(&server, "GET", "/metrics", None, None)?;
+    let received = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"voxgate_jitter_packets_total{fate="received"} "#))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(received.is_some_and(|n| n > 500), "{metrics}");
+    assert!(metrics.contains("voxgate_jitter_delay_seconds_count 1"), "{metrics}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -75,6 +75,15 @@ fn calls_end_by_caller_bye_and_by_server_bye() -> TestResult {
     // Each answer's setup time is in the metrics.
     let (_, metrics) = common::http_text(&server, "GET", "/metrics", None, None)?;
     assert!(metrics.contains(r#"voxgate_call_setup_seconds_count{channel="sip"} 5"#), "{metrics}");
+    // And their outcomes.
+    assert!(
+        metrics.contains(r#"voxgate_calls_ended_total{channel="sip",outcome="caller_hung_up"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"voxgate_calls_ended_total{channel="sip",outcome="no_media"} 2"#),
+        "{metrics}"
+    );
     Ok(())
 }
 
@@ -183,13 +192,13 @@ fn the_agents_transfer_tool_refers_the_caller() -> TestResult {
 fn a_stored_agents_number_reaches_it_and_a_deleted_one_no_longer_does() -> TestResult {
     let server = start_server(&[webrtc_vad()])?;
     let key = Some(common::API_KEY);
-    let spec = r#"{"name": "Night line", "greeting": "Night line, go ahead.", "numbers": ["2000"]}"#;
+    let spec = r#"{"name": "Night line", "greeting": "Night line, go ahead.", "numbers": ["+15550142"]}"#;
     let (status, agent) = common::http(&server, "POST", "/v1/agents", key, Some(spec))?;
     assert_eq!(status, 201, "{agent}");
     let id = agent["id"].as_str().ok_or("no id")?;
     // The number is routed as soon as the agent exists.
     // Three seconds: the greeting is heard whole.
-    sipp_to(server.sip_port, "2000", &["-sn", "uac", "-d", "3000", "-m", "1", "-l", "1"])?;
+    sipp_to(server.sip_port, "+15550142", &["-sn", "uac", "-d", "3000", "-m", "1", "-l", "1"])?;
     let mut call = serde_json::Value::Null;
     for _ in 0..100 {
         let (_, page) = common::http(&server, "GET", &format!("/v1/calls?agent={id}"), key, None)?;
@@ -199,7 +208,11 @@ fn a_stored_agents_number_reaches_it_and_a_deleted_one_no_longer_does() -> TestR
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!((call["channel"].as_str(), call["callee"].as_str()), (Some("sip"), Some("2000")), "{call}");
+    assert_eq!(
+        (call["channel"].as_str(), call["callee"].as_str()),
+        (Some("sip"), Some("+15550142")),
+        "{call}"
+    );
     let (_, detail) = common::http(
         &server,
         "GET",
@@ -212,6 +225,9 @@ fn a_stored_agents_number_reaches_it_and_a_deleted_one_no_longer_does() -> TestR
     // Deleted: the number is gone at once (SIPp's call fails on the 404).
     assert_eq!(common::http(&server, "DELETE", &format!("/v1/agents/{id}"), key, None)?.0, 204);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(sipp_to(server.sip_port, "2000", &["-sn", "uac", "-m", "1", "-l", "1"]).is_err());
+    assert!(sipp_to(server.sip_port, "+15550142", &["-sn", "uac", "-m", "1", "-l", "1"]).is_err());
+    // The number is in the call's record, not in the logs.
+    let leaked: Vec<String> = server.log.try_iter().filter(|l| l.contains("550142")).collect();
+    assert!(leaked.is_empty(), "{leaked:#?}");
     Ok(())
 }

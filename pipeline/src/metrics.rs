@@ -33,6 +33,21 @@ pub struct ChannelLabel {
     pub channel: &'static str,
 }
 
+/// A finished call, by channel and how it ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub channel: &'static str,
+    /// `caller_hung_up`, `agent_ended`, `no_media`, `transferred`, ...
+    pub outcome: &'static str,
+}
+
+/// What became of the caller's packets in a jitter buffer.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FateLabel {
+    /// `received`, `late`, `lost`, `concealed`, `duplicate`.
+    pub fate: &'static str,
+}
+
 /// The engine's metrics.
 #[derive(Debug)]
 pub struct PipelineMetrics {
@@ -51,6 +66,12 @@ pub struct PipelineMetrics {
     pub call_setup: Family<ChannelLabel, Histogram>,
     /// Malformed or unexpected messages from media clients, by channel.
     pub bad_frames: Family<ChannelLabel, Counter>,
+    /// Finished calls by channel and outcome.
+    pub calls_ended: Family<OutcomeLabel, Counter>,
+    /// Caller packets through the jitter buffers (SIP, WebRTC), by fate.
+    pub jitter_packets: Family<FateLabel, Counter>,
+    /// Each call's jitter buffer delay target when it ended, in seconds.
+    pub jitter_delay: Histogram,
 }
 
 static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
@@ -69,6 +90,12 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
             Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16))
         }),
         bad_frames: Family::default(),
+        calls_ended: Family::default(),
+        jitter_packets: Family::default(),
+        // 20 ms .. ~1.3 s.
+        jitter_delay: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.02, 1.5, 12,
+        )),
     };
     registry.register(
         "turn_latency_seconds",
@@ -96,6 +123,17 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         "bad_frames",
         "Malformed or unexpected messages from media clients",
         metrics.bad_frames.clone(),
+    );
+    registry.register("calls_ended", "Finished calls by channel and outcome", metrics.calls_ended.clone());
+    registry.register(
+        "jitter_packets",
+        "Caller packets through the jitter buffers, by what became of them",
+        metrics.jitter_packets.clone(),
+    );
+    registry.register(
+        "jitter_delay_seconds",
+        "Each call's jitter buffer delay target when it ended",
+        metrics.jitter_delay.clone(),
     );
     (registry, metrics)
 });

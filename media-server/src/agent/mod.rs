@@ -206,6 +206,21 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
             sample_rate: SampleRate::HZ_24000,
         })),
     };
+    let tools = spec
+        .tools
+        .iter()
+        .map(|t| {
+            voxgate_pipeline::session::tools::HttpTool::new(
+                &t.name,
+                &t.description,
+                t.parameters.clone(),
+                &t.url,
+                t.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                std::time::Duration::from_millis(u64::from(t.timeout_ms)),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("the agent's tools")?;
     let text: String = spec
         .knowledge
         .iter()
@@ -225,7 +240,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         id: None,
         tenant_id: None,
         name: spec.name.clone(),
-        session: session_config(spec),
+        session: SessionConfig { tools, ..session_config(spec) },
         providers: Providers { stt, llm, tts, knowledge },
         widget: spec.widget.clone(),
     })
