@@ -381,13 +381,26 @@ impl Default for StorageConfig {
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `voxgate=debug,info`.
     pub filter: String,
-    /// Print phone numbers and transcripts in logs (off: they are redacted).
+    /// Print phone numbers in logs (off: redacted). What callers and agents
+    /// say is never logged.
     pub show_pii: bool,
+    /// `text` (key=value, for people) or `json` (one object per line, for
+    /// log collectors).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { filter: "info".to_owned(), show_pii: false }
+        Self { filter: "info".to_owned(), show_pii: false, format: LogFormat::Text }
     }
 }
 

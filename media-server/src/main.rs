@@ -121,11 +121,15 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { config } => {
             let config = load(config.as_ref())?;
             // Logs go to stderr, in colour only on a terminal.
-            tracing_subscriber::fmt()
+            let logs = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log.filter)?)
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+                .with_writer(std::io::stderr);
+            match config.log.format {
+                config::LogFormat::Text => {
+                    logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+                }
+                config::LogFormat::Json => logs.json().with_current_span(false).init(),
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(config))
         }

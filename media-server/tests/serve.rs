@@ -9,9 +9,18 @@ use std::time::Duration;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The binary, run from the checkout with its records and recordings in a
+/// temporary folder (never the checkout's `data/`).
 fn voxgate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let data = std::env::temp_dir().join(format!(
+        "voxgate-serve-{}-{:x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", data.display()))
+        .env("VOXGATE_STORAGE__RECORDINGS_DIR", data.join("recordings"));
     cmd
 }
 
@@ -110,5 +119,33 @@ fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
         waited += 1;
     };
     assert!(status.success(), "exit status {status}");
+    Ok(())
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() -> TestResult {
+    let mut child = voxgate()
+        .args(["serve", "--config", "config.toml"])
+        .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
+        .env("VOXGATE_SIP__ENABLED", "false")
+        .env("VOXGATE_LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut listening = None;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("not JSON ({e}): {line}"))?;
+        assert!(entry["timestamp"].is_string() && entry["level"].is_string(), "{entry}");
+        if entry["fields"]["message"] == "HTTP listening" {
+            listening = entry["fields"]["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let addr = listening.ok_or("no HTTP listening line")?;
+    assert!(get(&addr, "/healthz")?.starts_with("HTTP/1.1 200"));
+    child.kill()?;
+    child.wait()?;
     Ok(())
 }
