@@ -67,10 +67,16 @@ async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
 /// `GET /readyz`: 200 when the database answers, else 503 (take this node
 /// out of the load balancer; `/healthz` says whether the process lives).
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.control.store.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Err(e) => {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), state.control.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database unavailable" })))
+                .into_response()
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer within 3 s");
             (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database unavailable" })))
                 .into_response()
         }

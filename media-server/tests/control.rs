@@ -593,3 +593,26 @@ fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() ->
     assert_eq!(serde_json::from_str::<Value>(body)?, json!({"order": "A-17"}));
     Ok(())
 }
+
+#[test]
+fn readiness_follows_the_database() -> TestResult {
+    let pg = postgres::start()?;
+    let server = server(&pg.url, &[])?;
+    assert_eq!(http(&server, "GET", "/readyz", None, None)?.0, 200);
+    // The database goes away: the node says it is not ready, but it lives.
+    drop(pg);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = http(&server, "GET", "/readyz", None, None)?.0;
+        if status == 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status, 503);
+    assert_eq!(http(&server, "GET", "/healthz", None, None)?.0, 200);
+    // The control API says so too: come back later, not a server bug.
+    let (status, json) = send(&server, "GET", "/v1/agents", Some(API_KEY), None)?;
+    assert_eq!(status, 503, "{json}");
+    Ok(())
+}

@@ -84,6 +84,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { what } => Self::Conflict(format!("{what} is already in use")),
+            // The database is away (not a bug): tell the client to come back.
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_),
+            ) => {
+                tracing::warn!(error = %e, "control API: database unavailable");
+                Self::Unavailable("the database is unavailable; try again shortly".into())
+            }
             e => Self::Store(e),
         }
     }

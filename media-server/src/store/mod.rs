@@ -79,6 +79,8 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite has one writer; more connections only queue behind it.
             .max_connections(if sqlite { 4 } else { 16 })
+            // A database that is away fails requests in seconds, not minutes.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
             .await?;
         if sqlite {
