@@ -53,7 +53,7 @@ fi
 test_tool() { # folder, package it provides, requirement
   if [ ! -f "$root/.test-tools/$1/$2/__init__.py" ]; then
     echo "setup: installing $3 into .test-tools/$1 (for the tests)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --no-warn-conflicts --root-user-action=ignore \
       --target "$root/.test-tools/$1" "$3"
   fi
 }

@@ -94,8 +94,13 @@ fn a_call_through_a_trunk_that_demands_digest_is_answered_and_the_agent_talks() 
     let mut env = trunk_env("s3cret");
     env.push(("VOXGATE_TRUNK__OUTBOUND_PROXY", format!("sip:127.0.0.1:{trunk_port}")));
     let server = start_server(&env)?;
+    // A stored agent places it.
+    let spec = r#"{"name": "Callbacks", "greeting": "Hello, thanks for calling us back."}"#;
+    let (status, agent) = http(&server, "POST", "/v1/agents", Some(KEY), Some(spec))?;
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["id"].as_str().ok_or("no agent id")?;
     // A number: dialled as sip:+15551234@trunk.test, sent to the trunk's proxy.
-    let id = dial(&server, r#"{"to": "+15551234"}"#)?;
+    let id = dial(&server, &format!(r#"{{"to": "+15551234", "agent": "{agent_id}"}}"#))?;
     let (seen, last) = follow(&server, &id)?;
     assert_eq!(seen, ["dialing", "ringing", "answered", "completed"], "{last}");
     assert_eq!(last["to"], "sip:+15551234@trunk.test");
@@ -119,6 +124,7 @@ fn a_call_through_a_trunk_that_demands_digest_is_answered_and_the_agent_talks() 
         (log["direction"].as_str(), log["callee"].as_str()),
         (Some("outbound"), Some("sip:+15551234@trunk.test"))
     );
+    assert_eq!(log["agent_id"].as_str(), Some(agent_id), "{log}");
     let wav = hound::WavReader::new(std::io::Cursor::new(common::recording(&server, &id, KEY)?))?;
     assert!(wav.duration() > 16_000, "a recording of the call: {} samples", wav.duration());
     Ok(())
@@ -189,6 +195,7 @@ fn the_call_api_refuses_bad_requests_and_wrong_keys() -> TestResult {
         (r#"{"to": "a b"}"#, 400),
         (r#"{"to": "tel:+1555"}"#, 400),
         (r#"{"to": "2000", "ring_timeout_s": 0}"#, 422),
+        (r#"{"to": "2000", "agent": "agt_nope"}"#, 404),
     ] {
         let (status, json) = post(Some(KEY), bad)?;
         assert_eq!(status, expected, "{bad}: {json}");

@@ -42,6 +42,7 @@ async fn serve_one(stream: tokio::net::TcpStream) {
         if req.uri().path() != "/v1/listen"
             || !query.contains("encoding=linear16")
             || !query.contains("sample_rate=16000")
+            || !query.contains("language=en-GB")
         {
             return Err(refuse(400));
         }
@@ -105,6 +106,7 @@ fn stt(url: &str, key: &str) -> DeepgramStt {
         base_url: url.into(),
         api_key: key.into(),
         model: "nova-3".into(),
+        language: "en-GB".into(),
         endpointing_ms: 300,
         utterance_end_ms: 1000,
     })

@@ -178,6 +178,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
             base_url: config.deepgram.base_url.clone(),
             api_key: config.deepgram.api_key.or_env("DEEPGRAM_API_KEY"),
             model: or(&spec.stt.model, &config.deepgram.stt_model).to_owned(),
+            language: spec.language.clone(),
             endpointing_ms: 300,
             utterance_end_ms: 1000,
         })),

@@ -26,6 +26,8 @@ pub struct PlaceCall {
     /// Give up when nobody answers within this many seconds (1 to 300).
     #[schema(minimum = 1, maximum = 300)]
     pub ring_timeout_s: Option<u32>,
+    /// The agent that talks (one of the tenant's); none: the configured agent.
+    pub agent: Option<String>,
 }
 
 /// Dials a number or SIP URI through the trunk; follow it with `GET /v1/calls/{id}`.
@@ -48,7 +50,15 @@ pub async fn place(
         .into());
     }
     let ring = req.ring_timeout_s.map(|s| std::time::Duration::from_secs(u64::from(s)));
-    match dialer.dial(&caller.tenant_id, &req.to, ring).await {
+    let agent = match req.agent.as_deref().filter(|a| !a.is_empty()) {
+        // Only the tenant's own agents; another tenant's is as unknown as a missing one.
+        Some(id) => match state.control.store.agent(&caller.tenant_id, id).await? {
+            Some(_) => state.calls.agents.get(id).await?,
+            None => return Err(ApiError::NotFound("agent")),
+        },
+        None => state.calls.agents.configured().clone(),
+    };
+    match dialer.dial(&caller.tenant_id, agent, &req.to, ring).await {
         Ok(status) => Ok((StatusCode::CREATED, Json(status)).into_response()),
         Err(e @ DialError::BadTarget(_)) => Err(ApiError::BadRequest(e.to_string())),
         Err(e @ DialError::Unreachable(_)) => {

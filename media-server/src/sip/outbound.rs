@@ -20,6 +20,7 @@ use voxgate_sip_bridge::sdp::{self, Sdp};
 use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
 use super::trunk::{self, Route};
 use super::{DialogTable, Shared, host_port, rand_u32, sleep_until};
+use crate::agent::Agent;
 use crate::calls;
 
 /// Where an outbound call is.
@@ -128,7 +129,7 @@ impl Dialer {
         }
     }
 
-    /// Places a call for `tenant_id` to `to` (a `sip:` URI, or a number for the trunk's
+    /// Places a call for `tenant_id`, answered by `agent`, to `to` (a `sip:` URI, or a number for the trunk's
     /// domain) and returns at once; the call's progress is in
     /// [`Dialer::status`]. Nobody answering within `ring_timeout` (else
     /// the trunk's) is a no-answer.
@@ -138,6 +139,7 @@ impl Dialer {
     pub async fn dial(
         &self,
         tenant_id: &str,
+        agent: Agent,
         to: &str,
         ring_timeout: Option<Duration>,
     ) -> Result<OutboundStatus, DialError> {
@@ -201,8 +203,17 @@ impl Dialer {
             shared.calls.config.log.show_pii,
         );
         tracing::info!(call_id = %id, to = %to, via = %hop_addr, "placing a call");
-        let call =
-            run(self.clone(), dial, id.clone(), hop_addr, direct, sockets, rx, self.cancel.child_token());
+        let call = run(
+            self.clone(),
+            agent,
+            dial,
+            id.clone(),
+            hop_addr,
+            direct,
+            sockets,
+            rx,
+            self.cancel.child_token(),
+        );
         super::spawn_call(shared, id, call);
         Ok(status)
     }
@@ -328,6 +339,7 @@ impl Dialog for Outbound {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     dialer: Dialer,
+    agent: Agent,
     dial: Dial,
     id: String,
     hop: SocketAddr,
@@ -377,17 +389,8 @@ async fn run(
         }
     };
     let recording = calls::recording_path(&shared.calls.config, &id);
-    let result = media::run(
-        &shared,
-        shared.calls.agents.configured(),
-        &mut out,
-        sockets,
-        negotiated,
-        recording,
-        &mut signalling,
-        &cancel,
-    )
-    .await;
+    let result =
+        media::run(&shared, &agent, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await;
     match result {
         Ok(log) => {
             let placed = out.dialer.status(&id);
@@ -395,7 +398,7 @@ async fn run(
                 direction: calls::Direction::Outbound,
                 callee: placed.as_ref().map(|s| s.to.clone()),
                 tenant_id: placed.map(|s| s.tenant_id),
-                ..calls::CallInfo::inbound(&id, "sip")
+                ..calls::CallInfo::for_agent(&id, "sip", &agent)
             };
             calls::save_log(&shared.calls, &info, &log).await;
         }

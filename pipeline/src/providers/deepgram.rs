@@ -23,6 +23,8 @@ pub struct DeepgramConfig {
     pub api_key: String,
     /// e.g. `nova-3`.
     pub model: String,
+    /// BCP 47, e.g. `en` or `de`; empty: Deepgram's default.
+    pub language: String,
     /// Silence (ms) after which Deepgram marks a result speech-final.
     pub endpointing_ms: u32,
     /// Silence (ms) after which Deepgram sends UtteranceEnd.
@@ -84,7 +86,11 @@ async fn run(
 ) -> Result<(), ProviderError> {
     let client = Deepgram::with_base_url_and_api_key(config.base_url.as_str(), &config.api_key)
         .map_err(|e| ProviderError::Protocol { provider: NAME, message: e.to_string() })?;
-    let options = Options::builder().model(Model::from(config.model.clone())).smart_format(true).build();
+    let mut options = Options::builder().model(Model::from(config.model.clone())).smart_format(true);
+    if !config.language.is_empty() {
+        options = options.language(deepgram::common::options::Language::from(config.language.clone()));
+    }
+    let options = options.build();
     let mut handle = client
         .transcription()
         .stream_request_with_options(options)
