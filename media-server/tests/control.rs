@@ -171,6 +171,12 @@ fn operator_story(database_url: &str) -> TestResult {
     for k in ["id", "created_at", "updated_at"] {
         changed.as_object_mut().ok_or("not an object")?.remove(k);
     }
+    // Its widget: its look, and only its allowed origins may frame it.
+    let frame = raw_get(&server, &format!("/widget/frame?agent={agent_id}"))?;
+    assert!(frame.starts_with("HTTP/1.1 200"), "{frame}");
+    assert!(frame.to_ascii_lowercase().contains("frame-ancestors 'self' https://shop.example"), "{frame}");
+    assert!(frame.contains("#123456") && frame.contains(&agent_id), "{frame}");
+    assert!(raw_get(&server, "/widget.js?agent=agt_nope")?.starts_with("HTTP/1.1 404"));
     // A call to the stored agent: its greeting, and the call is Ann's.
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(short_call(&server, &agent_id, 4))?;
@@ -379,6 +385,17 @@ fn first_agent_line(
     Err(format!("no {count} calls of agent {agent}").into())
 }
 
+/// A GET with no credentials; the whole response (head and body) as text.
+fn raw_get(server: &Server, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server.http)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.http)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
 fn me_of(server: &Server, token: &str) -> Result<Value, Box<dyn std::error::Error>> {
     Ok(send(server, "GET", "/v1/me", Some(token), None)?.1)
 }
@@ -518,7 +535,7 @@ fn a_failed_upload_is_retried_and_the_local_copy_serves_meanwhile() -> TestResul
 
 #[test]
 fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() -> TestResult {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     // The agent's model (an OpenAI-compatible stand-in) calls the tool ...
     let llm = common::tool_calling_llm("One moment.", "order_status", r#"{"order": "A-17"}"#)?;
     // ... which is a local HTTP endpoint that reports what it was sent.
@@ -526,27 +543,7 @@ fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() ->
     let tool_url = format!("http://{}/status", tool.local_addr()?);
     let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
     common::serve_http(tool, move |mut stream| {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = stream.read(&mut buf) {
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    break;
-                }
-            }
-        }
-        let _ = seen_tx.send(String::from_utf8_lossy(&request).into_owned());
+        let _ = seen_tx.send(common::read_request(&mut stream));
         let body = r#"{"status": "shipped"}"#;
         let _ = write!(
             stream,

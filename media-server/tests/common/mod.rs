@@ -227,7 +227,7 @@ pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::
 /// `/v1/chat/completions` streams: server-sent events). Serves for 2
 /// minutes at most. Returns its base URL (`http://127.0.0.1:<port>/v1`).
 pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Result<String> {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/v1", listener.local_addr()?);
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
@@ -255,42 +255,45 @@ pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Res
     ]
     .concat();
     serve_http(listener, move |mut stream| {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        {
-            // Read the request: headers, then Content-Length bytes of body.
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stream.read(&mut buf) {
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request);
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned)
-                        })
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break;
-                    }
-                }
-            }
-            let has_result = String::from_utf8_lossy(&request).contains(r#""role":"tool""#);
-            let events = if has_result { &answering } else { &calling };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\
+        let request = read_request(&mut stream);
+        let has_result = request.contains(r#""role":"tool""#);
+        let events = if has_result { &answering } else { &calling };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\
                  Connection: close\r\n\r\n{events}",
-                events.len()
-            );
-        }
+            events.len()
+        );
     })?;
     Ok(url)
 }
 
 /// Answers each connection to `listener` with `answer`, one at a time,
 /// on a thread that stops by itself after 2 minutes.
+/// Reads one HTTP/1.1 request from `stream`: the head, then Content-Length
+/// bytes of body (5 s at most); as text.
+pub fn read_request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read as _;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&request).into_owned()
+}
+
 pub fn serve_http(
     listener: std::net::TcpListener,
     mut answer: impl FnMut(std::net::TcpStream) + Send + 'static,
