@@ -14,4 +14,4 @@ source "$root/benches/server.sh"
 cd "$root"
 export VOXGATE_SIP__ENABLED=false
 start_server
-target/release/rtc_load "http://127.0.0.1:$http" "$calls" "$seconds" "$server"
+"${CARGO_TARGET_DIR:-target}/release/rtc_load" "http://127.0.0.1:$http" "$calls" "$seconds" "$server"

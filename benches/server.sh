@@ -1,6 +1,7 @@
 # Sourced by the benchmark scripts: a scratch folder $work (removed at exit)
 # and start_server, which starts a release `voxgate serve` with the default
-# offline agent on free loopback ports, logging to $work/server.log, stopped
+# offline agent on free loopback ports, its records and recordings in $work,
+# logging to $work/server.log, stopped
 # at exit. Extra VOXGATE_* settings may be exported before it. It sets $http
 # (its HTTP port) and $server (its pid). A script may define keep_results,
 # run at exit before $work goes, to copy what it wants kept.
@@ -21,8 +22,9 @@ free_port() {
 start_server() {
   http=$(free_port STREAM)
   VOXGATE_HTTP__LISTEN=127.0.0.1:$http VOXGATE_STORAGE__RECORDINGS_DIR="$work/recordings" \
+  VOXGATE_STORAGE__DATABASE_URL="sqlite://$work/voxgate.db" \
   VOXGATE_LOG__FILTER=${VOXGATE_LOG__FILTER:-warn} \
-    target/release/voxgate serve --config config.toml 2> "$work/server.log" &
+    "${CARGO_TARGET_DIR:-target}/release/voxgate" serve --config config.toml 2> "$work/server.log" &
   server=$!
   for _ in $(seq 1 120); do
     curl -sf "http://127.0.0.1:$http/healthz" > /dev/null && return 0

@@ -14,4 +14,4 @@ source "$root/benches/server.sh"
 cd "$root"
 export VOXGATE_SIP__ENABLED=false
 start_server
-target/release/ws_load "ws://127.0.0.1:$http/v1/streams/twilio" "$calls" "$seconds" "$server"
+"${CARGO_TARGET_DIR:-target}/release/ws_load" "ws://127.0.0.1:$http/v1/streams/twilio" "$calls" "$seconds" "$server"
