@@ -56,6 +56,11 @@ macro_rules! columns {
         "id, tenant_id, agent_id, campaign_id, channel, direction, status, caller, callee, \
          started_at, ended_at, duration_ms, recording, detail"
     };
+    // Lists leave the transcripts in the database: `detail` comes back empty.
+    (summary) => {
+        "id, tenant_id, agent_id, campaign_id, channel, direction, status, caller, callee, \
+         started_at, ended_at, duration_ms, recording, CAST('' AS TEXT) AS detail"
+    };
 }
 
 fn call_row(r: &AnyRow) -> Result<CallRow, sqlx::Error> {
@@ -150,12 +155,13 @@ impl Store {
         Ok(row.as_ref().map(call_row).transpose()?)
     }
 
-    /// The tenant's calls matching `filter`, newest first.
+    /// The tenant's calls matching `filter`, newest first, without their
+    /// `detail` (read one call for that).
     ///
     /// # Errors
     /// The database fails.
     pub async fn calls(&self, tenant_id: &str, filter: &CallFilter) -> Result<CallPage, StoreError> {
-        let mut sql = concat!("SELECT ", columns!(), " FROM calls WHERE tenant_id = $1").to_owned();
+        let mut sql = concat!("SELECT ", columns!(summary), " FROM calls WHERE tenant_id = $1").to_owned();
         let mut n = 1;
         let mut param = |sql: &mut String, clause: &str| {
             n += 1;
