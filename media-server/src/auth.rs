@@ -129,7 +129,7 @@ pub fn new_api_key() -> (String, String) {
 /// enough (no salt, no stretching), and it lets a key be looked up.
 #[must_use]
 pub fn key_hash(key: &str) -> String {
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes()).as_ref())
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes()))
 }
 
 /// `n` random bytes, hex.
@@ -137,16 +137,7 @@ pub fn key_hash(key: &str) -> String {
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::fill(&mut bytes[..]);
-    hex(&bytes)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 /// How a request proved who it is.

@@ -21,7 +21,6 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use crate::auth::hex;
 use crate::config::S3Settings;
 use crate::store::Store;
 
@@ -132,7 +131,7 @@ impl Recordings {
                 .map_err(|e| s3_error("presign")(e.into()))?;
             return Ok(SignedUrl { url: request.uri().to_owned(), expires_at: expires });
         }
-        let sig = hex(self.signature(recording, expires).as_ref());
+        let sig = hex::encode(self.signature(recording, expires));
         Ok(SignedUrl {
             url: format!("{base}/v1/recordings/{recording}?expires={expires}&sig={sig}"),
             expires_at: expires,
@@ -145,7 +144,7 @@ impl Recordings {
         if expires < now_s || !is_key(key) {
             return None;
         }
-        let given = unhex(sig)?;
+        let given = hex::decode(sig).ok()?;
         hmac::verify(&self.key, format!("{key}\n{expires}").as_bytes(), &given).ok()?;
         Some(self.dir.join(key))
     }
@@ -317,13 +316,6 @@ fn is_key(key: &str) -> bool {
         && key.ends_with(".wav")
         && !key.starts_with('.')
         && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -154,38 +154,17 @@ fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! Stores to test against: SQLite in a temporary folder, and PostgreSQL
-    //! when `VOXGATE_TEST_POSTGRES` names a server (the integration tests
-    //! start one; see `tests/common/postgres.rs`).
+    //! A store to test against: SQLite in a temporary folder. PostgreSQL is
+    //! tested end to end by `tests/control.rs`, which starts a real server
+    //! (`tests/common/postgres.rs`) and runs the same operator story on both.
 
     use super::Store;
 
-    /// A fresh SQLite store, and the folder that holds it.
-    pub async fn sqlite() -> (Store, tempdir::Dir) {
-        let dir = tempdir::Dir::new();
+    /// A fresh SQLite store, and the folder that holds it (removed on drop).
+    pub async fn sqlite() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
         let store =
             Store::open(&format!("sqlite://{}/t.db", dir.path().display())).await.expect("sqlite store");
         (store, dir)
-    }
-
-    pub mod tempdir {
-        /// A folder removed on drop.
-        #[derive(Debug)]
-        pub struct Dir(std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Self {
-                let p = std::env::temp_dir().join(format!("voxgate-store-{:016x}", rand::random::<u64>()));
-                std::fs::create_dir_all(&p).expect("temp dir");
-                Self(p)
-            }
-            pub fn path(&self) -> &std::path::Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 }
