@@ -233,6 +233,40 @@ pub struct WidgetConfig {
     pub allowed_origins: Vec<String>,
 }
 
+impl WidgetConfig {
+    /// The first setting that is wrong, and why (shared by `[widget]` and
+    /// stored agents' widgets).
+    #[must_use]
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let hex = self.colour.len() == 7
+            && self.colour.starts_with('#')
+            && self.colour[1..].chars().all(|c| c.is_ascii_hexdigit());
+        if !hex {
+            return Some(("widget.colour", "not #rrggbb".into()));
+        }
+        if !["bottom-right", "bottom-left"].contains(&self.position.as_str()) {
+            return Some(("widget.position", "bottom-right or bottom-left".into()));
+        }
+        let origin_ok = |o: &String| {
+            let host = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")).unwrap_or_default();
+            !host.is_empty() && !host.contains(['/', ' ', ';', '\'', '"']) && o.len() <= 200
+        };
+        if let Some(bad) = self.allowed_origins.iter().find(|o| !origin_ok(o)) {
+            return Some((
+                "widget.allowed_origins",
+                format!("{bad:?} is not an origin like https://www.example.com"),
+            ));
+        }
+        let url = |u: &str| {
+            (u.starts_with("https://") || u.starts_with("http://")) && !u.contains(char::is_whitespace)
+        };
+        if !(self.avatar.is_empty() || url(&self.avatar)) {
+            return Some(("widget.avatar", "an http(s) URL".into()));
+        }
+        None
+    }
+}
+
 impl Default for WidgetConfig {
     fn default() -> Self {
         Self {
@@ -685,31 +719,8 @@ impl Config {
                 reason: "name each interface (its address is a host candidate), not 0.0.0.0".into(),
             });
         }
-        let wd = &self.widget;
-        let hex = wd.colour.len() == 7
-            && wd.colour.starts_with('#')
-            && wd.colour[1..].chars().all(|c| c.is_ascii_hexdigit());
-        if !hex {
-            return Err(ConfigError::Setting { setting: "widget.colour", reason: "not #rrggbb".into() });
-        }
-        if !["bottom-right", "bottom-left"].contains(&wd.position.as_str()) {
-            return Err(ConfigError::Setting {
-                setting: "widget.position",
-                reason: "bottom-right or bottom-left".into(),
-            });
-        }
-        let origin_ok = |o: &String| {
-            (o.starts_with("https://") || o.starts_with("http://"))
-                && !o[o.find("//").unwrap_or(0) + 2..].contains(['/', ' ', ';', '\'', '"'])
-        };
-        if let Some(bad) = wd.allowed_origins.iter().find(|o| !origin_ok(o)) {
-            return Err(ConfigError::Setting {
-                setting: "widget.allowed_origins",
-                reason: format!("{bad:?} is not an origin like https://www.example.com"),
-            });
-        }
-        if !(wd.avatar.is_empty() || wd.avatar.starts_with("https://") || wd.avatar.starts_with("http://")) {
-            return Err(ConfigError::Setting { setting: "widget.avatar", reason: "an http(s) URL".into() });
+        if let Some((setting, reason)) = self.widget.problem() {
+            return Err(ConfigError::Setting { setting, reason });
         }
         if self.vad.webrtc_mode > 3 {
             return Err(ConfigError::Setting { setting: "vad.webrtc_mode", reason: "must be 0..=3".into() });

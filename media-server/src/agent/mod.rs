@@ -210,16 +210,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
     let tools = spec
         .tools
         .iter()
-        .map(|t| {
-            voxgate_pipeline::session::tools::HttpTool::new(
-                &t.name,
-                &t.description,
-                t.parameters.clone(),
-                &t.url,
-                t.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                std::time::Duration::from_millis(u64::from(t.timeout_ms)),
-            )
-        })
+        .map(spec::HttpTool::to_pipeline)
         .collect::<Result<Vec<_>, _>>()
         .context("the agent's tools")?;
     let text: String = spec

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use voxgate_pipeline::session::tools::ToolError;
+
 use crate::config::{Config, EndpointSettings, LlmChoice, SttChoice, TtsChoice, WidgetConfig};
 
 /// Written in place of a stored secret when an agent is read; writing it
@@ -178,8 +180,22 @@ fn tool_timeout_ms() -> u32 {
     5_000
 }
 
-/// Tool names the built-in tools use.
-const BUILT_IN_TOOLS: [&str; 3] = ["end_call", "transfer_to_human", "send_dtmf"];
+impl HttpTool {
+    /// The tool as the pipeline runs it.
+    ///
+    /// # Errors
+    /// A malformed or built-in name, or a schema that does not compile.
+    pub fn to_pipeline(&self) -> Result<voxgate_pipeline::session::tools::HttpTool, ToolError> {
+        voxgate_pipeline::session::tools::HttpTool::new(
+            &self.name,
+            &self.description,
+            self.parameters.clone(),
+            &self.url,
+            self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            std::time::Duration::from_millis(u64::from(self.timeout_ms)),
+        )
+    }
+}
 
 fn empty_object_schema() -> serde_json::Value {
     serde_json::json!({ "type": "object", "properties": {} })
@@ -377,17 +393,8 @@ impl AgentSpec {
         }
         for (i, tool) in self.tools.iter().enumerate() {
             let field = |f: &str| format!("tools[{i}].{f}");
-            if tool.name.is_empty()
-                || tool.name.len() > 64
-                || !tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(refuse(field("name"), "1 to 64 letters, digits, _ or -"));
-            }
             if self.tools[..i].iter().any(|o| o.name == tool.name) {
                 return Err(refuse(field("name"), "used twice"));
-            }
-            if BUILT_IN_TOOLS.contains(&tool.name.as_str()) {
-                return Err(refuse(field("name"), "a built-in tool's name"));
             }
             len(&field("description"), &tool.description, 1, 1_000)?;
             if !http_url(&tool.url) {
@@ -399,8 +406,17 @@ impl AgentSpec {
             if tool.parameters.get("type").and_then(serde_json::Value::as_str) != Some("object") {
                 return Err(refuse(field("parameters"), "must be a JSON Schema with \"type\": \"object\""));
             }
-            if let Err(e) = jsonschema::validator_for(&tool.parameters) {
-                return Err(refuse(field("parameters"), format!("not a valid JSON Schema: {e}")));
+            // The name and schema rules are the pipeline's, where the tool runs.
+            if let Err(e) = tool.to_pipeline() {
+                return Err(match e {
+                    ToolError::Name { .. } => {
+                        refuse(field("name"), "1 to 64 letters, digits, _ or -, not a built-in tool's name")
+                    }
+                    ToolError::Schema { message, .. } => {
+                        refuse(field("parameters"), format!("not a valid JSON Schema: {message}"))
+                    }
+                    e => refuse(field("name"), e.to_string()),
+                });
             }
             if tool.headers.len() > 20 || tool.headers.iter().any(|(k, v)| !header_ok(k, v)) {
                 return Err(refuse(field("headers"), "at most 20 valid HTTP header names and values"));
@@ -420,28 +436,9 @@ impl AgentSpec {
                 return Err(refuse(format!("numbers[{i}]"), "listed twice"));
             }
         }
-        let w = &self.widget;
-        len("widget.title", &w.title, 0, 100)?;
-        if !(w.colour.len() == 7
-            && w.colour.starts_with('#')
-            && w.colour[1..].chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            return Err(refuse("widget.colour", "not #rrggbb"));
-        }
-        if !w.avatar.is_empty() && !http_url(&w.avatar) {
-            return Err(refuse("widget.avatar", "must be empty or an http(s) URL"));
-        }
-        if !matches!(w.position.as_str(), "bottom-right" | "bottom-left") {
-            return Err(refuse("widget.position", "must be bottom-right or bottom-left"));
-        }
-        for (i, o) in w.allowed_origins.iter().enumerate() {
-            let host = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")).unwrap_or_default();
-            if host.is_empty() || host.contains(['/', ' ', ';', '\'', '"']) || o.len() > 200 {
-                return Err(refuse(
-                    format!("widget.allowed_origins[{i}]"),
-                    "an origin like https://www.example.com",
-                ));
-            }
+        len("widget.title", &self.widget.title, 0, 100)?;
+        if let Some((setting, reason)) = self.widget.problem() {
+            return Err(refuse(setting, reason));
         }
         let p = &self.post_call;
         len("post_call.email_template", &p.email_template, 0, 20_000)?;
@@ -572,6 +569,19 @@ mod tests {
                         url: "https://api.example/orders".into(),
                         timeout_ms: 5_000,
                         parameters: serde_json::json!({"type": "object", "properties": {"id": {"type": 5}}}),
+                        headers: BTreeMap::new(),
+                    }];
+                }),
+            ),
+            (
+                "tools[0].name",
+                Box::new(|s| {
+                    s.tools = vec![HttpTool {
+                        name: "send_dtmf".into(),
+                        description: "Shadows a built-in".into(),
+                        url: "https://api.example/keys".into(),
+                        timeout_ms: 5_000,
+                        parameters: serde_json::json!({"type": "object"}),
                         headers: BTreeMap::new(),
                     }];
                 }),

@@ -69,7 +69,7 @@ impl HttpTool {
     ) -> Result<Self, ToolError> {
         let valid_name = (1..=64).contains(&name.len())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid_name || name == END_CALL || name == TRANSFER {
+        if !valid_name || [END_CALL, TRANSFER, SEND_DTMF].contains(&name) {
             return Err(ToolError::Name { name: name.to_owned() });
         }
         jsonschema::validator_for(&schema)
@@ -250,6 +250,7 @@ mod tests {
             HttpTool::new(name, "", schema, "http://x/", vec![], Duration::from_secs(1))
         };
         assert!(matches!(new(END_CALL, ok.clone()), Err(ToolError::Name { .. })));
+        assert!(matches!(new(SEND_DTMF, ok.clone()), Err(ToolError::Name { .. })));
         assert!(matches!(new("has space", ok.clone()), Err(ToolError::Name { .. })));
         assert!(matches!(new("t", json!({"type": 12})), Err(ToolError::Schema { .. })));
     }
