@@ -67,23 +67,17 @@ pub struct CallInfo {
 }
 
 impl CallInfo {
-    /// An inbound call on `channel` to `agent`.
+    /// An inbound call on `channel` to `agent` (its tenant's).
     #[must_use]
     pub fn for_agent(id: &str, channel: &'static str, agent: &Agent) -> Self {
-        Self { tenant_id: agent.tenant_id.clone(), agent_id: agent.id.clone(), ..Self::inbound(id, channel) }
-    }
-
-    /// An inbound call on `channel` to the configured agent.
-    #[must_use]
-    pub fn inbound(id: &str, channel: &'static str) -> Self {
         Self {
             id: id.to_owned(),
             channel,
             direction: Direction::Inbound,
             caller: None,
             callee: None,
-            tenant_id: None,
-            agent_id: None,
+            tenant_id: agent.tenant_id.clone(),
+            agent_id: agent.id.clone(),
         }
     }
 }
