@@ -325,7 +325,11 @@ impl AgentSpec {
                 Ok(())
             }
         };
-        len("name", self.name.trim(), 1, 100)?;
+        // As sent, as the schema says; then not blank (it is stored trimmed).
+        len("name", &self.name, 1, 100)?;
+        if self.name.trim().is_empty() {
+            return Err(refuse("name", "must not be blank"));
+        }
         len("system_prompt", &self.system_prompt, 0, 20_000)?;
         len("greeting", &self.greeting, 0, 2_000)?;
         let lang_ok = !self.language.is_empty()
@@ -545,6 +549,8 @@ mod tests {
         type Spoil = Box<dyn Fn(&mut AgentSpec)>;
         let cases: Vec<(&str, Spoil)> = vec![
             ("name", Box::new(|s| s.name = " ".into())),
+            // 101 characters as sent, even if trimming would bring it to 100.
+            ("name", Box::new(|s| s.name = format!("{} ", "x".repeat(100)))),
             ("language", Box::new(|s| s.language = "en_US!".into())),
             ("llm.temperature", Box::new(|s| s.llm.temperature = Some(3.0))),
             ("turn.endpointing_min_delay_ms", Box::new(|s| s.turn.endpointing_min_delay_ms = 9_000)),

@@ -58,8 +58,8 @@ pub async fn create(
     caller: Caller,
     ApiJson(mut spec): ApiJson<AgentSpec>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    spec.name = spec.name.trim().to_owned();
     spec.validate()?;
+    spec.name = spec.name.trim().to_owned();
     let row = state
         .control
         .store
@@ -104,9 +104,9 @@ pub async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     let store = &state.control.store;
     let stored = store.agent(&caller.tenant_id, &id).await?.ok_or(ApiError::NotFound("agent"))?;
-    spec.name = spec.name.trim().to_owned();
     spec.keep_secrets(&spec_of(&stored)?);
     spec.validate()?;
+    spec.name = spec.name.trim().to_owned();
     save(&state, &caller, &id, &spec).await
 }
 

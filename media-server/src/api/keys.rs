@@ -102,7 +102,8 @@ pub async fn create(
     ApiJson(req): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    // The length as sent (as the schema says); blank is refused too.
+    if name.is_empty() || req.name.chars().count() > 100 {
         return Err(crate::agent::spec::SpecError {
             field: "name".into(),
             reason: "1 to 100 characters".into(),
