@@ -47,8 +47,36 @@ impl Drop for Server {
 
 /// Starts the server with SIP on a free 127.0.0.1 port, HTTP on another,
 /// and `env` overrides; returns once it listens for both.
+///
+/// A port found free can be taken again before the server binds it (by
+/// another test, or as the local port of some TCP connection), so a start
+/// that fails on an address in use is tried again on new ports.
 pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error::Error>> {
-    let sip_port = free_udp_port()?;
+    let mut attempt = 1;
+    loop {
+        match try_start_server(env) {
+            Ok(server) => return Ok(server),
+            Err(StartError { log, in_use: true }) if attempt < 3 => {
+                eprintln!("test server: address in use, trying new ports ({})", log.last().map_or("", |l| l));
+                attempt += 1;
+            }
+            Err(StartError { log, .. }) => {
+                let tail = log[log.len().saturating_sub(20)..].join("\n");
+                return Err(format!("the server did not start listening; its log ends:\n{tail}").into());
+            }
+        }
+    }
+}
+
+struct StartError {
+    /// What the server printed before it stopped (or before the wait ran out).
+    log: Vec<String>,
+    in_use: bool,
+}
+
+fn try_start_server(env: &[(&str, String)]) -> Result<Server, StartError> {
+    let io = |e: std::io::Error| StartError { log: vec![e.to_string()], in_use: false };
+    let sip_port = free_udp_port().map_err(io)?;
     let recordings = std::env::temp_dir().join(format!("voxgate-test-{}-{sip_port}", std::process::id()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
     cmd.current_dir(root())
@@ -64,8 +92,8 @@ pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut child = cmd.spawn().map_err(io)?;
+    let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, log) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -77,14 +105,27 @@ pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error
     let mut server = Server { child, sip_port, http: ([0, 0, 0, 0], 0).into(), log, recordings };
     let started = Instant::now();
     let mut sip = false;
+    let mut seen = Vec::new();
     loop {
         let left = Duration::from_secs(90).saturating_sub(started.elapsed());
-        let line = server.log.recv_timeout(left).map_err(|_| "the server did not start listening")?;
+        let Ok(line) = server.log.recv_timeout(left) else {
+            let in_use = seen.iter().any(|l: &String| l.contains("in use"));
+            return Err(StartError { log: seen, in_use });
+        };
         sip |= line.contains("SIP listening");
         if line.contains("HTTP listening") {
             let addr = line.split("addr=").nth(1).and_then(|a| a.split_whitespace().next());
-            server.http = addr.ok_or("no HTTP address in the log")?.parse()?;
+            match addr.and_then(|a| a.parse().ok()) {
+                Some(addr) => server.http = addr,
+                None => {
+                    return Err(StartError {
+                        log: vec![format!("no HTTP address in: {line}")],
+                        in_use: false,
+                    });
+                }
+            }
         }
+        seen.push(line);
         if sip && server.http.port() != 0 {
             return Ok(server);
         }
