@@ -84,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tools: Vec::new(),
         max_tokens: 64,
         temperature: 0.0,
+        response_schema: None,
     };
     let mut ttft = Vec::new();
     let mut rates = Vec::new();

@@ -72,21 +72,31 @@ async fn smollm_answers_from_the_retrieved_knowledge() -> TestResult {
         tools: Vec::new(),
         max_tokens: 48,
         temperature: 0.0,
+        response_schema: None,
     };
     let mut stream = llm.stream(request, CancellationToken::new());
     let mut reply = String::new();
     let mut deltas = 0;
+    let mut usage = None;
     loop {
         match stream.recv().await.ok_or("stream ended without Done")?? {
             LlmEvent::Delta(d) => {
                 reply.push_str(&d);
                 deltas += 1;
             }
+            LlmEvent::Usage { prompt_tokens, completion_tokens } => {
+                usage = Some((prompt_tokens, completion_tokens))
+            }
             LlmEvent::Done => break,
             LlmEvent::ToolCall(c) => return Err(format!("unexpected tool call {c:?}").into()),
         }
     }
     assert!(deltas > 3, "the reply streams in pieces ({deltas})");
+    let (prompt, completion) = usage.ok_or("no token usage before Done")?;
+    assert!(
+        prompt > 20 && completion >= deltas,
+        "usage: {prompt} read, {completion} written, {deltas} deltas"
+    );
     let reply = reply.to_lowercase();
     assert!(reply.contains('9') || reply.contains("nine"), "reply: {reply}");
     Ok(())
@@ -110,6 +120,7 @@ fn smollm_quotes_a_price_from_the_knowledge() -> TestResult {
         tools: Vec::new(),
         max_tokens: 40,
         temperature: 0.0,
+        response_schema: None,
     };
     let reply = llm.generate(&request, &CancellationToken::new(), |_| true)?;
     assert!(reply.contains("35"), "reply: {reply}");
@@ -126,6 +137,7 @@ async fn a_cancelled_reply_stops_early() -> TestResult {
         tools: Vec::new(),
         max_tokens: 400,
         temperature: 0.0,
+        response_schema: None,
     };
     let mut stream = llm.stream(request, cancel.clone());
     let first = stream.recv().await.ok_or("no first event")??;

@@ -13,7 +13,8 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use voxgate_pipeline::providers::openai::{OpenAiChat, OpenAiConfig};
 use voxgate_pipeline::providers::{
-    CancellationToken, ChatMessage, ChatRequest, LanguageModel, LlmEvent, ProviderError, Role, ToolSpec,
+    CancellationToken, ChatMessage, ChatRequest, LanguageModel, LlmEvent, ProviderError, ResponseSchema,
+    Role, ToolSpec,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -60,6 +61,12 @@ async fn completions(State(seen): State<Seen>, headers: HeaderMap, body: String)
             Ok(chunk(json!({"content": "We open"}), None)),
             Ok(chunk(json!({"content": " at nine."}), None)),
             Ok(chunk(json!({}), Some("stop"))),
+            // Asked for with stream_options.include_usage: no choices, the tokens used.
+            Ok(format!(
+                "data: {}\n\n",
+                json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [], "usage": {"prompt_tokens": 57, "completion_tokens": 4, "total_tokens": 61}})
+            )),
             Ok("data: [DONE]\n\n".into()),
         ]),
         "tools" => sse(vec![
@@ -111,6 +118,7 @@ fn request() -> ChatRequest {
         }],
         max_tokens: 100,
         temperature: 0.2,
+        response_schema: None,
     }
 }
 
@@ -133,10 +141,17 @@ async fn streams_the_reply_and_sends_knowledge_and_tools() -> TestResult {
     let events: Vec<LlmEvent> = events.into_iter().collect::<Result<_, _>>()?;
     assert_eq!(
         events,
-        [LlmEvent::Delta("We open".into()), LlmEvent::Delta(" at nine.".into()), LlmEvent::Done]
+        [
+            LlmEvent::Delta("We open".into()),
+            LlmEvent::Delta(" at nine.".into()),
+            LlmEvent::Usage { prompt_tokens: 57, completion_tokens: 4 },
+            LlmEvent::Done
+        ]
     );
     let sent = seen.lock().map_err(|e| e.to_string())?[0].clone();
     assert_eq!(sent["stream"], true);
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    assert!(sent.get("response_format").is_none(), "plain replies ask for no format");
     assert_eq!(sent["max_tokens"], 100);
     let system = sent["messages"][0]["content"].as_str().unwrap_or_default();
     assert!(
@@ -145,6 +160,25 @@ async fn streams_the_reply_and_sends_knowledge_and_tools() -> TestResult {
     );
     assert_eq!(sent["tools"][0]["function"]["name"], "book_table");
     assert_eq!(sent["tools"][0]["function"]["parameters"]["properties"]["people"]["type"], "integer");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_response_schema_asks_for_structured_output() -> TestResult {
+    let (url, seen) = server().await?;
+    let schema = r#"{"type":"object","properties":{"summary":{"type":"string"}},"required":["summary"],"additionalProperties":false}"#;
+    let request = ChatRequest {
+        response_schema: Some(ResponseSchema { name: "call_analytics".into(), schema: schema.into() }),
+        ..request()
+    };
+    let mut rx = provider(&url, "ok", "test-key").stream(request, CancellationToken::new());
+    while tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await?.is_some() {}
+    let sent = seen.lock().map_err(|e| e.to_string())?[0].clone();
+    let format = &sent["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["name"], "call_analytics");
+    assert_eq!(format["json_schema"]["strict"], true);
+    assert_eq!(format["json_schema"]["schema"]["required"][0], "summary");
     Ok(())
 }
 

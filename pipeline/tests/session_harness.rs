@@ -209,6 +209,17 @@ async fn greeting_then_a_committed_turn_and_its_reply() {
     assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{l:?}");
     let metrics = voxgate_pipeline::metrics::encode();
     assert!(metrics.contains(r#"voxgate_turn_latency_seconds_count{stage="first_frame"}"#), "{metrics}");
+
+    // Usage for billing: the caller's audio went to STT, the reply's text to
+    // TTS (the greeting too, unless another call already cached it), and the
+    // scripted model reports no tokens, so they are estimated.
+    let u = out.log.usage;
+    assert!(u.stt_audio_ms >= 3000 && u.stt_audio_ms <= out.log.duration_ms, "{u:?}");
+    let (reply_chars, greeting_chars) = (reply.chars().count() as u64, greeting.chars().count() as u64);
+    assert!(u.tts_characters == reply_chars || u.tts_characters == reply_chars + greeting_chars, "{u:?}");
+    assert!(u.llm_tokens_estimated, "{u:?}");
+    assert_eq!(u.llm_completion_tokens, reply.len().div_ceil(4) as u64);
+    assert!(u.llm_prompt_tokens > 10, "{u:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -241,6 +241,18 @@ pub struct ChatRequest {
     pub max_tokens: u32,
     /// Sampling temperature; 0 is greedy.
     pub temperature: f32,
+    /// Ask for a JSON reply that fits this schema (providers that support
+    /// structured output enforce it; the rest only read it in the prompt).
+    pub response_schema: Option<ResponseSchema>,
+}
+
+/// A JSON schema the reply must fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseSchema {
+    /// A short name for it, e.g. `call_analytics`.
+    pub name: String,
+    /// The schema, as JSON text.
+    pub schema: String,
 }
 
 /// What a language model streams back.
@@ -250,6 +262,8 @@ pub enum LlmEvent {
     Delta(String),
     /// The model wants a tool run.
     ToolCall(ToolCall),
+    /// The tokens the request used, as the provider counted them (before `Done`).
+    Usage { prompt_tokens: u32, completion_tokens: u32 },
     /// The reply is complete.
     Done,
 }

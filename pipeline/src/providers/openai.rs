@@ -95,7 +95,17 @@ impl OpenAiChat {
             "stream": true,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
+            // The last chunk then carries the tokens used, for billing.
+            "stream_options": { "include_usage": true },
         });
+        if let Some(format) = &request.response_schema {
+            let schema: Value =
+                serde_json::from_str(&format.schema).unwrap_or_else(|_| json!({"type": "object"}));
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": { "name": format.name, "schema": schema, "strict": true },
+            });
+        }
         if !request.tools.is_empty() {
             body["tools"] = request
                 .tools
@@ -126,6 +136,7 @@ impl OpenAiChat {
         // Tool calls arrive in pieces keyed by index.
         let mut calls: BTreeMap<u32, ToolCall> = BTreeMap::new();
         let mut finished = false;
+        let mut usage = None;
         loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
@@ -133,6 +144,12 @@ impl OpenAiChat {
             };
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(map_error)?;
+            if let Some(u) = chunk.usage {
+                usage = Some(LlmEvent::Usage {
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                });
+            }
             for choice in chunk.choices {
                 if let Some(text) = choice.delta.content.filter(|t| !t.is_empty())
                     && tx.send(Ok(LlmEvent::Delta(text))).await.is_err()
@@ -169,6 +186,9 @@ impl OpenAiChat {
             if tx.send(Ok(LlmEvent::ToolCall(call))).await.is_err() {
                 return Ok(());
             }
+        }
+        if let Some(usage) = usage {
+            let _ = tx.send(Ok(usage)).await;
         }
         let _ = tx.send(Ok(LlmEvent::Done)).await;
         Ok(())

@@ -187,7 +187,12 @@ async fn run(
     let max = config.turn.max_call_duration_ms.map(Duration::from_millis);
     let mut chat = Chat {
         history: vec![ChatMessage::new(Role::System, config.system_prompt.clone())],
-        ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, http: reqwest::Client::new() }),
+        ctx: Arc::new(WorkerContext {
+            config: Arc::new(config),
+            providers,
+            http: reqwest::Client::new(),
+            usage: Arc::default(),
+        }),
         transcript: Vec::new(),
         log: Vec::new(),
         latencies: Vec::new(),
@@ -233,5 +238,6 @@ async fn run(
         duration_ms: chat.started.elapsed().as_millis() as u64,
         recorded_ms: 0,
         dropped_frames: 0,
+        usage: chat.ctx.usage.total(),
     }
 }

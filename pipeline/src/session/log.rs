@@ -1,12 +1,14 @@
 //! What a call leaves behind: its transcript, its events, and each turn's
 //! latency breakdown. Serialisable for the call log.
 
-use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 use crate::turn::HangupReason;
 
 /// Who spoke a transcript line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Speaker {
     /// The person calling.
@@ -16,7 +18,7 @@ pub enum Speaker {
 }
 
 /// One line of the transcript.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscriptLine {
     /// The exchange it belongs to.
     pub turn: u64,
@@ -31,7 +33,7 @@ pub struct TranscriptLine {
 }
 
 /// The stage of a turn a provider serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Speech to text.
@@ -45,7 +47,7 @@ pub enum Stage {
 }
 
 /// Something that happened in the call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CallEventKind {
     /// The caller's turn was committed.
@@ -71,7 +73,7 @@ pub enum CallEventKind {
 }
 
 /// An event with its time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
     /// Ms since the call started.
     pub at_ms: u64,
@@ -82,7 +84,7 @@ pub struct CallEvent {
 
 /// Where one reply's time went, in ms after the caller stopped speaking.
 /// A stage that did not happen (an interrupted turn) is `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnLatency {
     /// The turn.
     pub turn: u64,
@@ -99,7 +101,7 @@ pub struct TurnLatency {
 }
 
 /// Why the call ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum EndReason {
     /// The caller hung up (or the transport went away).
@@ -130,7 +132,7 @@ impl EndReason {
 }
 
 /// Everything a finished call leaves, for the call log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallLog {
     /// What was said, in order.
     pub transcript: Vec<TranscriptLine>,
@@ -146,6 +148,63 @@ pub struct CallLog {
     pub recorded_ms: u64,
     /// Agent frames the transport could not take in time.
     pub dropped_frames: u64,
+    /// What the providers were asked to do, for billing.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+/// What a call asked of its providers: the units vendors bill by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Caller audio streamed to the recogniser, in ms.
+    pub stt_audio_ms: u64,
+    /// Tokens the language model read, over every request.
+    pub llm_prompt_tokens: u64,
+    /// Tokens the language model wrote.
+    pub llm_completion_tokens: u64,
+    /// Some token counts were estimated from text length (the provider
+    /// reported none, e.g. a stream cut short by barge-in).
+    pub llm_tokens_estimated: bool,
+    /// Characters sent to text to speech, retries included.
+    pub tts_characters: u64,
+}
+
+/// Counts a call's [`Usage`] as its tasks run (shared, lock-free).
+#[derive(Debug, Default)]
+pub(crate) struct UsageMeter {
+    stt_audio_ms: AtomicU64,
+    llm_prompt_tokens: AtomicU64,
+    llm_completion_tokens: AtomicU64,
+    llm_tokens_estimated: AtomicBool,
+    tts_characters: AtomicU64,
+}
+
+impl UsageMeter {
+    pub(crate) fn add_stt_ms(&self, ms: u64) {
+        self.stt_audio_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_llm(&self, prompt: u64, completion: u64, estimated: bool) {
+        self.llm_prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
+        self.llm_completion_tokens.fetch_add(completion, Ordering::Relaxed);
+        if estimated {
+            self.llm_tokens_estimated.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn add_tts(&self, text: &str) {
+        self.tts_characters.fetch_add(text.chars().count() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn total(&self) -> Usage {
+        Usage {
+            stt_audio_ms: self.stt_audio_ms.load(Ordering::Relaxed),
+            llm_prompt_tokens: self.llm_prompt_tokens.load(Ordering::Relaxed),
+            llm_completion_tokens: self.llm_completion_tokens.load(Ordering::Relaxed),
+            llm_tokens_estimated: self.llm_tokens_estimated.load(Ordering::Relaxed),
+            tts_characters: self.tts_characters.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl CallLog {

@@ -40,7 +40,9 @@ use std::time::Duration;
 pub use chat::{ChatEvent, ChatHandle, spawn_chat};
 pub use config::{Knowledge, Providers, SessionConfig};
 pub use egress::{Egress, EgressEvent, Spoken};
-pub use log::{CallEvent, CallEventKind, CallLog, EndReason, Speaker, Stage, TranscriptLine, TurnLatency};
+pub use log::{
+    CallEvent, CallEventKind, CallLog, EndReason, Speaker, Stage, TranscriptLine, TurnLatency, Usage,
+};
 use reply::{Job, WorkerContext, WorkerEvent};
 pub use sentences::SentenceSplitter;
 use stt_lane::SttLaneEvent;
@@ -256,6 +258,7 @@ impl Driver {
                 config: Arc::new(config),
                 providers,
                 http: reqwest::Client::new(),
+                usage: Arc::default(),
             }),
             turns,
             egress: Egress::new(),
@@ -641,7 +644,9 @@ impl Driver {
         let probability = self.vad.process(frame).unwrap_or(0.0);
         self.media_ms += 20;
         // A recogniser that falls behind loses frames, never the call.
-        let _ = self.stt_tx.try_send(SttInput::Audio(frame.to_vec()));
+        if self.stt_tx.try_send(SttInput::Audio(frame.to_vec())).is_ok() {
+            self.ctx.usage.add_stt_ms(20);
+        }
         match self.endpointer.handle_frame(self.media_ms, probability) {
             Some(EndpointEvent::SpeechStart { .. }) => {
                 let _ = self.stt_tx.try_send(SttInput::StartOfSpeech);
@@ -703,6 +708,7 @@ impl Driver {
             duration_ms: self.started.elapsed().as_millis() as u64,
             recorded_ms: self.recorded_frames * 20,
             dropped_frames: self.dropped_frames,
+            usage: self.ctx.usage.total(),
         }
     }
 }

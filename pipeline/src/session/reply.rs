@@ -15,7 +15,7 @@ use voxgate_codecs::SampleRate;
 use voxgate_codecs::resample::FrameResampler;
 
 use super::config::{Providers, SessionConfig};
-use super::log::Stage;
+use super::log::{Stage, UsageMeter};
 use super::sentences::SentenceSplitter;
 use super::tools::{self, END_CALL, HttpTool, SEND_DTMF, TRANSFER};
 use crate::providers::{
@@ -66,6 +66,8 @@ pub(crate) struct WorkerContext {
     pub config: Arc<SessionConfig>,
     pub providers: Providers,
     pub http: reqwest::Client,
+    /// What the call asks of its providers, for billing.
+    pub usage: Arc<UsageMeter>,
 }
 
 impl WorkerContext {
@@ -152,6 +154,39 @@ pub(crate) async fn run(
 }
 
 type Failure = (Stage, ProviderError, bool);
+
+/// Counts one LLM request's tokens: as the provider reports them, or, when
+/// it reports none (a local model, a stream cut short by barge-in or an
+/// error), estimated at four characters a token when dropped.
+pub(crate) struct TokenCount<'a> {
+    usage: &'a UsageMeter,
+    prompt_chars: usize,
+    pub(crate) completion_chars: usize,
+    reported: bool,
+}
+
+impl<'a> TokenCount<'a> {
+    pub(crate) fn new(usage: &'a UsageMeter, request: &ChatRequest) -> Self {
+        let prompt_chars = request.messages.iter().map(|m| m.content.len()).sum::<usize>()
+            + request.knowledge.iter().map(String::len).sum::<usize>()
+            + request.tools.iter().map(|t| t.description.len() + t.parameters.len()).sum::<usize>();
+        Self { usage, prompt_chars, completion_chars: 0, reported: false }
+    }
+
+    pub(crate) fn reported(&mut self, prompt: u32, completion: u32) {
+        self.reported = true;
+        self.usage.add_llm(prompt.into(), completion.into(), false);
+    }
+}
+
+impl Drop for TokenCount<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            let tokens = |chars: usize| chars.div_ceil(4) as u64;
+            self.usage.add_llm(tokens(self.prompt_chars), tokens(self.completion_chars), true);
+        }
+    }
+}
 
 /// The wait before retry `attempt` (0-based), or `None` when retries are used up.
 fn backoff(config: &SessionConfig, error: &ProviderError, attempt: usize) -> Option<Duration> {
@@ -241,19 +276,25 @@ pub(crate) async fn converse(
             tools: tools.clone(),
             max_tokens: config.max_tokens,
             temperature: config.temperature,
+            response_schema: None,
         };
         let mut attempt = 0;
         let (text, calls) = 'attempt: loop {
             let mut events = llm.stream(request.clone(), cancel.child_token());
             let (mut text, mut calls) = (String::new(), Vec::<ToolCall>::new());
+            let mut count = TokenCount::new(&ctx.usage, &request);
             while let Some(event) = events.recv().await {
                 match event {
+                    Ok(LlmEvent::Usage { prompt_tokens, completion_tokens }) => {
+                        count.reported(prompt_tokens, completion_tokens);
+                    }
                     Ok(LlmEvent::Delta(delta)) => {
                         if first_token {
                             first_token = false;
                             let _ = tx.send(WorkerEvent::FirstToken { turn, at: Instant::now() }).await;
                         }
                         text.push_str(&delta);
+                        count.completion_chars += delta.len();
                         spoke |= words.push(&delta);
                     }
                     Ok(LlmEvent::ToolCall(call)) => calls.push(call),
@@ -386,6 +427,7 @@ async fn speak(
         let _ = tx.send(WorkerEvent::Sentence { turn, text: text.clone() }).await;
         let mut attempt = 0;
         'attempt: loop {
+            ctx.usage.add_tts(&text);
             let mut stream = tts.synthesize(text.clone(), cancel.child_token());
             if stream.rate != canonical.rate {
                 canonical = ToCanonical::new(stream.rate);

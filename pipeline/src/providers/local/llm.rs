@@ -178,8 +178,18 @@ impl SmolLm {
         &self,
         request: &ChatRequest,
         cancel: &CancellationToken,
-        mut on_delta: impl FnMut(&str) -> bool,
+        on_delta: impl FnMut(&str) -> bool,
     ) -> Result<String, LocalModelError> {
+        self.generate_counted(request, cancel, on_delta).map(|g| g.text)
+    }
+
+    /// [`Self::generate`], with the tokens read and written.
+    fn generate_counted(
+        &self,
+        request: &ChatRequest,
+        cancel: &CancellationToken,
+        mut on_delta: impl FnMut(&str) -> bool,
+    ) -> Result<Generated, LocalModelError> {
         let model_err = |e: candle_core::Error| format_err(Path::new("smollm2"), e);
         let prompt = self.prompt(request)?;
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -223,8 +233,19 @@ impl SmolLm {
             }
             input = Tensor::new(&[next], &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(model_err)?;
         }
-        Ok(text.trim().to_owned())
+        Ok(Generated {
+            text: text.trim().to_owned(),
+            prompt_tokens: prompt.len(),
+            completion_tokens: generated.len(),
+        })
     }
+}
+
+/// A reply and what it cost.
+struct Generated {
+    text: String,
+    prompt_tokens: usize,
+    completion_tokens: usize,
 }
 
 impl LanguageModel for SmolLm {
@@ -240,11 +261,19 @@ impl LanguageModel for SmolLm {
         let (tx, rx) = mpsc::channel(64);
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let result = this.generate(&request, &cancel, |delta| {
+            let result = this.generate_counted(&request, &cancel, |delta| {
                 tx.blocking_send(Ok(LlmEvent::Delta(delta.to_owned()))).is_ok()
             });
             let last = match result {
-                Ok(_) => Ok(LlmEvent::Done),
+                Ok(g) => {
+                    let tokens = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                    let usage = LlmEvent::Usage {
+                        prompt_tokens: tokens(g.prompt_tokens),
+                        completion_tokens: tokens(g.completion_tokens),
+                    };
+                    let _ = tx.blocking_send(Ok(usage));
+                    Ok(LlmEvent::Done)
+                }
                 Err(source) => Err(ProviderError::Local { provider: NAME, source }),
             };
             let _ = tx.blocking_send(last);
