@@ -21,6 +21,8 @@ pub struct CallContext {
     pub default_tenant: String,
     /// Where recordings end up, and links to them.
     pub recordings: std::sync::Arc<crate::recordings::Recordings>,
+    /// Analytics, billing, email, CRM and webhooks around each call.
+    pub post_call: std::sync::Arc<crate::post_call::PostCallWork>,
 }
 
 /// Where a call's recording goes. The
@@ -89,6 +91,22 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    /// As the API and webhooks say it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+/// A call was answered by `agent`: its `call.started` webhooks.
+pub async fn started(ctx: &CallContext, call: &CallInfo, agent: &Agent) {
+    ctx.post_call.call_started(call, agent).await;
+}
+
 /// Records a finished call (its transcript, events and latencies) in the
 /// store. A database failure is logged, and the call's recording stays.
 pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
@@ -117,11 +135,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
         agent_id: call.agent_id.clone(),
         campaign_id: None,
         channel: call.channel.to_owned(),
-        direction: match call.direction {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-        .to_owned(),
+        direction: call.direction.as_str().to_owned(),
         status: status.to_owned(),
         caller: call.caller.clone(),
         callee: call.callee.clone(),
@@ -141,6 +155,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
     if record.recording.is_some() {
         ctx.recordings.upload_in_background(ctx.store.clone(), call.id.clone(), recording);
     }
+    ctx.post_call.call_ended(&record).await;
 }
 
 /// How a call ended, as the calls API reports it.

@@ -53,6 +53,7 @@ async fn serve(mut socket: WebSocket, calls: Arc<CallContext>, agent: Agent) {
     let id = calls::new_id("chat");
     tracing::info!(call_id = %id, "chat started");
     let mut chat = spawn_chat(agent.session.clone(), agent.providers.clone());
+    calls::started(&calls, &calls::CallInfo::for_agent(&id, "chat", &agent), &agent).await;
     let mut limits = Limits::new("chat");
     send(&mut socket, json!({"type": "started", "session_id": id})).await;
     let (mut reading, mut close_reason) = (true, None);

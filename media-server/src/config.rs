@@ -57,6 +57,101 @@ pub struct Config {
     pub trunk: TrunkSettings,
     pub auth: AuthSettings,
     pub s3: S3Settings,
+    pub post_call: PostCallSettings,
+    pub smtp: SmtpSettings,
+    pub billing: BillingSettings,
+}
+
+/// The work after each call (analytics, email, CRM, webhooks, billing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostCallSettings {
+    /// Jobs run at once on this node (0: this node runs none).
+    pub workers: u32,
+    /// Times the language model is asked for a call's analytics before the
+    /// local fallback fills it.
+    pub analytics_attempts: u32,
+    /// Tries of an email, CRM sync or webhook before it is given up.
+    pub max_attempts: u32,
+    /// The first retry's wait, in seconds; each next one waits four times longer (at most an hour).
+    pub retry_after_s: u32,
+    /// Ask the local model (SmolLM2-135M) for analytics too. Off: agents on
+    /// the local model get the local fallback at once; measured, the 135M
+    /// model never wrote the schema's JSON and each try took about 12 s of a core.
+    pub local_model_analytics: bool,
+}
+
+impl Default for PostCallSettings {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            analytics_attempts: 4,
+            max_attempts: 8,
+            retry_after_s: 1,
+            local_model_analytics: false,
+        }
+    }
+}
+
+/// Where visitors' emails are sent from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// The SMTP server; empty: no email is sent (attempts are logged as failed).
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (upgrade, the submission port's way), `tls` (TLS from the start) or `none`.
+    pub security: String,
+    pub username: String,
+    pub password: Secret,
+    /// The sender, e.g. `Sunrise Bakery <hello@example.com>`.
+    pub from: String,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: "starttls".into(),
+            username: String::new(),
+            password: Secret::default(),
+            from: "Voxgate <noreply@localhost>".into(),
+        }
+    }
+}
+
+/// How calls are billed: rounded up to whole increments, at a rate per
+/// minute that depends on the channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingSettings {
+    /// Currency of the rates (a label only).
+    pub currency: String,
+    /// Billable time is rounded up to a multiple of this many seconds (60: per started minute; 1: per second).
+    pub increment_s: u32,
+    /// Every call with any time is billed at least this many seconds.
+    pub minimum_s: u32,
+    /// Rates per minute, by channel.
+    pub sip_per_minute: f64,
+    pub webrtc_per_minute: f64,
+    /// Twilio Media Streams and plain websocket streams.
+    pub stream_per_minute: f64,
+    pub chat_per_minute: f64,
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        Self {
+            currency: "USD".into(),
+            increment_s: 60,
+            minimum_s: 0,
+            sip_per_minute: 0.05,
+            webrtc_per_minute: 0.03,
+            stream_per_minute: 0.04,
+            chat_per_minute: 0.01,
+        }
+    }
 }
 
 /// S3 (or any S3-compatible store) for recordings.
@@ -730,6 +825,29 @@ impl Config {
             return Err(ConfigError::Setting {
                 setting: "jitter.start_delay_ms",
                 reason: "need min_delay_ms <= start_delay_ms <= max_delay_ms".into(),
+            });
+        }
+        if self.billing.increment_s == 0 {
+            return Err(ConfigError::Setting {
+                setting: "billing.increment_s",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let b = &self.billing;
+        for (setting, rate) in [
+            ("billing.sip_per_minute", b.sip_per_minute),
+            ("billing.webrtc_per_minute", b.webrtc_per_minute),
+            ("billing.stream_per_minute", b.stream_per_minute),
+            ("billing.chat_per_minute", b.chat_per_minute),
+        ] {
+            if !(rate.is_finite() && (0.0..=1000.0).contains(&rate)) {
+                return Err(ConfigError::Setting { setting, reason: "must be 0..=1000".into() });
+            }
+        }
+        if !["starttls", "tls", "none"].contains(&self.smtp.security.as_str()) {
+            return Err(ConfigError::Setting {
+                setting: "smtp.security",
+                reason: "must be starttls, tls or none".into(),
             });
         }
         if !(0.0..=1.0).contains(&self.endpointing.threshold) {

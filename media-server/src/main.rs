@@ -21,6 +21,7 @@ mod calls;
 mod chat;
 mod config;
 mod http;
+mod post_call;
 mod recordings;
 mod redact;
 mod sip;
@@ -176,12 +177,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let post_call = std::sync::Arc::new(post_call::PostCallWork::new(
+        &config,
+        store.clone(),
+        agents.clone(),
+        default_tenant.clone(),
+    )?);
+    post_call.spawn_workers(&stop);
     let calls = std::sync::Arc::new(calls::CallContext {
         config: config.clone(),
         agents: agents.clone(),
         recordings,
         store,
         default_tenant,
+        post_call,
     });
     let (sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = sip::start(calls.clone(), stop.clone()).await?;

@@ -256,6 +256,7 @@ async fn run(
             match start(&mut rtc, &ctx, &agent, &id, mid) {
                 Ok((l, audio, events)) => {
                     live = Some(l);
+                    calls::started(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &agent).await;
                     agent_audio = Some(audio);
                     session_events = Some(events);
                 }

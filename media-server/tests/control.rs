@@ -88,7 +88,7 @@ fn agent_spec(name: &str, number: &str) -> Value {
         }],
         "numbers": [number],
         "widget": {"title": "Front desk", "colour": "#123456", "position": "bottom-left", "allowed_origins": ["https://shop.example"]},
-        "post_call": {"email": true, "webhooks": [{"url": "https://hooks.example/voxgate", "secret": "whsec-0123456789abcdef"}]}
+        "post_call": {"email": true, "webhooks": [{"url": "http://127.0.0.1:9/voxgate", "secret": "whsec-0123456789abcdef"}]}
     })
 }
 
@@ -269,7 +269,23 @@ fn operator_story(database_url: &str) -> TestResult {
         call["transcript"].is_array() && call["events"].is_array() && call["latencies"].is_array(),
         "{call}"
     );
-    assert!(call["analytics"].is_null());
+    // Analytics come from post-call work (tests/post_call.rs), soon after the call.
+    assert!(call["analytics"].is_null() || call["analytics"]["source"] == "fallback", "{call}");
+    assert!(call["post_call"]["jobs"].is_array(), "{call}");
+    // Each call is billed (post-call work, soon after it ends); the sums read the same on both stores.
+    let mut usage = Value::Null;
+    for _ in 0..150 {
+        let (status, u) = send(&server, "GET", "/v1/billing/usage?from=0", Some(API_KEY), None)?;
+        assert_eq!(status, 200, "{u}");
+        usage = u;
+        if usage["total"]["calls"].as_i64() >= Some(3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(usage["total"]["calls"].as_i64() >= Some(3), "{usage}");
+    assert!(usage["total"]["billable_minutes"].as_f64() >= Some(3.0), "{usage}");
+    assert!(usage["total"]["stt_seconds"].as_f64() > Some(0.0), "{usage}");
     // Its recording by signed link, fetched with no credentials; a changed link is refused.
     let wav = common::recording(&server, &ids[0], API_KEY)?;
     assert!(hound::WavReader::new(std::io::Cursor::new(wav))?.duration() > 8_000);

@@ -29,7 +29,7 @@ use crate::config::{Config, LlmChoice, SttChoice, TtsChoice};
 use spec::{AgentSpec, DocFormat};
 
 /// An agent ready to take calls.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Agent {
     /// The stored agent's id; `None` for the configured one.
     pub id: Option<String>,
@@ -40,6 +40,25 @@ pub struct Agent {
     pub providers: Providers,
     /// How its widget looks, and where it may be embedded.
     pub widget: crate::config::WidgetConfig,
+    /// What runs after its calls.
+    pub post_call: spec::PostCall,
+    /// The model that reads its calls' transcripts afterwards: its own
+    /// language model, or for the local one a second copy (so post-call work
+    /// never holds up a live call's reply) when
+    /// `post_call.local_model_analytics` asks for it; `None`: the local
+    /// fallback reads them.
+    pub analyst: Option<Arc<dyn LanguageModel>>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("providers", &self.providers)
+            .field("analyst", &self.analyst.as_ref().map(|a| a.name()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The session settings an agent's definition describes.
@@ -87,6 +106,8 @@ pub struct LocalModels {
     dir: std::path::PathBuf,
     whisper: Mutex<Option<Arc<dyn SpeechToText>>>,
     smollm: Mutex<Option<Arc<dyn LanguageModel>>>,
+    /// A second copy for post-call analytics (the model runs one request at a time).
+    smollm_analyst: Mutex<Option<Arc<dyn LanguageModel>>>,
     tts: Mutex<Option<Arc<dyn TextToSpeech>>>,
     embedder: Mutex<Option<Arc<Embedder>>>,
 }
@@ -120,6 +141,7 @@ impl LocalModels {
             dir: dir.to_owned(),
             whisper: Mutex::default(),
             smollm: Mutex::default(),
+            smollm_analyst: Mutex::default(),
             tts: Mutex::default(),
             embedder: Mutex::default(),
         }
@@ -135,6 +157,13 @@ impl LocalModels {
 
     fn smollm(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
         shared(&self.smollm, || {
+            let m = SmolLm::load(&SmolLmConfig::with_models_dir(&self.dir)).context("loading SmolLM2")?;
+            Ok(Arc::new(m) as Arc<dyn LanguageModel>)
+        })
+    }
+
+    fn smollm_analyst(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
+        shared(&self.smollm_analyst, || {
             let m = SmolLm::load(&SmolLmConfig::with_models_dir(&self.dir)).context("loading SmolLM2")?;
             Ok(Arc::new(m) as Arc<dyn LanguageModel>)
         })
@@ -183,13 +212,19 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
             utterance_end_ms: 1000,
         })),
     };
-    let llm: Arc<dyn LanguageModel> = match spec.llm.provider {
-        LlmChoice::Local => local.smollm()?,
-        LlmChoice::Openai => Arc::new(OpenAiChat::new(&OpenAiConfig {
-            base_url: config.openai.base_url.clone(),
-            api_key: config.openai.api_key.or_env("OPENAI_API_KEY"),
-            model: or(&spec.llm.model, &config.openai.model).to_owned(),
-        })),
+    let (llm, analyst): (Arc<dyn LanguageModel>, Option<Arc<dyn LanguageModel>>) = match spec.llm.provider {
+        LlmChoice::Local if config.post_call.local_model_analytics => {
+            (local.smollm()?, Some(local.smollm_analyst()?))
+        }
+        LlmChoice::Local => (local.smollm()?, None),
+        LlmChoice::Openai => {
+            let chat = Arc::new(OpenAiChat::new(&OpenAiConfig {
+                base_url: config.openai.base_url.clone(),
+                api_key: config.openai.api_key.or_env("OPENAI_API_KEY"),
+                model: or(&spec.llm.model, &config.openai.model).to_owned(),
+            }));
+            (chat.clone(), Some(chat))
+        }
     };
     let tts: Arc<dyn TextToSpeech> = match spec.tts.provider {
         TtsChoice::Local => local.tts()?,
@@ -235,6 +270,8 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         session: SessionConfig { tools, ..session_config(spec) },
         providers: Providers { stt, llm, tts, knowledge },
         widget: spec.widget.clone(),
+        post_call: spec.post_call.clone(),
+        analyst,
     })
 }
 

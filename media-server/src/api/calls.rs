@@ -183,8 +183,10 @@ pub async fn list(
 }
 
 /// A call: its summary, transcript (`transcript`: speaker, text, whether
-/// it was interrupted), events, per-turn latency (`latencies`) and
-/// analytics (null until analysed). An outbound call also has `dial`, its
+/// it was interrupted), events, per-turn latency (`latencies`), provider
+/// usage (`usage`), analytics (null until analysed: intent, summary,
+/// category, justification, quote, sentiment, turn_sentiments, source) and
+/// what ran after it (`post_call`: jobs, emails, webhook deliveries). An outbound call also has `dial`, its
 /// dialling progress (`dial.status`: dialing, ringing, answered, then
 /// completed, transferred, busy, no_answer or failed); until it ends, that
 /// is all there is.
@@ -217,8 +219,47 @@ pub async fn read(
     if let Some(d) = dialled {
         out.insert("dial".into(), serde_json::to_value(d).unwrap_or_default());
     }
-    out.insert("analytics".into(), serde_json::Value::Null);
+    let store = &state.control.store;
+    let analytics = store.analytics(&row.id).await?.and_then(|a| serde_json::from_str(&a).ok());
+    out.insert("analytics".into(), analytics.unwrap_or(serde_json::Value::Null));
+    out.insert("post_call".into(), post_call(store, &caller.tenant_id, &row.id).await?);
     Ok(Json(serde_json::Value::Object(out)).into_response())
+}
+
+/// What ran after the call: its jobs, email attempts and webhook deliveries.
+async fn post_call(
+    store: &crate::store::Store,
+    tenant: &str,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let jobs: Vec<serde_json::Value> = store
+        .call_jobs(tenant, id)
+        .await?
+        .into_iter()
+        .map(|j| {
+            serde_json::json!({"key": j.key, "kind": j.kind, "status": j.status, "attempts": j.attempts,
+                "last_error": j.last_error, "updated_at": j.updated_at})
+        })
+        .collect();
+    let emails: Vec<serde_json::Value> = store
+        .email_log(tenant, id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({"recipient": e.recipient, "template": e.template, "status": e.status,
+                "error": e.error, "created_at": e.created_at, "sent_at": e.sent_at})
+        })
+        .collect();
+    let webhooks: Vec<serde_json::Value> = store
+        .deliveries(tenant, id)
+        .await?
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({"event": d.event, "url": d.url, "attempt": d.attempt, "status_code": d.status_code,
+                "ok": d.ok, "error": d.error, "created_at": d.created_at})
+        })
+        .collect();
+    Ok(serde_json::json!({ "jobs": jobs, "emails": emails, "webhooks": webhooks }))
 }
 
 /// `GET /v1/calls/{id}/recording`.

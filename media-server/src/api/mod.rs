@@ -9,6 +9,7 @@
 //! [`Caller`]: crate::auth::Caller
 
 mod agents;
+mod billing;
 mod calls;
 mod keys;
 mod openapi;
@@ -191,5 +192,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/calls", get(calls::list).post(calls::place))
         .route("/v1/calls/{id}", get(calls::read))
         .route("/v1/calls/{id}/recording", get(calls::recording_url))
+        .route("/v1/billing/usage", get(billing::usage))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

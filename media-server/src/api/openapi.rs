@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, calls, keys};
+use super::{agents, billing, calls, keys};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,10 +15,11 @@ use super::{agents, calls, keys};
         keys::login, keys::me, keys::create, keys::list, keys::revoke,
         agents::create, agents::list, agents::read, agents::update, agents::remove, agents::upload_knowledge,
         calls::place, calls::list, calls::read, calls::recording_url, calls::download,
+        billing::usage,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&Bearer, &CommonErrors),
-    tags((name = "auth"), (name = "agents"), (name = "calls")),
+    tags((name = "auth"), (name = "agents"), (name = "calls"), (name = "billing")),
 )]
 struct Doc;
 

@@ -127,14 +127,12 @@ pub(super) async fn run_call(
             return;
         }
     };
-    match answer(&shared, &agent, &mut inbound, &invite, received, &mut signalling, &cancel).await {
+    let mut info = calls::CallInfo::for_agent(&call_id, "sip", &agent);
+    info.caller = invite.headers.get("from").and_then(user_part);
+    info.callee = invite.headers.get("to").and_then(user_part);
+    match answer(&shared, (&agent, &info), &mut inbound, &invite, received, &mut signalling, &cancel).await {
         Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
-        Ok(Some(log)) => {
-            let mut info = calls::CallInfo::for_agent(&call_id, "sip", &agent);
-            info.caller = invite.headers.get("from").and_then(user_part);
-            info.callee = invite.headers.get("to").and_then(user_part);
-            calls::save_log(&shared.calls, &info, &log).await;
-        }
+        Ok(Some(log)) => calls::save_log(&shared.calls, &info, &log).await,
         Err(e) => {
             tracing::warn!(call_id = %call_id, error = %e, "call failed");
             inbound.call.hangup(std::time::Instant::now());
@@ -143,11 +141,11 @@ pub(super) async fn run_call(
     }
 }
 
-/// Rings, answers with our SDP, and runs the media; `None` when the
-/// caller cancelled first.
+/// Rings, answers with our SDP, and runs the media of `call` (the agent
+/// taking it, and who is calling whom); `None` when the caller cancelled first.
 async fn answer(
     shared: &Shared,
-    agent: &Agent,
+    (agent, info): (&Agent, &calls::CallInfo),
     inbound: &mut Inbound,
     invite: &Request,
     received: std::time::Instant,
@@ -203,6 +201,7 @@ async fn answer(
         Some(n) => n,
         None => answer_in_ack(inbound, signalling).await?,
     };
+    calls::started(&shared.calls, info, agent).await;
     let log = media::run(shared, agent, inbound, sockets, negotiated, recording, signalling, cancel).await?;
     Ok(Some(log))
 }

@@ -389,19 +389,18 @@ async fn run(
         }
     };
     let recording = calls::recording_path(&shared.calls.config, &id);
+    let placed = out.dialer.status(&id);
+    let info = calls::CallInfo {
+        direction: calls::Direction::Outbound,
+        callee: placed.as_ref().map(|s| s.to.clone()),
+        tenant_id: placed.map(|s| s.tenant_id),
+        ..calls::CallInfo::for_agent(&id, "sip", &agent)
+    };
+    calls::started(&shared.calls, &info, &agent).await;
     let result =
         media::run(&shared, &agent, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await;
     match result {
-        Ok(log) => {
-            let placed = out.dialer.status(&id);
-            let info = calls::CallInfo {
-                direction: calls::Direction::Outbound,
-                callee: placed.as_ref().map(|s| s.to.clone()),
-                tenant_id: placed.map(|s| s.tenant_id),
-                ..calls::CallInfo::for_agent(&id, "sip", &agent)
-            };
-            calls::save_log(&shared.calls, &info, &log).await;
-        }
+        Ok(log) => calls::save_log(&shared.calls, &info, &log).await,
         Err(e) => {
             tracing::warn!(call_id = %id, error = %e, "outbound call failed");
             out.call.hangup(std::time::Instant::now());

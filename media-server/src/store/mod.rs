@@ -7,6 +7,8 @@
 
 mod agents;
 mod calls;
+mod jobs;
+mod post_call;
 mod tenants;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +18,8 @@ use sqlx::any::AnyPoolOptions;
 
 pub use agents::AgentRow;
 pub use calls::{CallFilter, CallRow, NewCall};
+pub use jobs::{LeasedJob, NewJob};
+pub use post_call::{BillingRecord, Delivery, EmailAttempt, UsageRow};
 pub use tenants::ApiKeyRow;
 
 /// A store operation failed.

@@ -243,6 +243,7 @@ async fn serve<P: Protocol>(
             return close(socket, close_code::ERROR, "server error").await;
         }
     };
+    calls::started(&calls, &calls::CallInfo::for_agent(&id, channel, &agent), &agent).await;
     let mut session = session::spawn(SessionParts {
         config: agent.session.clone(),
         providers: agent.providers.clone(),

@@ -1,0 +1,402 @@
+//! The work around each call, run from a queue in the database so that it
+//! survives a restart and runs at least once:
+//!
+//! - when a call is answered: `call.started` webhooks;
+//! - when it ends: `call.ended` webhooks and one `post_call` job, which
+//!   stores the call's analytics ([`analytics`]) and billing record
+//!   ([`billing`]), then queues `call.analyzed` webhooks, the visitor's
+//!   email ([`email`]) and the CRM sync ([`crm`]) as the agent asks.
+//!
+//! Every job has a key naming the one thing it does (`email:CALL`), so
+//! queueing it again adds nothing; each job checks what it already did
+//! before doing it (analytics stored, email logged as sent, CRM sync
+//! recorded), so a retry never repeats a finished step. A side effect whose
+//! record was lost to a crash is repeated once, carrying the same id
+//! (webhook `Voxgate-Delivery`, email `Message-ID`) so the receiver can
+//! tell. Failed jobs go back on the queue with a growing wait; each try of a
+//! webhook or an email is logged.
+
+pub mod analytics;
+pub mod billing;
+pub mod crm;
+pub mod email;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use voxgate_pipeline::session::{CallLog, Speaker};
+
+use crate::agent::Agent;
+use crate::agent::registry::Agents;
+use crate::calls::CallInfo;
+use crate::config::Config;
+use crate::store::{CallRow, Delivery, EmailAttempt, LeasedJob, NewJob, Store, StoreError, now_ms};
+
+/// How long a worker holds a job before another may take it (its node died).
+const LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// A job failed; retried unless `permanent`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The call the job is about is not in the store.
+    #[error("call {0} is not in the store")]
+    NoCall(String),
+    #[error("the payload does not read: {0}")]
+    Payload(#[from] serde_json::Error),
+    #[error("unknown job kind {0:?}")]
+    UnknownKind(String),
+    #[error("{0}")]
+    Email(#[from] email::EmailError),
+    #[error("{0}")]
+    Crm(#[from] crm::CrmError),
+    /// The step needs an earlier one's result, not there yet.
+    #[error("{0}")]
+    NotReady(String),
+    /// A webhook receiver did not take the event.
+    #[error("{0}")]
+    Webhook(String),
+}
+
+impl JobError {
+    /// Whether trying again cannot help.
+    fn permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Payload(_)
+                | Self::UnknownKind(_)
+                | Self::NoCall(_)
+                | Self::Email(email::EmailError::Address { .. } | email::EmailError::NotConfigured)
+        )
+    }
+}
+
+/// Runs the work after calls.
+#[derive(Debug)]
+pub struct PostCallWork {
+    store: Store,
+    agents: Arc<Agents>,
+    config: Config,
+    default_tenant: String,
+    mailer: email::Mailer,
+    http: reqwest::Client,
+    /// Wakes an idle worker when a job is queued here.
+    queued: tokio::sync::Notify,
+}
+
+impl PostCallWork {
+    /// The work for `config`'s settings.
+    ///
+    /// # Errors
+    /// The SMTP settings do not make a client.
+    pub fn new(
+        config: &Config,
+        store: Store,
+        agents: Arc<Agents>,
+        default_tenant: String,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            store,
+            agents,
+            config: config.clone(),
+            default_tenant,
+            mailer: email::Mailer::new(&config.smtp)?,
+            http,
+            queued: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Starts `[post_call] workers` workers; they stop when `stop` is cancelled.
+    pub fn spawn_workers(self: &Arc<Self>, stop: &CancellationToken) {
+        for _ in 0..self.config.post_call.workers {
+            let (this, stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move { this.work(stop).await });
+        }
+    }
+
+    async fn work(&self, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let job = match self.store.lease_job(LEASE_MS).await {
+                Ok(Some(job)) => job,
+                Ok(None) => {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = self.queued.notified() => {}
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "post-call queue unreadable; trying again");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            let outcome = self.run(&job, &stop).await;
+            let recorded = match outcome {
+                Ok(()) => self.store.job_done(&job.id).await,
+                Err(e) => {
+                    let settings = &self.config.post_call;
+                    let retry = (!e.permanent() && job.attempts < settings.max_attempts.max(1)).then(|| {
+                        let wait_s = u64::from(settings.retry_after_s.max(1))
+                            .saturating_mul(4u64.saturating_pow(job.attempts.saturating_sub(1)))
+                            .min(3600);
+                        now_ms() + i64::try_from(wait_s * 1000).unwrap_or(i64::MAX)
+                    });
+                    tracing::warn!(job = %job.key, attempt = job.attempts, error = %e, retry = retry.is_some(), "post-call job failed");
+                    self.store.job_failed(&job.id, &e.to_string(), retry).await
+                }
+            };
+            if let Err(e) = recorded {
+                // The lease runs out and the job runs again: at least once.
+                tracing::warn!(job = %job.key, error = %e, "post-call job outcome not recorded");
+            }
+        }
+    }
+
+    async fn enqueue(&self, job: NewJob) {
+        match self.store.enqueue(&job).await {
+            Ok(_) => self.queued.notify_one(),
+            Err(e) => tracing::error!(job = %job.key, error = %e, "post-call job not queued"),
+        }
+    }
+
+    /// The agent that took a call (`None`: the configured one); `None` when
+    /// it has been deleted since.
+    async fn agent(&self, agent_id: Option<&str>) -> Option<Agent> {
+        match agent_id {
+            None => Some(self.agents.configured().clone()),
+            Some(id) => self.agents.get(id).await.ok(),
+        }
+    }
+
+    /// Queues `event` to each of `agent`'s webhooks that wants it.
+    async fn queue_webhooks(&self, agent: &Agent, tenant: &str, call_id: &str, event: &str, data: Value) {
+        let body = json!({ "event": event, "call_id": call_id, "created_at": now_ms(), "data": data });
+        for hook in &agent.post_call.webhooks {
+            if !hook.events.is_empty() && !hook.events.iter().any(|e| e == event) {
+                continue;
+            }
+            self.enqueue(NewJob {
+                key: format!("webhook:{call_id}:{event}:{}", hook.url),
+                kind: "webhook".into(),
+                tenant_id: tenant.to_owned(),
+                call_id: Some(call_id.to_owned()),
+                payload: json!({ "event": event, "url": hook.url, "agent_id": agent.id, "body": body })
+                    .to_string(),
+                run_at: 0,
+            })
+            .await;
+        }
+    }
+
+    /// A call was answered: `call.started` to the agent's webhooks.
+    pub async fn call_started(&self, call: &CallInfo, agent: &Agent) {
+        let tenant = call.tenant_id.clone().unwrap_or_else(|| self.default_tenant.clone());
+        let data = json!({
+            "agent_id": call.agent_id,
+            "channel": call.channel,
+            "direction": call.direction.as_str(),
+            "caller": call.caller,
+            "callee": call.callee,
+            "started_at": now_ms(),
+        });
+        self.queue_webhooks(agent, &tenant, &call.id, "call.started", data).await;
+    }
+
+    /// A call ended and its record is stored: `call.ended` webhooks and its
+    /// post-call job.
+    pub async fn call_ended(&self, call: &CallRow) {
+        if let Some(agent) = self.agent(call.agent_id.as_deref()).await {
+            self.queue_webhooks(&agent, &call.tenant_id, &call.id, "call.ended", summary(call)).await;
+        }
+        self.enqueue(NewJob {
+            key: format!("post_call:{}", call.id),
+            kind: "post_call".into(),
+            tenant_id: call.tenant_id.clone(),
+            call_id: Some(call.id.clone()),
+            payload: "{}".into(),
+            run_at: 0,
+        })
+        .await;
+    }
+
+    async fn run(&self, job: &LeasedJob, stop: &CancellationToken) -> Result<(), JobError> {
+        let payload: Value = serde_json::from_str(&job.payload)?;
+        if job.kind == "webhook" {
+            // `call.started` goes out before the call has a record.
+            return self.webhook(job, &payload).await;
+        }
+        let call_id = job.call_id.clone().unwrap_or_default();
+        let call =
+            self.store.call(&job.tenant_id, &call_id).await?.ok_or_else(|| JobError::NoCall(call_id))?;
+        match job.kind.as_str() {
+            "post_call" => self.post_call(&call, stop).await,
+            "email" => self.email(&call, &payload).await,
+            "crm" => self.crm(&call, &payload).await,
+            other => Err(JobError::UnknownKind(other.to_owned())),
+        }
+    }
+
+    /// Analytics and billing, then what the agent asks for after a call.
+    async fn post_call(&self, call: &CallRow, stop: &CancellationToken) -> Result<(), JobError> {
+        let log: CallLog = serde_json::from_str(&call.detail)?;
+        let agent = self.agent(call.agent_id.as_deref()).await;
+        let analytics = match self.store.analytics(&call.id).await? {
+            Some(done) => serde_json::from_str(&done)?,
+            None => {
+                let a = match agent.as_ref().map(|a| a.analyst.as_ref()) {
+                    Some(Some(analyst)) => {
+                        let attempts = self.config.post_call.analytics_attempts;
+                        analytics::analyze(analyst.as_ref(), &log.transcript, attempts, stop).await
+                    }
+                    Some(None) => analytics::analyze_without_model(
+                        &log.transcript,
+                        "the local model is not asked (post_call.local_model_analytics = false)",
+                    ),
+                    None => analytics::analyze_without_model(&log.transcript, "the agent was deleted"),
+                };
+                tracing::info!(call_id = %call.id, source = %a.source, category = %a.category, attempts = a.attempts, "call analysed");
+                self.store.set_analytics(&call.id, &serde_json::to_string(&a)?).await?;
+                a
+            }
+        };
+        self.store.record_billing(&billing::record(&self.config.billing, call, &log.usage)).await?;
+        let Some(agent) = agent else { return Ok(()) };
+        let data = json!({ "call": summary(call), "analytics": analytics });
+        self.queue_webhooks(&agent, &call.tenant_id, &call.id, "call.analyzed", data).await;
+        let spec = &agent.post_call;
+        let caller_lines =
+            log.transcript.iter().filter(|l| l.speaker == Speaker::Caller).map(|l| l.text.as_str());
+        let Some(address) = email::address_in(caller_lines) else { return Ok(()) };
+        for (wanted, kind) in [(spec.email, "email"), (spec.crm.is_some(), "crm")] {
+            if wanted {
+                self.enqueue(NewJob {
+                    key: format!("{kind}:{}", call.id),
+                    kind: kind.into(),
+                    tenant_id: call.tenant_id.clone(),
+                    call_id: Some(call.id.clone()),
+                    payload: json!({ "to": address }).to_string(),
+                    run_at: 0,
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn webhook(&self, job: &LeasedJob, payload: &Value) -> Result<(), JobError> {
+        let event = payload["event"].as_str().unwrap_or_default();
+        let url = payload["url"].as_str().unwrap_or_default();
+        let call_id = job.call_id.as_deref().unwrap_or_default();
+        // The secret is read now, never copied into the queue.
+        let Some(agent) = self.agent(payload["agent_id"].as_str()).await else { return Ok(()) };
+        let Some(hook) = agent.post_call.webhooks.iter().find(|h| h.url == url) else {
+            tracing::info!(call_id, event, "webhook removed from the agent; not sent");
+            return Ok(());
+        };
+        let body = serde_json::to_vec(&payload["body"])?;
+        // The same on every retry of this event, so the receiver can drop repeats.
+        let delivery = format!(
+            "whd_{}",
+            &hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, job.key.as_bytes()))[..24]
+        );
+        let attempt = webhooks::deliver(&self.http, url, &hook.secret, event, &delivery, &body).await;
+        let logged = Delivery {
+            event: event.to_owned(),
+            url: url.to_owned(),
+            attempt: job.attempts,
+            status_code: attempt.status,
+            ok: attempt.error.is_none(),
+            error: attempt.error.clone(),
+            created_at: now_ms(),
+        };
+        self.store.log_delivery(&job.tenant_id, call_id, &logged).await?;
+        match attempt.error {
+            None => Ok(()),
+            Some(e) => Err(JobError::Webhook(e)),
+        }
+    }
+
+    async fn email(&self, call: &CallRow, payload: &Value) -> Result<(), JobError> {
+        let to = payload["to"].as_str().unwrap_or_default();
+        let sent = self.store.email_log(&call.tenant_id, &call.id).await?;
+        if sent.iter().any(|a| a.status == "sent") {
+            return Ok(()); // a retry after the send was recorded
+        }
+        let Some(agent) = self.agent(call.agent_id.as_deref()).await else { return Ok(()) };
+        let analytics: Option<analytics::Analytics> =
+            self.store.analytics(&call.id).await?.and_then(|a| serde_json::from_str(&a).ok());
+        let log: CallLog = serde_json::from_str(&call.detail)?;
+        let template = agent.post_call.email_template.clone();
+        let body = email::render(
+            &template,
+            &agent.name,
+            analytics.as_ref().map_or("", |a| a.summary.as_str()),
+            &log.transcript_text(),
+        );
+        let subject = format!("Your conversation with {}", agent.name);
+        let created_at = now_ms();
+        let result = self.mailer.send(to, &subject, body, &format!("{}.summary@voxgate", call.id)).await;
+        let attempt = EmailAttempt {
+            recipient: to.to_owned(),
+            template: if template.trim().is_empty() { "default".into() } else { "agent".into() },
+            status: if result.is_ok() { "sent" } else { "failed" }.into(),
+            error: result.as_ref().err().map(ToString::to_string),
+            created_at,
+            sent_at: result.is_ok().then(now_ms),
+        };
+        self.store.log_email(&call.tenant_id, &call.id, &attempt).await?;
+        result.map_err(JobError::from)
+    }
+
+    async fn crm(&self, call: &CallRow, payload: &Value) -> Result<(), JobError> {
+        if self.store.crm_sync(&call.id).await?.is_some() {
+            return Ok(());
+        }
+        let email = payload["to"].as_str().unwrap_or_default();
+        let Some(agent) = self.agent(call.agent_id.as_deref()).await else { return Ok(()) };
+        let Some(settings) = &agent.post_call.crm else { return Ok(()) };
+        let Some(analytics) = self
+            .store
+            .analytics(&call.id)
+            .await?
+            .and_then(|a| serde_json::from_str::<analytics::Analytics>(&a).ok())
+        else {
+            return Err(JobError::NotReady(format!("call {} has no analytics yet", call.id)));
+        };
+        let crm = crm::Crm { http: &self.http, base_url: &settings.base_url, token: &settings.token };
+        let contact = crm.contact(email).await?;
+        let note =
+            crm.add_note(&contact, &crm::note_body(&agent.name, &call.id, &analytics), call.ended_at).await?;
+        tracing::info!(call_id = %call.id, contact = %contact, "CRM note added");
+        self.store.record_crm_sync(&call.tenant_id, &call.id, email, &contact, &note).await?;
+        Ok(())
+    }
+}
+
+/// What webhooks say about a call.
+fn summary(call: &CallRow) -> Value {
+    json!({
+        "id": call.id,
+        "agent_id": call.agent_id,
+        "campaign_id": call.campaign_id,
+        "channel": call.channel,
+        "direction": call.direction,
+        "status": call.status,
+        "caller": call.caller,
+        "callee": call.callee,
+        "started_at": call.started_at,
+        "ended_at": call.ended_at,
+        "duration_ms": call.duration_ms,
+    })
+}
