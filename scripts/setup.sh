@@ -12,8 +12,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # chromium: the browser of the WebRTC and widget tests (driven by npm playwright-core).
 # postgresql: the tests start their own throwaway PostgreSQL servers (the store's
 # scale-out backend); the server itself needs none (SQLite by default).
+# tzdata: campaign windows and analytics days in named time zones (jiff reads /usr/share/zoneinfo).
 PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium postgresql)
+  chromium postgresql tzdata)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

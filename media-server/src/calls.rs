@@ -66,6 +66,8 @@ pub struct CallInfo {
     pub tenant_id: Option<String>,
     /// The stored agent that took it; `None`: the configured agent.
     pub agent_id: Option<String>,
+    /// The campaign that placed it.
+    pub campaign_id: Option<String>,
 }
 
 impl CallInfo {
@@ -80,6 +82,7 @@ impl CallInfo {
             callee: None,
             tenant_id: agent.tenant_id.clone(),
             agent_id: agent.id.clone(),
+            campaign_id: None,
         }
     }
 }
@@ -133,7 +136,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
         id: call.id.clone(),
         tenant_id: call.tenant_id.clone().unwrap_or_else(|| ctx.default_tenant.clone()),
         agent_id: call.agent_id.clone(),
-        campaign_id: None,
+        campaign_id: call.campaign_id.clone(),
         channel: call.channel.to_owned(),
         direction: call.direction.as_str().to_owned(),
         status: status.to_owned(),

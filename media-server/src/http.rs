@@ -132,6 +132,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::widget::demo))
         .route("/widget.js", get(crate::widget::script))
         .route("/widget/frame", get(crate::widget::frame))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/app.js", get(crate::dashboard::script))
         .route("/v1/auth/login", axum::routing::post(crate::api::login))
         .route("/v1/recordings/{key}", get(crate::api::download))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limited));

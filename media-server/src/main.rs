@@ -18,8 +18,10 @@ mod api;
 mod audio;
 mod auth;
 mod calls;
+mod campaigns;
 mod chat;
 mod config;
+mod dashboard;
 mod http;
 mod post_call;
 mod recordings;
@@ -162,6 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         tokens,
         default_tenant: default_tenant.clone(),
+        reports: Default::default(),
     });
     let recordings = std::sync::Arc::new(recordings::Recordings::new(
         config.storage.recordings_dir.clone(),
@@ -195,6 +198,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
+        // Campaigns dial through the SIP trunk.
+        let scheduler = campaigns::Scheduler::new(calls.store.clone(), agents.clone(), dialer.clone());
+        std::sync::Arc::new(scheduler).spawn(stop.clone());
         (Some(task), Some(dialer))
     } else {
         (None, None)

@@ -286,6 +286,20 @@ fn operator_story(database_url: &str) -> TestResult {
     assert!(usage["total"]["calls"].as_i64() >= Some(3), "{usage}");
     assert!(usage["total"]["billable_minutes"].as_f64() >= Some(3.0), "{usage}");
     assert!(usage["total"]["stt_seconds"].as_f64() > Some(0.0), "{usage}");
+    // Analytics over the same calls, and a campaign kept (not dialled: its window is closed on no day).
+    let (status, figures) = send(&server, "GET", "/v1/analytics/calls?from=0", Some(API_KEY), None)?;
+    assert_eq!(status, 200, "{figures}");
+    assert!(figures["total"]["calls"].as_i64() >= Some(3), "{figures}");
+    let (status, phrases) =
+        send(&server, "GET", "/v1/analytics/top-phrases?from=0&limit=5", Some(API_KEY), None)?;
+    assert_eq!(status, 200, "{phrases}");
+    let campaign = json!({"name": "Later", "numbers": ["+15550100", "+15550101"], "paused": true,
+        "window": {"start": "09:00", "end": "17:00", "time_zone": "Europe/London", "days": [6]}});
+    let (status, made) = send(&server, "POST", "/v1/campaigns", Some(API_KEY), Some(&campaign))?;
+    assert_eq!(status, 201, "{made}");
+    let path = format!("/v1/campaigns/{}/cancel", made["id"].as_str().ok_or("no id")?);
+    let (status, cancelled) = send(&server, "POST", &path, Some(API_KEY), None)?;
+    assert_eq!((status, &cancelled["counts"]), (200, &json!({"cancelled": 2})), "{cancelled}");
     // Its recording by signed link, fetched with no credentials; a changed link is refused.
     let wav = common::recording(&server, &ids[0], API_KEY)?;
     assert!(hound::WavReader::new(std::io::Cursor::new(wav))?.duration() > 8_000);

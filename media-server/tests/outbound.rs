@@ -6,47 +6,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, TestResult, free_udp_port, http, root, start_server};
+use common::sipp::finished;
+use common::{Server, TestResult, free_udp_port, http, start_server};
 
 const KEY: &str = "test-key-0123456789";
 
-/// SIPp as the far end, running `scenario` for one call on `port`;
-/// returns once it listens there.
-fn far_end(scenario: &str, port: u16) -> Result<Child, Box<dyn std::error::Error>> {
-    let child = Command::new("sipp")
-        .current_dir(root().join("media-server/tests/sipp"))
-        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mp", &free_udp_port()?.to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    // Listening: the port is taken.
-    let started = Instant::now();
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        if started.elapsed() > Duration::from_secs(10) {
-            return Err(format!("SIPp did not listen on {port}").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(child)
-}
-
-/// Waits (bounded) for SIPp to finish; true when its call succeeded.
-fn finished(mut sipp: Child) -> Result<bool, Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = sipp.try_wait()? {
-            return Ok(status.success());
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = sipp.kill();
-            return Err("SIPp did not finish".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// SIPp as the far end, running `scenario` for one call on `port`.
+fn far_end(scenario: &str, port: u16) -> Result<std::process::Child, Box<dyn std::error::Error>> {
+    common::sipp::far_end(scenario, port, 1)
 }
 
 /// Places a call; returns its id.

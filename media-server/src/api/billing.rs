@@ -78,27 +78,25 @@ impl Totals {
     }
 }
 
-/// Unix ms at the start of `year`-`month`-01, UTC.
-fn month_start(year: i64, month: i64) -> i64 {
-    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400_000
-}
-
-/// `[from, to)` of `2026-11`.
+/// `[from, to)` in Unix ms of a month like `2026-11`, UTC.
 fn month_range(month: &str) -> Option<(i64, i64)> {
     let (y, m) = month.split_once('-')?;
-    let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
-    if y.to_string().len() != 4 || !(1970..=9999).contains(&y) || !(1..=12).contains(&m) {
+    if y.len() != 4 || m.len() != 2 {
         return None;
     }
-    let next = if m == 12 { month_start(y + 1, 1) } else { month_start(y, m + 1) };
-    Some((month_start(y, m), next))
+    let start = jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, 1).ok()?;
+    let end = start.checked_add(jiff::ToSpan::month(1)).ok()?;
+    let ms = |d: jiff::civil::Date| {
+        d.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
+    };
+    let (from, to) = (ms(start)?, ms(end)?);
+    (from >= 0).then_some((from, to))
+}
+
+/// The start of this month, UTC, in Unix ms.
+fn this_month() -> i64 {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    month_range(&format!("{:04}-{:02}", today.year(), today.month())).map_or(0, |(from, _)| from)
 }
 
 /// The tenant's usage over a period (a month, or `from`..`to`; default:
@@ -114,10 +112,7 @@ pub async fn usage(
         (Some(m), None, None) => month_range(m)
             .ok_or_else(|| ApiError::BadRequest("month must be YYYY-MM, e.g. 2026-11".into()))?,
         (Some(_), _, _) => return Err(ApiError::BadRequest("give month, or from and to, not both".into())),
-        (None, from, to) => {
-            let (year, month) = year_month(crate::store::now_ms());
-            (from.unwrap_or_else(|| month_start(year, month)), to.unwrap_or(i64::MAX))
-        }
+        (None, from, to) => (from.unwrap_or_else(this_month), to.unwrap_or(i64::MAX)),
     };
     if from < 0 || to < 0 {
         return Err(ApiError::BadRequest("from and to are Unix milliseconds, not below 0".into()));
@@ -138,35 +133,19 @@ pub async fn usage(
     Ok(Json(Usage { currency: state.calls.config.billing.currency.clone(), from, to, total, lines }))
 }
 
-/// The year and month (1..=12) of Unix ms `at`, UTC (Hinnant's civil_from_days).
-fn year_month(at: i64) -> (i64, i64) {
-    let z = at.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn months_start_where_the_calendar_says() {
-        assert_eq!(month_start(1970, 1), 0);
-        // 2026-11-01T00:00:00Z and 2027-01-01T00:00:00Z.
+        // 2026-11-01T00:00:00Z and 2026-12-01T00:00:00Z.
         assert_eq!(month_range("2026-11"), Some((1_793_491_200_000, 1_796_083_200_000)));
         assert_eq!(month_range("2026-12").map(|r| r.1), Some(1_798_761_600_000));
         assert_eq!(month_range("2024-02").map(|(a, b)| (b - a) / 86_400_000), Some(29));
-        for bad in ["2026", "2026-13", "26-11", "2026-x", "1969-12"] {
+        for bad in ["2026", "2026-13", "26-11", "2026-x", "1969-12", "2026-1"] {
             assert_eq!(month_range(bad), None, "{bad}");
         }
-        assert_eq!(year_month(1_793_491_200_000), (2026, 11));
-        assert_eq!(year_month(1_793_491_200_000 - 1), (2026, 10));
-        assert_eq!(year_month(1_798_761_600_000 - 1), (2026, 12));
-        assert_eq!(year_month(1_798_761_600_000), (2027, 1));
+        assert!(this_month() <= crate::store::now_ms());
     }
 }

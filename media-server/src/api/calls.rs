@@ -58,7 +58,7 @@ pub async fn place(
         },
         None => state.calls.agents.configured().clone(),
     };
-    match dialer.dial(&caller.tenant_id, agent, &req.to, ring).await {
+    match dialer.dial(&caller.tenant_id, agent, &req.to, ring, None).await {
         Ok(status) => Ok((StatusCode::CREATED, Json(status)).into_response()),
         Err(e @ DialError::BadTarget(_)) => Err(ApiError::BadRequest(e.to_string())),
         Err(e @ DialError::Unreachable(_)) => {

@@ -9,8 +9,10 @@
 //! [`Caller`]: crate::auth::Caller
 
 mod agents;
+mod analytics;
 mod billing;
 mod calls;
+mod campaigns;
 mod keys;
 mod openapi;
 
@@ -38,6 +40,8 @@ pub struct Control {
     pub tokens: Tokens,
     /// The tenant of the configured agent and of `http.api_key`.
     pub default_tenant: String,
+    /// Analytics reports answered lately.
+    pub reports: analytics::ReportCache,
 }
 
 /// A control API error, sent as JSON.
@@ -193,5 +197,15 @@ pub fn router() -> Router<AppState> {
         .route("/v1/calls/{id}", get(calls::read))
         .route("/v1/calls/{id}/recording", get(calls::recording_url))
         .route("/v1/billing/usage", get(billing::usage))
+        .route("/v1/campaigns", get(campaigns::list).post(campaigns::create))
+        .route("/v1/campaigns/{id}", get(campaigns::read))
+        .route("/v1/campaigns/{id}/numbers", post(campaigns::add_numbers))
+        .route("/v1/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/v1/campaigns/{id}/resume", post(campaigns::resume))
+        .route("/v1/campaigns/{id}/cancel", post(campaigns::cancel))
+        .route("/v1/analytics/calls", get(analytics::calls))
+        .route("/v1/analytics/sentiment", get(analytics::sentiment))
+        .route("/v1/analytics/categories", get(analytics::categories))
+        .route("/v1/analytics/top-phrases", get(analytics::top_phrases))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, billing, calls, keys};
+use super::{agents, analytics, billing, calls, campaigns, keys};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,10 +16,13 @@ use super::{agents, billing, calls, keys};
         agents::create, agents::list, agents::read, agents::update, agents::remove, agents::upload_knowledge,
         calls::place, calls::list, calls::read, calls::recording_url, calls::download,
         billing::usage,
+        campaigns::create, campaigns::list, campaigns::read, campaigns::add_numbers, campaigns::pause,
+        campaigns::resume, campaigns::cancel,
+        analytics::calls, analytics::sentiment, analytics::categories, analytics::top_phrases,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&Bearer, &CommonErrors),
-    tags((name = "auth"), (name = "agents"), (name = "calls"), (name = "billing")),
+    tags((name = "auth"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics")),
 )]
 struct Doc;
 

@@ -28,7 +28,7 @@ use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::{Action, Responder};
 
 use crate::calls::CallContext;
-pub use outbound::{DialError, Dialer, OutboundStatus};
+pub use outbound::{CallStatus, DialError, Dialer, OutboundStatus};
 
 /// Where a message came from, and so where its answers go.
 #[derive(Debug, Clone)]

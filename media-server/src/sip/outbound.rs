@@ -75,6 +75,9 @@ pub struct OutboundStatus {
     /// Who placed it (only they may see it).
     #[serde(skip)]
     pub tenant_id: String,
+    /// The campaign that placed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
 }
 
 /// Why a call could not be placed.
@@ -142,6 +145,7 @@ impl Dialer {
         agent: Agent,
         to: &str,
         ring_timeout: Option<Duration>,
+        campaign_id: Option<String>,
     ) -> Result<OutboundStatus, DialError> {
         let shared = &self.shared;
         let t = &shared.calls.config.trunk;
@@ -178,6 +182,7 @@ impl Dialer {
             tenant_id: tenant_id.to_owned(),
             answered_at: None,
             ended_at: None,
+            campaign_id,
         };
         if let Ok(mut calls) = self.calls.lock() {
             if calls.len() >= KEPT_CALLS
@@ -393,7 +398,8 @@ async fn run(
     let info = calls::CallInfo {
         direction: calls::Direction::Outbound,
         callee: placed.as_ref().map(|s| s.to.clone()),
-        tenant_id: placed.map(|s| s.tenant_id),
+        tenant_id: placed.as_ref().map(|s| s.tenant_id.clone()),
+        campaign_id: placed.and_then(|s| s.campaign_id),
         ..calls::CallInfo::for_agent(&id, "sip", &agent)
     };
     calls::started(&shared.calls, &info, &agent).await;

@@ -7,6 +7,7 @@
 
 mod agents;
 mod calls;
+mod campaigns;
 mod jobs;
 mod post_call;
 mod tenants;
@@ -18,8 +19,9 @@ use sqlx::any::AnyPoolOptions;
 
 pub use agents::AgentRow;
 pub use calls::{CallFilter, CallRow, NewCall};
+pub use campaigns::{CampaignRow, NumberRow};
 pub use jobs::{LeasedJob, NewJob};
-pub use post_call::{BillingRecord, Delivery, EmailAttempt, UsageRow};
+pub use post_call::{BillingRecord, Delivery, EmailAttempt, ReportFilter, ReportRow, UsageRow};
 pub use tenants::ApiKeyRow;
 
 /// A store operation failed.

@@ -62,7 +62,75 @@ pub struct UsageRow {
     pub tts_characters: i64,
 }
 
+/// What the analytics reports read of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status: String,
+    /// JSON, once analysed.
+    pub analytics: Option<String>,
+    /// The call's log (JSON), when asked for.
+    pub detail: Option<String>,
+}
+
+/// Which calls a report covers: `[from, to)` in Unix ms, of one agent or campaign.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ReportFilter {
+    pub agent_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub from: i64,
+    pub to: i64,
+}
+
 impl Store {
+    /// The calls `filter` covers (newest first, at most `limit`), with
+    /// their logs when `detail`.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn report_rows(
+        &self,
+        tenant_id: &str,
+        filter: &ReportFilter,
+        detail: bool,
+        limit: u32,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        macro_rules! report {
+            ($detail:literal) => {
+                concat!(
+                    "SELECT started_at, duration_ms, status, analytics, ",
+                    $detail,
+                    " AS detail FROM calls WHERE tenant_id = $1 AND started_at >= $2 AND started_at < $3 \
+                     AND (CAST($4 AS TEXT) IS NULL OR agent_id = CAST($4 AS TEXT)) \
+                     AND (CAST($5 AS TEXT) IS NULL OR campaign_id = CAST($5 AS TEXT)) \
+                     ORDER BY started_at DESC LIMIT $6"
+                )
+            };
+        }
+        let sql = if detail { report!("detail") } else { report!("CAST(NULL AS TEXT)") };
+        let rows = sqlx::query(sql)
+            .bind(tenant_id)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(&filter.agent_id)
+            .bind(&filter.campaign_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReportRow {
+                    started_at: r.try_get("started_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    status: r.try_get("status")?,
+                    analytics: r.try_get("analytics")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
     /// A call's analytics (JSON), if analysed.
     ///
     /// # Errors

@@ -5,6 +5,7 @@
 
 pub mod moto;
 pub mod postgres;
+pub mod sipp;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

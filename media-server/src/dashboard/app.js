@@ -1,0 +1,263 @@
+// The operator dashboard: log in, calls (filters, transcript, recording),
+// analytics charts, agent editing. Plain JS over the control API (/v1);
+// the login token stays in this tab's sessionStorage. Data is only ever
+// put in the page as text, never as HTML.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, text, attrs = {}) => {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+};
+const SVG = 'http://www.w3.org/2000/svg';
+const svgEl = (tag, attrs = {}, text) => {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+};
+
+let token = sessionStorage.getItem('voxgate-token');
+let cursor = null;
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${token}`, ...(options.body ? { 'Content-Type': 'application/json' } : {}) };
+  const r = await fetch(path, { ...options, headers });
+  if (r.status === 401) {
+    showLogin();
+    throw new Error('logged out');
+  }
+  const body = r.status === 204 ? null : await r.json();
+  if (!r.ok) throw new Error(body && body.error ? body.error : `HTTP ${r.status}`);
+  return body;
+}
+
+function showLogin() {
+  sessionStorage.removeItem('voxgate-token');
+  token = null;
+  $('#app').hidden = true;
+  $('#login').hidden = false;
+}
+
+$('#login').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('#login-error').textContent = '';
+  const r = await fetch('/v1/auth/login', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: $('#email').value, password: $('#password').value }),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    $('#login-error').textContent = body.error || `Login failed (${r.status})`;
+    return;
+  }
+  token = body.token;
+  sessionStorage.setItem('voxgate-token', token);
+  start();
+});
+
+$('#logout').addEventListener('click', showLogin);
+
+for (const b of document.querySelectorAll('nav button')) {
+  b.addEventListener('click', () => show(b.dataset.view));
+}
+
+function show(view) {
+  for (const b of document.querySelectorAll('nav button')) b.classList.toggle('on', b.dataset.view === view);
+  for (const v of ['calls', 'analytics', 'agents']) $(`#view-${v}`).hidden = v !== view;
+  if (view === 'analytics') loadAnalytics().catch(report);
+  if (view === 'agents') loadAgents().catch(report);
+}
+
+function report(e) {
+  if (e.message !== 'logged out') console.error(e);
+}
+
+async function start() {
+  $('#login').hidden = true;
+  $('#app').hidden = false;
+  const me = await api('/v1/me');
+  $('#who').textContent = me.email || me.tenant_id || '';
+  const agents = await api('/v1/agents');
+  const select = $('#call-filters [name=agent]');
+  select.replaceChildren(el('option', 'Any', { value: '' }));
+  for (const a of agents.agents) select.append(el('option', a.name, { value: a.id }));
+  await listCalls(true);
+}
+
+// ---- Calls -----------------------------------------------------------------
+
+function filters() {
+  const f = new FormData($('#call-filters'));
+  const q = new URLSearchParams({ limit: '25' });
+  for (const k of ['agent', 'channel', 'status']) if (f.get(k)) q.set(k, f.get(k));
+  if (f.get('from')) q.set('from', new Date(`${f.get('from')}T00:00`).getTime());
+  if (f.get('to')) q.set('to', new Date(`${f.get('to')}T00:00`).getTime() + 86400000);
+  return q;
+}
+
+async function listCalls(reset) {
+  const q = filters();
+  if (!reset && cursor) q.set('cursor', cursor);
+  const page = await api(`/v1/calls?${q}`);
+  const body = $('#calls tbody');
+  if (reset) body.replaceChildren();
+  for (const c of page.calls) {
+    const row = el('tr', undefined, { 'data-id': c.id });
+    row.append(
+      el('td', new Date(c.started_at).toLocaleString()),
+      el('td', c.channel),
+      el('td', c.status),
+      el('td', `${Math.round(c.duration_ms / 1000)} s`),
+      el('td', c.caller || c.callee || ''),
+    );
+    row.addEventListener('click', () => showCall(c.id).catch(report));
+    body.append(row);
+  }
+  cursor = page.next_cursor;
+  $('#more').hidden = !cursor;
+}
+
+$('#call-filters').addEventListener('submit', (e) => {
+  e.preventDefault();
+  listCalls(true).catch(report);
+});
+$('#more').addEventListener('click', () => listCalls(false).catch(report));
+
+async function showCall(id) {
+  const call = await api(`/v1/calls/${encodeURIComponent(id)}`);
+  $('#call').hidden = false;
+  $('#call-title').textContent = `${call.channel} call, ${new Date(call.started_at).toLocaleString()}`;
+  const a = call.analytics;
+  $('#call-analytics').textContent = a
+    ? `${a.category} · sentiment ${a.sentiment.toFixed(2)} · ${a.summary}`
+    : 'Not analysed yet.';
+  const lines = (call.transcript || []).map((l) => {
+    const line = el('div', undefined, { class: `line ${l.speaker}${l.interrupted ? ' interrupted' : ''}` });
+    line.append(el('b', l.speaker === 'caller' ? 'Caller' : 'Agent'), document.createTextNode(l.text));
+    return line;
+  });
+  $('#transcript').replaceChildren(...lines);
+  const player = $('#player');
+  player.removeAttribute('src');
+  player.hidden = !call.recording;
+  if (call.recording) {
+    const link = await api(`/v1/calls/${encodeURIComponent(id)}/recording`);
+    player.src = link.url;
+  }
+}
+
+// ---- Analytics --------------------------------------------------------------
+
+async function loadAnalytics() {
+  const q = new URLSearchParams({ tz: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' });
+  const [calls, sentiment, categories, phrases] = await Promise.all(
+    ['calls', 'sentiment', 'categories', 'top-phrases'].map((r) => api(`/v1/analytics/${r}?${q}`)),
+  );
+  $('#range').textContent = `The last 30 days: ${calls.total.calls} calls, ${Math.round(calls.total.completion_rate * 100)} % completed, ` +
+    `average ${Math.round(calls.total.average_duration_s)} s.`;
+  $('#chart-calls').replaceChildren(bars(calls.days.map((d) => [d.date.slice(5), d.calls])));
+  $('#chart-sentiment').replaceChildren(
+    line(sentiment.days.filter((d) => d.average !== null).map((d) => [d.date.slice(5), d.average]), -1, 1),
+  );
+  $('#chart-categories').replaceChildren(bars(categories.total.map((c) => [c.category, c.calls])));
+  $('#phrases').replaceChildren(...phrases.phrases.map((p) => el('li', `${p.phrase} (${p.calls})`)));
+}
+
+const W = 360;
+const H = 180;
+const PAD = 28;
+
+function frame() {
+  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', class: 'chart' });
+  svg.append(svgEl('line', { x1: PAD, y1: H - PAD, x2: W - 4, y2: H - PAD, stroke: '#ccd' }));
+  return svg;
+}
+
+/// A bar per [label, value].
+function bars(data) {
+  const svg = frame();
+  const max = Math.max(1, ...data.map((d) => d[1]));
+  const step = (W - PAD - 4) / Math.max(1, data.length);
+  data.forEach(([label, value], i) => {
+    const h = ((H - 2 * PAD) * value) / max;
+    const x = PAD + i * step + step * 0.15;
+    svg.append(svgEl('rect', { x, y: H - PAD - h, width: step * 0.7, height: h, fill: '#2456d6', class: 'bar' }));
+    svg.append(svgEl('text', { x: x + step * 0.35, y: H - PAD - h - 3, 'text-anchor': 'middle' }, value));
+    svg.append(svgEl('text', { x: x + step * 0.35, y: H - 10, 'text-anchor': 'middle' }, label.length > 10 ? `${label.slice(0, 9)}…` : label));
+  });
+  return svg;
+}
+
+/// A line through [label, value] points, values between lo and hi.
+function line(data, lo, hi) {
+  const svg = frame();
+  const y = (v) => H - PAD - ((H - 2 * PAD) * (v - lo)) / (hi - lo);
+  svg.append(svgEl('line', { x1: PAD, y1: y(0), x2: W - 4, y2: y(0), stroke: '#eee' }));
+  svg.append(svgEl('text', { x: 2, y: y(hi) + 4 }, hi), svgEl('text', { x: 2, y: y(lo) }, lo));
+  const step = (W - PAD - 8) / Math.max(1, data.length - 1);
+  const points = data.map(([, v], i) => `${PAD + i * step},${y(v)}`);
+  if (points.length) svg.append(svgEl('polyline', { points: points.join(' '), fill: 'none', stroke: '#2456d6', 'stroke-width': 2 }));
+  data.forEach(([label, v], i) => {
+    svg.append(svgEl('circle', { cx: PAD + i * step, cy: y(v), r: 3, fill: '#2456d6', class: 'point' }));
+    svg.append(svgEl('text', { x: PAD + i * step, y: H - 10, 'text-anchor': 'middle' }, label));
+  });
+  return svg;
+}
+
+// ---- Agents -----------------------------------------------------------------
+
+let editing = null;
+
+async function loadAgents() {
+  const list = await api('/v1/agents');
+  const body = $('#agents tbody');
+  body.replaceChildren();
+  for (const a of list.agents) {
+    const row = el('tr', undefined, { 'data-id': a.id });
+    row.append(el('td', a.name), el('td', (a.numbers || []).join(', ')));
+    row.addEventListener('click', () => editAgent(a.id).catch(report));
+    body.append(row);
+  }
+}
+
+async function editAgent(id) {
+  const agent = await api(`/v1/agents/${encodeURIComponent(id)}`);
+  editing = agent;
+  const form = $('#agent');
+  form.hidden = false;
+  const { id: _id, created_at: _c, updated_at: _u, name, greeting, system_prompt: prompt, ...rest } = agent;
+  form.elements.name.value = name;
+  form.elements.greeting.value = greeting || '';
+  form.elements.system_prompt.value = prompt || '';
+  form.elements.spec.value = JSON.stringify(rest, null, 2);
+  $('#agent-saved').textContent = '';
+  $('#agent-error').textContent = '';
+}
+
+$('#agent').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.target;
+  $('#agent-error').textContent = '';
+  let rest;
+  try {
+    rest = JSON.parse(form.elements.spec.value || '{}');
+  } catch (err) {
+    $('#agent-error').textContent = `The JSON does not parse: ${err.message}`;
+    return;
+  }
+  const spec = { ...rest, name: form.elements.name.value, greeting: form.elements.greeting.value, system_prompt: form.elements.system_prompt.value };
+  try {
+    await api(`/v1/agents/${encodeURIComponent(editing.id)}`, { method: 'PUT', body: JSON.stringify(spec) });
+    $('#agent-saved').textContent = 'Saved.';
+    await loadAgents();
+  } catch (err) {
+    $('#agent-error').textContent = err.message;
+  }
+});
+
+if (token) start().catch(report);
+else showLogin();
