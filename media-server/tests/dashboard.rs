@@ -109,7 +109,8 @@ fn an_operator_logs_in_opens_a_call_plays_its_recording_and_edits_an_agent() -> 
     assert!(played["currentTime"].as_f64() > Some(0.5), "the recording played: {played}");
     assert!(played["duration"].as_f64() > Some(10.0), "{played}");
     assert!(seen["charts"]["callBars"].as_u64() >= Some(1), "{seen}");
-    assert_eq!(seen["charts"]["categoryBars"], 5, "{seen}");
+    assert!(seen["charts"]["categoryBars"].as_u64() >= Some(1), "{seen}");
+    assert_eq!(seen["charts"]["categories"].as_array().map(Vec::len), Some(5), "{seen}");
     assert!(seen["charts"]["phrases"].to_string().contains("open on saturday"), "{seen}");
     assert_eq!(seen["errors"], json!([]), "no script errors");
     assert!(std::fs::metadata(&shot)?.len() > 10_000, "a screenshot at {}", shot.display());

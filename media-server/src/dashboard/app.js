@@ -157,13 +157,14 @@ async function loadAnalytics() {
   const [calls, sentiment, categories, phrases] = await Promise.all(
     ['calls', 'sentiment', 'categories', 'top-phrases'].map((r) => api(`/v1/analytics/${r}?${q}`)),
   );
-  $('#range').textContent = `The last 30 days: ${calls.total.calls} calls, ${Math.round(calls.total.completion_rate * 100)} % completed, ` +
+  const n = calls.total.calls;
+  $('#range').textContent = `The last 30 days: ${n} call${n === 1 ? '' : 's'}, ${Math.round(calls.total.completion_rate * 100)} % completed, ` +
     `average ${Math.round(calls.total.average_duration_s)} s.`;
   $('#chart-calls').replaceChildren(bars(calls.days.map((d) => [d.date.slice(5), d.calls])));
   $('#chart-sentiment').replaceChildren(
     line(sentiment.days.filter((d) => d.average !== null).map((d) => [d.date.slice(5), d.average]), -1, 1),
   );
-  $('#chart-categories').replaceChildren(bars(categories.total.map((c) => [c.category, c.calls])));
+  $('#chart-categories').replaceChildren(stacked(categories.days), legend(categories.total));
   $('#phrases').replaceChildren(...phrases.phrases.map((p) => el('li', `${p.phrase} (${p.calls})`)));
 }
 
@@ -190,6 +191,43 @@ function bars(data) {
     svg.append(svgEl('text', { x: x + step * 0.35, y: H - 10, 'text-anchor': 'middle' }, label.length > 10 ? `${label.slice(0, 9)}…` : label));
   });
   return svg;
+}
+
+const COLOURS = ['#2456d6', '#6b9bf2', '#a9c4f7', '#e8833a', '#98a2b3'];
+
+/// A bar per day, stacked by category (in the API's order of the five).
+function stacked(days) {
+  const svg = frame();
+  const totals = days.map((d) => d.categories.reduce((sum, c) => sum + c.calls, 0));
+  const max = Math.max(1, ...totals);
+  const step = (W - PAD - 4) / Math.max(1, days.length);
+  days.forEach((d, i) => {
+    const x = PAD + i * step + step * 0.15;
+    let top = H - PAD;
+    d.categories.forEach((c, k) => {
+      if (!c.calls) return;
+      const h = ((H - 2 * PAD) * c.calls) / max;
+      top -= h;
+      const bar = svgEl('rect', { x, y: top, width: step * 0.7, height: h, fill: COLOURS[k], class: 'bar' });
+      bar.append(svgEl('title', {}, `${c.category}: ${c.calls}`));
+      svg.append(bar);
+    });
+    svg.append(svgEl('text', { x: x + step * 0.35, y: H - 10, 'text-anchor': 'middle' }, d.date.slice(5)));
+  });
+  return svg;
+}
+
+/// The categories' colours and totals.
+function legend(total) {
+  const list = el('ul', undefined, { class: 'legend' });
+  total.forEach((c, k) => {
+    const swatch = el('span', undefined, { class: 'swatch' });
+    swatch.style.background = COLOURS[k];
+    const item = el('li');
+    item.append(swatch, document.createTextNode(`${c.category} (${c.calls})`));
+    list.append(item);
+  });
+  return list;
 }
 
 /// A line through [label, value] points, values between lo and hi.

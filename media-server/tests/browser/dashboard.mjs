@@ -46,6 +46,7 @@ try {
     callBars: await page.locator('#chart-calls rect.bar').count(),
     sentimentPoints: await page.locator('#chart-sentiment circle.point').count(),
     categoryBars: await page.locator('#chart-categories rect.bar').count(),
+    categories: await page.locator('#chart-categories .legend li').allTextContents(),
     range: await page.locator('#range').textContent(),
     phrases: await page.locator('#phrases li').allTextContents(),
   };
