@@ -62,3 +62,19 @@ if buckets and buckets[-1][1] > 0:
     print(f"server INVITE received -> 200 OK sent (ms, histogram bucket bounds): n={int(total)} "
           f"p50<={bound(0.5):.2f} p90<={bound(0.9):.2f} p99<={bound(0.99):.2f}")
 PY
+# The work after the calls (analytics, billing): how long the queue in the
+# database takes to drain after the last call, with [post_call] workers.
+python3 - "$work/voxgate.db" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+start = time.time()
+while True:
+    counts = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+    if not counts.get("queued") or time.time() - start > 600:
+        break
+    time.sleep(0.5)
+billed = db.execute("SELECT COUNT(*) FROM billing_records").fetchone()[0]
+analysed = db.execute("SELECT COUNT(*) FROM calls WHERE analytics IS NOT NULL").fetchone()[0]
+print(f"post-call jobs {counts}, drained {time.time() - start:.1f} s after SIPp finished; "
+      f"{analysed} calls analysed, {billed} billed")
+PY

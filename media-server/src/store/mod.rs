@@ -85,6 +85,16 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite has one writer; more connections only queue behind it.
             .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // With WAL, NORMAL syncs at checkpoints rather than at every
+                        // commit: a power cut may lose the last commits, never corrupts.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             // A database that is away fails requests in seconds, not minutes.
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
