@@ -116,14 +116,27 @@ impl PostCallWork {
     }
 
     /// Starts `[post_call] workers` workers; they stop when `stop` is cancelled.
+    /// A worker that panics (a bug) is started again; its job's lease runs
+    /// out and the job is tried again later.
     pub fn spawn_workers(self: &Arc<Self>, stop: &CancellationToken) {
         for _ in 0..self.config.post_call.workers {
             let (this, stop) = (self.clone(), stop.clone());
-            tokio::spawn(async move { this.work(stop).await });
+            tokio::spawn(async move {
+                loop {
+                    let worker = tokio::spawn(this.clone().work(stop.clone()));
+                    match worker.await {
+                        Err(e) if e.is_panic() => {
+                            tracing::error!("post-call worker panicked; starting another");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        _ => return,
+                    }
+                }
+            });
         }
     }
 
-    async fn work(&self, stop: CancellationToken) {
+    async fn work(self: Arc<Self>, stop: CancellationToken) {
         while !stop.is_cancelled() {
             let job = match self.store.lease_job(LEASE_MS).await {
                 Ok(Some(job)) => job,
