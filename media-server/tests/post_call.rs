@@ -500,6 +500,13 @@ fn a_chat_is_analysed_billed_emailed_synced_and_announced() -> TestResult {
     assert_eq!(usage["currency"], "USD");
     let (status, _) = http(&server, "GET", "/v1/billing/usage?month=2026-13", Some(API_KEY), None)?;
     assert_eq!(status, 400);
+    // The tries show in the metrics: the webhook's retry among them.
+    let (_, metrics) = common::http_text(&server, "GET", "/metrics", None, None)?;
+    assert!(
+        metrics.contains(r#"voxgate_post_call_jobs_total{kind="webhook",outcome="retry"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"voxgate_post_call_jobs_total{kind="email",outcome="done"} 2"#), "{metrics}");
     Ok(())
 }
 

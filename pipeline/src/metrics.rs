@@ -41,6 +41,15 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// A post-call job's try, by kind and outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    /// `post_call`, `webhook`, `email`, `crm`.
+    pub kind: String,
+    /// `done`, `retry` (failed, tried again later), `failed` (given up).
+    pub outcome: &'static str,
+}
+
 /// What became of the caller's packets in a jitter buffer.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FateLabel {
@@ -72,6 +81,8 @@ pub struct PipelineMetrics {
     pub jitter_packets: Family<FateLabel, Counter>,
     /// Each call's jitter buffer delay target when it ended, in seconds.
     pub jitter_delay: Histogram,
+    /// Tries of the work after calls (analytics, webhooks, email, CRM), by kind and outcome.
+    pub post_call_jobs: Family<JobLabel, Counter>,
 }
 
 static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
@@ -96,7 +107,13 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         jitter_delay: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
             0.02, 1.5, 12,
         )),
+        post_call_jobs: Family::default(),
     };
+    registry.register(
+        "post_call_jobs",
+        "Tries of the work after calls, by kind and outcome",
+        metrics.post_call_jobs.clone(),
+    );
     registry.register(
         "turn_latency_seconds",
         "Time from the end of the caller's speech to each stage of the agent's reply",

@@ -155,8 +155,15 @@ impl PostCallWork {
                 }
             };
             let outcome = self.run(&job, &stop).await;
+            let count = |outcome| {
+                let label = voxgate_pipeline::metrics::JobLabel { kind: job.kind.clone(), outcome };
+                voxgate_pipeline::metrics::metrics().post_call_jobs.get_or_create(&label).inc();
+            };
             let recorded = match outcome {
-                Ok(()) => self.store.job_done(&job.id).await,
+                Ok(()) => {
+                    count("done");
+                    self.store.job_done(&job.id).await
+                }
                 Err(e) => {
                     let settings = &self.config.post_call;
                     let retry = (!e.permanent() && job.attempts < settings.max_attempts.max(1)).then(|| {
@@ -166,6 +173,7 @@ impl PostCallWork {
                         now_ms() + i64::try_from(wait_s * 1000).unwrap_or(i64::MAX)
                     });
                     tracing::warn!(job = %job.key, attempt = job.attempts, error = %e, retry = retry.is_some(), "post-call job failed");
+                    count(if retry.is_some() { "retry" } else { "failed" });
                     self.store.job_failed(&job.id, &e.to_string(), retry).await
                 }
             };
