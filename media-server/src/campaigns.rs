@@ -215,8 +215,8 @@ impl Scheduler {
             Ok(status) => {
                 let last = self.follow(&status.id).await;
                 let result = match (last.status, last.sip_status) {
-                    (s, Some(code)) => format!("{} ({code})", status_name(s)),
-                    (s, None) => status_name(s).to_owned(),
+                    (s, Some(code)) => format!("{} ({code})", s.as_str()),
+                    (s, None) => s.as_str().to_owned(),
                 };
                 if !matches!(last.status, CallStatus::Completed | CallStatus::Transferred) {
                     self.log_unanswered(campaign, number, &last).await;
@@ -229,7 +229,7 @@ impl Scheduler {
             }
         };
         let (status, due) = after_attempt(&policy, outcome, attempt, now_ms());
-        tracing::info!(campaign = %campaign.id, attempt, outcome = status_name(outcome), next = status, "campaign call done");
+        tracing::info!(campaign = %campaign.id, attempt, outcome = outcome.as_str(), next = status, "campaign call done");
         if let Err(e) =
             self.store.number_outcome(&campaign.id, number, status, due, call_id.as_deref(), &result).await
         {
@@ -275,7 +275,7 @@ impl Scheduler {
             campaign_id: Some(campaign.id.clone()),
             channel: "sip".into(),
             direction: "outbound".into(),
-            status: status_name(s.status).to_owned(),
+            status: s.status.as_str().to_owned(),
             caller: None,
             callee: Some(number.to_owned()),
             started_at: i64::try_from(s.created_at).unwrap_or(ended),
@@ -287,20 +287,6 @@ impl Scheduler {
         if let Err(e) = self.store.save_call(&record).await {
             tracing::error!(campaign = %campaign.id, error = %e, "unanswered campaign call not logged");
         }
-    }
-}
-
-/// As the API says it.
-fn status_name(s: CallStatus) -> &'static str {
-    match s {
-        CallStatus::Dialing => "dialing",
-        CallStatus::Ringing => "ringing",
-        CallStatus::Answered => "answered",
-        CallStatus::Completed => "completed",
-        CallStatus::Transferred => "transferred",
-        CallStatus::Busy => "busy",
-        CallStatus::NoAnswer => "no_answer",
-        CallStatus::Failed => "failed",
     }
 }
 

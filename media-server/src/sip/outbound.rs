@@ -41,6 +41,21 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
+    /// As the API says it (the same as its JSON).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dialing => "dialing",
+            Self::Ringing => "ringing",
+            Self::Answered => "answered",
+            Self::Completed => "completed",
+            Self::Transferred => "transferred",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no_answer",
+            Self::Failed => "failed",
+        }
+    }
+
     /// True once the call has its outcome.
     #[must_use]
     pub fn is_final(self) -> bool {
@@ -411,6 +426,19 @@ async fn run(
             tracing::warn!(call_id = %id, error = %e, "outbound call failed");
             out.call.hangup(std::time::Instant::now());
             out.send();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallStatus;
+
+    #[test]
+    fn a_status_reads_the_same_as_its_json() {
+        use CallStatus::*;
+        for s in [Dialing, Ringing, Answered, Completed, Transferred, Busy, NoAnswer, Failed] {
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
         }
     }
 }
