@@ -233,11 +233,17 @@ impl Sdp {
         let family = |a: &IpAddr| if a.is_ipv4() { "IP4" } else { "IP6" };
         let mut out = String::new();
         let _ = write!(out, "v=0\r\n");
-        let origin_family = if self.origin.contains(':') { "IP6" } else { "IP4" };
+        // An offer without an o= line (read leniently) still prints a valid one.
+        let origin = match (&*self.origin, &self.connection) {
+            ("", Some(c)) => c.to_string(),
+            ("", None) => "0.0.0.0".to_owned(),
+            (o, _) => o.to_owned(),
+        };
+        let origin_family = if origin.contains(':') { "IP6" } else { "IP4" };
         let _ = write!(
             out,
-            "o=voxgate {} {} IN {origin_family} {}\r\n",
-            self.session_id, self.session_version, self.origin
+            "o=voxgate {} {} IN {origin_family} {origin}\r\n",
+            self.session_id, self.session_version
         );
         let _ = write!(out, "s=voxgate\r\n");
         if let Some(c) = &self.connection {

@@ -87,3 +87,19 @@ fn an_answer_to_our_offer_is_read() {
     let nothing = "v=0\r\nc=IN IP4 10.0.0.2\r\nm=audio 0 RTP/AVP 8\r\n";
     assert_eq!(accept_answer(&Sdp::parse(nothing).expect("valid"), ALL), Err(SdpError::NoCommonCodec));
 }
+
+#[test]
+fn an_offer_without_an_origin_prints_one_that_parses() {
+    // Found by the `sdp` fuzz target: the o= line garbled (read leniently, so
+    // the origin is empty) printed as "o=... IN IP4 " and failed to parse.
+    let offer = Sdp::parse(
+        "v=0\r\no\x0f=far 1 1 IN IP4 127.0.0.1\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n",
+    )
+    .expect("read leniently");
+    assert_eq!(offer.origin, "");
+    let printed = offer.to_text();
+    assert!(printed.contains("o=voxgate 0 0 IN IP4 127.0.0.1\r\n"), "{printed}");
+    assert!(Sdp::parse(&printed).is_ok(), "{printed}");
+    let bare = Sdp { connection: None, ..offer };
+    assert!(Sdp::parse(&bare.to_text()).is_ok());
+}
