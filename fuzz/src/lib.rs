@@ -1,0 +1,55 @@
+//! What each fuzz target checks, as plain functions: the libFuzzer targets
+//! (`fuzz_targets/`) call them, and so can a test over the seed corpora.
+//! Each must never panic, whatever the bytes; where a parser's output can be
+//! printed, the printed form must parse again.
+
+use voxgate_sip_bridge::message::{self, Framing, Message};
+
+/// A SIP message, as a datagram and as a stream; a parsed one, printed,
+/// parses again to the same start line.
+pub fn sip_message(data: &[u8]) {
+    for framing in [Framing::Datagram, Framing::Stream] {
+        let Ok(parsed) = message::parse(data, framing) else { continue };
+        let printed = match &parsed {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        };
+        let again = message::parse(&printed, Framing::Stream).unwrap_or_else(|e| {
+            panic!("printed message does not parse: {e}\n{}", String::from_utf8_lossy(&printed))
+        });
+        match (&parsed, &again) {
+            (Message::Request(a), Message::Request(b)) => {
+                assert_eq!((&a.method, &a.uri), (&b.method, &b.uri))
+            }
+            (Message::Response(a), Message::Response(b)) => assert_eq!(a.status, b.status),
+            _ => panic!("a request printed as a response, or the other way"),
+        }
+    }
+}
+
+/// An SDP body; a parsed one, printed, parses again.
+pub fn sdp(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(parsed) = voxgate_sip_bridge::sdp::Sdp::parse(text) else { return };
+    let printed = parsed.to_text();
+    if let Err(e) = voxgate_sip_bridge::sdp::Sdp::parse(&printed) {
+        panic!("printed SDP does not parse: {e}\n{printed}");
+    }
+}
+
+/// An RTP datagram; a parsed one's payload lies within it.
+pub fn rtp(data: &[u8]) {
+    if let Ok(packet) = voxgate_sip_bridge::rtp::RtpPacket::parse(data) {
+        assert!(packet.payload.len() <= data.len());
+    }
+}
+
+/// An RTCP compound packet.
+pub fn rtcp(data: &[u8]) {
+    let _ = voxgate_sip_bridge::rtp::rtcp::parse(data);
+}
+
+/// An RFC 4733 telephone-event payload.
+pub fn rfc4733(data: &[u8]) {
+    let _ = voxgate_codecs::dtmf::TelephoneEvent::decode(data);
+}
