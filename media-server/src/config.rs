@@ -79,6 +79,9 @@ pub struct PostCallSettings {
     /// the local model get the local fallback at once; measured, the 135M
     /// model never wrote the schema's JSON and each try took about 12 s of a core.
     pub local_model_analytics: bool,
+    /// Let webhooks and the CRM reach loopback, private and link-local
+    /// addresses (tenants choose those URLs: off, they reach only public ones).
+    pub allow_private_targets: bool,
 }
 
 impl Default for PostCallSettings {
@@ -89,6 +92,7 @@ impl Default for PostCallSettings {
             max_attempts: 8,
             retry_after_s: 1,
             local_model_analytics: false,
+            allow_private_targets: false,
         }
     }
 }

@@ -372,6 +372,8 @@ fn server_env(llm: &str, smtp_port: u16) -> Vec<(&'static str, String)> {
         ("VOXGATE_SMTP__PORT", smtp_port.to_string()),
         ("VOXGATE_SMTP__SECURITY", "none".to_owned()),
         ("VOXGATE_SMTP__FROM", "Cake Shop <hello@cakes.test>".to_owned()),
+        // The receivers here are on 127.0.0.1.
+        ("VOXGATE_POST_CALL__ALLOW_PRIVATE_TARGETS", "true".to_owned()),
     ]
 }
 
@@ -544,6 +546,7 @@ fn a_webhook_that_failed_is_delivered_after_a_restart() -> TestResult {
         ("VOXGATE_STORAGE__DATABASE_URL", db),
         // Long enough that the retry is the restarted server's.
         ("VOXGATE_POST_CALL__RETRY_AFTER_S", "3".to_owned()),
+        ("VOXGATE_POST_CALL__ALLOW_PRIVATE_TARGETS", "true".to_owned()),
     ];
     let spec = json!({"name": "Hooks", "system_prompt": "You help.", "greeting": "Hello.",
         "llm": {"provider": "openai", "model": "good"},
@@ -593,5 +596,36 @@ fn the_offline_agents_chats_get_the_local_reading_and_a_bill() -> TestResult {
     assert_eq!(status, 200, "{usage}");
     assert_eq!(usage["total"]["calls"], 1, "{usage}");
     assert_eq!(usage["lines"][0]["agent_id"], Value::Null);
+    Ok(())
+}
+
+#[test]
+fn by_default_webhooks_do_not_reach_internal_addresses() -> TestResult {
+    let (llm, _) = model()?;
+    // A receiver that would take anything; tenants choose these URLs.
+    let hooks = TcpListener::bind("127.0.0.1:0")?;
+    let hook_url = format!("http://{}/internal", hooks.local_addr()?);
+    let received = receiver(hooks, false)?;
+    let server =
+        start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned()), ("VOXGATE_OPENAI__BASE_URL", llm)])?;
+    let spec = json!({"name": "Hooks", "system_prompt": "You help.", "greeting": "Hello.",
+        "llm": {"provider": "openai", "model": "good"},
+        "post_call": {"webhooks": [{"url": hook_url, "secret": SECRET, "events": ["call.ended"]}]}});
+    let agent_id = create_agent(&server, &spec)?;
+    let id = chat(&server, &agent_id, "Just checking the opening hours.")?;
+    let call = call_when(&server, &id, "the refusal logged", |c| {
+        c["post_call"]["webhooks"].as_array().is_some_and(|d| !d.is_empty()) && jobs_settled(c)
+    })?;
+    let delivery = &call["post_call"]["webhooks"][0];
+    assert_eq!(delivery["ok"], false, "{delivery}");
+    assert!(delivery["error"].as_str().is_some_and(|e| e.contains("not a public address")), "{delivery}");
+    let jobs = call["post_call"]["jobs"].as_array().ok_or("no jobs")?;
+    let hook = jobs.iter().find(|j| j["kind"] == "webhook").ok_or("no webhook job")?;
+    assert_eq!(
+        (hook["status"].as_str(), hook["attempts"].as_u64()),
+        (Some("failed"), Some(1)),
+        "not retried: {hook}"
+    );
+    assert!(received.recv_timeout(Duration::from_millis(500)).is_err(), "nothing reached the receiver");
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod analytics;
 pub mod billing;
 pub mod crm;
 pub mod email;
+pub mod targets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub enum JobError {
     /// The step needs an earlier one's result, not there yet.
     #[error("{0}")]
     NotReady(String),
+    /// A webhook or CRM URL names an address that is not public.
+    #[error("{0}")]
+    Refused(#[from] targets::Refused),
     /// A webhook receiver did not take the event.
     #[error("{0}")]
     Webhook(String),
@@ -69,6 +73,7 @@ impl JobError {
         matches!(
             self,
             Self::Payload(_)
+                | Self::Refused(_)
                 | Self::UnknownKind(_)
                 | Self::NoCall(_)
                 | Self::Email(email::EmailError::Address { .. } | email::EmailError::NotConfigured)
@@ -100,10 +105,7 @@ impl PostCallWork {
         agents: Arc<Agents>,
         default_tenant: String,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = targets::client(config.post_call.allow_private_targets)?;
         Ok(Self {
             store,
             agents,
@@ -331,7 +333,11 @@ impl PostCallWork {
             "whd_{}",
             &hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, job.key.as_bytes()))[..24]
         );
-        let attempt = webhooks::deliver(&self.http, url, &hook.secret, event, &delivery, &body).await;
+        let allow = self.config.post_call.allow_private_targets;
+        let attempt = match targets::check_url(url, allow) {
+            Ok(()) => webhooks::deliver(&self.http, url, &hook.secret, event, &delivery, &body).await,
+            Err(refused) => webhooks::Attempt { status: None, error: Some(refused.to_string()) },
+        };
         let logged = Delivery {
             event: event.to_owned(),
             url: url.to_owned(),
@@ -342,6 +348,7 @@ impl PostCallWork {
             created_at: now_ms(),
         };
         self.store.log_delivery(&job.tenant_id, call_id, &logged).await?;
+        targets::check_url(url, allow)?;
         match attempt.error {
             None => Ok(()),
             Some(e) => Err(JobError::Webhook(e)),
@@ -395,6 +402,7 @@ impl PostCallWork {
         else {
             return Err(JobError::NotReady(format!("call {} has no analytics yet", call.id)));
         };
+        targets::check_url(&settings.base_url, self.config.post_call.allow_private_targets)?;
         let crm = crm::Crm { http: &self.http, base_url: &settings.base_url, token: &settings.token };
         let contact = crm.contact(email).await?;
         let note =

@@ -82,8 +82,20 @@ pub async fn deliver(
             error: Some(format!("receiver answered {}", r.status())),
         },
         // Without the URL: it may carry a token in its query.
-        Err(e) => Attempt { status: None, error: Some(e.without_url().to_string()) },
+        Err(e) => Attempt { status: None, error: Some(with_causes(&e.without_url())) },
     }
+}
+
+/// An error and what caused it, e.g. "error sending request: ... not a public address".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        said.push_str(": ");
+        said.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    said
 }
 
 #[cfg(test)]
