@@ -44,27 +44,13 @@ fn campaign(server: &Server, id: &str) -> Result<Value, Box<dyn std::error::Erro
     Ok(c)
 }
 
-/// POSTs `body` as `content_type` (the common helper sends JSON).
 fn post_as(
     server: &Server,
     path: &str,
     content_type: &str,
     body: &str,
 ) -> Result<(u16, Value), Box<dyn std::error::Error>> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(server.http)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    common::post_as(server, path, API_KEY, content_type, body)
 }
 
 #[test]

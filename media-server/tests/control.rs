@@ -439,24 +439,7 @@ fn upload(
     content_type: &str,
     body: &str,
 ) -> Result<(u16, Value), Box<dyn std::error::Error>> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(server.http)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "POST /v1/agents/{agent}/knowledge?name={name} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        server.http,
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).ok_or("no status")?.parse()?;
-    let json = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
-        .unwrap_or(Value::Null);
-    Ok((status, json))
+    common::post_as(server, &format!("/v1/agents/{agent}/knowledge?name={name}"), token, content_type, body)
 }
 
 #[test]

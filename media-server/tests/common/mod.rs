@@ -224,6 +224,32 @@ pub fn call_log(server: &Server) -> Result<serde_json::Value, Box<dyn std::error
     Err("no call record".into())
 }
 
+/// POSTs `body` as `content_type` (the [`http`] helpers send JSON) with
+/// bearer `key`; returns the status and the JSON body (`Null` when none).
+pub fn post_as(
+    server: &Server,
+    path: &str,
+    key: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<(u16, serde_json::Value), Box<dyn std::error::Error>> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server.http)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.http,
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split_whitespace().nth(1).ok_or("no status")?.parse()?;
+    let json = response.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok());
+    Ok((status, json.unwrap_or(serde_json::Value::Null)))
+}
+
 /// `s` escaped for a URL path segment.
 pub fn url_escape(s: &str) -> String {
     s.bytes()
