@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::metrics::{ChannelLabel, metrics};
 use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionHandle, SessionParts, Speaker};
+use voxgate_sip_bridge::rtp::clock::Talkspurts;
 use voxgate_sip_bridge::sdp::Codec;
 
 use crate::audio::Media;
@@ -169,6 +170,8 @@ struct Live {
     pt: Pt,
     /// The next RTP timestamp of the agent's audio, 48 kHz.
     out_ts: u64,
+    clock: Talkspurts,
+    last_ts: u32,
 }
 
 async fn run(
@@ -313,10 +316,13 @@ async fn run(
                         if let Ok(len) = l.media.encode(&frame, &mut pcm, &mut payload)
                             && let Some(writer) = rtc.writer(l.mid)
                         {
+                            // The timestamp moves on through the agent's pauses.
+                            let (ts, _) = l.clock.next(std::time::Instant::now());
+                            l.out_ts += u64::from(ts.wrapping_sub(l.last_ts));
+                            l.last_ts = ts;
                             let time = MediaTime::new(l.out_ts, Frequency::FORTY_EIGHT_KHZ);
                             let _ = writer.write(l.pt, std::time::Instant::now(), time, payload[..len].to_vec());
                         }
-                        l.out_ts += 960;
                     }
                     None => agent_audio = None,
                 }
@@ -375,7 +381,12 @@ fn start(
         recording: Some(calls::recording_path(&ctx.config, id)),
     });
     let out_ts = u64::from(rand::random::<u32>());
-    Ok((Live { control, audio_in, task, media, mid, pt, out_ts }, audio_out, events))
+    let clock = Talkspurts::new(0, 48_000, 960);
+    Ok((
+        Live { control, audio_in, task, media, mid, pt, out_ts, clock, last_ts: 0u32.wrapping_sub(960) },
+        audio_out,
+        events,
+    ))
 }
 
 fn hang_up_session(live: Option<&Live>) {

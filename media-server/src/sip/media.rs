@@ -20,6 +20,7 @@ use voxgate_codecs::dtmf::TelephoneEvent;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::session::{self, CallLog, Control, SessionEvent, SessionParts};
 use voxgate_sip_bridge::message::Message;
+use voxgate_sip_bridge::rtp::clock::Talkspurts;
 use voxgate_sip_bridge::rtp::dtmf::DtmfSender;
 use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
 use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
@@ -116,8 +117,10 @@ pub(super) async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let ssrc = rand_u32();
-    let (mut seq, mut ts): (u16, u32) = (rand_u32() as u16, rand_u32());
-    let mut marker = true;
+    let mut seq = rand_u32() as u16;
+    let samples_per_frame = media.rate.samples_per_frame() as u32;
+    // Timestamps move on through the agent's pauses; each talkspurt is marked.
+    let mut clock = Talkspurts::new(rand_u32(), media.rate.hz(), samples_per_frame);
     let mut last_dtmf: Option<u32> = None;
     let mut rtp_buf = vec![0u8; 2048];
     let mut pcm = vec![0i16; 960];
@@ -125,14 +128,13 @@ pub(super) async fn run(
     let mut payload = vec![0u8; 1500];
     let mut out = vec![0u8; 1500];
     let mut hung_up = false;
-    let samples_per_frame = media.rate.samples_per_frame() as u32;
     let mut rx_stats = ReceiverStats::default();
     let (mut sent_packets, mut sent_octets) = (0u32, 0u32);
     let mut reports = tokio::time::interval(Duration::from_secs(5));
     let mut rtcp_buf = vec![0u8; 1500];
     let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
     let (mut agent_audio, mut session_events) = (true, true);
-    let mut event_ts = ts;
+    let mut event_ts = 0;
     loop {
         let deadline = dialog.poll_timeout().map(Instant::from_std);
         tokio::select! {
@@ -195,9 +197,10 @@ pub(super) async fn run(
                 // the RTP clock running on through the keys and the gaps.
                 if dtmf_out.is_active() {
                     let dest = latched.or(negotiated.remote);
+                    let (now_ts, _) = clock.next(std::time::Instant::now());
                     if let (Some(packet), Some(pt), Some(dest)) = (dtmf_out.tick(), negotiated.dtmf_payload_type, dest) {
                         if packet.first {
-                            event_ts = ts;
+                            event_ts = now_ts;
                         }
                         let rtp = RtpPacket { marker: packet.first, payload_type: pt, seq, timestamp: event_ts, ssrc, payload: &packet.payload };
                         if let Ok(n) = rtp.write(&mut out) {
@@ -207,8 +210,8 @@ pub(super) async fn run(
                         }
                         seq = seq.wrapping_add(1);
                     }
-                    ts = ts.wrapping_add(samples_per_frame);
-                    marker = true;
+                    // The agent's audio after the keys starts a talkspurt.
+                    clock.mark();
                 }
             }
             // Once the session is over its channel stays closed: stop polling it.
@@ -224,15 +227,14 @@ pub(super) async fn run(
                     continue;
                 }
                 if let Ok(len) = media.encode(&frame, &mut pcm, &mut payload) {
-                    let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp: ts, ssrc, payload: &payload[..len] };
+                    let (timestamp, marker) = clock.next(std::time::Instant::now());
+                    let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp, ssrc, payload: &payload[..len] };
                     if let Ok(n) = packet.write(&mut out) {
                         let _ = rtp_socket.send_to(&out[..n], dest).await;
                         sent_packets = sent_packets.wrapping_add(1);
                         sent_octets = sent_octets.wrapping_add(len as u32);
                     }
-                    marker = false;
                     seq = seq.wrapping_add(1);
-                    ts = ts.wrapping_add(samples_per_frame);
                 }
             }
             r = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => {
@@ -246,7 +248,7 @@ pub(super) async fn run(
                     let jitter = (media.playout.jitter().stats().jitter_ms * f64::from(media.rate.hz()) / 1000.0) as u32;
                     let report = Report {
                         ssrc,
-                        sender: (sent_packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: ts, packets: sent_packets, octets: sent_octets }),
+                        sender: (sent_packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: clock.at(std::time::Instant::now()), packets: sent_packets, octets: sent_octets }),
                         blocks: rx_stats.report(std::time::Instant::now(), jitter).into_iter().collect(),
                     };
                     if let Ok(n) = report.write(hung_up, &mut out) {
@@ -263,7 +265,7 @@ pub(super) async fn run(
                     }
                 }
                 // Our pacing keeps nothing buffered; the next talkspurt starts with a marker.
-                Some(SessionEvent::Clear) => marker = true,
+                Some(SessionEvent::Clear) => clock.mark(),
                 Some(SessionEvent::Transfer { target }) => {
                     tracing::info!(%target, "blind transfer (REFER)");
                     // The session ends next; the REFER, not a BYE, ends the dialog.
