@@ -60,6 +60,7 @@ pub struct Config {
     pub post_call: PostCallSettings,
     pub smtp: SmtpSettings,
     pub billing: BillingSettings,
+    pub scripted: ScriptedSettings,
 }
 
 /// The work after each call (analytics, email, CRM, webhooks, billing).
@@ -121,6 +122,39 @@ impl Default for SmtpSettings {
             username: String::new(),
             password: Secret::default(),
             from: "Voxgate <noreply@localhost>".into(),
+        }
+    }
+}
+
+/// Stand-in providers for load tests and benchmarks (`stt`, `llm`, `tts` =
+/// `"scripted"`): no model, fixed latencies, so a measurement shows
+/// Voxgate's own cost. Every end of speech is heard as `transcript`, every
+/// reply is `reply`, and speech is a 440 Hz tone, `tts_per_word_ms` a word.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScriptedSettings {
+    pub transcript: String,
+    /// End of speech -> the final transcript.
+    pub stt_latency_ms: u32,
+    pub reply: String,
+    /// Request -> first token, then between tokens (words).
+    pub llm_first_token_ms: u32,
+    pub llm_per_token_ms: u32,
+    /// Text -> first audio, and audio per word.
+    pub tts_first_audio_ms: u32,
+    pub tts_per_word_ms: u32,
+}
+
+impl Default for ScriptedSettings {
+    fn default() -> Self {
+        Self {
+            transcript: "What time do you open on Saturday?".into(),
+            stt_latency_ms: 200,
+            reply: "On Saturdays we open at nine in the morning and close at two in the afternoon.".into(),
+            llm_first_token_ms: 300,
+            llm_per_token_ms: 20,
+            tts_first_audio_ms: 100,
+            tts_per_word_ms: 300,
         }
     }
 }
@@ -579,6 +613,8 @@ pub enum SttChoice {
     Local,
     /// Deepgram live streaming.
     Deepgram,
+    /// Stand-ins with fixed latencies, for load tests (`[scripted]`).
+    Scripted,
 }
 
 /// The agent's language model.
@@ -590,6 +626,8 @@ pub enum LlmChoice {
     Local,
     /// Any OpenAI-compatible chat completions endpoint.
     Openai,
+    /// Stand-ins with fixed latencies, for load tests (`[scripted]`).
+    Scripted,
 }
 
 /// Text to speech for the agent.
@@ -603,6 +641,8 @@ pub enum TtsChoice {
     Openai,
     /// Deepgram Aura.
     Deepgram,
+    /// Stand-ins with fixed latencies, for load tests (`[scripted]`).
+    Scripted,
 }
 
 /// The default agent: what callers talk to until agents live in the

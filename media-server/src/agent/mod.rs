@@ -22,6 +22,7 @@ use voxgate_pipeline::providers::local::tts::LocalTts;
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
 use voxgate_pipeline::providers::openai::{OpenAiChat, OpenAiConfig};
 use voxgate_pipeline::providers::openai_speech::{OpenAiSpeech, OpenAiSpeechConfig};
+use voxgate_pipeline::providers::scripted::{ScriptedLlm, ScriptedStt, ScriptedTts};
 use voxgate_pipeline::providers::{LanguageModel, SpeechToText, TextToSpeech};
 use voxgate_pipeline::session::{Knowledge, Providers, SessionConfig};
 
@@ -188,6 +189,10 @@ impl LocalModels {
     }
 }
 
+fn ms(v: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(v))
+}
+
 /// `text` unless empty, else `default`.
 fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
     if text.trim().is_empty() { default } else { text }
@@ -203,6 +208,12 @@ fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
 pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::Result<Agent> {
     let stt: Arc<dyn SpeechToText> = match spec.stt.provider {
         SttChoice::Local => local.whisper()?,
+        SttChoice::Scripted => {
+            let mut stt = ScriptedStt::default();
+            stt.default_text.clone_from(&config.scripted.transcript);
+            stt.latency = ms(config.scripted.stt_latency_ms);
+            Arc::new(stt)
+        }
         SttChoice::Deepgram => Arc::new(DeepgramStt::new(DeepgramConfig {
             base_url: config.deepgram.base_url.clone(),
             api_key: config.deepgram.api_key.or_env("DEEPGRAM_API_KEY"),
@@ -217,6 +228,15 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
             (local.smollm()?, Some(local.smollm_analyst()?))
         }
         LlmChoice::Local => (local.smollm()?, None),
+        LlmChoice::Scripted => {
+            let s = &config.scripted;
+            let mut llm = ScriptedLlm::new(Vec::new());
+            llm.default_reply.clone_from(&s.reply);
+            llm.first_token = ms(s.llm_first_token_ms);
+            llm.per_token = ms(s.llm_per_token_ms);
+            // Analytics get the local reading: a scripted model writes no JSON.
+            (Arc::new(llm), None)
+        }
         LlmChoice::Openai => {
             let chat = Arc::new(OpenAiChat::new(&OpenAiConfig {
                 base_url: config.openai.base_url.clone(),
@@ -228,6 +248,12 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
     };
     let tts: Arc<dyn TextToSpeech> = match spec.tts.provider {
         TtsChoice::Local => local.tts()?,
+        TtsChoice::Scripted => {
+            let mut tts = ScriptedTts::default();
+            tts.first_audio = ms(config.scripted.tts_first_audio_ms);
+            tts.per_word = ms(config.scripted.tts_per_word_ms);
+            Arc::new(tts)
+        }
         TtsChoice::Openai => Arc::new(OpenAiSpeech::new(OpenAiSpeechConfig {
             base_url: config.openai.base_url.clone(),
             api_key: config.openai.api_key.or_env("OPENAI_API_KEY"),

@@ -131,7 +131,7 @@ impl LlmScript {
 }
 
 /// A language model that streams scripted replies word by word and keeps
-/// every request it was sent.
+/// the last [`ScriptedLlm::KEPT_REQUESTS`] requests it was sent.
 #[derive(Debug)]
 pub struct ScriptedLlm {
     script: Arc<Mutex<VecDeque<LlmScript>>>,
@@ -145,6 +145,10 @@ pub struct ScriptedLlm {
 }
 
 impl ScriptedLlm {
+    /// Requests kept for [`ScriptedLlm::requests`] (a server running on it for
+    /// a load test must not grow without bound).
+    pub const KEPT_REQUESTS: usize = 64;
+
     /// A model that will answer with `script` in order.
     #[must_use]
     pub fn new(script: Vec<LlmScript>) -> Self {
@@ -157,7 +161,7 @@ impl ScriptedLlm {
         }
     }
 
-    /// Every request so far.
+    /// The last requests, oldest first.
     #[must_use]
     pub fn requests(&self) -> Vec<ChatRequest> {
         self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
@@ -174,7 +178,13 @@ impl LanguageModel for ScriptedLlm {
         request: ChatRequest,
         cancel: CancellationToken,
     ) -> mpsc::Receiver<Result<LlmEvent, ProviderError>> {
-        self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request);
+        {
+            let mut kept = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if kept.len() == Self::KEPT_REQUESTS {
+                kept.remove(0);
+            }
+            kept.push(request);
+        }
         let (tx, rx) = mpsc::channel(64);
         let next = pop(&self.script).unwrap_or_else(|| LlmScript::text(&self.default_reply));
         let (first, per) = (self.first_token, self.per_token);
