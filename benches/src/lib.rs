@@ -1,5 +1,18 @@
 //! Benchmarks live in `benches/`; see BENCHMARKS.md.
 
+pub mod caller;
+pub mod impair;
+
+/// The `q` quantile (0..=1) of `values` (sorted in place), nearest rank; 0 when empty.
+pub fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
 /// CPU seconds (user + system) and RSS in MiB of `pid`.
 #[must_use]
 pub fn process_usage(pid: u32) -> (f64, f64) {
