@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(c.next(ms(1066)), (1480 + 50 * 160, true));
         assert_eq!(c.next(ms(1086)), (1480 + 51 * 160, false));
         c.mark();
-        assert_eq!(c.next(ms(1106)).1, true);
+        assert!(c.next(ms(1106)).1);
         assert_eq!(c.at(ms(1206)), 1480 + 52 * 160 + 800);
     }
 
