@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use voxgate_pipeline::session::{CallLog, EndReason};
+use voxgate_pipeline::session::{CallEventKind, CallLog, EndReason};
 
 use crate::agent::Agent;
 use crate::agent::registry::Agents;
@@ -105,9 +105,110 @@ impl Direction {
     }
 }
 
-/// A call was answered by `agent`: its `call.started` webhooks.
+/// A running call's status in its record; a call that was running when
+/// its node died becomes [`INTERRUPTED`] when the node starts again.
+pub const IN_PROGRESS: &str = "in_progress";
+pub const INTERRUPTED: &str = "interrupted";
+
+/// A call was answered by `agent`: its record says so at once (so a crash
+/// cannot lose the call), and its `call.started` webhooks go out.
 pub async fn started(ctx: &CallContext, call: &CallInfo, agent: &Agent) {
+    let now = crate::store::now_ms();
+    let record = NewCall {
+        status: IN_PROGRESS.to_owned(),
+        started_at: now,
+        ended_at: now,
+        duration_ms: 0,
+        recording: None,
+        detail: "{}".to_owned(),
+        ..new_call(ctx, call)
+    };
+    if let Err(e) = ctx.store.save_call(&record).await {
+        tracing::warn!(call_id = %call.id, error = %e, "call record not saved at its start");
+    }
     ctx.post_call.call_started(call, agent).await;
+}
+
+fn new_call(ctx: &CallContext, call: &CallInfo) -> NewCall {
+    NewCall {
+        id: call.id.clone(),
+        tenant_id: call.tenant_id.clone().unwrap_or_else(|| ctx.default_tenant.clone()),
+        agent_id: call.agent_id.clone(),
+        campaign_id: call.campaign_id.clone(),
+        channel: call.channel.to_owned(),
+        direction: call.direction.as_str().to_owned(),
+        status: String::new(),
+        caller: call.caller.clone(),
+        callee: call.callee.clone(),
+        started_at: 0,
+        ended_at: 0,
+        duration_ms: 0,
+        recording: None,
+        detail: String::new(),
+    }
+}
+
+/// Calls this node was running when it died (`kill -9`, a power cut): their
+/// records still say [`IN_PROGRESS`]. Each whose recording is on this
+/// node's disk gets its recording made whole (to its last complete frame:
+/// at most the second the recorder held in memory is lost), its duration
+/// from it, and the status [`INTERRUPTED`]; then, like any ended call, its
+/// upload and post-call work. A record with no recording here is another
+/// node's (or a chat): it is closed only once older than the longest call
+/// allowed plus an hour. Run at start-up, before any call is taken.
+pub async fn recover_interrupted(ctx: &CallContext) {
+    let running = match ctx.store.calls_in_progress().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "could not look for calls interrupted by a crash");
+            return;
+        }
+    };
+    let stale_after_ms = i64::from(ctx.config.agent.max_call_duration_s.max(3600)) * 1000 + 3_600_000;
+    for mut row in running {
+        let path = recording_path(&ctx.config, &row.id);
+        let repaired = if path.exists() {
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || voxgate_codecs::wav::repair_header(&p)).await {
+                Ok(Ok(r)) => Some(r),
+                Ok(Err(e)) => {
+                    tracing::warn!(call_id = %row.id, error = %e, "an interrupted call's recording is unreadable");
+                    None
+                }
+                Err(_) => None,
+            }
+        } else if crate::store::now_ms() - row.started_at < stale_after_ms {
+            continue;
+        } else {
+            None
+        };
+        let duration_ms = repaired.map_or(0, |r| i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
+        row.status = INTERRUPTED.to_owned();
+        row.duration_ms = duration_ms;
+        row.ended_at = row.started_at + duration_ms;
+        row.recording = repaired.and_then(|_| path.file_name().map(|n| n.to_string_lossy().into_owned()));
+        // What the session knew died with it: the record keeps the time and the recording.
+        let log = CallLog {
+            transcript: Vec::new(),
+            events: Vec::new(),
+            latencies: Vec::new(),
+            end: EndReason::Interrupted,
+            duration_ms: u64::try_from(duration_ms).unwrap_or(0),
+            recorded_ms: u64::try_from(duration_ms).unwrap_or(0),
+            dropped_frames: 0,
+            usage: voxgate_pipeline::session::Usage::default(),
+        };
+        row.detail = serde_json::to_string(&log).unwrap_or_default();
+        tracing::warn!(call_id = %row.id, duration_ms, recording = row.recording.is_some(), "call interrupted by a restart");
+        if let Err(e) = ctx.store.save_call(&row).await {
+            tracing::error!(call_id = %row.id, error = %e, "interrupted call not recorded");
+            continue;
+        }
+        if row.recording.is_some() {
+            ctx.recordings.upload_in_background(ctx.store.clone(), row.id.clone(), path);
+        }
+        ctx.post_call.call_ended(&row).await;
+    }
 }
 
 /// Records a finished call (its transcript, events and latencies) in the
@@ -131,17 +232,9 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
     let ended_at = crate::store::now_ms();
     let duration_ms = i64::try_from(log.duration_ms).unwrap_or(i64::MAX);
     let recording = recording_path(&ctx.config, &call.id);
-    let has_recording = log.recorded_ms > 0 || tokio::fs::try_exists(&recording).await.unwrap_or(false);
+    let has_recording = usable_recording(&recording, log).await;
     let record = NewCall {
-        id: call.id.clone(),
-        tenant_id: call.tenant_id.clone().unwrap_or_else(|| ctx.default_tenant.clone()),
-        agent_id: call.agent_id.clone(),
-        campaign_id: call.campaign_id.clone(),
-        channel: call.channel.to_owned(),
-        direction: call.direction.as_str().to_owned(),
         status: status.to_owned(),
-        caller: call.caller.clone(),
-        callee: call.callee.clone(),
         started_at: ended_at - duration_ms,
         ended_at,
         duration_ms,
@@ -150,6 +243,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
             .flatten(),
         // A CallLog is plain data.
         detail: serde_json::to_string(log).unwrap_or_default(),
+        ..new_call(ctx, call)
     };
     if let Err(e) = ctx.store.save_call(&record).await {
         tracing::error!(call_id = %call.id, error = %e, "call record not saved");
@@ -159,6 +253,24 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
         ctx.recordings.upload_in_background(ctx.store.clone(), call.id.clone(), recording);
     }
     ctx.post_call.call_ended(&record).await;
+}
+
+/// Whether a call left a recording worth keeping. One that failed on the
+/// way (a full disk) is cut back to its last whole frame on disk, so it
+/// plays; one with no audio in it is removed.
+async fn usable_recording(path: &std::path::Path, log: &CallLog) -> bool {
+    let failed = log.events.iter().any(|e| matches!(e.kind, CallEventKind::RecordingFailed { .. }));
+    if !failed {
+        return log.recorded_ms > 0 || tokio::fs::try_exists(path).await.unwrap_or(false);
+    }
+    let p = path.to_owned();
+    match tokio::task::spawn_blocking(move || voxgate_codecs::wav::repair_header(&p)).await {
+        Ok(Ok(r)) if r.duration_ms > 0 => true,
+        _ => {
+            let _ = tokio::fs::remove_file(path).await;
+            false
+        }
+    }
 }
 
 /// How a call ended, as the calls API reports it.
@@ -171,6 +283,7 @@ fn end_status(end: &EndReason) -> &'static str {
         EndReason::AgentEnded => "agent_ended",
         EndReason::ProviderFailure => "provider_failure",
         EndReason::Transferred { .. } => "transferred",
+        EndReason::Interrupted => INTERRUPTED,
     }
 }
 

@@ -195,6 +195,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         default_tenant,
         post_call,
     });
+    calls::recover_interrupted(&calls).await;
     let (sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");

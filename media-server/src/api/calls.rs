@@ -77,7 +77,8 @@ pub struct ListQuery {
     pub campaign: Option<String>,
     /// `sip`, `webrtc`, `twilio`, `websocket` or `chat`.
     pub channel: Option<String>,
-    /// How it ended, e.g. `caller_hung_up`, `agent_ended`, `no_media`.
+    /// How it ended, e.g. `caller_hung_up`, `agent_ended`, `no_media`; `in_progress` while it
+    /// runs, `interrupted` if the server stopped (crashed) during it.
     pub status: Option<String>,
     /// Started at or after (Unix ms).
     pub from: Option<i64>,

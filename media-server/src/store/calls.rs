@@ -113,6 +113,21 @@ impl Store {
         Ok(())
     }
 
+    /// Calls whose record still says they are running (`in_progress`), oldest first.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn calls_in_progress(&self) -> Result<Vec<CallRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM calls WHERE status = 'in_progress' ORDER BY started_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(call_row).collect::<Result<_, _>>()?)
+    }
+
     /// Points a call's record at where its recording now is.
     ///
     /// # Errors

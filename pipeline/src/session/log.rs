@@ -118,6 +118,9 @@ pub enum EndReason {
     ProviderFailure,
     /// The caller was handed to a human.
     Transferred { target: String },
+    /// The server stopped during the call (a crash, `kill -9`); set when it
+    /// starts again and finds the call's record still open.
+    Interrupted,
 }
 
 impl EndReason {
