@@ -38,6 +38,15 @@ pub struct Server {
 /// The control API key the test servers accept (`http.api_key`, the default tenant's).
 pub const API_KEY: &str = "test-api-key-0123456789";
 
+impl Server {
+    /// Kills the server at once (SIGKILL: no shutdown, no flushing), as a
+    /// crash or the OOM killer would; its folder stays for another server.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
