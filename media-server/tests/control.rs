@@ -239,7 +239,9 @@ fn operator_story(database_url: &str) -> TestResult {
     let mut ids = Vec::new();
     for _ in 0..100 {
         let (_, page) = send(&server, "GET", "/v1/calls?channel=websocket", Some(API_KEY), None)?;
-        if page["calls"].as_array().map_or(0, Vec::len) == 3 {
+        let ended =
+            page["calls"].as_array().map_or(0, |c| c.iter().filter(|c| c["status"] != "in_progress").count());
+        if ended == 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -404,7 +406,7 @@ fn first_agent_line(
     for _ in 0..100 {
         let (_, page) = send(server, "GET", &format!("/v1/calls?agent={agent}"), Some(token), None)?;
         let calls = page["calls"].as_array().ok_or("no calls")?;
-        if calls.len() == count {
+        if calls.len() == count && calls.iter().all(|c| c["status"] != "in_progress") {
             let id = calls[0]["id"].as_str().ok_or("no id")?;
             let (_, call) = send(server, "GET", &format!("/v1/calls/{}", url_escape(id)), Some(token), None)?;
             let line = call["transcript"].as_array().and_then(|t| t.iter().find(|l| l["speaker"] == "agent"));

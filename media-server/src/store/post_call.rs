@@ -84,7 +84,7 @@ pub struct ReportFilter {
 }
 
 impl Store {
-    /// The calls `filter` covers (newest first, at most `limit`), with
+    /// The ended calls `filter` covers (newest first, at most `limit`), with
     /// their logs when `detail`.
     ///
     /// # Errors
@@ -104,6 +104,7 @@ impl Store {
                     " AS detail FROM calls WHERE tenant_id = $1 AND started_at >= $2 AND started_at < $3 \
                      AND (CAST($4 AS TEXT) IS NULL OR agent_id = CAST($4 AS TEXT)) \
                      AND (CAST($5 AS TEXT) IS NULL OR campaign_id = CAST($5 AS TEXT)) \
+                     AND status <> 'in_progress' \
                      ORDER BY started_at DESC LIMIT $6"
                 )
             };

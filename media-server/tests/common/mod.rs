@@ -216,13 +216,15 @@ fn unchunk(mut body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The server's one call record, through the calls API, once written
-/// (waits up to 10 s).
+/// The server's one call record, through the calls API, once the call has
+/// ended (a running call is listed as `in_progress`; waits up to 10 s).
 pub fn call_log(server: &Server) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     for _ in 0..100 {
         let (status, list) = http(server, "GET", "/v1/calls", Some(API_KEY), None)?;
         assert_eq!(status, 200, "{list}");
-        if let Some(id) = list["calls"][0]["id"].as_str() {
+        if let Some(id) =
+            list["calls"][0]["id"].as_str().filter(|_| list["calls"][0]["status"] != "in_progress")
+        {
             let (status, call) =
                 http(server, "GET", &format!("/v1/calls/{}", url_escape(id)), Some(API_KEY), None)?;
             assert_eq!(status, 200, "{call}");
