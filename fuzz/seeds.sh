@@ -8,9 +8,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 torture=${SIP_TORTURE:-$here/../../shared/conformance/sip-torture}
-python3 - "${1:-$here/corpus}" "$torture" "$here/../media-server/tests/sipp" <<'PY'
+python3 - "${1:-$here/corpus}" "$torture" "$here/../media-server/tests/sipp" "$here/../fixtures/audio" <<'PY'
 import os, pathlib, re, struct, sys
-out, torture, scenarios = map(pathlib.Path, sys.argv[1:])
+out, torture, scenarios, fixtures = map(pathlib.Path, sys.argv[1:])
 def put(target, name, data):
     d = out / target
     d.mkdir(parents=True, exist_ok=True)
@@ -45,5 +45,10 @@ put("rtcp", "rr", struct.pack("!BBHI", 0x80, 201, 1, 0x5678))
 # RFC 4733: digit 5, end bit, volume 10, 160 ms; a start of '#'.
 put("rfc4733", "five-end", bytes([5, 0x8A, 0x05, 0x00]))
 put("rfc4733", "hash", bytes([11, 0x0A, 0x00, 0xA0]))
+# WAV: each fixture's header and first samples, and one cut mid-header.
+for f in sorted(fixtures.glob("*.wav"))[:6]:
+    data = f.read_bytes()
+    put("wav", f.stem, data[:512])
+    put("wav", f.stem + "-cut", data[:30])
 print(sum(1 for _ in out.rglob("*") if _.is_file()), "seed files in", out)
 PY

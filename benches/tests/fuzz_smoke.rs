@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("sip_message", voxgate_fuzz::sip_message),
     ("sdp", voxgate_fuzz::sdp),
     ("rtp", voxgate_fuzz::rtp),
     ("rtcp", voxgate_fuzz::rtcp),
     ("rfc4733", voxgate_fuzz::rfc4733),
+    ("wav", voxgate_fuzz::wav),
 ];
 
 /// Mutants of each seed.
