@@ -50,5 +50,21 @@ for f in sorted(fixtures.glob("*.wav"))[:6]:
     data = f.read_bytes()
     put("wav", f.stem, data[:512])
     put("wav", f.stem + "-cut", data[:30])
+# Websocket media: a Twilio Media Streams call and a plain JSON one, a message a line.
+import base64, json
+ulaw = base64.b64encode(bytes([0xFF]) * 160).decode()
+pcm = base64.b64encode(bytes(640)).decode()
+twilio = [{"event": "connected", "protocol": "Call", "version": "1.0.0"},
+          {"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "callSid": "CA1",
+           "tracks": ["inbound"], "customParameters": {"agent": "a1"},
+           "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}},
+          {"event": "media", "streamSid": "MZ1", "media": {"track": "inbound", "chunk": "1", "timestamp": "5", "payload": ulaw}},
+          {"event": "dtmf", "streamSid": "MZ1", "dtmf": {"track": "inbound_track", "digit": "5"}},
+          {"event": "mark", "streamSid": "MZ1", "mark": {"name": "m1"}},
+          {"event": "stop", "streamSid": "MZ1", "stop": {"callSid": "CA1"}}]
+plain = [{"type": "start", "session_id": "s1", "agent": "a1"}, {"type": "media", "data": pcm, "format": "pcm_16k"},
+         {"type": "dtmf", "digit": "#"}, {"type": "mark", "name": "m1"}, {"type": "stop"}]
+put("websocket", "twilio", "\n".join(json.dumps(m) for m in twilio).encode())
+put("websocket", "json", "\n".join(json.dumps(m) for m in plain).encode())
 print(sum(1 for _ in out.rglob("*") if _.is_file()), "seed files in", out)
 PY

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("sip_message", voxgate_fuzz::sip_message),
     ("sdp", voxgate_fuzz::sdp),
     ("rtp", voxgate_fuzz::rtp),
     ("rtcp", voxgate_fuzz::rtcp),
     ("rfc4733", voxgate_fuzz::rfc4733),
     ("wav", voxgate_fuzz::wav),
+    ("websocket", voxgate_fuzz::websocket),
 ];
 
 /// Mutants of each seed.

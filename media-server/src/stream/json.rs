@@ -6,14 +6,12 @@
 //! (`name`), `stop`. Out: `started` (with our `session_id`), `media`,
 //! `mark`, `clear`, `transcript` (`speaker`, `text`, `is_final`).
 
+use super::{Frame, FrameError, Incoming, Protocol, Speaker};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::json;
 use voxgate_codecs::dtmf::DtmfKey;
-use voxgate_pipeline::session::{Frame, Speaker};
-
-use super::{FrameError, Incoming, Protocol};
 
 /// The most audio one message may carry: 1 s at 16 kHz.
 const MAX_AUDIO_BYTES: usize = 32_000;

@@ -6,6 +6,7 @@
 //! `media`, `dtmf`, `mark` (ours, played), `stop`. Out: `media`, `mark`,
 //! `clear`.
 
+use super::{Frame, FrameError, Incoming, Protocol};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
@@ -14,9 +15,6 @@ use voxgate_codecs::SampleRate;
 use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_codecs::g711::G711Law;
 use voxgate_codecs::resample::FrameResampler;
-use voxgate_pipeline::session::Frame;
-
-use super::{FrameError, Incoming, Protocol};
 
 /// The most audio one message may carry: 1 s of µ-law.
 const MAX_AUDIO_BYTES: usize = 8000;

@@ -1,0 +1,65 @@
+//! What a websocket media protocol is to the server: the messages it
+//! understands ([`Incoming`]), what makes one unusable ([`FrameError`]),
+//! and the [`Protocol`] trait that [`super::twilio`] and [`super::json`]
+//! implement. Pure (no I/O), so the fuzz targets compile these files as
+//! they are (`fuzz/src/stream.rs`).
+
+use voxgate_codecs::dtmf::DtmfKey;
+
+use super::{Frame, Speaker};
+
+/// One message from a streaming client, understood.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The stream starts; the agent it asks for, and the client's own id.
+    Start {
+        agent: Option<String>,
+        external_id: Option<String>,
+    },
+    /// Whole 20 ms frames at 16 kHz (a partial frame waits for the next message).
+    Audio(Vec<Frame>),
+    Dtmf(DtmfKey),
+    /// A mark we sent: the audio before it has played.
+    Mark(String),
+    Stop,
+    /// Understood; nothing to do.
+    Nothing,
+}
+
+/// A message that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a message of this protocol: {0}")]
+    Json(String),
+    #[error("audio is not base64")]
+    Base64,
+    #[error("{0} bytes of audio in one message")]
+    Size(usize),
+    #[error("audio before start")]
+    NotStarted,
+    #[error("unsupported audio format {0}")]
+    Format(String),
+    #[error("{0:?} is not a keypad key")]
+    Dtmf(String),
+    #[error("audio: {0}")]
+    Codec(String),
+}
+
+/// A stream protocol: reads the client's messages, writes ours.
+pub trait Protocol: Send + 'static {
+    fn parse(&mut self, text: &str) -> Result<Incoming, FrameError>;
+    /// Said once the session runs as call `id` (the JSON protocol tells the client).
+    fn started(&mut self, _id: &str) -> Option<String> {
+        None
+    }
+    /// One 20 ms frame of the agent's voice.
+    fn audio(&mut self, frame: &Frame) -> Option<String>;
+    /// Drop what you buffered of the agent's voice (barge-in).
+    fn clear(&mut self) -> String;
+    /// Tell me when what you have so far has played.
+    fn mark(&mut self, name: &str) -> String;
+    /// The live transcript, for clients that show it.
+    fn transcript(&mut self, _speaker: Speaker, _text: &str, _is_final: bool) -> Option<String> {
+        None
+    }
+}
