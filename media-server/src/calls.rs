@@ -155,7 +155,9 @@ fn new_call(ctx: &CallContext, call: &CallInfo) -> NewCall {
 /// from it, and the status [`INTERRUPTED`]; then, like any ended call, its
 /// upload and post-call work. A record with no recording here is another
 /// node's (or a chat): it is closed only once older than the longest call
-/// allowed plus an hour. Run at start-up, before any call is taken.
+/// allowed (at least an hour) plus an hour; if that call was in fact still
+/// running, its end replaces the record. Run at start-up, before any call
+/// is taken.
 pub async fn recover_interrupted(ctx: &CallContext) {
     let running = match ctx.store.calls_in_progress().await {
         Ok(rows) => rows,
