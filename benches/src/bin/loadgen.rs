@@ -568,6 +568,10 @@ async fn main() -> anyhow::Result<()> {
     let jb_delay_ms =
         if jb_count > 0.0 { delta("voxgate_jitter_delay_seconds_sum") / jb_count * 1000.0 } else { 0.0 };
     let p = |v: &mut Vec<f64>, q: f64| percentile(v, q);
+    // The distributions, as (quantile, ms) every 5 %, for the CDF plots.
+    let cdf = |v: &mut Vec<f64>, less: f64| -> Vec<(f64, f64)> {
+        (1..=20).map(|i| f64::from(i) / 20.0).map(|q| (q, percentile(v, q) - less)).collect()
+    };
     let report = serde_json::json!({
         "label": args.label, "profile": profile.name, "calls": args.calls, "hold_s": args.hold,
         "answered": answered, "failed": failures.len(), "ended_by_server": ended_by_server,
@@ -580,7 +584,8 @@ async fn main() -> anyhow::Result<()> {
         "turn_ms": {"n": turn.len(), "p50": p(&mut turn, 0.5), "p99": p(&mut turn, 0.99), "max": p(&mut turn, 1.0)},
         "waits_ms": args.waits_ms,
         "server_added_ms": {"p50": p(&mut turn, 0.5) - args.waits_ms, "p99": p(&mut turn, 0.99) - args.waits_ms},
-        "barge_in_ms": {"n": barge.len(), "p50": p(&mut barge, 0.5), "p99": p(&mut barge, 0.99)},
+        "barge_in_ms": {"n": barge.len(), "p50": p(&mut barge, 0.5), "p99": p(&mut barge, 0.99), "cdf": cdf(&mut barge, 0.0)},
+        "server_added_cdf": cdf(&mut turn, args.waits_ms),
         "unanswered": unanswered,
         "jitter": {"received": jb_received, "late": jb_late, "lost": fate("lost"), "concealed": fate("concealed"),
                    "duplicate": fate("duplicate"), "late_rate": if jb_received > 0.0 { jb_late / jb_received } else { 0.0 },

@@ -5,6 +5,7 @@
 //!   (each VAD) and the SIPp `-rtp_echo` floor;
 //! - `latency.svg`: turn latency and barge-in stop time against calls;
 //! - `impairment.svg`: the jitter buffer's delay and concealed frames per profile;
+//! - `distributions.svg`: turn latency and barge-in distributions (CDF) per profile;
 //!
 //! and prints the same runs as BENCHMARKS.md's tables (Markdown).
 //!
@@ -232,6 +233,70 @@ fn tables(runs: &[Value]) {
     }
 }
 
+/// Cumulative distributions of the server-added turn latency and of
+/// barge-in, one line per impairment profile (200 calls).
+fn distributions(runs: &[Value], out: &Path) -> Res {
+    let root = SVGBackend::new(out, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    let profiles = ["clean", "4g", "3g", "gilbert-elliott"];
+    let lines = |key: &[&str]| -> Vec<(String, Vec<(f64, f64)>)> {
+        profiles
+            .iter()
+            .filter_map(|p| {
+                let r = runs.iter().rev().find(|r| {
+                    r["label"] == "voxgate-webrtc-vad" && r["profile"] == *p && r["calls"] == 200
+                })?;
+                let points = key.iter().fold(r, |v, k| &v[*k]).as_array()?;
+                let pts: Vec<(f64, f64)> =
+                    points.iter().filter_map(|pq| Some((pq[1].as_f64()?, pq[0].as_f64()? * 100.0))).collect();
+                Some((p.to_string(), pts))
+            })
+            .collect()
+    };
+    let cdf = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+               title: &str,
+               lines: &[(String, Vec<(f64, f64)>)]|
+     -> Res {
+        // Up to the 95th percentile: the last points of the lossy profiles run off to seconds.
+        let x_max =
+            lines.iter().flat_map(|(_, p)| p.iter().filter(|v| v.1 <= 95.0).map(|v| v.0)).fold(0.0, f64::max)
+                * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..x_max.max(1.0), 0.0..100.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("ms")
+            .y_desc("% of samples at or below")
+            .light_line_style(WHITE)
+            .draw()?;
+        for (i, (name, points)) in lines.iter().enumerate() {
+            let c = COLOURS[i % COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied().filter(|p| p.0 <= x_max),
+                    c.stroke_width(2),
+                ))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    };
+    cdf(&left, "Turn latency, server-added (200 calls)", &lines(&["server_added_cdf"]))?;
+    cdf(&right, "Barge-in stop time (200 calls)", &lines(&["barge_in_ms", "cdf"]))?;
+    root.present()?;
+    Ok(())
+}
+
 fn main() -> Res {
     let args: Vec<String> = std::env::args().collect();
     let (Some(input), Some(out)) = (args.get(1), args.get(2)) else {
@@ -244,7 +309,12 @@ fn main() -> Res {
     cpu_rss(&runs, &out.join("cpu_rss.svg"))?;
     latency(&runs, &out.join("latency.svg"))?;
     impairment(&runs, &out.join("impairment.svg"))?;
+    distributions(&runs, &out.join("distributions.svg"))?;
     tables(&runs);
-    println!("wrote {}/{{cpu_rss,latency,impairment}}.svg from {} runs", out.display(), runs.len());
+    println!(
+        "wrote {}/{{cpu_rss,latency,impairment,distributions}}.svg from {} runs",
+        out.display(),
+        runs.len()
+    );
     Ok(())
 }
