@@ -170,15 +170,7 @@ pub async fn recover_interrupted(ctx: &CallContext) {
     for mut row in running {
         let path = recording_path(&ctx.config, &row.id);
         let repaired = if path.exists() {
-            let p = path.clone();
-            match tokio::task::spawn_blocking(move || voxgate_codecs::wav::repair_header(&p)).await {
-                Ok(Ok(r)) => Some(r),
-                Ok(Err(e)) => {
-                    tracing::warn!(call_id = %row.id, error = %e, "an interrupted call's recording is unreadable");
-                    None
-                }
-                Err(_) => None,
-            }
+            repair(&row.id, &path).await
         } else if crate::store::now_ms() - row.started_at < stale_after_ms {
             continue;
         } else {
@@ -202,15 +194,34 @@ pub async fn recover_interrupted(ctx: &CallContext) {
         };
         row.detail = serde_json::to_string(&log).unwrap_or_default();
         tracing::warn!(call_id = %row.id, duration_ms, recording = row.recording.is_some(), "call interrupted by a restart");
-        if let Err(e) = ctx.store.save_call(&row).await {
-            tracing::error!(call_id = %row.id, error = %e, "interrupted call not recorded");
-            continue;
-        }
-        if row.recording.is_some() {
-            ctx.recordings.upload_in_background(ctx.store.clone(), row.id.clone(), path);
-        }
-        ctx.post_call.call_ended(&row).await;
+        close(ctx, &row, path).await;
     }
+}
+
+/// A recording cut short (a crash, a full disk) made whole: `None` if it
+/// cannot be read as one.
+async fn repair(call_id: &str, path: &std::path::Path) -> Option<voxgate_codecs::wav::Repaired> {
+    let p = path.to_owned();
+    match tokio::task::spawn_blocking(move || voxgate_codecs::wav::repair_header(&p)).await {
+        Ok(Ok(r)) => Some(r),
+        Ok(Err(e)) => {
+            tracing::warn!(call_id, error = %e, "a recording cut short is unreadable");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Stores an ended call's record; then its recording's upload and its post-call work.
+async fn close(ctx: &CallContext, record: &NewCall, recording: PathBuf) {
+    if let Err(e) = ctx.store.save_call(record).await {
+        tracing::error!(call_id = %record.id, error = %e, "call record not saved");
+        return;
+    }
+    if record.recording.is_some() {
+        ctx.recordings.upload_in_background(ctx.store.clone(), record.id.clone(), recording);
+    }
+    ctx.post_call.call_ended(record).await;
 }
 
 /// Records a finished call (its transcript, events and latencies) in the
@@ -234,7 +245,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
     let ended_at = crate::store::now_ms();
     let duration_ms = i64::try_from(log.duration_ms).unwrap_or(i64::MAX);
     let recording = recording_path(&ctx.config, &call.id);
-    let has_recording = usable_recording(&recording, log).await;
+    let has_recording = usable_recording(&call.id, &recording, log).await;
     let record = NewCall {
         status: status.to_owned(),
         started_at: ended_at - duration_ms,
@@ -247,27 +258,19 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
         detail: serde_json::to_string(log).unwrap_or_default(),
         ..new_call(ctx, call)
     };
-    if let Err(e) = ctx.store.save_call(&record).await {
-        tracing::error!(call_id = %call.id, error = %e, "call record not saved");
-        return;
-    }
-    if record.recording.is_some() {
-        ctx.recordings.upload_in_background(ctx.store.clone(), call.id.clone(), recording);
-    }
-    ctx.post_call.call_ended(&record).await;
+    close(ctx, &record, recording).await;
 }
 
 /// Whether a call left a recording worth keeping. One that failed on the
 /// way (a full disk) is cut back to its last whole frame on disk, so it
 /// plays; one with no audio in it is removed.
-async fn usable_recording(path: &std::path::Path, log: &CallLog) -> bool {
+async fn usable_recording(call_id: &str, path: &std::path::Path, log: &CallLog) -> bool {
     let failed = log.events.iter().any(|e| matches!(e.kind, CallEventKind::RecordingFailed { .. }));
     if !failed {
         return log.recorded_ms > 0 || tokio::fs::try_exists(path).await.unwrap_or(false);
     }
-    let p = path.to_owned();
-    match tokio::task::spawn_blocking(move || voxgate_codecs::wav::repair_header(&p)).await {
-        Ok(Ok(r)) if r.duration_ms > 0 => true,
+    match repair(call_id, path).await {
+        Some(r) if r.duration_ms > 0 => true,
         _ => {
             let _ = tokio::fs::remove_file(path).await;
             false
