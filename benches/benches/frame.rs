@@ -83,9 +83,13 @@ fn opus(c: &mut Criterion) {
 }
 
 fn resample(c: &mut Criterion) {
-    for (from, to) in
-        [(SampleRate::HZ_8000, SampleRate::HZ_16000), (SampleRate::HZ_48000, SampleRate::HZ_16000)]
-    {
+    let pairs = [
+        (SampleRate::HZ_8000, SampleRate::HZ_16000),
+        (SampleRate::HZ_16000, SampleRate::HZ_8000),
+        (SampleRate::HZ_48000, SampleRate::HZ_16000),
+        (SampleRate::HZ_16000, SampleRate::HZ_48000),
+    ];
+    for (from, to) in pairs {
         let pcm = voice(from, 1);
         let mut r = FrameResampler::new(from, to).expect("resampler");
         let mut out = vec![0i16; to.samples_per_frame()];
@@ -93,6 +97,26 @@ fn resample(c: &mut Criterion) {
             b.iter(|| r.process(black_box(&pcm), &mut out).ok());
         });
     }
+    // As on a loaded server: a thousand calls, each with its resampler both
+    // ways, taking turns, so each one's state is out of cache when it runs.
+    let (narrow, wide) = (voice(SampleRate::HZ_8000, 1), voice(SampleRate::HZ_16000, 1));
+    let mut calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let up = FrameResampler::new(SampleRate::HZ_8000, SampleRate::HZ_16000).expect("resampler");
+            let down = FrameResampler::new(SampleRate::HZ_16000, SampleRate::HZ_8000).expect("resampler");
+            (up, down)
+        })
+        .collect();
+    let (mut out16, mut out8) = ([0i16; 320], [0i16; 160]);
+    c.bench_function("resample_8k_16k_both_ways_1000_calls_per_call", |b| {
+        let mut next = 0;
+        b.iter(|| {
+            let (up, down) = &mut calls[next];
+            next = (next + 1) % 1000;
+            up.process(black_box(&narrow), &mut out16).ok();
+            down.process(black_box(&wide), &mut out8).ok();
+        });
+    });
 }
 
 fn jitter(c: &mut Criterion) {
