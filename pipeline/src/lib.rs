@@ -8,6 +8,7 @@
 //!   - [`dsp::vad`]: voice activity detection (WebRTC, Silero).
 //!   - [`dsp::endpoint`]: speech-start / speech-end from VAD probabilities.
 //! - [`onnx`]: the process-wide ONNX Runtime, loaded from a shared library.
+//! - [`timer`]: a sans-IO core's deadline as one reusable tokio timer.
 //!
 //! The turn machine, the providers and the async session driver come next
 //! (issue 3).
@@ -45,4 +46,5 @@ pub mod metrics;
 pub mod onnx;
 pub mod providers;
 pub mod session;
+pub mod timer;
 pub mod turn;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use voxgate_codecs::dtmf::TelephoneEvent;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::session::{self, CallLog, Control, SessionEvent, SessionParts};
+use voxgate_pipeline::timer::DeadlineTimer;
 use voxgate_sip_bridge::message::Message;
 use voxgate_sip_bridge::rtp::clock::Talkspurts;
 use voxgate_sip_bridge::rtp::dtmf::DtmfSender;
@@ -27,7 +28,7 @@ use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
 use voxgate_sip_bridge::rtp::{self, RtpPacket};
 use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
 
-use super::{Shared, rand_u32, sleep_until};
+use super::{Shared, rand_u32};
 use crate::audio::Media;
 use crate::config::Config;
 
@@ -135,10 +136,14 @@ pub(super) async fn run(
     let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
     let (mut agent_audio, mut session_events) = (true, true);
     let mut event_ts = 0;
+    // Built once, not per turn of the loop: each turn is a packet or a tick.
+    let mut dialog_timer = DeadlineTimer::new();
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
-        let deadline = dialog.poll_timeout().map(Instant::from_std);
+        dialog_timer.set_std(dialog.poll_timeout());
         tokio::select! {
-            () = cancel.cancelled(), if !hung_up => {
+            () = &mut cancelled, if !hung_up => {
                 hung_up = true;
                 dialog.hangup(std::time::Instant::now());
             }
@@ -146,7 +151,7 @@ pub(super) async fn run(
                 Some(m) => dialog.handle_message(std::time::Instant::now(), m),
                 None => break,
             },
-            () = sleep_until(deadline) => dialog.handle_timeout(std::time::Instant::now()),
+            () = dialog_timer.fired() => dialog.handle_timeout(std::time::Instant::now()),
             r = rtp_socket.recv_from(&mut rtp_buf) => {
                 let Ok((n, src)) = r else { continue };
                 let bytes = &rtp_buf[..n];

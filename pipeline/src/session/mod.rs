@@ -56,6 +56,7 @@ use voxgate_codecs::wav::{WavLayout, WavRecorder};
 use crate::dsp::endpoint::{EndpointEvent, Endpointer};
 use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
 use crate::metrics::{ProviderLabel, StageLabel, metrics};
+use crate::timer::DeadlineTimer;
 use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
 use crate::turn::{LineKind, PlayoutEvent, TurnId, TurnMachine, TurnOutput, TurnSource};
 
@@ -313,13 +314,14 @@ impl Driver {
     ) -> CallLog {
         let mut pacer = tokio::time::interval(FRAME);
         pacer.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut turn_timer = DeadlineTimer::new();
         self.turns.handle_start(now());
         while self.end.is_none() {
             self.drain_outputs().await;
             if self.end.is_some() {
                 break;
             }
-            let deadline = self.turns.poll_timeout().map(Instant::from_std);
+            turn_timer.set_std(self.turns.poll_timeout());
             if self.egress.has_frame() && !self.pacing {
                 // A new talk spurt: send its first frame now, then every 20 ms.
                 self.pacing = true;
@@ -332,7 +334,7 @@ impl Driver {
                     Some(Control::Hangup) | None => self.end = Some(EndReason::CallerHungUp),
                     Some(Control::NoMedia) => self.end = Some(EndReason::NoMedia),
                 },
-                () = sleep_until(deadline) => self.turns.handle_timeout(now()),
+                () = turn_timer.fired() => self.turns.handle_timeout(now()),
                 _ = pacer.tick(), if self.pacing => self.send_frame().await,
                 Some(e) = self.worker_rx.recv() => self.handle_worker(e).await,
                 Some(e) = self.stt_rx.recv() => self.handle_stt(e).await,
@@ -721,13 +723,6 @@ fn now() -> std::time::Instant {
 fn before(ago: Duration) -> std::time::Instant {
     let now = now();
     now.checked_sub(ago).unwrap_or(now)
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn provider_label(stage: Stage, provider: &str) -> ProviderLabel {
