@@ -92,7 +92,7 @@ impl ProviderError {
 /// Audio and control into a speech-to-text stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SttInput {
-    /// One 20 ms frame of the caller at 16 kHz.
+    /// The caller's audio at 16 kHz, in chunks of 20 to 100 ms.
     Audio(Vec<i16>),
     /// The endpointer heard the caller start (its padding is in the frames
     /// already sent). Streaming recognisers may ignore it.

@@ -56,14 +56,18 @@ use voxgate_codecs::wav::{WavLayout, WavRecorder};
 use crate::dsp::endpoint::{EndpointEvent, Endpointer};
 use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
 use crate::metrics::{ProviderLabel, StageLabel, metrics};
-use crate::timer::DeadlineTimer;
 use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
+use crate::timer::DeadlineTimer;
 use crate::turn::{LineKind, PlayoutEvent, TurnId, TurnMachine, TurnOutput, TurnSource};
 
 /// One 20 ms frame of 16 kHz mono audio, the format inside a call.
 pub type Frame = [i16; FRAME_SAMPLES];
 
 const FRAME: Duration = Duration::from_millis(20);
+
+/// The caller's audio goes to the recogniser 100 ms at a time (and at each
+/// speech mark): a message per 20 ms frame cost two task hops per frame.
+const STT_CHUNK_SAMPLES: usize = 5 * FRAME_SAMPLES;
 
 /// Urgent input from the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +200,8 @@ struct Driver {
     media_ms: u64,
     call: CancellationToken,
     stt_tx: mpsc::Sender<SttInput>,
+    /// The caller's audio not yet sent to the recogniser.
+    stt_chunk: Vec<i16>,
     stt_rx: mpsc::Receiver<SttLaneEvent>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     worker_rx: mpsc::Receiver<WorkerEvent>,
@@ -268,6 +274,7 @@ impl Driver {
             media_ms: 0,
             call,
             stt_tx,
+            stt_chunk: Vec::with_capacity(STT_CHUNK_SAMPLES),
             stt_rx,
             worker_tx,
             worker_rx,
@@ -645,12 +652,13 @@ impl Driver {
         // A VAD error on one frame counts as silence.
         let probability = self.vad.process(frame).unwrap_or(0.0);
         self.media_ms += 20;
-        // A recogniser that falls behind loses frames, never the call.
-        if self.stt_tx.try_send(SttInput::Audio(frame.to_vec())).is_ok() {
-            self.ctx.usage.add_stt_ms(20);
+        self.stt_chunk.extend_from_slice(frame);
+        if self.stt_chunk.len() >= STT_CHUNK_SAMPLES {
+            self.send_stt_audio();
         }
         match self.endpointer.handle_frame(self.media_ms, probability) {
             Some(EndpointEvent::SpeechStart { .. }) => {
+                self.send_stt_audio();
                 let _ = self.stt_tx.try_send(SttInput::StartOfSpeech);
                 // The voice began when the endpointer's minimum speech began.
                 let onset = Duration::from_millis(u64::from(self.config().endpoint.min_speech_ms));
@@ -662,6 +670,7 @@ impl Driver {
             }
             Some(EndpointEvent::SpeechResume { .. }) => self.turns.handle_speech_resume(now()),
             Some(EndpointEvent::SpeechEnd { .. }) => {
+                self.send_stt_audio();
                 let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
                 let silence = Duration::from_millis(u64::from(self.config().endpoint.min_silence_ms));
                 let at = Instant::now();
@@ -670,6 +679,20 @@ impl Driver {
                 self.turns.handle_speech_end(now());
             }
             None => {}
+        }
+    }
+
+    /// Sends the caller's audio so far to the recogniser: every 100 ms, and
+    /// at once when the endpointer marks speech, so marks never wait.
+    fn send_stt_audio(&mut self) {
+        if self.stt_chunk.is_empty() {
+            return;
+        }
+        let chunk = std::mem::replace(&mut self.stt_chunk, Vec::with_capacity(STT_CHUNK_SAMPLES));
+        let ms = chunk.len() as u64 * 1000 / 16_000;
+        // A recogniser that falls behind loses audio, never the call.
+        if self.stt_tx.try_send(SttInput::Audio(chunk)).is_ok() {
+            self.ctx.usage.add_stt_ms(ms);
         }
     }
 

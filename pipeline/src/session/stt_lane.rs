@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::providers::{CancellationToken, ProviderError, SpeechToText, SttEvent, SttInput, SttStream};
 
-/// Audio kept for a replay: 15 s of 20 ms frames.
-const REPLAY_FRAMES: usize = 750;
+/// Audio kept for a replay: 15 s of the session's 100 ms chunks.
+const REPLAY_ITEMS: usize = 150;
 
 /// What the lane reports.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ pub(crate) async fn run(
 }
 
 fn keep(replay: &mut VecDeque<SttInput>, item: SttInput) {
-    if replay.len() == REPLAY_FRAMES {
+    if replay.len() == REPLAY_ITEMS {
         replay.pop_front();
     }
     replay.push_back(item);
