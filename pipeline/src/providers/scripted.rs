@@ -268,6 +268,19 @@ impl ScriptedTts {
     }
 }
 
+/// One period of the scripted voice, a 440 Hz tone at 16 kHz (440/16000 =
+/// 11/400: it repeats every 400 samples), computed once: under load tests
+/// a sine per sample was a visible share of the server's profile.
+fn tone() -> &'static [i16; 400] {
+    static TONE: std::sync::OnceLock<[i16; 400]> = std::sync::OnceLock::new();
+    TONE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let phase = i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0;
+            (phase.sin() * 3000.0) as i16
+        })
+    })
+}
+
 impl TextToSpeech for ScriptedTts {
     fn name(&self) -> ProviderName {
         "scripted-tts"
@@ -293,12 +306,8 @@ impl TextToSpeech for ScriptedTts {
                 let mut made = 0;
                 while made < total {
                     let n = (total - made).min(1600);
-                    let chunk: Vec<i16> = (made..made + n)
-                        .map(|i| {
-                            let phase = i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0;
-                            (phase.sin() * 3000.0) as i16
-                        })
-                        .collect();
+                    let tone = tone();
+                    let chunk: Vec<i16> = (made..made + n).map(|i| tone[i % tone.len()]).collect();
                     made += n;
                     if tx.send(Ok(chunk)).await.is_err() {
                         return;
