@@ -379,6 +379,7 @@ fn start(
         providers: agent.providers.clone(),
         vad,
         recording: Some(calls::recording_path(&ctx.config, id)),
+        paced_by_caller: false,
     });
     let out_ts = u64::from(rand::random::<u32>());
     let clock = Talkspurts::new(0, 48_000, 960);

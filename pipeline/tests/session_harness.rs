@@ -89,7 +89,7 @@ async fn call(config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome 
         knowledge: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-    let mut handle = spawn(SessionParts { config, providers, vad, recording: None });
+    let mut handle = spawn(SessionParts { config, providers, vad, recording: None, paced_by_caller: false });
     let start = Instant::now();
     let ms = move || start.elapsed().as_millis() as u64;
     let (audio, control) = (handle.audio_in.clone(), handle.control.clone());
@@ -577,8 +577,13 @@ async fn fixed_lines_are_synthesised_once_per_voice() {
             knowledge: None,
         };
         let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-        let mut handle =
-            spawn(SessionParts { config: SessionConfig::default(), providers, vad, recording: None });
+        let mut handle = spawn(SessionParts {
+            config: SessionConfig::default(),
+            providers,
+            vad,
+            recording: None,
+            paced_by_caller: false,
+        });
         let mut frames = 0;
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {

@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! RTP in -> latch source -> jitter buffer + decoder -> 8/48 kHz -> 16 kHz -> session
-//! session (paced 20 ms) -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
+//! session -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
 //! ```
+//!
+//! One 20 ms tick is the call's clock: on each, the agent's next frame goes
+//! out and a caller frame (silence if nothing decodes) goes to the session,
+//! which answers it with the agent's following frame.
 
 use crate::agent::Agent;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,7 +22,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use voxgate_codecs::dtmf::TelephoneEvent;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
-use voxgate_pipeline::session::{self, CallLog, Control, SessionEvent, SessionParts};
+use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, SessionParts};
 use voxgate_pipeline::timer::DeadlineTimer;
 use voxgate_sip_bridge::message::Message;
 use voxgate_sip_bridge::rtp::clock::Talkspurts;
@@ -110,6 +114,7 @@ pub(super) async fn run(
         providers: agent.providers.clone(),
         vad,
         recording: Some(recording),
+        paced_by_caller: true,
     });
 
     let mut latched: Option<SocketAddr> = None;
@@ -117,24 +122,23 @@ pub(super) async fn run(
     let no_media = Duration::from_secs(u64::from(config.rtp.no_media_timeout_s));
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let ssrc = rand_u32();
-    let mut seq = rand_u32() as u16;
     let samples_per_frame = media.rate.samples_per_frame() as u32;
-    // Timestamps move on through the agent's pauses; each talkspurt is marked.
-    let mut clock = Talkspurts::new(rand_u32(), media.rate.hz(), samples_per_frame);
+    let mut sender = RtpSender::new(media.rate.hz(), samples_per_frame);
+    // The agent's next frame goes out as soon as it comes, not on the next
+    // tick: at a talkspurt's start, and when the session was late for a tick.
+    let mut owed = true;
+    let mut agent_audio = true;
     let mut last_dtmf: Option<u32> = None;
     let mut rtp_buf = vec![0u8; 2048];
     let mut pcm = vec![0i16; 960];
     let mut frame16 = [0i16; 320];
-    let mut payload = vec![0u8; 1500];
-    let mut out = vec![0u8; 1500];
     let mut hung_up = false;
     let mut rx_stats = ReceiverStats::default();
-    let (mut sent_packets, mut sent_octets) = (0u32, 0u32);
     let mut reports = tokio::time::interval(Duration::from_secs(5));
     let mut rtcp_buf = vec![0u8; 1500];
+    let mut report_buf = vec![0u8; 1500];
     let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
-    let (mut agent_audio, mut session_events) = (true, true);
+    let mut session_events = true;
     let mut event_ts = 0;
     // Built once, not per turn of the loop: each turn is a packet or a tick.
     let mut dialog_timer = DeadlineTimer::new();
@@ -186,12 +190,40 @@ pub(super) async fn run(
                 }
             }
             _ = tick.tick() => {
-                let n = media.playout.frame_samples();
-                if media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_ok()
-                    && media.inbound.process(&pcm[..n], &mut frame16).is_ok()
-                {
-                    let _ = session.audio_in.try_send(frame16);
+                // The agent's next frame, which the session made for the
+                // caller frame of the last tick: this tick is the call's one clock.
+                // Normally one is waiting; more after a late tick: all go, to
+                // keep to the talkspurt's schedule.
+                owed = true;
+                loop {
+                    match session.audio_out.try_recv() {
+                        Ok(frame) => {
+                            owed = false;
+                            // Keys are sounding: the agent's audio waits its turn (it is
+                            // dropped; the agent rarely talks while it presses keys).
+                            if let Some(dest) = latched.or(negotiated.remote)
+                                && !dtmf_out.is_active()
+                                && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
+                            {
+                                let _ = rtp_socket.send_to(packet, dest).await;
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            agent_audio = false;
+                            break;
+                        }
+                    }
                 }
+                // A caller frame every tick, silence when none decodes: the
+                // session's pacing of the agent follows these.
+                let n = media.playout.frame_samples();
+                if media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_err()
+                    || media.inbound.process(&pcm[..n], &mut frame16).is_err()
+                {
+                    frame16 = [0; 320];
+                }
+                let _ = session.audio_in.try_send(frame16);
                 if !hung_up && last_rtp.elapsed() > no_media {
                     tracing::info!("no RTP for {} s: hanging up", no_media.as_secs());
                     hung_up = true;
@@ -202,44 +234,31 @@ pub(super) async fn run(
                 // the RTP clock running on through the keys and the gaps.
                 if dtmf_out.is_active() {
                     let dest = latched.or(negotiated.remote);
-                    let (now_ts, _) = clock.next(std::time::Instant::now());
-                    if let (Some(packet), Some(pt), Some(dest)) = (dtmf_out.tick(), negotiated.dtmf_payload_type, dest) {
-                        if packet.first {
+                    let (now_ts, _) = sender.clock.next(std::time::Instant::now());
+                    if let (Some(event), Some(pt), Some(dest)) = (dtmf_out.tick(), negotiated.dtmf_payload_type, dest) {
+                        if event.first {
                             event_ts = now_ts;
                         }
-                        let rtp = RtpPacket { marker: packet.first, payload_type: pt, seq, timestamp: event_ts, ssrc, payload: &packet.payload };
-                        if let Ok(n) = rtp.write(&mut out) {
-                            let _ = rtp_socket.send_to(&out[..n], dest).await;
-                            sent_packets = sent_packets.wrapping_add(1);
-                            sent_octets = sent_octets.wrapping_add(4);
+                        if let Some(packet) = sender.packet(event.first, pt, event_ts, &event.payload) {
+                            let _ = rtp_socket.send_to(packet, dest).await;
                         }
-                        seq = seq.wrapping_add(1);
                     }
                     // The agent's audio after the keys starts a talkspurt.
-                    clock.mark();
+                    sender.clock.mark();
                 }
             }
-            // Once the session is over its channel stays closed: stop polling it.
-            frame = session.audio_out.recv(), if agent_audio => {
+            // A frame the last tick did not find: out as soon as it comes.
+            frame = session.audio_out.recv(), if owed && agent_audio => {
                 let Some(frame) = frame else {
                     agent_audio = false;
                     continue;
                 };
-                let Some(dest) = latched.or(negotiated.remote) else { continue };
-                // Keys are sounding: the agent's audio waits its turn (it is
-                // dropped; the agent rarely talks while it presses keys).
-                if dtmf_out.is_active() {
-                    continue;
-                }
-                if let Ok(len) = media.encode(&frame, &mut pcm, &mut payload) {
-                    let (timestamp, marker) = clock.next(std::time::Instant::now());
-                    let packet = RtpPacket { marker, payload_type: negotiated.payload_type, seq, timestamp, ssrc, payload: &payload[..len] };
-                    if let Ok(n) = packet.write(&mut out) {
-                        let _ = rtp_socket.send_to(&out[..n], dest).await;
-                        sent_packets = sent_packets.wrapping_add(1);
-                        sent_octets = sent_octets.wrapping_add(len as u32);
-                    }
-                    seq = seq.wrapping_add(1);
+                owed = false;
+                if let Some(dest) = latched.or(negotiated.remote)
+                    && !dtmf_out.is_active()
+                    && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
+                {
+                    let _ = rtp_socket.send_to(packet, dest).await;
                 }
             }
             r = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => {
@@ -252,12 +271,12 @@ pub(super) async fn run(
                 if let (Some(socket), Some(dest)) = (rtcp_socket.as_ref(), dest) {
                     let jitter = (media.playout.jitter().stats().jitter_ms * f64::from(media.rate.hz()) / 1000.0) as u32;
                     let report = Report {
-                        ssrc,
-                        sender: (sent_packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: clock.at(std::time::Instant::now()), packets: sent_packets, octets: sent_octets }),
+                        ssrc: sender.ssrc,
+                        sender: (sender.packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: sender.clock.at(std::time::Instant::now()), packets: sender.packets, octets: sender.octets }),
                         blocks: rx_stats.report(std::time::Instant::now(), jitter).into_iter().collect(),
                     };
-                    if let Ok(n) = report.write(hung_up, &mut out) {
-                        let _ = socket.send_to(&out[..n], dest).await;
+                    if let Ok(n) = report.write(hung_up, &mut report_buf) {
+                        let _ = socket.send_to(&report_buf[..n], dest).await;
                     }
                 }
             }
@@ -269,8 +288,12 @@ pub(super) async fn run(
                         dialog.hangup(std::time::Instant::now());
                     }
                 }
-                // Our pacing keeps nothing buffered; the next talkspurt starts with a marker.
-                Some(SessionEvent::Clear) => clock.mark(),
+                // Barge-in: drop the frame or two waiting for a tick; the next
+                // talkspurt starts with a marker.
+                Some(SessionEvent::Clear) => {
+                    while session.audio_out.try_recv().is_ok() {}
+                    sender.clock.mark();
+                }
                 Some(SessionEvent::Transfer { target }) => {
                     tracing::info!(%target, "blind transfer (REFER)");
                     // The session ends next; the REFER, not a BYE, ends the dialog.
@@ -332,6 +355,66 @@ pub(super) async fn run(
         }
     }
     Ok(session.task.await?)
+}
+
+/// Our RTP stream to the caller: the agent's audio and its keys.
+struct RtpSender {
+    ssrc: u32,
+    seq: u16,
+    /// Timestamps move on through the agent's pauses; each talkspurt is marked.
+    clock: Talkspurts,
+    /// Sent so far, for RTCP sender reports.
+    packets: u32,
+    octets: u32,
+    pcm: Vec<i16>,
+    payload: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl RtpSender {
+    fn new(rate_hz: u32, samples_per_frame: u32) -> Self {
+        Self {
+            ssrc: rand_u32(),
+            seq: rand_u32() as u16,
+            clock: Talkspurts::new(rand_u32(), rate_hz, samples_per_frame),
+            packets: 0,
+            octets: 0,
+            pcm: vec![0; 960],
+            payload: vec![0; 1500],
+            out: vec![0; 1500],
+        }
+    }
+
+    /// One agent frame, encoded and stamped on the talkspurt clock: the packet.
+    fn audio(&mut self, media: &mut Media, frame: &Frame, payload_type: u8) -> Option<&[u8]> {
+        let len = media.encode(frame, &mut self.pcm, &mut self.payload).ok()?;
+        let (timestamp, marker) = self.clock.next(std::time::Instant::now());
+        let packet = RtpPacket {
+            marker,
+            payload_type,
+            seq: self.seq,
+            timestamp,
+            ssrc: self.ssrc,
+            payload: &self.payload[..len],
+        };
+        let n = packet.write(&mut self.out).ok()?;
+        self.count(len);
+        Some(&self.out[..n])
+    }
+
+    /// A packet of `payload` as it is (telephone-events).
+    fn packet(&mut self, marker: bool, payload_type: u8, timestamp: u32, payload: &[u8]) -> Option<&[u8]> {
+        let packet = RtpPacket { marker, payload_type, seq: self.seq, timestamp, ssrc: self.ssrc, payload };
+        let n = packet.write(&mut self.out).ok()?;
+        self.count(payload.len());
+        Some(&self.out[..n])
+    }
+
+    fn count(&mut self, payload_len: usize) {
+        self.seq = self.seq.wrapping_add(1);
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload_len as u32);
+    }
 }
 
 /// Reads a peer's RTCP: its sender reports time our round-trip

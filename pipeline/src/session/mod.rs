@@ -107,6 +107,13 @@ pub struct SessionParts {
     pub vad: Box<dyn VoiceActivityDetector>,
     /// Where to write the stereo recording (left: caller, right: agent).
     pub recording: Option<PathBuf>,
+    /// The transport sends a caller frame every 20 ms whatever it receives
+    /// (RTP's playout clock): the agent's frames then follow that clock, one
+    /// per caller frame (a talkspurt's first two at once), and the transport
+    /// sends one on each tick. Otherwise the session paces them with a 20 ms
+    /// timer of its own. One clock per call instead of two, and two task
+    /// wake-ups less per frame.
+    pub paced_by_caller: bool,
 }
 
 impl std::fmt::Debug for SessionParts {
@@ -115,6 +122,7 @@ impl std::fmt::Debug for SessionParts {
             .field("providers", &self.providers)
             .field("vad", &self.vad.name())
             .field("recording", &self.recording)
+            .field("paced_by_caller", &self.paced_by_caller)
             .finish_non_exhaustive()
     }
 }
@@ -128,7 +136,8 @@ pub struct SessionHandle {
     pub audio_in: mpsc::Sender<Frame>,
     /// Urgent events out.
     pub events: mpsc::Receiver<SessionEvent>,
-    /// Agent frames out, paced at 20 ms: send each as it comes.
+    /// Agent frames out, paced at 20 ms: send each as it comes (or, with
+    /// [`SessionParts::paced_by_caller`], one on each tick of the transport's clock).
     pub audio_out: mpsc::Receiver<Frame>,
     /// The call log, when the session ends.
     pub task: JoinHandle<CallLog>,
@@ -224,6 +233,7 @@ struct Driver {
     unrecorded: VecDeque<Frame>,
     recorded_frames: u64,
     pacing: bool,
+    paced_by_caller: bool,
     end: Option<EndReason>,
     dropped_frames: u64,
 }
@@ -234,7 +244,7 @@ impl Driver {
         events_tx: mpsc::Sender<SessionEvent>,
         audio_tx: mpsc::Sender<Frame>,
     ) -> Self {
-        let SessionParts { config, providers, vad, recording } = parts;
+        let SessionParts { config, providers, vad, recording, paced_by_caller } = parts;
         let call = CancellationToken::new();
         let (stt_tx, stt_input) = mpsc::channel(100);
         let (stt_events, stt_rx) = mpsc::channel(64);
@@ -296,6 +306,7 @@ impl Driver {
             unrecorded: VecDeque::new(),
             recorded_frames: 0,
             pacing: false,
+            paced_by_caller,
             end: None,
             dropped_frames: 0,
         }
@@ -332,6 +343,16 @@ impl Driver {
             if self.egress.has_frame() && !self.pacing {
                 // A new talk spurt: send its first frame now, then every 20 ms.
                 self.pacing = true;
+                if self.paced_by_caller {
+                    // The first goes out at once; the second waits for the
+                    // transport's next tick, one frame of slack for a session
+                    // late to answer a caller frame.
+                    self.send_frame().await;
+                    if self.pacing {
+                        self.send_frame().await;
+                    }
+                    continue;
+                }
                 pacer.reset_immediately();
             }
             tokio::select! {
@@ -342,11 +363,16 @@ impl Driver {
                     Some(Control::NoMedia) => self.end = Some(EndReason::NoMedia),
                 },
                 () = turn_timer.fired() => self.turns.handle_timeout(now()),
-                _ = pacer.tick(), if self.pacing => self.send_frame().await,
+                _ = pacer.tick(), if self.pacing && !self.paced_by_caller => self.send_frame().await,
                 Some(e) = self.worker_rx.recv() => self.handle_worker(e).await,
                 Some(e) = self.stt_rx.recv() => self.handle_stt(e).await,
                 frame = audio.recv() => match frame {
-                    Some(frame) => self.handle_frame(&frame),
+                    Some(frame) => {
+                        self.handle_frame(&frame);
+                        if self.pacing && self.paced_by_caller {
+                            self.send_frame().await;
+                        }
+                    }
                     None => self.end = Some(EndReason::CallerHungUp),
                 },
             }
