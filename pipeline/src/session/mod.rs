@@ -370,7 +370,12 @@ impl Driver {
                     Some(frame) => {
                         self.handle_frame(&frame);
                         if self.pacing && self.paced_by_caller {
-                            self.send_frame().await;
+                            // What this frame decided comes first: a caller who
+                            // just started talking pauses the agent before its next frame.
+                            self.drain_outputs().await;
+                            if self.pacing && self.end.is_none() {
+                                self.send_frame().await;
+                            }
                         }
                     }
                     None => self.end = Some(EndReason::CallerHungUp),
