@@ -142,3 +142,88 @@ fn silero_vad_finds_one_turn_per_utterance_even_in_noise() -> TestResult {
     assert_eq!(vad.name(), "silero");
     check_backend(vad.as_mut(), true)
 }
+
+/// The 8 kHz speech fixtures as a phone sends them (µ-law, 20 ms packets),
+/// through Gilbert-Elliott burst loss and the call's playout (jitter buffer,
+/// decoder, concealment), resampled to 16 kHz frames as a call does.
+fn frames_over_lossy_rtp(
+    file: &str,
+    seed: u64,
+    burst: Option<(f64, f64, f64)>,
+) -> Result<Vec<Vec<i16>>, Box<dyn std::error::Error>> {
+    use std::time::{Duration, Instant};
+    use voxgate_codecs::G711Decoder;
+    use voxgate_codecs::g711::G711Law;
+    use voxgate_pipeline::dsp::jitter::{JitterConfig, RtpPacket};
+    use voxgate_pipeline::dsp::playout::AudioPlayout;
+
+    let mut reader = hound::WavReader::open(root().join("fixtures/audio").join(file))?;
+    assert_eq!(reader.spec().sample_rate, 8000);
+    let mut samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
+    samples.resize(samples.len().next_multiple_of(160) + 160 * 50, 0); // a second of silence after
+    let mut playout = AudioPlayout::new(JitterConfig::default(), Box::new(G711Decoder(G711Law::Ulaw)));
+    let mut resampler = FrameResampler::new(SampleRate::HZ_8000, SampleRate::HZ_16000)?;
+    let (mut rng, mut bad) = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, false);
+    let mut uniform = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let t0 = Instant::now();
+    let (mut pcm, mut out, mut payload) = ([0i16; 160], vec![0i16; 320], [0u8; 160]);
+    let mut frames = Vec::new();
+    for (n, chunk) in samples.chunks_exact(160).enumerate() {
+        let now = t0 + Duration::from_millis(20 * n as u64);
+        let lost = match burst {
+            Some((p_gb, p_bg, loss_bad)) => {
+                bad = if bad { uniform() >= p_bg } else { uniform() < p_gb };
+                bad && uniform() < loss_bad
+            }
+            None => false,
+        };
+        if !lost {
+            G711Law::Ulaw.encode(chunk, &mut payload)?;
+            let packet = RtpPacket {
+                seq: n as u16,
+                timestamp: 160 * n as u32,
+                ssrc: 1,
+                marker: n == 0,
+                payload: &payload,
+            };
+            playout.handle_packet(now, packet);
+        }
+        playout.poll_frame(now, &mut pcm)?;
+        resampler.process(&pcm, &mut out)?;
+        frames.push(out.clone());
+    }
+    Ok(frames)
+}
+
+#[test]
+fn an_utterance_stays_one_turn_under_bursty_loss() -> TestResult {
+    let mut config = VadConfig::with_models_dir(&models_dir());
+    config.kind = VadKind::WebRtc;
+    let mut vad = vad::build(&config)?;
+    let mut report = String::new();
+    let (mut runs, mut split) = (0, 0);
+    for fx in manifest()? {
+        if fx.kind != "speech" || !fx.file.ends_with("_8k.wav") {
+            continue;
+        }
+        let clean = endpoint(vad.as_mut(), &frames_over_lossy_rtp(&fx.file, 0, None)?)?;
+        assert_eq!(clean.len(), 2, "{} without loss: {clean:?}", fx.file);
+        for seed in 1..=20 {
+            let frames = frames_over_lossy_rtp(&fx.file, seed, Some((0.02, 0.25, 0.9)))?;
+            let events = endpoint(vad.as_mut(), &frames)?;
+            runs += 1;
+            if events.len() != 2 {
+                split += 1;
+                report.push_str(&format!("{} seed {seed}: {events:?}\n", fx.file));
+            }
+        }
+    }
+    eprintln!("{split} of {runs} runs split\n{report}");
+    assert_eq!(split, 0, "{split} of {runs} utterances split by loss:\n{report}");
+    Ok(())
+}
