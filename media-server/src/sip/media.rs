@@ -14,11 +14,11 @@
 use crate::agent::Agent;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use voxgate_codecs::dtmf::TelephoneEvent;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
@@ -32,6 +32,7 @@ use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
 use voxgate_sip_bridge::rtp::{self, RtpPacket};
 use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
 
+use super::rtp_socket::{MAX_PER_TICK, TickedSocket};
 use super::{Shared, rand_u32};
 use crate::audio::Media;
 use crate::config::Config;
@@ -53,13 +54,13 @@ pub(super) enum DialogEvent {
 /// The signalling of a call in progress, inbound or outbound: the
 /// sans-IO state machine and where its messages go.
 pub(super) trait Dialog {
-    fn handle_message(&mut self, now: std::time::Instant, message: Message);
-    fn poll_timeout(&self) -> Option<std::time::Instant>;
-    fn handle_timeout(&mut self, now: std::time::Instant);
-    fn hangup(&mut self, now: std::time::Instant);
+    fn handle_message(&mut self, now: Instant, message: Message);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn hangup(&mut self, now: Instant);
     /// Blind transfer to `target` (REFER).
-    fn transfer(&mut self, now: std::time::Instant, target: &str);
-    fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str);
+    fn transfer(&mut self, now: Instant, target: &str);
+    fn answer_reinvite(&mut self, now: Instant, sdp: &str);
     fn is_ended(&self) -> bool;
     /// Sends what is due and returns what happened.
     fn flush(&mut self) -> Vec<DialogEvent>;
@@ -106,6 +107,9 @@ pub(super) async fn run(
 ) -> anyhow::Result<CallLog> {
     let config = &shared.calls.config;
     let RtpSockets { rtp: rtp_socket, rtcp: rtcp_socket, advertised, port: rtp_port } = sockets;
+    let rtp_socket = TickedSocket::new(rtp_socket)?;
+    // Reports come every few seconds: read at our own report's turn.
+    let rtcp_socket = rtcp_socket.and_then(|s| TickedSocket::new(s).ok());
     let jitter = crate::audio::jitter_config(config);
     let mut media = Media::new(negotiated.codec, jitter)?;
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
@@ -140,7 +144,7 @@ pub(super) async fn run(
     let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
     let mut session_events = true;
     let mut event_ts = 0;
-    // Built once, not per turn of the loop: each turn is a packet or a tick.
+    // Built once, not per turn of the loop.
     let mut dialog_timer = DeadlineTimer::new();
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
@@ -149,46 +153,13 @@ pub(super) async fn run(
         tokio::select! {
             () = &mut cancelled, if !hung_up => {
                 hung_up = true;
-                dialog.hangup(std::time::Instant::now());
+                dialog.hangup(Instant::now());
             }
             msg = signalling.recv() => match msg {
-                Some(m) => dialog.handle_message(std::time::Instant::now(), m),
+                Some(m) => dialog.handle_message(Instant::now(), m),
                 None => break,
             },
-            () = dialog_timer.fired() => dialog.handle_timeout(std::time::Instant::now()),
-            r = rtp_socket.recv_from(&mut rtp_buf) => {
-                let Ok((n, src)) = r else { continue };
-                let bytes = &rtp_buf[..n];
-                if rtp::is_rtcp(bytes) {
-                    // RTCP multiplexed on the RTP port (RFC 5761).
-                    read_rtcp(bytes, &mut rx_stats);
-                    continue;
-                }
-                let Ok(p) = RtpPacket::parse(bytes) else { continue };
-                // Strict latching: the first valid packet fixes the source; others are ignored (RTP Bleed).
-                match latched {
-                    None if p.payload_type == negotiated.payload_type || Some(p.payload_type) == negotiated.dtmf_payload_type => latched = Some(src),
-                    Some(a) if a == src => {}
-                    _ => continue,
-                }
-                last_rtp = Instant::now();
-                if p.payload_type == negotiated.payload_type {
-                    rx_stats.on_packet(p.ssrc, p.seq);
-                }
-                if Some(p.payload_type) == negotiated.dtmf_payload_type {
-                    if let Ok(ev) = TelephoneEvent::decode(p.payload)
-                        && ev.end
-                        && last_dtmf != Some(p.timestamp)
-                        && let Some(key) = ev.key()
-                    {
-                        last_dtmf = Some(p.timestamp);
-                        let _ = session.control.try_send(Control::Dtmf(key));
-                    }
-                } else if p.payload_type == negotiated.payload_type {
-                    let packet = JitterPacket { seq: p.seq, timestamp: p.timestamp, ssrc: p.ssrc, marker: p.marker, payload: p.payload };
-                    media.playout.handle_packet(std::time::Instant::now(), packet);
-                }
-            }
+            () = dialog_timer.fired() => dialog.handle_timeout(Instant::now()),
             _ = tick.tick() => {
                 // The agent's next frame, which the session made for the
                 // caller frame of the last tick: this tick is the call's one clock.
@@ -205,7 +176,7 @@ pub(super) async fn run(
                                 && !dtmf_out.is_active()
                                 && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
                             {
-                                let _ = rtp_socket.send_to(packet, dest).await;
+                                rtp_socket.send_to(packet, dest);
                             }
                         }
                         Err(mpsc::error::TryRecvError::Empty) => break,
@@ -215,10 +186,42 @@ pub(super) async fn run(
                         }
                     }
                 }
-                // A caller frame every tick, silence when none decodes: the
-                // session's pacing of the agent follows these.
+                // What the caller sent since the last tick, then a caller
+                // frame every tick, silence when none decodes: the session's
+                // pacing of the agent follows these.
+                for _ in 0..MAX_PER_TICK {
+                    let Some(got) = rtp_socket.try_recv(&mut rtp_buf) else { break };
+                    let bytes = &rtp_buf[..got.len];
+                    if rtp::is_rtcp(bytes) {
+                        // RTCP multiplexed on the RTP port (RFC 5761).
+                        read_rtcp(bytes, got.at, &mut rx_stats);
+                        continue;
+                    }
+                    let Ok(p) = RtpPacket::parse(bytes) else { continue };
+                    // Strict latching: the first valid packet fixes the source; others are ignored (RTP Bleed).
+                    match latched {
+                        None if p.payload_type == negotiated.payload_type || Some(p.payload_type) == negotiated.dtmf_payload_type => latched = Some(got.from),
+                        Some(a) if a == got.from => {}
+                        _ => continue,
+                    }
+                    last_rtp = got.at;
+                    if Some(p.payload_type) == negotiated.dtmf_payload_type {
+                        if let Ok(ev) = TelephoneEvent::decode(p.payload)
+                            && ev.end
+                            && last_dtmf != Some(p.timestamp)
+                            && let Some(key) = ev.key()
+                        {
+                            last_dtmf = Some(p.timestamp);
+                            let _ = session.control.try_send(Control::Dtmf(key));
+                        }
+                    } else if p.payload_type == negotiated.payload_type {
+                        rx_stats.on_packet(p.ssrc, p.seq);
+                        let packet = JitterPacket { seq: p.seq, timestamp: p.timestamp, ssrc: p.ssrc, marker: p.marker, payload: p.payload };
+                        media.playout.handle_packet(got.at, packet);
+                    }
+                }
                 let n = media.playout.frame_samples();
-                if media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_err()
+                if media.playout.poll_frame(Instant::now(), &mut pcm[..n]).is_err()
                     || media.inbound.process(&pcm[..n], &mut frame16).is_err()
                 {
                     frame16 = [0; 320];
@@ -227,20 +230,20 @@ pub(super) async fn run(
                 if !hung_up && last_rtp.elapsed() > no_media {
                     tracing::info!("no RTP for {} s: hanging up", no_media.as_secs());
                     hung_up = true;
-                    dialog.hangup(std::time::Instant::now());
+                    dialog.hangup(Instant::now());
                     let _ = session.control.try_send(Control::NoMedia);
                 }
                 // Keys the agent presses: one telephone-event packet per tick,
                 // the RTP clock running on through the keys and the gaps.
                 if dtmf_out.is_active() {
                     let dest = latched.or(negotiated.remote);
-                    let (now_ts, _) = sender.clock.next(std::time::Instant::now());
+                    let (now_ts, _) = sender.clock.next(Instant::now());
                     if let (Some(event), Some(pt), Some(dest)) = (dtmf_out.tick(), negotiated.dtmf_payload_type, dest) {
                         if event.first {
                             event_ts = now_ts;
                         }
                         if let Some(packet) = sender.packet(event.first, pt, event_ts, &event.payload) {
-                            let _ = rtp_socket.send_to(packet, dest).await;
+                            rtp_socket.send_to(packet, dest);
                         }
                     }
                     // The agent's audio after the keys starts a talkspurt.
@@ -258,25 +261,26 @@ pub(super) async fn run(
                     && !dtmf_out.is_active()
                     && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
                 {
-                    let _ = rtp_socket.send_to(packet, dest).await;
-                }
-            }
-            r = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => {
-                if let Some(n) = r {
-                    read_rtcp(&rtcp_buf[..n], &mut rx_stats);
+                    rtp_socket.send_to(packet, dest);
                 }
             }
             _ = reports.tick() => {
+                if let Some(socket) = rtcp_socket.as_ref() {
+                    for _ in 0..MAX_PER_TICK {
+                        let Some(got) = socket.try_recv(&mut rtcp_buf) else { break };
+                        read_rtcp(&rtcp_buf[..got.len], got.at, &mut rx_stats);
+                    }
+                }
                 let dest = latched.or(negotiated.remote).map(|a| SocketAddr::new(a.ip(), a.port() + 1));
                 if let (Some(socket), Some(dest)) = (rtcp_socket.as_ref(), dest) {
                     let jitter = (media.playout.jitter().stats().jitter_ms * f64::from(media.rate.hz()) / 1000.0) as u32;
                     let report = Report {
                         ssrc: sender.ssrc,
-                        sender: (sender.packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: sender.clock.at(std::time::Instant::now()), packets: sender.packets, octets: sender.octets }),
-                        blocks: rx_stats.report(std::time::Instant::now(), jitter).into_iter().collect(),
+                        sender: (sender.packets > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: sender.clock.at(Instant::now()), packets: sender.packets, octets: sender.octets }),
+                        blocks: rx_stats.report(Instant::now(), jitter).into_iter().collect(),
                     };
                     if let Ok(n) = report.write(hung_up, &mut report_buf) {
-                        let _ = socket.send_to(&report_buf[..n], dest).await;
+                        socket.send_to(&report_buf[..n], dest);
                     }
                 }
             }
@@ -285,7 +289,7 @@ pub(super) async fn run(
                     session_events = event.is_some();
                     if !hung_up {
                         hung_up = true;
-                        dialog.hangup(std::time::Instant::now());
+                        dialog.hangup(Instant::now());
                     }
                 }
                 // Barge-in: drop the frame or two waiting for a tick; the next
@@ -298,7 +302,7 @@ pub(super) async fn run(
                     tracing::info!(%target, "blind transfer (REFER)");
                     // The session ends next; the REFER, not a BYE, ends the dialog.
                     hung_up = true;
-                    dialog.transfer(std::time::Instant::now(), &target);
+                    dialog.transfer(Instant::now(), &target);
                 }
                 Some(SessionEvent::Dtmf { digits }) => {
                     if negotiated.dtmf_payload_type.is_some() {
@@ -331,7 +335,7 @@ pub(super) async fn run(
                             .as_deref()
                             .and_then(|o| Sdp::parse(o).ok())
                             .and_then(|o| sdp::answer(&o, &CODECS, advertised, rtp_port).ok());
-                        let now = std::time::Instant::now();
+                        let now = Instant::now();
                         if let Some((answer, n)) = answered {
                             if n.codec != negotiated.codec
                                 && let Ok(m) = Media::new(n.codec, jitter)
@@ -388,7 +392,7 @@ impl RtpSender {
     /// One agent frame, encoded and stamped on the talkspurt clock: the packet.
     fn audio(&mut self, media: &mut Media, frame: &Frame, payload_type: u8) -> Option<&[u8]> {
         let len = media.encode(frame, &mut self.pcm, &mut self.payload).ok()?;
-        let (timestamp, marker) = self.clock.next(std::time::Instant::now());
+        let (timestamp, marker) = self.clock.next(Instant::now());
         let packet = RtpPacket {
             marker,
             payload_type,
@@ -417,13 +421,13 @@ impl RtpSender {
     }
 }
 
-/// Reads a peer's RTCP: its sender reports time our round-trip
-/// measurement; its reception reports say how our audio arrives.
-fn read_rtcp(bytes: &[u8], rx_stats: &mut ReceiverStats) {
+/// Reads a peer's RTCP, which arrived `at`: its sender reports time our
+/// round-trip measurement; its reception reports say how our audio arrives.
+fn read_rtcp(bytes: &[u8], at: Instant, rx_stats: &mut ReceiverStats) {
     let Ok(received) = rtcp::parse(bytes) else { return };
     for report in received.reports {
         if let Some(sender) = report.sender {
-            rx_stats.on_sender_report(sender.ntp, std::time::Instant::now());
+            rx_stats.on_sender_report(sender.ntp, at);
         }
         for block in report.blocks {
             tracing::debug!(
@@ -433,13 +437,5 @@ fn read_rtcp(bytes: &[u8], rx_stats: &mut ReceiverStats) {
                 "RTCP: the caller's view of our audio"
             );
         }
-    }
-}
-
-/// Receives from `socket`, or waits forever without one.
-async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<usize> {
-    match socket {
-        Some(s) => s.recv_from(buf).await.ok().map(|(n, _)| n),
-        None => std::future::pending().await,
     }
 }

@@ -13,6 +13,7 @@
 mod inbound;
 mod media;
 mod outbound;
+mod rtp_socket;
 mod trunk;
 
 use std::collections::HashMap;
