@@ -16,8 +16,11 @@
 //! resampler keeps its own plans and buffers, and with hundreds of calls
 //! their working set no longer fits in cache. At 500 calls they were a
 //! fifth of the server's profile (the FIR: 9-11 %); with one resampler hot
-//! in cache rubato is the faster (BENCHMARKS.md). The FIR's state is a few
-//! hundred bytes of history per call.
+//! in cache rubato was the faster (BENCHMARKS.md). The FIR's state is a few
+//! hundred bytes of history per call. On x86-64 CPUs with AVX2 and FMA
+//! (checked at run time) its dot products use them: 8 -> 16 kHz in 1.34 µs
+//! a frame instead of 2.16 (the baseline build's SSE2), 16 -> 8 in 1.11
+//! instead of 1.74.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -185,6 +188,25 @@ impl Polyphase {
     }
 
     fn process(&mut self, frame: &[i16], out: &mut [i16]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features `process_fma` is compiled for.
+            unsafe { self.process_fma(frame, out) };
+            return;
+        }
+        self.filter(frame, out, dot);
+    }
+
+    /// [`Self::filter`] compiled for AVX2 with fused multiply-adds: twice
+    /// the lanes of the baseline x86-64 build's SSE2, one instruction a tap.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn process_fma(&mut self, frame: &[i16], out: &mut [i16]) {
+        self.filter(frame, out, |a, b| dot_fma(a, b));
+    }
+
+    #[inline(always)]
+    fn filter(&mut self, frame: &[i16], out: &mut [i16], dot: impl Fn(&[f32], &[f32]) -> f32) {
         let k = self.taps.per_phase;
         let keep = k - 1;
         for (h, &s) in self.history[keep..].iter_mut().zip(frame) {
@@ -228,8 +250,8 @@ impl Taps {
         let transition = 2.0 * std::f64::consts::PI * (1.0 - PASS_FRACTION) * nyquist / rate;
         // Kaiser's estimate of the length for this attenuation and transition.
         let length = ((STOP_DB - 8.0) / (2.285 * transition)).ceil() as usize + 1;
-        // Whole phases, each a multiple of 8 taps (the dot product's width).
-        let per_phase = length.div_ceil(up).next_multiple_of(8);
+        // Whole phases, each a multiple of 16 taps (the dot products' widths).
+        let per_phase = length.div_ceil(up).next_multiple_of(16);
         let n = per_phase * up;
         let beta = 0.1102 * (STOP_DB - 8.7);
         let cutoff = (1.0 + PASS_FRACTION) / 2.0 * nyquist / rate; // cycles per sample
@@ -283,7 +305,7 @@ fn gcd(a: u32, b: u32) -> u32 {
 }
 
 /// A dot product in eight lanes, which the compiler turns into SIMD
-/// (the lengths are multiples of 8).
+/// (the lengths are multiples of 16).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
@@ -291,7 +313,44 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[lane] += x[lane] * y[lane];
         }
     }
-    acc.iter().sum()
+    sum8(acc)
+}
+
+/// The lanes' sum as a tree (a chain of adds would be 8 deep, as long as
+/// the whole dot product).
+#[inline(always)]
+fn sum8(a: [f32; 8]) -> f32 {
+    let b = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
+    (b[0] + b[2]) + (b[1] + b[3])
+}
+
+/// [`dot`] in AVX2 registers by fused multiply-adds, sixteen lanes a step
+/// (the lengths are multiples of 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_fma(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::{
+        _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
+        _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+    };
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+        // SAFETY: each chunk holds 16 floats, two loads of 8.
+        let (x0, x1, y0, y1) = unsafe {
+            (
+                _mm256_loadu_ps(x.as_ptr()),
+                _mm256_loadu_ps(x.as_ptr().add(8)),
+                _mm256_loadu_ps(y.as_ptr()),
+                _mm256_loadu_ps(y.as_ptr().add(8)),
+            )
+        };
+        lo = _mm256_fmadd_ps(x0, y0, lo);
+        hi = _mm256_fmadd_ps(x1, y1, hi);
+    }
+    let v = _mm256_add_ps(lo, hi);
+    let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
 }
 
 /// Rounds to the nearest sample, saturating.
@@ -436,6 +495,31 @@ mod tests {
                 assert!(level.abs() < 0.2, "{from}->{to} {tone} Hz: {level:.2} dB");
             } else {
                 assert!(level < expected, "{from}->{to} {tone} Hz: {level:.1} dB");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_baseline_and_fma_builds_agree() -> Result<(), CodecError> {
+        // Whichever build this CPU runs, the baseline one must give the same
+        // samples (within rounding): speech-like noise through each rate pair.
+        let mut seed = 1u32;
+        for (from, to) in [(8_000, 16_000), (16_000, 8_000), (48_000, 16_000), (16_000, 48_000)] {
+            let (from, to) = (SampleRate(from), SampleRate(to));
+            let (Some(mut either), Some(mut baseline)) = (Polyphase::new(from, to), Polyphase::new(from, to)) else {
+                panic!("{from}->{to} is polyphase");
+            };
+            let mut frame = vec![0i16; from.samples_per_frame()];
+            let (mut a, mut b) = (vec![0i16; to.samples_per_frame()], vec![0i16; to.samples_per_frame()]);
+            for _ in 0..20 {
+                for s in &mut frame {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    *s = (seed >> 16) as i16 / 2;
+                }
+                either.process(&frame, &mut a);
+                baseline.filter(&frame, &mut b, dot);
+                assert!(a.iter().zip(&b).all(|(x, y)| x.abs_diff(*y) <= 1), "{from}->{to}");
             }
         }
         Ok(())
