@@ -190,7 +190,7 @@ async fn run(
         ctx: Arc::new(WorkerContext {
             config: Arc::new(config),
             providers,
-            http: reqwest::Client::new(),
+            http: super::tools::http_client(),
             usage: Arc::default(),
         }),
         transcript: Vec::new(),

@@ -274,7 +274,7 @@ impl Driver {
             ctx: Arc::new(WorkerContext {
                 config: Arc::new(config),
                 providers,
-                http: reqwest::Client::new(),
+                http: tools::http_client(),
                 usage: Arc::default(),
             }),
             turns,

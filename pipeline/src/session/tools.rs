@@ -19,6 +19,14 @@ pub const SEND_DTMF: &str = "send_dtmf";
 /// The longest tool result handed back to the model.
 const MAX_RESULT_CHARS: usize = 4000;
 
+/// The HTTP client every call's tools share. A client keeps a connection
+/// pool, and building one reads the system's root certificates (hundreds
+/// of files): once per process, not at each call's start on a media thread.
+pub fn http_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new).clone()
+}
+
 /// A tool definition was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
