@@ -10,7 +10,9 @@
 #
 # VOXGATE_* settings exported before it reach the server (e.g.
 # VOXGATE_VAD__BACKEND=webrtc). LOADGEN_JSON=FILE appends the results;
-# LOADGEN_ALONGSIDE="command" runs beside the calls (see flood.sh).
+# LOADGEN_ALONGSIDE="command" runs beside the calls (see flood.sh);
+# LOADGEN_NICE=N runs the load generator at nice N, so that on a shared
+# machine it takes the CPU the server leaves, as a separate machine would.
 # Needs `cargo build --release --bin voxgate --bin loadgen`.
 set -euo pipefail
 calls=${1:-50}
@@ -43,7 +45,7 @@ if [ -n "${LOADGEN_ALONGSIDE:-}" ]; then
   (eval "$LOADGEN_ALONGSIDE") &
   alongside=$!
 fi
-"${CARGO_TARGET_DIR:-target}/release/loadgen" --target "127.0.0.1:$port" --calls "$calls" --profile "$profile" \
+nice -n "${LOADGEN_NICE:-0}" "${CARGO_TARGET_DIR:-target}/release/loadgen" --target "127.0.0.1:$port" --calls "$calls" --profile "$profile" \
   --hold "$hold" --pid "$server" --waits-ms "$waits" --metrics "http://127.0.0.1:$http/metrics" \
   ${LOADGEN_JSON:+--json "$LOADGEN_JSON"} "$@"
 if grep -E " (WARN|ERROR) " "$work/server.log" | head -5 | grep -q .; then

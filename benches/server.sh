@@ -21,7 +21,7 @@ free_port() {
 
 start_server() {
   http=$(free_port STREAM)
-  VOXGATE_HTTP__LISTEN=127.0.0.1:$http VOXGATE_STORAGE__RECORDINGS_DIR="$work/recordings" \
+  VOXGATE_HTTP__LISTEN=127.0.0.1:$http VOXGATE_STORAGE__RECORDINGS_DIR="${VOXGATE_STORAGE__RECORDINGS_DIR:-$work/recordings}" \
   VOXGATE_STORAGE__DATABASE_URL="sqlite://$work/voxgate.db" \
   VOXGATE_LOG__FILTER=${VOXGATE_LOG__FILTER:-warn} \
     "${CARGO_TARGET_DIR:-target}/release/voxgate" serve --config config.toml 2> "$work/server.log" &
