@@ -507,7 +507,8 @@ mod tests {
         let mut seed = 1u32;
         for (from, to) in [(8_000, 16_000), (16_000, 8_000), (48_000, 16_000), (16_000, 48_000)] {
             let (from, to) = (SampleRate(from), SampleRate(to));
-            let (Some(mut either), Some(mut baseline)) = (Polyphase::new(from, to), Polyphase::new(from, to)) else {
+            let (Some(mut either), Some(mut baseline)) = (Polyphase::new(from, to), Polyphase::new(from, to))
+            else {
                 panic!("{from}->{to} is polyphase");
             };
             let mut frame = vec![0i16; from.samples_per_frame()];
