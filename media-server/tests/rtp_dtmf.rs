@@ -1,6 +1,7 @@
 //! A caller written here, speaking SIP, RTP and RTCP on loopback: RFC 4733
 //! DTMF (4, 2, # as RTP telephone-events become the caller's turn in the
-//! call log), and RTCP sender and receiver reports both ways.
+//! call log), RTCP sender and receiver reports both ways, and a re-INVITE
+//! that moves the call to another codec and RTP clock.
 
 mod common;
 
@@ -218,5 +219,72 @@ fn rtcp_reports_tell_the_caller_what_arrived_and_what_was_sent() -> TestResult {
     assert!(about_us.delay_since_last_sr > 0, "{about_us:?}");
     let sent = reports.iter().rev().find_map(|r| r.sender.as_ref()).ok_or("no sender report")?;
     assert!(sent.packets > 0 && sent.octets == sent.packets * 160, "the greeting went out: {sent:?}");
+    Ok(())
+}
+
+/// A re-INVITE from G.711 (8 kHz RTP clock) to Opus (48 kHz): the agent's
+/// audio goes on in Opus, on a new stream whose timestamps move 960 a
+/// frame (RFC 7587), with its own SSRC for the new clock rate (RFC 7160).
+#[test]
+fn a_reinvite_to_opus_moves_the_agents_audio_to_the_opus_clock() -> TestResult {
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__STT", "scripted".to_owned()),
+        ("VOXGATE_AGENT__LLM", "scripted".to_owned()),
+        ("VOXGATE_AGENT__TTS", "scripted".to_owned()),
+    ])?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    rtp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (sip, to_tagged, _) = call(&server, &rtp, "0")?;
+    let mut buf = [0u8; 1500];
+    // The greeting starts in µ-law.
+    let pcmu_ssrc = loop {
+        let n = rtp.recv(&mut buf)?;
+        let p = voxgate_sip_bridge::rtp::RtpPacket::parse(&buf[..n])?;
+        if p.payload_type == 0 {
+            break p.ssrc;
+        }
+    };
+    let (sip_port, my_port, rtp_port) = (server.sip_port, sip.local_addr()?.port(), rtp.local_addr()?.port());
+    let opus = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 111\r\n\
+         a=rtpmap:111 opus/48000/2\r\n"
+    );
+    sip.send_to(
+        request("INVITE", 2, &to_tagged, "z9hG4bK-reinv", sip_port, my_port, &opus).as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
+    let mut sip_buf = vec![0u8; 8192];
+    loop {
+        let n = sip.recv(&mut sip_buf)?;
+        let text = String::from_utf8_lossy(&sip_buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 200") && text.contains("CSeq: 2 INVITE") {
+            assert!(text.contains("opus/48000"), "the answer takes Opus:\n{text}");
+            break;
+        }
+    }
+    sip.send_to(
+        request("ACK", 2, &to_tagged, "z9hG4bK-ack2", sip_port, my_port, "").as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
+    // The rest of the greeting, in Opus: consecutive packets step 960.
+    let mut opus_packets: Vec<(u32, u16, u32)> = Vec::new();
+    while opus_packets.len() < 25 {
+        let n = rtp.recv(&mut buf)?;
+        let p = voxgate_sip_bridge::rtp::RtpPacket::parse(&buf[..n])?;
+        if p.payload_type == 111 {
+            opus_packets.push((p.ssrc, p.seq, p.timestamp));
+        }
+    }
+    hang_up(&server, &sip, &to_tagged)?;
+    let ssrc = opus_packets[0].0;
+    assert_ne!(ssrc, pcmu_ssrc, "a new clock rate, a new SSRC");
+    assert!(opus_packets.iter().all(|p| p.0 == ssrc), "one Opus stream");
+    for w in opus_packets.windows(2) {
+        let (seq_step, ts_step) = (w[1].1.wrapping_sub(w[0].1), w[1].2.wrapping_sub(w[0].2));
+        assert_eq!(seq_step, 1, "packets in order: {opus_packets:?}");
+        assert_eq!(ts_step % 960, 0, "timestamps on the 48 kHz clock, 20 ms a frame: {opus_packets:?}");
+        assert!(ts_step > 0, "{opus_packets:?}");
+    }
     Ok(())
 }

@@ -340,6 +340,13 @@ pub(super) async fn run(
                             if n.codec != negotiated.codec
                                 && let Ok(m) = Media::new(n.codec, jitter)
                             {
+                                if m.rate != media.rate {
+                                    // Another RTP clock rate: a new stream, its own SSRC
+                                    // and timestamps (RFC 7160, section 4.1).
+                                    let samples = m.rate.samples_per_frame() as u32;
+                                    sender = RtpSender::new(m.rate.hz(), samples);
+                                    dtmf_out = DtmfSender::new(samples as u16);
+                                }
                                 media = m;
                             }
                             negotiated = n;
