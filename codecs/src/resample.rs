@@ -15,12 +15,11 @@
 //! The FIR replaced rubato's FFT resampler on the call path: each FFT
 //! resampler keeps its own plans and buffers, and with hundreds of calls
 //! their working set no longer fits in cache. At 500 calls they were a
-//! fifth of the server's profile (the FIR: 9-11 %); with one resampler hot
-//! in cache rubato was the faster (BENCHMARKS.md). The FIR's state is a few
-//! hundred bytes of history per call. On x86-64 CPUs with AVX2 and FMA
+//! fifth of the server's profile (the FIR: 9-11 %). The FIR's state is a
+//! few hundred bytes of history per call. On x86-64 CPUs with AVX2 and FMA
 //! (checked at run time) its dot products use them: 8 -> 16 kHz in 1.34 µs
-//! a frame instead of 2.16 (the baseline build's SSE2), 16 -> 8 in 1.11
-//! instead of 1.74.
+//! a frame instead of 2.16 with the baseline build's SSE2 (rubato, hot in
+//! cache: 1.63), 16 -> 8 in 1.11 instead of 1.74 (BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

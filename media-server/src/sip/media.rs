@@ -107,9 +107,9 @@ pub(super) async fn run(
 ) -> anyhow::Result<CallLog> {
     let config = &shared.calls.config;
     let RtpSockets { rtp: rtp_socket, rtcp: rtcp_socket, advertised, port: rtp_port } = sockets;
-    let rtp_socket = TickedSocket::new(rtp_socket)?;
+    let mut rtp_socket = TickedSocket::new(rtp_socket)?;
     // Reports come every few seconds: read at our own report's turn.
-    let rtcp_socket = rtcp_socket.and_then(|s| TickedSocket::new(s).ok());
+    let mut rtcp_socket = rtcp_socket.and_then(|s| TickedSocket::new(s).ok());
     let jitter = crate::audio::jitter_config(config);
     let mut media = Media::new(negotiated.codec, jitter)?;
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
@@ -265,7 +265,7 @@ pub(super) async fn run(
                 }
             }
             _ = reports.tick() => {
-                if let Some(socket) = rtcp_socket.as_ref() {
+                if let Some(socket) = rtcp_socket.as_mut() {
                     for _ in 0..MAX_PER_TICK {
                         let Some(got) = socket.try_recv(&mut rtcp_buf) else { break };
                         read_rtcp(&rtcp_buf[..got.len], got.at, &mut rx_stats);

@@ -23,6 +23,8 @@ pub(super) const MAX_PER_TICK: usize = 64;
 #[derive(Debug)]
 pub(super) struct TickedSocket {
     socket: std::net::UdpSocket,
+    /// Room for the timestamp's control message, kept between reads.
+    control: Vec<u8>,
 }
 
 /// One datagram read.
@@ -40,18 +42,17 @@ impl TickedSocket {
     pub(super) fn new(socket: tokio::net::UdpSocket) -> io::Result<Self> {
         let socket = socket.into_std()?;
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
-        Ok(Self { socket })
+        Ok(Self { socket, control: nix::cmsg_space!(TimeSpec) })
     }
 
     /// The next waiting datagram, if any (never blocks).
-    pub(super) fn try_recv(&self, buf: &mut [u8]) -> Option<Received> {
+    pub(super) fn try_recv(&mut self, buf: &mut [u8]) -> Option<Received> {
         loop {
             let mut iov = [IoSliceMut::new(buf)];
-            let mut space = nix::cmsg_space!(TimeSpec);
             let msg = match recvmsg::<SockaddrStorage>(
                 self.socket.as_raw_fd(),
                 &mut iov,
-                Some(&mut space),
+                Some(&mut self.control),
                 MsgFlags::MSG_DONTWAIT,
             ) {
                 Ok(msg) => msg,
@@ -101,7 +102,7 @@ mod tests {
     async fn datagrams_wait_for_the_reader_and_keep_their_arrival_time() {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
-        let ticked = TickedSocket::new(socket).unwrap();
+        let mut ticked = TickedSocket::new(socket).unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut buf = [0u8; 64];
         assert!(ticked.try_recv(&mut buf).is_none(), "nothing sent yet");
