@@ -144,4 +144,21 @@ mod tests {
         let (n, from) = peer.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&b"reply"[..], addr));
     }
+
+    #[tokio::test]
+    async fn an_ipv6_peer_is_read_with_its_address() {
+        let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut ticked = TickedSocket::new(socket).unwrap();
+        let peer = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        peer.send_to(b"v6", addr).unwrap();
+        let mut buf = [0u8; 16];
+        let got = (0..100)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(5));
+                ticked.try_recv(&mut buf)
+            })
+            .expect("the datagram arrives");
+        assert_eq!((&buf[..got.len], got.from), (&b"v6"[..], peer.local_addr().unwrap()));
+    }
 }
