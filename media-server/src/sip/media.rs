@@ -8,8 +8,10 @@
 //! ```
 //!
 //! One 20 ms tick is the call's clock: on each, the agent's next frame goes
-//! out and a caller frame (silence if nothing decodes) goes to the session,
-//! which answers it with the agent's following frame.
+//! out, the RTP that arrived since the last tick is read (with the kernel's
+//! arrival times; see [`super::rtp_socket`]) and a caller frame (silence if
+//! nothing decodes) goes to the session, which answers it with the agent's
+//! following frame.
 
 use crate::agent::Agent;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
