@@ -94,6 +94,57 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
     Ok(())
 }
 
+/// Strict latching (RTP Bleed): once the caller's RTP has come, packets from
+/// anyone else at the call's media port are dropped, a steady stream of
+/// them included (valid-looking key presses, audio, garbage, 1,000 a second).
+#[test]
+fn a_strangers_rtp_at_the_media_port_is_ignored() -> TestResult {
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__GREETING", String::new()),
+    ])?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
+    // The caller's first packet (µ-law silence) latches the call to it.
+    let mut first = vec![0x80, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
+    first.extend_from_slice(&[0xFF; 160]);
+    rtp.send_to(&first, ("127.0.0.1", media_port))?;
+    std::thread::sleep(Duration::from_millis(100));
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stranger = {
+        let stop = stop.clone();
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        std::thread::spawn(move || -> std::io::Result<u32> {
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let seq = (sent as u16).to_be_bytes();
+                let ts = (sent * 160).to_be_bytes();
+                // Key 9 and #, ended; audio; and bytes that are not RTP.
+                let mut key = vec![0x80, 101, seq[0], seq[1], ts[0], ts[1], ts[2], ts[3], 0, 0, 0x99, 0x99];
+                key.extend_from_slice(&[if sent.is_multiple_of(2) { 9 } else { 11 }, 0x80 | 10, 0x01, 0x40]);
+                let mut audio = vec![0x80, 0, seq[0], seq[1], ts[0], ts[1], ts[2], ts[3], 0, 0, 0x99, 0x98];
+                audio.extend_from_slice(&[0x00; 160]);
+                for packet in [&key[..], &audio[..], &[0xde, 0xad, 0xbe, 0xef][..]] {
+                    socket.send_to(packet, ("127.0.0.1", media_port))?;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            Ok(sent * 3)
+        })
+    };
+    press(&rtp, media_port, &[4, 2, 11])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooded = stranger.join().map_err(|_| "the stranger's thread panicked")??;
+    hang_up(&server, &sip, &to_tagged)?;
+
+    assert!(flooded > 1000, "the stranger sent {flooded} packets");
+    assert_eq!(caller_lines(&server)?, ["42"], "only the caller's keys");
+    Ok(())
+}
+
 /// Presses keys (RFC 4733 event codes) as telephone-events: for each, three
 /// packets, then three with the end bit (RFC 4733 §2.5.1.4 resends the end).
 fn press(rtp: &UdpSocket, media_port: u16, events: &[u8]) -> TestResult {
