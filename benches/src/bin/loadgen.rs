@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::Parser;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt, sockopt};
 use nix::sys::time::TimeSpec;
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use voxgate_benches::caller::{Caller, FRAME, Lines, Measured};
@@ -152,7 +151,7 @@ impl PartialOrd for Delayed {
 /// One RTP socket and the calls on it. Each call sends every 20 ms at its
 /// own phase (calls spread over the 20 ms, as real callers are), through
 /// its impairment; arrivals are timed by the kernel.
-async fn shard(socket: Arc<UdpSocket>, clock: Clock, mut cmds: mpsc::UnboundedReceiver<ShardCmd>) {
+async fn shard(socket: std::net::UdpSocket, clock: Clock, mut cmds: mpsc::UnboundedReceiver<ShardCmd>) {
     let mut calls: HashMap<u64, Media> = HashMap::new();
     let mut by_addr: HashMap<SocketAddr, Vec<u64>> = HashMap::new();
     let mut by_ssrc: HashMap<u32, u64> = HashMap::new();
@@ -164,6 +163,7 @@ async fn shard(socket: Arc<UdpSocket>, clock: Clock, mut cmds: mpsc::UnboundedRe
     let mut ticks = 0u64;
     let mut buf = [0u8; 2048];
     let mut packet = [0u8; 12 + FRAME];
+    let mut space = nix::cmsg_space!(TimeSpec);
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
@@ -204,32 +204,26 @@ async fn shard(socket: Arc<UdpSocket>, clock: Clock, mut cmds: mpsc::UnboundedRe
                 while delayed.peek().is_some_and(|d| d.at_us <= now_us) {
                     let Some(d) = delayed.pop() else { break };
                     let Some(m) = calls.get_mut(&d.id) else { continue };
-                    if socket.try_send_to(&d.bytes, m.dest).is_ok() && d.voiced {
+                    if socket.send_to(&d.bytes, m.dest).is_ok() && d.voiced {
                         m.caller.on_wire(now_us as f64 / 1000.0);
                     }
                 }
-            }
-            ready = socket.readable() => {
-                if ready.is_err() {
-                    return;
-                }
-                // Drain what is there, each with the kernel's arrival time.
+                // The agents' packets since the last tick, each with the
+                // kernel's arrival time: read here rather than woken for each
+                // (the socket is not on the reactor), which would cost this
+                // process a context switch a packet on the server's cores.
                 loop {
-                    let got = socket.try_io(Interest::READABLE, || {
-                        let mut iov = [IoSliceMut::new(&mut buf)];
-                        let mut space = nix::cmsg_space!(TimeSpec);
-                        let msg = recvmsg::<SockaddrIn>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT)
-                            .map_err(std::io::Error::from)?;
-                        let mut at = None;
-                        for c in msg.cmsgs().map_err(std::io::Error::from)? {
-                            if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                                at = Some(clock.kernel_ms(&ts));
-                            }
-                        }
-                        let from = msg.address.map(|a| SocketAddr::V4(a.into()));
-                        Ok((msg.bytes, from, at))
+                    let mut iov = [IoSliceMut::new(&mut buf)];
+                    let Ok(msg) = recvmsg::<SockaddrIn>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT) else {
+                        break;
+                    };
+                    let at = msg.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|c| match c {
+                            ControlMessageOwned::ScmTimestampns(ts) => Some(clock.kernel_ms(&ts)),
+                            _ => None,
+                        })
                     });
-                    let Ok((len, Some(from), at)) = got else { break };
+                    let (len, Some(from)) = (msg.bytes, msg.address.map(|a| SocketAddr::V4(a.into()))) else { continue };
                     let at = at.unwrap_or_else(|| clock.now());
                     let Ok(p) = RtpPacket::parse(&buf[..len]) else { continue };
                     // Our own packets echoed back (a SIPp -rtp_echo floor) by SSRC; else by source.
@@ -477,7 +471,6 @@ async fn main() -> anyhow::Result<()> {
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
         setsockopt(&socket, sockopt::RcvBuf, &(4 << 20))?;
         socket.set_nonblocking(true)?;
-        let socket = Arc::new(UdpSocket::from_std(socket)?);
         let addr = socket.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(shard(socket, clock, rx));
