@@ -29,8 +29,10 @@ pub struct Server {
     pub sip_port: u16,
     /// The HTTP listener.
     pub http: std::net::SocketAddr,
-    /// Log lines as they come.
+    /// Log lines as they come, after those of its start ([`Server::started_log`]).
     pub log: mpsc::Receiver<String>,
+    /// The lines it logged while starting.
+    pub started_log: Vec<String>,
     /// Where its recordings and database go (a temporary folder, never the checkout).
     pub recordings: PathBuf,
 }
@@ -112,13 +114,14 @@ fn try_start_server(env: &[(&str, String)]) -> Result<Server, StartError> {
             }
         }
     });
-    let mut server = Server { child, sip_port, http: ([0, 0, 0, 0], 0).into(), log, recordings };
+    let mut server =
+        Server { child, sip_port, http: ([0, 0, 0, 0], 0).into(), log, started_log: Vec::new(), recordings };
     let started = Instant::now();
     let mut sip = false;
-    let mut seen = Vec::new();
     loop {
         let left = Duration::from_secs(90).saturating_sub(started.elapsed());
         let Ok(line) = server.log.recv_timeout(left) else {
+            let seen = std::mem::take(&mut server.started_log);
             let in_use = seen.iter().any(|l: &String| l.contains("in use"));
             return Err(StartError { log: seen, in_use });
         };
@@ -135,7 +138,7 @@ fn try_start_server(env: &[(&str, String)]) -> Result<Server, StartError> {
                 }
             }
         }
-        seen.push(line);
+        server.started_log.push(line);
         if sip && server.http.port() != 0 {
             return Ok(server);
         }
