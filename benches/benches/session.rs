@@ -50,7 +50,7 @@ async fn caller(question: Arc<Vec<i16>>, onset: usize, models: &Path) -> Samples
     };
     let vad = vad::build(&VadConfig::with_models_dir(models)).expect("a VAD");
     let vad_name = if vad.name() == "silero" { "silero" } else { "webrtc" };
-    let mut session = spawn(SessionParts { config, providers, vad, recording: None, paced_by_caller: false });
+    let mut session = spawn(SessionParts { config, providers, vad, recording: None });
 
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut barge_in_ms = Vec::new();

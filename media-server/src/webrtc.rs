@@ -7,7 +7,9 @@
 //! The engine is [str0m](https://docs.rs/str0m), a sans-IO WebRTC stack:
 //! this module owns the socket and the clock and feeds it, as the SIP
 //! media loop does for RTP. The browser's Opus frames go through the same
-//! jitter buffer and decoder ([`Media`]) into the same pipeline session.
+//! jitter buffer and decoder ([`Media`]) into the same pipeline session,
+//! called from the call's 20 ms tick as SIP calls it: the caller's frame
+//! in, the agent's out, one wake-up for both.
 
 use crate::agent::Agent;
 use std::collections::HashMap;
@@ -23,12 +25,11 @@ use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::metrics::{ChannelLabel, metrics};
-use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionHandle, SessionParts, Speaker};
+use voxgate_pipeline::session::{Control, Session, SessionEvent, SessionParts, Speaker};
 use voxgate_sip_bridge::rtp::clock::Talkspurts;
 use voxgate_sip_bridge::sdp::Codec;
 
@@ -162,9 +163,7 @@ fn install_crypto() {
 
 /// The call's audio and its session, once the browser's track is there.
 struct Live {
-    control: mpsc::Sender<Control>,
-    audio_in: mpsc::Sender<Frame>,
-    task: tokio::task::JoinHandle<voxgate_pipeline::session::CallLog>,
+    session: Session,
     media: Media,
     mid: Mid,
     pt: Pt,
@@ -185,16 +184,11 @@ async fn run(
 ) {
     let connect_by = Instant::now() + CONNECT_WITHIN;
     let mut live: Option<Live> = None;
-    // The session's outputs, apart from `live` so both can be awaited at once.
-    let (mut agent_audio, mut session_events): (
-        Option<mpsc::Receiver<Frame>>,
-        Option<mpsc::Receiver<SessionEvent>>,
-    ) = (None, None);
     let mut buf = vec![0u8; 2000];
     let mut pcm = vec![0i16; 960];
     let mut frame16 = [0i16; 320];
     let mut payload = vec![0u8; 1500];
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval_at(crate::audio::first_tick(), crate::audio::FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut ended = false;
     // The session starts once the browser's track is known and DTLS is up,
@@ -242,14 +236,14 @@ async fn run(
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         tracing::info!(call_id = %id, "WebRTC disconnected");
-                        hang_up_session(live.as_ref());
+                        hang_up_session(live.as_mut());
                         rtc.disconnect();
                     }
                     _ => {}
                 },
                 Err(e) => {
                     tracing::warn!(call_id = %id, error = %e, "WebRTC failed");
-                    hang_up_session(live.as_ref());
+                    hang_up_session(live.as_mut());
                     rtc.disconnect();
                     break std::time::Instant::now() + Duration::from_millis(20);
                 }
@@ -257,11 +251,9 @@ async fn run(
         };
         if let (None, Some(mid), true) = (&live, mid, connected) {
             match start(&mut rtc, &ctx, &agent, &id, mid) {
-                Ok((l, audio, events)) => {
+                Ok(l) => {
                     live = Some(l);
                     calls::started(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &agent).await;
-                    agent_audio = Some(audio);
-                    session_events = Some(events);
                 }
                 Err(e) => {
                     tracing::warn!(call_id = %id, error = %e, "WebRTC call cannot start");
@@ -270,7 +262,8 @@ async fn run(
                 }
             }
         }
-        if !rtc.is_alive() && live.as_ref().is_none_or(|l| l.task.is_finished()) {
+        if !rtc.is_alive() {
+            // Hung up, or the browser is gone: the session ends below.
             break;
         }
         if live.is_none() && Instant::now() > connect_by {
@@ -282,7 +275,7 @@ async fn run(
         tokio::select! {
             () = cancel.cancelled(), if !ended => {
                 ended = true;
-                hang_up_session(live.as_ref());
+                hang_up_session(live.as_mut());
                 rtc.disconnect();
             }
             r = recv_any(&sockets, &mut buf) => {
@@ -298,74 +291,64 @@ async fn run(
             }
             _ = tick.tick(), if live.is_some() => {
                 if let Some(l) = live.as_mut() {
+                    // A caller frame every tick, silence when none decodes:
+                    // the agent's frames follow these.
                     let n = l.media.playout.frame_samples();
-                    if l.media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_ok()
-                        && l.media.inbound.process(&pcm[..n], &mut frame16).is_ok()
+                    if l.media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_err()
+                        || l.media.inbound.process(&pcm[..n], &mut frame16).is_err()
                     {
-                        let _ = l.audio_in.try_send(frame16);
+                        frame16 = [0; 320];
                     }
+                    l.session.handle_caller_frame(&frame16);
                 }
             }
-            frame = recv(agent_audio.as_mut()) => {
-                let Some(l) = live.as_mut() else { continue };
-                match frame {
-                    Some(frame) => {
-                        // Bring the engine's clock to now, so the frame is due at once
-                        // (str0m holds at most a few frames not yet due).
-                        let _ = rtc.handle_input(Input::Timeout(std::time::Instant::now()));
-                        if let Ok(len) = l.media.encode(&frame, &mut pcm, &mut payload)
-                            && let Some(writer) = rtc.writer(l.mid)
-                        {
-                            // The timestamp moves on through the agent's pauses.
-                            let (ts, _) = l.clock.next(std::time::Instant::now());
-                            l.out_ts += u64::from(ts.wrapping_sub(l.last_ts));
-                            l.last_ts = ts;
-                            let time = MediaTime::new(l.out_ts, Frequency::FORTY_EIGHT_KHZ);
-                            let _ = writer.write(l.pt, std::time::Instant::now(), time, payload[..len].to_vec());
-                        }
-                    }
-                    None => agent_audio = None,
-                }
+            // What the providers send, and the turn timers.
+            () = next_input(live.as_mut()) => {}
+        }
+        let Some(l) = live.as_mut() else { continue };
+        while let Some(frame) = l.session.poll_frame() {
+            // Bring the engine's clock to now, so the frame is due at once
+            // (str0m holds at most a few frames not yet due).
+            let _ = rtc.handle_input(Input::Timeout(std::time::Instant::now()));
+            if let Ok(len) = l.media.encode(&frame, &mut pcm, &mut payload)
+                && let Some(writer) = rtc.writer(l.mid)
+            {
+                // The timestamp moves on through the agent's pauses.
+                let (ts, _) = l.clock.next(std::time::Instant::now());
+                l.out_ts += u64::from(ts.wrapping_sub(l.last_ts));
+                l.last_ts = ts;
+                let time = MediaTime::new(l.out_ts, Frequency::FORTY_EIGHT_KHZ);
+                let _ = writer.write(l.pt, std::time::Instant::now(), time, payload[..len].to_vec());
             }
-            event = recv(session_events.as_mut()) => match event {
-                Some(SessionEvent::Ended(_)) | None => {
-                    ended = true;
-                    session_events = None;
-                    rtc.disconnect();
-                }
-                Some(SessionEvent::Transcript { speaker, text, is_final }) => {
-                    if let Some(channel) = transcript_channel.and_then(|c| rtc.channel(c)) {
-                        let speaker = match speaker {
-                            Speaker::Caller => "caller",
-                            Speaker::Agent => "agent",
-                        };
-                        let line = serde_json::json!({"type": "transcript", "speaker": speaker, "text": text, "is_final": is_final});
-                        let mut channel = channel;
-                        let _ = channel.write(false, line.to_string().as_bytes());
-                    }
-                }
-                // Paced in real time: nothing is buffered here to drop.
-                Some(_) => {}
-            },
+        }
+        // Transcripts go to the browser's data channel. A barge-in's Clear
+        // needs nothing here: frames go to the engine as they fall due.
+        while let Some(event) = l.session.poll_event() {
+            if let SessionEvent::Transcript { speaker, text, is_final } = event
+                && let Some(mut channel) = transcript_channel.and_then(|c| rtc.channel(c))
+            {
+                let speaker = match speaker {
+                    Speaker::Caller => "caller",
+                    Speaker::Agent => "agent",
+                };
+                let line = serde_json::json!({"type": "transcript", "speaker": speaker, "text": text, "is_final": is_final});
+                let _ = channel.write(false, line.to_string().as_bytes());
+            }
+        }
+        if l.session.is_ended() && !ended {
+            ended = true;
+            rtc.disconnect();
         }
     }
-    if let Some(l) = live {
-        let _ = l.control.try_send(Control::Hangup);
-        match l.task.await {
-            Ok(log) => calls::save_log(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &log).await,
-            Err(e) => tracing::error!(call_id = %id, error = %e, "session failed"),
-        }
+    if let Some(mut l) = live {
+        l.session.handle_control(Control::Hangup);
+        let log = l.session.finish();
+        calls::save_log(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &log).await;
     }
 }
 
 /// The browser's audio track is there: start the session.
-fn start(
-    rtc: &mut Rtc,
-    ctx: &CallContext,
-    agent: &Agent,
-    id: &str,
-    mid: Mid,
-) -> anyhow::Result<(Live, mpsc::Receiver<Frame>, mpsc::Receiver<SessionEvent>)> {
+fn start(rtc: &mut Rtc, ctx: &CallContext, agent: &Agent, id: &str, mid: Mid) -> anyhow::Result<Live> {
     let pt = rtc
         .writer(mid)
         .and_then(|w| {
@@ -374,25 +357,20 @@ fn start(
         .ok_or_else(|| anyhow::anyhow!("no Opus in the offer"))?;
     let media = Media::new(Codec::Opus, crate::audio::jitter_config(&ctx.config))?;
     let vad = voxgate_pipeline::dsp::vad::build(&ctx.config.vad_config())?;
-    let SessionHandle { control, audio_in, events, audio_out, task } = session::spawn(SessionParts {
+    let session = Session::start(SessionParts {
         config: agent.session.clone(),
         providers: agent.providers.clone(),
         vad,
         recording: Some(calls::recording_path(&ctx.config, id)),
-        paced_by_caller: false,
     });
     let out_ts = u64::from(rand::random::<u32>());
     let clock = Talkspurts::new(0, 48_000, 960);
-    Ok((
-        Live { control, audio_in, task, media, mid, pt, out_ts, clock, last_ts: 0u32.wrapping_sub(960) },
-        audio_out,
-        events,
-    ))
+    Ok(Live { session, media, mid, pt, out_ts, clock, last_ts: 0u32.wrapping_sub(960) })
 }
 
-fn hang_up_session(live: Option<&Live>) {
+fn hang_up_session(live: Option<&mut Live>) {
     if let Some(l) = live {
-        let _ = l.control.try_send(Control::Hangup);
+        l.session.handle_control(Control::Hangup);
     }
 }
 
@@ -414,10 +392,11 @@ async fn recv_any(
     .await
 }
 
-/// The next message, or never without a receiver.
-async fn recv<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
+/// The session's next input (see [`Session::next_input`]), or never
+/// without a running session.
+async fn next_input(live: Option<&mut Live>) {
+    match live {
+        Some(l) if !l.session.is_ended() => l.session.next_input().await,
+        _ => std::future::pending().await,
     }
 }

@@ -127,6 +127,12 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
         .and_then(|n| n.trim().parse::<u64>().ok());
     assert!(received.is_some_and(|n| n > 500), "{metrics}");
     assert!(metrics.contains("voxgate_jitter_delay_seconds_count 1"), "{metrics}");
+    // The call's media clock ticked through it (50 a second).
+    let ticks = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("voxgate_media_tick_lateness_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(ticks.is_some_and(|n| n > 50 * 15), "{metrics}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -83,6 +83,10 @@ pub struct PipelineMetrics {
     pub jitter_delay: Histogram,
     /// Tries of the work after calls (analytics, webhooks, email, CRM), by kind and outcome.
     pub post_call_jobs: Family<JobLabel, Counter>,
+    /// How late each 20 ms media tick of an RTP call ran, in seconds: an
+    /// agent frame goes out on each, so this is the server's own share of
+    /// the caller's jitter.
+    pub media_tick_lateness: Histogram,
 }
 
 static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
@@ -108,6 +112,10 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
             0.02, 1.5, 12,
         )),
         post_call_jobs: Family::default(),
+        // 250 µs .. 128 ms.
+        media_tick_lateness: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.000_25, 2.0, 10,
+        )),
     };
     registry.register(
         "post_call_jobs",
@@ -151,6 +159,11 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         "jitter_delay_seconds",
         "Each call's jitter buffer delay target when it ended",
         metrics.jitter_delay.clone(),
+    );
+    registry.register(
+        "media_tick_lateness_seconds",
+        "How late each 20 ms media tick of an RTP call ran",
+        metrics.media_tick_lateness.clone(),
     );
     (registry, metrics)
 });

@@ -11,8 +11,8 @@ use voxgate_pipeline::dsp::vad::{WebRtcMode, WebRtcVad};
 use voxgate_pipeline::providers::scripted::{LlmScript, ScriptedLlm, ScriptedStt, ScriptedTts, SttScript};
 use voxgate_pipeline::providers::{ProviderError, ToolCall};
 use voxgate_pipeline::session::{
-    CallEventKind, CallLog, Control, EndReason, Frame, Providers, SessionConfig, SessionEvent, SessionParts,
-    Speaker, Stage, spawn,
+    CallEventKind, CallLog, Control, EndReason, Frame, Providers, Session, SessionConfig, SessionEvent,
+    SessionParts, Speaker, Stage, spawn,
 };
 
 const QUESTION: &str = "What time does your store open on Saturday?";
@@ -81,7 +81,94 @@ fn no_greeting() -> SessionConfig {
     config
 }
 
-async fn call(config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome {
+/// How the transport drives the session.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// The session as a task of its own, pacing the agent itself (websocket streams).
+    Task,
+    /// Called from the transport's 20 ms media clock (SIP, WebRTC).
+    Clocked,
+}
+
+/// Every scenario runs both ways.
+macro_rules! both_ways {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(start_paused = true)]
+            async fn as_a_task() {
+                super::$scenario(super::Mode::Task).await;
+            }
+            #[tokio::test(start_paused = true)]
+            async fn on_the_transports_clock() {
+                super::$scenario(super::Mode::Clocked).await;
+            }
+        }
+    )*};
+}
+
+both_ways!(
+    greeting_then_a_committed_turn_and_its_reply,
+    a_hang_up_mid_line_keeps_what_was_heard_of_it,
+    barge_in_stops_the_agent_and_keeps_only_what_was_heard,
+    a_cough_pauses_the_agent_which_then_resumes,
+    stt_failure_retries_then_speaks_the_fallback_and_recovers,
+    a_short_stt_outage_loses_no_words,
+    llm_errors_are_retried_with_backoff,
+    repeated_failures_end_the_call_with_a_goodbye,
+    dtmf_digits_make_a_turn,
+    end_call_tool_hangs_up_after_the_goodbye_plays,
+    transfer_tool_hands_over_after_the_line_plays,
+    the_send_dtmf_tool_presses_keys_and_the_model_hears_back,
+);
+
+/// What the transport hands the session, 20 ms frame by frame.
+#[allow(clippy::large_enum_variant)] // a test script, mostly frames
+enum Action {
+    Frame(Frame),
+    Control(Control),
+}
+
+/// The caller's steps as the transport's input, and the ms at which the
+/// speech of each `Say` begins.
+fn script(steps: Vec<Step>) -> (Vec<Action>, Vec<u64>) {
+    let (mut actions, mut onsets) = (Vec::new(), Vec::new());
+    let frames = |actions: &mut Vec<Action>, samples: &[i16]| {
+        for chunk in samples.chunks(320) {
+            let mut frame: Frame = [0; 320];
+            frame[..chunk.len()].copy_from_slice(chunk);
+            actions.push(Action::Frame(frame));
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Silence(n) => frames(&mut actions, &vec![0; n as usize * 16]),
+            Step::Say(name) => {
+                let speech = fixture(name);
+                let sent = actions.iter().filter(|a| matches!(a, Action::Frame(_))).count() as u64;
+                onsets.push(sent * 20 + onset_ms(&speech));
+                frames(&mut actions, &speech);
+            }
+            Step::Cough(name, n) => {
+                let speech = fixture(name);
+                let from = onset_ms(&speech) as usize * 16;
+                frames(&mut actions, &speech[from..from + n as usize * 16]);
+            }
+            Step::Dtmf(keys) => {
+                for key in keys.chars().filter_map(DtmfKey::from_char) {
+                    actions.push(Action::Control(Control::Dtmf(key)));
+                    frames(&mut actions, &[0; 320 * 5]);
+                }
+            }
+            Step::Hangup => {
+                actions.push(Action::Control(Control::Hangup));
+                break;
+            }
+        }
+    }
+    (actions, onsets)
+}
+
+async fn call(mode: Mode, config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome {
     let providers = Providers {
         stt: Arc::new(fakes.stt),
         llm: fakes.llm.clone(),
@@ -89,85 +176,96 @@ async fn call(config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome 
         knowledge: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-    let mut handle = spawn(SessionParts { config, providers, vad, recording: None, paced_by_caller: false });
+    let parts = SessionParts { config, providers, vad, recording: None };
+    let (actions, caller_onsets) = script(steps);
     let start = Instant::now();
     let ms = move || start.elapsed().as_millis() as u64;
-    let (audio, control) = (handle.audio_in.clone(), handle.control.clone());
-    let feeder = tokio::spawn(async move {
-        let mut onsets = Vec::new();
-        let send = async |samples: &[i16]| {
-            for chunk in samples.chunks(320) {
-                let mut frame: Frame = [0; 320];
-                frame[..chunk.len()].copy_from_slice(chunk);
-                if audio.send(frame).await.is_err() {
-                    return false;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            true
-        };
-        for step in steps {
-            let alive = match step {
-                Step::Silence(n) => send(&vec![0; n as usize * 16]).await,
-                Step::Say(name) => {
-                    let speech = fixture(name);
-                    onsets.push(ms() + onset_ms(&speech));
-                    send(&speech).await
-                }
-                Step::Cough(name, n) => {
-                    let speech = fixture(name);
-                    let from = onset_ms(&speech) as usize * 16;
-                    send(&speech[from..from + n as usize * 16]).await
-                }
-                Step::Dtmf(keys) => {
-                    for key in keys.chars().filter_map(DtmfKey::from_char) {
-                        let _ = control.send(Control::Dtmf(key)).await;
-                        send(&[0; 320 * 5]).await;
-                    }
-                    true
-                }
-                Step::Hangup => {
-                    let _ = control.send(Control::Hangup).await;
-                    false
-                }
-            };
-            if !alive {
-                break;
-            }
-        }
-        onsets
-    });
     let (mut events, mut agent_frames) = (Vec::new(), Vec::new());
-    let mut audio_open = true;
-    loop {
-        tokio::select! {
-            event = handle.events.recv() => match event {
-                Some(e) => {
-                    let ended = matches!(e, SessionEvent::Ended(_));
-                    events.push((ms(), e));
-                    if ended { break; }
+    let log = match mode {
+        Mode::Task => {
+            let mut handle = spawn(parts);
+            let (audio, control) = (handle.audio_in.clone(), handle.control.clone());
+            let feeder = tokio::spawn(async move {
+                for action in actions {
+                    match action {
+                        Action::Frame(frame) => {
+                            if audio.send(frame).await.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Action::Control(c) => {
+                            let _ = control.send(c).await;
+                        }
+                    }
                 }
-                None => break,
-            },
-            frame = handle.audio_out.recv(), if audio_open => match frame {
-                Some(_) => agent_frames.push(ms()),
-                None => audio_open = false,
-            },
+            });
+            let mut audio_open = true;
+            loop {
+                tokio::select! {
+                    event = handle.events.recv() => match event {
+                        Some(e) => {
+                            let ended = matches!(e, SessionEvent::Ended(_));
+                            events.push((ms(), e));
+                            if ended { break; }
+                        }
+                        None => break,
+                    },
+                    frame = handle.audio_out.recv(), if audio_open => match frame {
+                        Some(_) => agent_frames.push(ms()),
+                        None => audio_open = false,
+                    },
+                }
+            }
+            feeder.await.expect("feeder");
+            handle.task.await.expect("session task")
         }
-    }
-    let log = handle.task.await.expect("session task");
-    let caller_onsets = feeder.await.expect("feeder");
+        Mode::Clocked => {
+            let mut session = Session::start(parts);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut actions = actions.into_iter();
+            while !session.is_ended() {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        // Keys and hang-up, then the caller's frame (silence
+                        // once the script is done, as RTP's playout goes on).
+                        let mut frame = [0; 320];
+                        for action in actions.by_ref() {
+                            match action {
+                                Action::Control(c) => session.handle_control(c),
+                                Action::Frame(f) => {
+                                    frame = f;
+                                    break;
+                                }
+                            }
+                        }
+                        session.handle_caller_frame(&frame);
+                    }
+                    () = session.next_input() => {}
+                }
+                while session.poll_frame().is_some() {
+                    agent_frames.push(ms());
+                }
+                while let Some(e) = session.poll_event() {
+                    events.push((ms(), e));
+                }
+            }
+            session.finish()
+        }
+    };
     Outcome { log, events, agent_frames, caller_onsets }
 }
 
-#[tokio::test(start_paused = true)]
-async fn greeting_then_a_committed_turn_and_its_reply() {
+async fn greeting_then_a_committed_turn_and_its_reply(mode: Mode) {
     let reply = "We open at nine on Saturdays.";
-    let f = fakes(vec![say(QUESTION)], vec![LlmScript::text(reply)]);
+    let mut f = fakes(vec![say(QUESTION)], vec![LlmScript::text(reply)]);
+    // Speech comes between the transport's ticks.
+    f.tts.first_audio = Duration::from_millis(7);
     let llm = f.llm.clone();
     let tts = ScriptedTts::default();
     let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
     let out = call(
+        mode,
         SessionConfig::default(),
         f,
         vec![Step::Silence(3000), Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
@@ -200,6 +298,14 @@ async fn greeting_then_a_committed_turn_and_its_reply() {
     assert_eq!(out.agent_frames.len(), frames(&greeting) + frames(reply));
     let reply_start = out.agent_frames[frames(&greeting)];
     assert!(reply_start > out.caller_onsets[0]);
+    if let Mode::Clocked = mode {
+        // On the transport's ticks only, a talkspurt's first frame too: the
+        // caller's jitter buffer times the talkspurt by its first packet.
+        let off_tick: Vec<u64> = out.agent_frames.iter().copied().filter(|t| t % 20 != 0).collect();
+        assert!(off_tick.is_empty(), "agent frames between ticks at {off_tick:?} ms");
+        // One a tick.
+        assert!(out.agent_frames.windows(2).all(|w| w[1] > w[0]), "two frames on one tick");
+    }
 
     // The latency breakdown is complete and in order.
     let l = &out.log.latencies[0];
@@ -222,19 +328,18 @@ async fn greeting_then_a_committed_turn_and_its_reply() {
     assert!(u.llm_prompt_tokens > 10, "{u:?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_hang_up_mid_line_keeps_what_was_heard_of_it() {
+async fn a_hang_up_mid_line_keeps_what_was_heard_of_it(mode: Mode) {
     let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
     let out =
-        call(SessionConfig::default(), fakes(vec![], vec![]), vec![Step::Silence(1000), Step::Hangup]).await;
+        call(mode, SessionConfig::default(), fakes(vec![], vec![]), vec![Step::Silence(1000), Step::Hangup])
+            .await;
     let lines = out.lines();
     let [(Speaker::Agent, heard, true)] = lines[..] else { panic!("{lines:?}") };
     assert!(!heard.is_empty() && heard.len() < greeting.len(), "{heard:?} of {greeting:?}");
     assert!(greeting.starts_with(heard), "{heard:?} of {greeting:?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
+async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard(mode: Mode) {
     let long = "Our store opens at nine in the morning on Saturdays and closes at six in the evening, \
                 and on Sundays we open at ten and close at four in the afternoon.";
     let f = fakes(
@@ -243,6 +348,7 @@ async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
     );
     let llm = f.llm.clone();
     let out = call(
+        mode,
         no_greeting(),
         f,
         vec![
@@ -269,12 +375,15 @@ async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
     assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::Interrupted { turn: 1, .. })));
     assert!(out.events.iter().any(|(at, e)| *e == SessionEvent::Clear && *at >= barge));
 
-    // The agent went quiet within the caller's first word, and the next
-    // frame it sent was the answer to the new question.
-    let before: Vec<u64> = out.agent_frames.iter().copied().filter(|&t| t >= barge).collect();
-    let (first_after, gap) = (before[0], before.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
-    assert!(first_after - barge < 300, "agent still talking {} ms after the barge-in", first_after - barge);
-    assert!(gap > 1000, "a pause before the next reply");
+    // The agent was talking when the caller began, went quiet within the
+    // caller's first word, and the next frame it sent was the answer to
+    // the new question.
+    let last_before = out.agent_frames.iter().copied().filter(|&t| t < barge).max().expect("talking");
+    assert!(barge - last_before <= 20, "quiet {} ms before the barge-in", barge - last_before);
+    let after: Vec<u64> = out.agent_frames.iter().copied().filter(|&t| t >= barge).collect();
+    let stopped = after.iter().copied().filter(|&t| t < barge + 300).max().unwrap_or(last_before);
+    let reply = after.iter().copied().find(|&t| t >= barge + 300).expect("a reply");
+    assert!(reply - stopped > 1000, "agent still talking {} ms after the barge-in", reply - barge);
 
     // The model was told only what the caller heard.
     let second = &llm.requests()[1];
@@ -287,11 +396,11 @@ async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
     assert_eq!(assistant, [heard.as_str()]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_cough_pauses_the_agent_which_then_resumes() {
+async fn a_cough_pauses_the_agent_which_then_resumes(mode: Mode) {
     let reply = "Our store opens at nine in the morning on Saturdays and closes at six in the evening.";
     let f = fakes(vec![say(QUESTION), say("")], vec![LlmScript::text(reply)]);
     let out = call(
+        mode,
         no_greeting(),
         f,
         vec![
@@ -321,8 +430,7 @@ fn dropped() -> ProviderError {
     ProviderError::Connection { provider: "scripted-stt", message: "socket dropped".into() }
 }
 
-#[tokio::test(start_paused = true)]
-async fn stt_failure_retries_then_speaks_the_fallback_and_recovers() {
+async fn stt_failure_retries_then_speaks_the_fallback_and_recovers(mode: Mode) {
     let reply = "We open at nine.";
     let mut f = fakes(vec![SttScript::Fail(dropped()), say(QUESTION)], vec![LlmScript::text(reply)]);
     f.stt = ScriptedStt::new(vec![SttScript::Fail(dropped()), say(QUESTION)]).failing_reopens(vec![
@@ -333,6 +441,7 @@ async fn stt_failure_retries_then_speaks_the_fallback_and_recovers() {
     let config = no_greeting();
     let fallback = config.fallback_line.clone();
     let out = call(
+        mode,
         config,
         f,
         vec![
@@ -366,25 +475,31 @@ async fn stt_failure_retries_then_speaks_the_fallback_and_recovers() {
     assert_eq!(out.log.end, EndReason::CallerHungUp);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_short_stt_outage_loses_no_words() {
+async fn a_short_stt_outage_loses_no_words(mode: Mode) {
     let mut f = fakes(vec![], vec![LlmScript::text("We open at nine.")]);
     f.stt =
         ScriptedStt::new(vec![SttScript::Fail(dropped()), say(QUESTION)]).failing_reopens(vec![dropped()]);
-    let out =
-        call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(8000), Step::Hangup])
-            .await;
+    let out = call(
+        mode,
+        no_greeting(),
+        f,
+        vec![Step::Say("store_hours_16k.wav"), Step::Silence(8000), Step::Hangup],
+    )
+    .await;
     assert!(!out.kinds().contains(&&CallEventKind::Fallback), "{:?}", out.kinds());
     assert_eq!(out.lines()[0], (Speaker::Caller, QUESTION, false), "replayed into the new stream");
 }
 
-#[tokio::test(start_paused = true)]
-async fn llm_errors_are_retried_with_backoff() {
+async fn llm_errors_are_retried_with_backoff(mode: Mode) {
     let busy = ProviderError::Server { provider: "scripted-llm", status: 503 };
     let f = fakes(vec![say(QUESTION)], vec![LlmScript::Fail(busy), LlmScript::text("We open at nine.")]);
-    let out =
-        call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup])
-            .await;
+    let out = call(
+        mode,
+        no_greeting(),
+        f,
+        vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
+    )
+    .await;
     assert!(out.kinds().iter().any(|k| matches!(
         k,
         CallEventKind::ProviderRetry { stage: Stage::Llm, attempt: 1, backoff_ms: 1000, .. }
@@ -393,8 +508,7 @@ async fn llm_errors_are_retried_with_backoff() {
     assert_eq!(out.lines()[1], (Speaker::Agent, "We open at nine.", false));
 }
 
-#[tokio::test(start_paused = true)]
-async fn repeated_failures_end_the_call_with_a_goodbye() {
+async fn repeated_failures_end_the_call_with_a_goodbye(mode: Mode) {
     let refused = || ProviderError::Unauthorized { provider: "scripted-llm" };
     let f = fakes(
         vec![say(QUESTION), say(QUESTION)],
@@ -403,6 +517,7 @@ async fn repeated_failures_end_the_call_with_a_goodbye() {
     let config = no_greeting();
     let (fallback, goodbye) = (config.fallback_line.clone(), config.failure_goodbye.clone());
     let out = call(
+        mode,
         config,
         f,
         vec![
@@ -421,11 +536,10 @@ async fn repeated_failures_end_the_call_with_a_goodbye() {
     assert_eq!(failed, 2);
 }
 
-#[tokio::test(start_paused = true)]
-async fn dtmf_digits_make_a_turn() {
+async fn dtmf_digits_make_a_turn(mode: Mode) {
     let f = fakes(vec![], vec![LlmScript::text("Thanks, order 42 is on its way.")]);
     let llm = f.llm.clone();
-    let out = call(no_greeting(), f, vec![Step::Dtmf("42#"), Step::Silence(4000), Step::Hangup]).await;
+    let out = call(mode, no_greeting(), f, vec![Step::Dtmf("42#"), Step::Silence(4000), Step::Hangup]).await;
     assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::TurnCommitted { dtmf: true, .. })));
     assert_eq!(out.lines()[0], (Speaker::Caller, "42", false));
     let last = llm.requests()[0].messages.last().cloned().expect("a message");
@@ -436,32 +550,30 @@ fn tool_call(name: &str) -> ToolCall {
     ToolCall { id: "call_1".into(), name: name.into(), arguments: "{}".into() }
 }
 
-#[tokio::test(start_paused = true)]
-async fn end_call_tool_hangs_up_after_the_goodbye_plays() {
+async fn end_call_tool_hangs_up_after_the_goodbye_plays(mode: Mode) {
     let bye = "Thanks for calling, goodbye!";
     let script = LlmScript::Reply { text: bye.into(), tool_calls: vec![tool_call("end_call")] };
     let f = fakes(vec![say("That's all, bye.")], vec![script]);
-    let out = call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
+    let out =
+        call(mode, no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
     assert_eq!(out.log.end, EndReason::AgentEnded);
     assert_eq!(out.lines().last(), Some(&(Speaker::Agent, bye, false)), "played to the end first");
 }
 
-#[tokio::test(start_paused = true)]
-async fn transfer_tool_hands_over_after_the_line_plays() {
+async fn transfer_tool_hands_over_after_the_line_plays(mode: Mode) {
     let line = "Let me connect you to a colleague.";
     let script = LlmScript::Reply { text: line.into(), tool_calls: vec![tool_call("transfer_to_human")] };
     let f = fakes(vec![say("Can I talk to a person?")], vec![script]);
     let mut config = no_greeting();
     config.transfer_target = Some("sip:desk@example.com".into());
-    let out = call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
+    let out = call(mode, config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
     let target = "sip:desk@example.com".to_owned();
     assert_eq!(out.log.end, EndReason::Transferred { target: target.clone() });
     assert!(out.events.iter().any(|(_, e)| *e == SessionEvent::Transfer { target: target.clone() }));
     assert_eq!(out.lines().last(), Some(&(Speaker::Agent, line, false)));
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back() {
+async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back(mode: Mode) {
     let press =
         ToolCall { id: "call_1".into(), name: "send_dtmf".into(), arguments: r#"{"digits": "1#"}"#.into() };
     let f = fakes(
@@ -472,7 +584,8 @@ async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back() {
     let mut config = no_greeting();
     config.dtmf_tool = true;
     let out =
-        call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5_000), Step::Hangup]).await;
+        call(mode, config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5_000), Step::Hangup])
+            .await;
     assert!(
         out.events.iter().any(|(_, e)| *e == SessionEvent::Dtmf { digits: "1#".into() }),
         "{:?}",
@@ -535,8 +648,13 @@ async fn http_tools_run_with_checked_arguments_and_a_filler_while_slow() {
     let mut config = no_greeting();
     config.tools = vec![tool];
     config.filler = Some((Duration::from_millis(150), "One moment, please.".into()));
-    let out =
-        call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup]).await;
+    let out = call(
+        Mode::Task,
+        config,
+        f,
+        vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
+    )
+    .await;
 
     // The refused arguments never reached the server; the valid ones did.
     assert_eq!(*seen.lock().expect("lock"), [json!({"day": "saturday"})]);
@@ -577,13 +695,8 @@ async fn fixed_lines_are_synthesised_once_per_voice() {
             knowledge: None,
         };
         let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-        let mut handle = spawn(SessionParts {
-            config: SessionConfig::default(),
-            providers,
-            vad,
-            recording: None,
-            paced_by_caller: false,
-        });
+        let mut handle =
+            spawn(SessionParts { config: SessionConfig::default(), providers, vad, recording: None });
         let mut frames = 0;
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {

@@ -63,13 +63,7 @@ async fn a_spoken_question_gets_a_spoken_answer_from_the_local_models() -> TestR
     config.max_tokens = 48;
     let recording = std::env::temp_dir().join(format!("voxgate-e2e-{}.wav", std::process::id()));
     let vad = vad::build(&VadConfig::with_models_dir(&models))?;
-    let mut session = spawn(SessionParts {
-        config,
-        providers,
-        vad,
-        recording: Some(recording.clone()),
-        paced_by_caller: false,
-    });
+    let mut session = spawn(SessionParts { config, providers, vad, recording: Some(recording.clone()) });
 
     // The caller: the question, then silence while the agent answers.
     let mut reader = hound::WavReader::open(root().join("fixtures/audio/store_hours_16k.wav"))?;

@@ -7,11 +7,11 @@
 //! session -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
 //! ```
 //!
-//! One 20 ms tick is the call's clock: on each, the agent's next frame goes
-//! out, the RTP that arrived since the last tick is read (with the kernel's
-//! arrival times; see [`super::rtp_socket`]) and a caller frame (silence if
-//! nothing decodes) goes to the session, which answers it with the agent's
-//! following frame.
+//! One 20 ms tick is the call's clock: on each, the RTP that arrived since
+//! the last tick is read (with the kernel's arrival times; see
+//! [`super::rtp_socket`]), a caller frame (silence if nothing decodes) goes
+//! to the session, called right here ([`Session`]), and the agent's frame
+//! it answers with goes out. One task wake-up a frame, both ways.
 
 use crate::agent::Agent;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,7 +24,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use voxgate_codecs::dtmf::TelephoneEvent;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
-use voxgate_pipeline::session::{self, CallLog, Control, Frame, SessionEvent, SessionParts};
+use voxgate_pipeline::metrics::metrics;
+use voxgate_pipeline::session::{CallLog, Control, Frame, Session, SessionEvent, SessionParts};
 use voxgate_pipeline::timer::DeadlineTimer;
 use voxgate_sip_bridge::message::Message;
 use voxgate_sip_bridge::rtp::clock::Talkspurts;
@@ -115,25 +116,20 @@ pub(super) async fn run(
     let jitter = crate::audio::jitter_config(config);
     let mut media = Media::new(negotiated.codec, jitter)?;
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())?;
-    let mut session = session::spawn(SessionParts {
+    let mut session = Session::start(SessionParts {
         config: agent.session.clone(),
         providers: agent.providers.clone(),
         vad,
         recording: Some(recording),
-        paced_by_caller: true,
     });
 
     let mut latched: Option<SocketAddr> = None;
     let mut last_rtp = Instant::now();
     let no_media = Duration::from_secs(u64::from(config.rtp.no_media_timeout_s));
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval_at(crate::audio::first_tick(), crate::audio::FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let samples_per_frame = media.rate.samples_per_frame() as u32;
     let mut sender = RtpSender::new(media.rate.hz(), samples_per_frame);
-    // The agent's next frame goes out as soon as it comes, not on the next
-    // tick: at a talkspurt's start, and when the session was late for a tick.
-    let mut owed = true;
-    let mut agent_audio = true;
     let mut last_dtmf: Option<u32> = None;
     let mut rtp_buf = vec![0u8; 2048];
     let mut pcm = vec![0i16; 960];
@@ -144,7 +140,6 @@ pub(super) async fn run(
     let mut rtcp_buf = vec![0u8; 1500];
     let mut report_buf = vec![0u8; 1500];
     let mut dtmf_out = DtmfSender::new(samples_per_frame as u16);
-    let mut session_events = true;
     let mut event_ts = 0;
     // Built once, not per turn of the loop.
     let mut dialog_timer = DeadlineTimer::new();
@@ -162,35 +157,11 @@ pub(super) async fn run(
                 None => break,
             },
             () = dialog_timer.fired() => dialog.handle_timeout(Instant::now()),
-            _ = tick.tick() => {
-                // The agent's next frame, which the session made for the
-                // caller frame of the last tick: this tick is the call's one clock.
-                // Normally one is waiting; more after a late tick: all go, to
-                // keep to the talkspurt's schedule.
-                owed = true;
-                loop {
-                    match session.audio_out.try_recv() {
-                        Ok(frame) => {
-                            owed = false;
-                            // Keys are sounding: the agent's audio waits its turn (it is
-                            // dropped; the agent rarely talks while it presses keys).
-                            if let Some(dest) = latched.or(negotiated.remote)
-                                && !dtmf_out.is_active()
-                                && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
-                            {
-                                rtp_socket.send_to(packet, dest);
-                            }
-                        }
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            agent_audio = false;
-                            break;
-                        }
-                    }
-                }
+            deadline = tick.tick() => {
+                metrics().media_tick_lateness.observe(deadline.elapsed().as_secs_f64());
                 // What the caller sent since the last tick, then a caller
-                // frame every tick, silence when none decodes: the session's
-                // pacing of the agent follows these.
+                // frame every tick, silence when none decodes: the agent's
+                // frames follow these.
                 for _ in 0..MAX_PER_TICK {
                     let Some(got) = rtp_socket.try_recv(&mut rtp_buf) else { break };
                     let bytes = &rtp_buf[..got.len];
@@ -214,7 +185,7 @@ pub(super) async fn run(
                             && let Some(key) = ev.key()
                         {
                             last_dtmf = Some(p.timestamp);
-                            let _ = session.control.try_send(Control::Dtmf(key));
+                            session.handle_control(Control::Dtmf(key));
                         }
                     } else if p.payload_type == negotiated.payload_type {
                         rx_stats.on_packet(p.ssrc, p.seq);
@@ -228,12 +199,12 @@ pub(super) async fn run(
                 {
                     frame16 = [0; 320];
                 }
-                let _ = session.audio_in.try_send(frame16);
+                session.handle_caller_frame(&frame16);
                 if !hung_up && last_rtp.elapsed() > no_media {
                     tracing::info!("no RTP for {} s: hanging up", no_media.as_secs());
                     hung_up = true;
                     dialog.hangup(Instant::now());
-                    let _ = session.control.try_send(Control::NoMedia);
+                    session.handle_control(Control::NoMedia);
                 }
                 // Keys the agent presses: one telephone-event packet per tick,
                 // the RTP clock running on through the keys and the gaps.
@@ -250,20 +221,6 @@ pub(super) async fn run(
                     }
                     // The agent's audio after the keys starts a talkspurt.
                     sender.clock.mark();
-                }
-            }
-            // A frame the last tick did not find: out as soon as it comes.
-            frame = session.audio_out.recv(), if owed && agent_audio => {
-                let Some(frame) = frame else {
-                    agent_audio = false;
-                    continue;
-                };
-                owed = false;
-                if let Some(dest) = latched.or(negotiated.remote)
-                    && !dtmf_out.is_active()
-                    && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
-                {
-                    rtp_socket.send_to(packet, dest);
                 }
             }
             _ = reports.tick() => {
@@ -286,35 +243,43 @@ pub(super) async fn run(
                     }
                 }
             }
-            event = session.events.recv(), if session_events => match event {
-                Some(SessionEvent::Ended(_)) | None => {
-                    session_events = event.is_some();
-                    if !hung_up {
-                        hung_up = true;
-                        dialog.hangup(Instant::now());
-                    }
-                }
-                // Barge-in: drop the frame or two waiting for a tick; the next
-                // talkspurt starts with a marker.
-                Some(SessionEvent::Clear) => {
-                    while session.audio_out.try_recv().is_ok() {}
-                    sender.clock.mark();
-                }
-                Some(SessionEvent::Transfer { target }) => {
+            // What the providers send, and the turn timers.
+            () = session.next_input(), if !session.is_ended() => {}
+        }
+        // The agent's frames due now, and what the session asks of the call.
+        while let Some(frame) = session.poll_frame() {
+            // Keys are sounding: the agent's audio waits its turn (it is
+            // dropped; the agent rarely talks while it presses keys).
+            if let Some(dest) = latched.or(negotiated.remote)
+                && !dtmf_out.is_active()
+                && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
+            {
+                rtp_socket.send_to(packet, dest);
+            }
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                // Barge-in: the next talkspurt starts with a marker.
+                SessionEvent::Clear => sender.clock.mark(),
+                SessionEvent::Transfer { target } => {
                     tracing::info!(%target, "blind transfer (REFER)");
-                    // The session ends next; the REFER, not a BYE, ends the dialog.
+                    // The session has ended; the REFER, not a BYE, ends the dialog.
                     hung_up = true;
                     dialog.transfer(Instant::now(), &target);
                 }
-                Some(SessionEvent::Dtmf { digits }) => {
+                SessionEvent::Dtmf { digits } => {
                     if negotiated.dtmf_payload_type.is_some() {
                         dtmf_out.push(&digits);
                     } else {
                         tracing::warn!("the far end takes no telephone-events; keys not sent");
                     }
                 }
-                Some(SessionEvent::Transcript { .. }) => {}
-            },
+                SessionEvent::Transcript { .. } | SessionEvent::Ended(_) => {}
+            }
+        }
+        if session.is_ended() && !hung_up {
+            hung_up = true;
+            dialog.hangup(Instant::now());
         }
         // Answering an event (a re-INVITE) may give the dialog more to send.
         while let events = dialog.flush()
@@ -324,12 +289,12 @@ pub(super) async fn run(
                 match event {
                     DialogEvent::Ended => {
                         tracing::info!("signalling ended");
-                        let _ = session.control.try_send(Control::Hangup);
+                        session.handle_control(Control::Hangup);
                         hung_up = true;
                     }
                     DialogEvent::Dtmf(c) => {
                         if let Some(key) = voxgate_codecs::dtmf::DtmfKey::from_char(c) {
-                            let _ = session.control.try_send(Control::Dtmf(key));
+                            session.handle_control(Control::Dtmf(key));
                         }
                     }
                     DialogEvent::ReInvite { offer } => {
@@ -360,14 +325,13 @@ pub(super) async fn run(
                 }
             }
         }
-        if dialog.is_ended() && session.task.is_finished() {
+        if dialog.is_ended() {
+            // Hung up by either side: the session ends with the dialog.
+            session.handle_control(Control::Hangup);
             break;
         }
-        if dialog.is_ended() && hung_up {
-            let _ = session.control.try_send(Control::Hangup);
-        }
     }
-    Ok(session.task.await?)
+    Ok(session.finish())
 }
 
 /// Our RTP stream to the caller: the agent's audio and its keys.

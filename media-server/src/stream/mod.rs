@@ -195,7 +195,6 @@ async fn serve<P: Protocol>(
         providers: agent.providers.clone(),
         vad,
         recording: Some(calls::recording_path(&calls.config, &id)),
-        paced_by_caller: false,
     });
     if let Some(ack) = protocol.started(&id) {
         let _ = socket.send(Message::Text(ack.into())).await;

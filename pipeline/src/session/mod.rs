@@ -1,5 +1,8 @@
-//! The session driver: one tokio task per call that wires the caller's
-//! audio, the turn machine and the providers together.
+//! The session driver: per call, it wires the caller's audio, the turn
+//! machine and the providers together. It runs one of two ways: as a task
+//! of its own behind channels ([`spawn`]: websocket media streams), or called
+//! from the transport's 20 ms media clock ([`Session`]: SIP and WebRTC), where one
+//! wake-up of the call's task takes a caller frame in and the agent's out.
 //!
 //! ```text
 //!  transport ──control lane──► ┌──────────────────────────────┐ ──events (Clear, Transfer, Ended)──► transport
@@ -14,6 +17,8 @@
 //! - Two lanes in: an urgent control lane (DTMF, hang-up) that the task
 //!   always reads first, and the ordered data lane of caller frames (20 ms,
 //!   16 kHz mono). Two lanes out: urgent events and paced agent frames.
+//!   Driven by the transport's clock, the lanes are calls: control and
+//!   caller frames in, [`Session::poll_event`] and [`Session::poll_frame`] out.
 //! - Each agent turn is a worker task ([`reply`]) with its own cancellation
 //!   token, a child of the call's: LLM deltas are cut into sentences and
 //!   spoken while the model still writes. Barge-in cancels the token, drops
@@ -69,6 +74,9 @@ const FRAME: Duration = Duration::from_millis(20);
 /// speech mark): a message per 20 ms frame cost two task hops per frame.
 const STT_CHUNK_SAMPLES: usize = 5 * FRAME_SAMPLES;
 
+/// Live transcripts waiting for the transport beyond this are dropped.
+const MAX_QUEUED_EVENTS: usize = 256;
+
 /// Urgent input from the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -107,13 +115,6 @@ pub struct SessionParts {
     pub vad: Box<dyn VoiceActivityDetector>,
     /// Where to write the stereo recording (left: caller, right: agent).
     pub recording: Option<PathBuf>,
-    /// The transport sends a caller frame every 20 ms whatever it receives
-    /// (RTP's playout clock): the agent's frames then follow that clock, one
-    /// per caller frame (a talkspurt's first two at once), and the transport
-    /// sends one on each tick. Otherwise the session paces them with a 20 ms
-    /// timer of its own. One clock per call instead of two, and two task
-    /// wake-ups less per frame.
-    pub paced_by_caller: bool,
 }
 
 impl std::fmt::Debug for SessionParts {
@@ -122,12 +123,11 @@ impl std::fmt::Debug for SessionParts {
             .field("providers", &self.providers)
             .field("vad", &self.vad.name())
             .field("recording", &self.recording)
-            .field("paced_by_caller", &self.paced_by_caller)
             .finish_non_exhaustive()
     }
 }
 
-/// The transport's side of a running session.
+/// The transport's side of a session running as its own task ([`spawn`]).
 #[derive(Debug)]
 pub struct SessionHandle {
     /// Urgent lane in.
@@ -136,14 +136,15 @@ pub struct SessionHandle {
     pub audio_in: mpsc::Sender<Frame>,
     /// Urgent events out.
     pub events: mpsc::Receiver<SessionEvent>,
-    /// Agent frames out, paced at 20 ms: send each as it comes (or, with
-    /// [`SessionParts::paced_by_caller`], one on each tick of the transport's clock).
+    /// Agent frames out, paced at 20 ms by the session: send each as it comes.
     pub audio_out: mpsc::Receiver<Frame>,
     /// The call log, when the session ends.
     pub task: JoinHandle<CallLog>,
 }
 
-/// Starts a session on the current tokio runtime.
+/// Starts a session as a task of its own on the current tokio runtime, for
+/// transports without a media clock of their own (websocket media streams): the
+/// session paces the agent's frames with its own 20 ms timer.
 #[must_use]
 pub fn spawn(parts: SessionParts) -> SessionHandle {
     let (control_tx, control_rx) = mpsc::channel(16);
@@ -151,10 +152,8 @@ pub fn spawn(parts: SessionParts) -> SessionHandle {
     let (events_tx, events_rx) = mpsc::channel(256);
     let (audio_out_tx, audio_out_rx) = mpsc::channel(50);
     let task = tokio::spawn(async move {
-        // Counted while the task lives, however it ends (a panic included).
-        let _active = ActiveSession::new();
-        let driver = Driver::new(parts, events_tx, audio_out_tx);
-        driver.run(control_rx, audio_in_rx).await
+        let session = Session::start(parts);
+        session.run(control_rx, audio_in_rx, events_tx, audio_out_tx).await
     });
     SessionHandle {
         control: control_tx,
@@ -162,6 +161,165 @@ pub fn spawn(parts: SessionParts) -> SessionHandle {
         events: events_rx,
         audio_out: audio_out_rx,
         task,
+    }
+}
+
+/// A session driven by its transport's media clock (SIP, WebRTC): the transport
+/// calls [`Session::handle_caller_frame`] on each 20 ms tick and sends the
+/// agent's frame that comes of it at once, so one task wake-up serves a
+/// frame both ways. What the providers send and the turn timers are
+/// awaited in the transport's loop with [`Session::next_input`].
+///
+/// After each call, take what is due: [`Session::poll_frame`] (agent
+/// frames to send now) and [`Session::poll_event`].
+pub struct Session {
+    driver: Driver,
+    turn_timer: DeadlineTimer,
+    /// Counted while the session lives, however it ends (a panic included).
+    _active: ActiveSession,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("end", &self.driver.end).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts a session (its recogniser lane is a task on the current runtime).
+    #[must_use]
+    pub fn start(parts: SessionParts) -> Self {
+        let _active = ActiveSession::new();
+        let mut driver = Driver::new(parts);
+        driver.turns.handle_start(now());
+        driver.drain_outputs();
+        Self { driver, turn_timer: DeadlineTimer::new(), _active }
+    }
+
+    /// Urgent input: a key, or the transport's hang-up.
+    pub fn handle_control(&mut self, control: Control) {
+        self.driver.handle_control(control);
+        self.driver.drain_outputs();
+    }
+
+    /// The caller's frame of this tick. A frame of the agent is then due
+    /// ([`Session::poll_frame`]) while it talks: what the caller's frame
+    /// decided comes first, so a caller who starts talking pauses the agent
+    /// before its next frame.
+    ///
+    /// Every agent frame goes out on a tick, a talkspurt's first too (it
+    /// waits up to 20 ms for it): the caller's jitter buffer sets its
+    /// playout by the first packet of a talkspurt, and a first frame sent
+    /// between ticks made the rest of the talkspurt arrive up to a frame
+    /// late by it.
+    pub fn handle_caller_frame(&mut self, frame: &Frame) {
+        let d = &mut self.driver;
+        if d.end.is_some() {
+            return;
+        }
+        d.handle_frame(frame);
+        d.drain_outputs();
+        if d.end.is_none() && (d.pacing || d.egress.has_frame()) {
+            d.pacing = true;
+            d.send_frame();
+            d.drain_outputs();
+        }
+    }
+
+    /// Waits for the next thing the providers send or a turn timer, and
+    /// handles it. Cancel-safe: dropped while waiting, nothing is lost.
+    pub async fn next_input(&mut self) {
+        let d = &mut self.driver;
+        self.turn_timer.set_std(d.turns.poll_timeout());
+        tokio::select! {
+            biased;
+            () = self.turn_timer.fired() => d.turns.handle_timeout(now()),
+            Some(e) = d.worker_rx.recv() => d.handle_worker(e),
+            Some(e) = d.stt_rx.recv() => d.handle_stt(e),
+        }
+        d.drain_outputs();
+    }
+
+    /// An agent frame to send now, if any.
+    pub fn poll_frame(&mut self) -> Option<Frame> {
+        self.driver.frames.pop_front()
+    }
+
+    /// The next event for the transport. The session's end is
+    /// [`Session::is_ended`], not an event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.driver.events.pop_front()
+    }
+
+    /// True once the session is over: the transport hangs up and calls
+    /// [`Session::finish`].
+    #[must_use]
+    pub fn is_ended(&self) -> bool {
+        self.driver.end.is_some()
+    }
+
+    /// Ends the session (if it has not ended) and returns its call log.
+    #[must_use]
+    pub fn finish(mut self) -> CallLog {
+        self.driver.finish()
+    }
+
+    /// The session as a task of its own ([`spawn`]): the lanes are channels
+    /// and the agent's frames are paced by a timer of the session's.
+    async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        mut audio: mpsc::Receiver<Frame>,
+        events_tx: mpsc::Sender<SessionEvent>,
+        audio_tx: mpsc::Sender<Frame>,
+    ) -> CallLog {
+        let mut pacer = tokio::time::interval(FRAME);
+        pacer.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        loop {
+            let d = &mut self.driver;
+            if d.end.is_none() && d.egress.has_frame() && !d.pacing {
+                // A new talk spurt: its first frame now, then every 20 ms.
+                d.pacing = true;
+                pacer.reset_immediately();
+            }
+            while let Some(frame) = d.frames.pop_front() {
+                if audio_tx.try_send(frame).is_err() {
+                    // The transport is not keeping up: the frame is late, so lost.
+                    d.dropped_frames += 1;
+                }
+            }
+            send_events(d, &events_tx).await;
+            if d.end.is_some() {
+                break;
+            }
+            let pacing = d.pacing;
+            tokio::select! {
+                biased;
+                c = control.recv() => self.driver.handle_control(c.unwrap_or(Control::Hangup)),
+                _ = pacer.tick(), if pacing => self.driver.send_frame(),
+                () = self.next_input() => {}
+                frame = audio.recv() => match frame {
+                    Some(frame) => self.driver.handle_frame(&frame),
+                    None => self.driver.handle_control(Control::Hangup),
+                },
+            }
+            self.driver.drain_outputs();
+        }
+        let log = self.driver.finish();
+        send_events(&mut self.driver, &events_tx).await;
+        log
+    }
+}
+
+/// Sends the driver's events down the events lane: urgent ones wait for
+/// room, live transcripts are dropped when the transport lags.
+async fn send_events(driver: &mut Driver, events_tx: &mpsc::Sender<SessionEvent>) {
+    while let Some(event) = driver.events.pop_front() {
+        if matches!(event, SessionEvent::Transcript { .. }) {
+            let _ = events_tx.try_send(event);
+        } else {
+            let _ = events_tx.send(event).await;
+        }
     }
 }
 
@@ -214,8 +372,9 @@ struct Driver {
     stt_rx: mpsc::Receiver<SttLaneEvent>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     worker_rx: mpsc::Receiver<WorkerEvent>,
-    events_tx: mpsc::Sender<SessionEvent>,
-    audio_tx: mpsc::Sender<Frame>,
+    /// Events for the transport, and agent frames to send now.
+    events: VecDeque<SessionEvent>,
+    frames: VecDeque<Frame>,
     workers: HashMap<TurnId, Worker>,
     history: Vec<ChatMessage>,
     started: Instant,
@@ -233,18 +392,13 @@ struct Driver {
     unrecorded: VecDeque<Frame>,
     recorded_frames: u64,
     pacing: bool,
-    paced_by_caller: bool,
     end: Option<EndReason>,
     dropped_frames: u64,
 }
 
 impl Driver {
-    fn new(
-        parts: SessionParts,
-        events_tx: mpsc::Sender<SessionEvent>,
-        audio_tx: mpsc::Sender<Frame>,
-    ) -> Self {
-        let SessionParts { config, providers, vad, recording, paced_by_caller } = parts;
+    fn new(parts: SessionParts) -> Self {
+        let SessionParts { config, providers, vad, recording } = parts;
         let call = CancellationToken::new();
         let (stt_tx, stt_input) = mpsc::channel(100);
         let (stt_events, stt_rx) = mpsc::channel(64);
@@ -288,8 +442,8 @@ impl Driver {
             stt_rx,
             worker_tx,
             worker_rx,
-            events_tx,
-            audio_tx,
+            events: VecDeque::new(),
+            frames: VecDeque::new(),
             workers: HashMap::new(),
             history,
             started: Instant::now(),
@@ -306,7 +460,6 @@ impl Driver {
             unrecorded: VecDeque::new(),
             recorded_frames: 0,
             pacing: false,
-            paced_by_caller,
             end: None,
             dropped_frames: 0,
         }
@@ -325,68 +478,8 @@ impl Driver {
         self.log_events.push(CallEvent { at_ms, kind });
     }
 
-    async fn run(
-        mut self,
-        mut control: mpsc::Receiver<Control>,
-        mut audio: mpsc::Receiver<Frame>,
-    ) -> CallLog {
-        let mut pacer = tokio::time::interval(FRAME);
-        pacer.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut turn_timer = DeadlineTimer::new();
-        self.turns.handle_start(now());
-        while self.end.is_none() {
-            self.drain_outputs().await;
-            if self.end.is_some() {
-                break;
-            }
-            turn_timer.set_std(self.turns.poll_timeout());
-            if self.egress.has_frame() && !self.pacing {
-                // A new talk spurt: send its first frame now, then every 20 ms.
-                self.pacing = true;
-                if self.paced_by_caller {
-                    // The first goes out at once; the second waits for the
-                    // transport's next tick, one frame of slack for a session
-                    // late to answer a caller frame.
-                    self.send_frame().await;
-                    if self.pacing {
-                        self.send_frame().await;
-                    }
-                    continue;
-                }
-                pacer.reset_immediately();
-            }
-            tokio::select! {
-                biased;
-                c = control.recv() => match c {
-                    Some(Control::Dtmf(key)) => self.turns.handle_dtmf(now(), key),
-                    Some(Control::Hangup) | None => self.end = Some(EndReason::CallerHungUp),
-                    Some(Control::NoMedia) => self.end = Some(EndReason::NoMedia),
-                },
-                () = turn_timer.fired() => self.turns.handle_timeout(now()),
-                _ = pacer.tick(), if self.pacing && !self.paced_by_caller => self.send_frame().await,
-                Some(e) = self.worker_rx.recv() => self.handle_worker(e).await,
-                Some(e) = self.stt_rx.recv() => self.handle_stt(e).await,
-                frame = audio.recv() => match frame {
-                    Some(frame) => {
-                        self.handle_frame(&frame);
-                        if self.pacing && self.paced_by_caller {
-                            // What this frame decided comes first: a caller who
-                            // just started talking pauses the agent before its next frame.
-                            self.drain_outputs().await;
-                            if self.pacing && self.end.is_none() {
-                                self.send_frame().await;
-                            }
-                        }
-                    }
-                    None => self.end = Some(EndReason::CallerHungUp),
-                },
-            }
-        }
-        self.finish().await
-    }
-
     /// Carries out what the turn machine asks.
-    async fn drain_outputs(&mut self) {
+    fn drain_outputs(&mut self) {
         while let Some(output) = self.turns.poll_output() {
             match output {
                 TurnOutput::Speak { turn, text, kind } => {
@@ -401,7 +494,7 @@ impl Driver {
                     self.egress.resume();
                     self.log(CallEventKind::FalseInterruption { turn: turn.0 });
                 }
-                TurnOutput::Interrupt { turn, heard_ms } => self.interrupt(turn, heard_ms).await,
+                TurnOutput::Interrupt { turn, heard_ms } => self.interrupt(turn, heard_ms),
                 TurnOutput::Hangup { reason } => {
                     self.end = Some(EndReason::from_hangup(reason, self.failing));
                 }
@@ -445,14 +538,14 @@ impl Driver {
         self.start_worker(turn, Job::Reply { messages: self.history.clone(), query: text }, true);
     }
 
-    async fn interrupt(&mut self, turn: TurnId, heard_ms: u64) {
+    fn interrupt(&mut self, turn: TurnId, heard_ms: u64) {
         if let Some(worker) = self.workers.remove(&turn) {
             worker.cancel.cancel();
         }
         let spoken = self.egress.interrupt(turn);
-        // Transports drop what they still buffer. Urgent, so it waits for room
-        // rather than being dropped.
-        let _ = self.events_tx.send(SessionEvent::Clear).await;
+        // Transports drop what they still buffer.
+        self.frames.clear();
+        self.events.push_back(SessionEvent::Clear);
         metrics().interruptions.inc();
         let heard_ms = spoken.as_ref().map_or(heard_ms, |s| s.played_ms);
         self.log(CallEventKind::Interrupted { turn: turn.0, heard_ms });
@@ -486,14 +579,11 @@ impl Driver {
         self.history.push(ChatMessage::new(Role::Assistant, spoken.text));
     }
 
-    async fn send_frame(&mut self) {
+    fn send_frame(&mut self) {
         let mut frame = [0i16; FRAME_SAMPLES];
         match self.egress.poll_frame(&mut frame) {
             Some(_) => {
-                if self.audio_tx.try_send(frame).is_err() {
-                    // The transport is not keeping up: the frame is late, so lost.
-                    self.dropped_frames += 1;
-                }
+                self.frames.push_back(frame);
                 if self.recorder.is_some() {
                     if self.unrecorded.len() == 50 {
                         // The caller's side stalled: record the agent alone.
@@ -506,10 +596,10 @@ impl Driver {
             }
             None => self.pacing = false,
         }
-        self.drain_egress_events().await;
+        self.drain_egress_events();
     }
 
-    async fn drain_egress_events(&mut self) {
+    fn drain_egress_events(&mut self) {
         while let Some(event) = self.egress.poll_event() {
             match event {
                 EgressEvent::Playout(playout) => {
@@ -533,10 +623,7 @@ impl Driver {
                                 self.turns.handle_end_call(now(), goodbye);
                             }
                             AfterTurn::Transfer(target) => {
-                                let _ = self
-                                    .events_tx
-                                    .send(SessionEvent::Transfer { target: target.clone() })
-                                    .await;
+                                self.events.push_back(SessionEvent::Transfer { target: target.clone() });
                                 self.end = Some(EndReason::Transferred { target });
                             }
                         }
@@ -546,15 +633,11 @@ impl Driver {
         }
     }
 
-    async fn handle_worker(&mut self, event: WorkerEvent) {
+    fn handle_worker(&mut self, event: WorkerEvent) {
         let live = |turn: &TurnId, workers: &HashMap<TurnId, Worker>| workers.contains_key(turn);
         match event {
             WorkerEvent::Sentence { turn, text } if live(&turn, &self.workers) => {
-                let _ = self.events_tx.try_send(SessionEvent::Transcript {
-                    speaker: Speaker::Agent,
-                    text: text.clone(),
-                    is_final: true,
-                });
+                self.transcript_event(Speaker::Agent, text.clone(), true);
                 self.egress.begin_sentence(turn, text);
             }
             WorkerEvent::Audio { turn, samples } if live(&turn, &self.workers) => {
@@ -587,7 +670,7 @@ impl Driver {
             }
             WorkerEvent::Dtmf { turn, digits } if live(&turn, &self.workers) => {
                 self.log(CallEventKind::DtmfSent { digits: digits.clone() });
-                let _ = self.events_tx.send(SessionEvent::Dtmf { digits }).await;
+                self.events.push_back(SessionEvent::Dtmf { digits });
             }
             WorkerEvent::Retrying { stage, provider, attempt, backoff, error } => {
                 self.retrying(stage, provider, attempt, backoff, error);
@@ -602,7 +685,7 @@ impl Driver {
                 if let Some(worker) = self.workers.remove(&turn) {
                     self.egress.close(turn);
                     self.egress.settle();
-                    self.drain_egress_events().await;
+                    self.drain_egress_events();
                     if worker.is_reply && !worker.failed {
                         self.failures = 0;
                     }
@@ -647,24 +730,16 @@ impl Driver {
         }
     }
 
-    async fn handle_stt(&mut self, event: SttLaneEvent) {
+    fn handle_stt(&mut self, event: SttLaneEvent) {
         match event {
             SttLaneEvent::Event(SttEvent::Interim { text }) => {
                 self.turns.handle_transcript(now(), &text, false);
-                let _ = self.events_tx.try_send(SessionEvent::Transcript {
-                    speaker: Speaker::Caller,
-                    text,
-                    is_final: false,
-                });
+                self.transcript_event(Speaker::Caller, text, false);
             }
             SttLaneEvent::Event(SttEvent::Final { text, .. }) => {
                 self.final_at = Some(Instant::now());
                 self.turns.handle_transcript(now(), &text, true);
-                let _ = self.events_tx.try_send(SessionEvent::Transcript {
-                    speaker: Speaker::Caller,
-                    text,
-                    is_final: true,
-                });
+                self.transcript_event(Speaker::Caller, text, true);
             }
             // The session's own VAD and endpointer decide turns.
             SttLaneEvent::Event(SttEvent::SpeechStarted | SttEvent::UtteranceEnd) => {}
@@ -672,6 +747,26 @@ impl Driver {
                 self.retrying(Stage::Stt, error.provider(), attempt, backoff, error.to_string());
             }
             SttLaneEvent::Failed(error) => self.failed(Stage::Stt, error.provider(), error.to_string(), true),
+        }
+    }
+
+    /// Urgent input; none counts once the session has ended.
+    fn handle_control(&mut self, control: Control) {
+        if self.end.is_some() {
+            return;
+        }
+        match control {
+            Control::Dtmf(key) => self.turns.handle_dtmf(now(), key),
+            Control::Hangup => self.end = Some(EndReason::CallerHungUp),
+            Control::NoMedia => self.end = Some(EndReason::NoMedia),
+        }
+    }
+
+    /// A live transcript for the transport; dropped, not queued without
+    /// bound, when the transport lags.
+    fn transcript_event(&mut self, speaker: Speaker, text: String, is_final: bool) {
+        if self.events.len() < MAX_QUEUED_EVENTS {
+            self.events.push_back(SessionEvent::Transcript { speaker, text, is_final });
         }
     }
 
@@ -739,7 +834,7 @@ impl Driver {
         }
     }
 
-    async fn finish(mut self) -> CallLog {
+    fn finish(&mut self) -> CallLog {
         self.call.cancel();
         let end = self.end.take().unwrap_or(EndReason::CallerHungUp);
         // Hung up mid-line: the transcript keeps what the caller heard of it.
@@ -751,21 +846,28 @@ impl Driver {
         {
             self.log(CallEventKind::RecordingFailed { error: e.to_string() });
         }
-        let _ = self.events_tx.send(SessionEvent::Ended(end.clone())).await;
+        self.events.push_back(SessionEvent::Ended(end.clone()));
         for (_, pending) in self.pending_latency.drain() {
             self.latencies.push(pending.latency);
         }
         self.latencies.sort_by_key(|l| l.turn);
         CallLog {
-            transcript: self.transcript,
-            events: self.log_events,
-            latencies: self.latencies,
+            transcript: std::mem::take(&mut self.transcript),
+            events: std::mem::take(&mut self.log_events),
+            latencies: std::mem::take(&mut self.latencies),
             end,
             duration_ms: self.started.elapsed().as_millis() as u64,
             recorded_ms: self.recorded_frames * 20,
             dropped_frames: self.dropped_frames,
             usage: self.ctx.usage.total(),
         }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // However the session ends, its recogniser and turn workers stop with it.
+        self.call.cancel();
     }
 }
 
