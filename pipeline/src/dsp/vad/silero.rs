@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 use ort::value::TensorRef;
 
@@ -18,13 +18,15 @@ const CHUNK: usize = 512;
 const CONTEXT: usize = 64;
 const STATE_LEN: usize = 2 * 128;
 
-/// A loaded Silero model, shared by every call's detector. The session is
+/// A loaded Silero model, shared by every call's detector: one session per
+/// core, taken by whichever call's inference finds it free. A session is
 /// stateless (each call keeps its own recurrent state) and one inference
-/// takes about 0.1 ms, so calls take turns on it; loading a session per
-/// call instead cost tens of milliseconds of CPU each and could not keep
-/// up with 100 new calls a second.
+/// takes about 0.1 ms, so calls take turns on them. Loading a session per
+/// call instead cost tens of milliseconds of CPU each and could not keep up
+/// with 100 new calls a second; one session for all let only one core
+/// infer at a time, which capped the calls a machine could carry.
 #[derive(Clone)]
-pub struct SileroModel(Arc<Mutex<ort::session::Session>>);
+pub struct SileroModel(Arc<[Mutex<ort::session::Session>]>);
 
 impl std::fmt::Debug for SileroModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,7 +46,23 @@ impl SileroModel {
             }
             .into());
         }
-        Ok(Self(Arc::new(Mutex::new(onnx::session(onnxruntime, model)?))))
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let sessions = (0..cores)
+            .map(|_| onnx::session(onnxruntime, model).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(sessions.into()))
+    }
+
+    /// A free session, or (all busy) the first one when it is free.
+    fn session(&self) -> MutexGuard<'_, ort::session::Session> {
+        for session in self.0.iter() {
+            match session.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.0[0].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The process-wide model for `model`, loaded on first use.
@@ -101,7 +119,7 @@ impl SileroVad {
         let state =
             TensorRef::from_array_view(([2usize, 1, 128], &self.state[..])).map_err(OnnxError::from)?;
         let sr = TensorRef::from_array_view(([0usize; 0], &sr[..])).map_err(OnnxError::from)?;
-        let mut session = self.model.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut session = self.model.session();
         let outputs = session
             .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
             .map_err(OnnxError::from)?;
@@ -142,5 +160,44 @@ impl VoiceActivityDetector for SileroVad {
 
     fn name(&self) -> &'static str {
         "silero"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dsp::vad::VadConfig;
+
+    /// With a session per core, one call's inference never waits for
+    /// another's (the single shared session made them take turns).
+    #[test]
+    fn a_call_infers_while_another_holds_a_session() {
+        let models = std::env::var_os("VOXGATE_MODELS__DIR")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"), PathBuf::from);
+        let config = VadConfig::with_models_dir(&models);
+        let model = SileroModel::load(&config.onnxruntime, &config.silero_model)
+            .expect("Silero files missing: run scripts/fetch-models.sh");
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        assert_eq!(model.0.len(), cores, "a session per core");
+        if cores < 2 {
+            eprintln!("one core: nothing to run beside");
+            return;
+        }
+        let held = model.session();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = model.clone();
+        std::thread::spawn(move || {
+            let mut vad = SileroVad::with_model(other);
+            // Two 20 ms frames fill a 32 ms chunk: the model runs.
+            for _ in 0..2 {
+                vad.process(&[0; FRAME_SAMPLES]).expect("inference");
+            }
+            let _ = tx.send(());
+        });
+        let inferred = rx.recv_timeout(Duration::from_secs(30));
+        drop(held);
+        assert!(inferred.is_ok(), "the second call waited for the first's session");
     }
 }
