@@ -13,5 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/benches/server.sh"
 cd "$root"
 export VOXGATE_SIP__ENABLED=false
+# Every peer is on 127.0.0.1: no per-address limit on the offers.
+export VOXGATE_HTTP__PUBLIC_RATE_LIMIT=0
 start_server
 "${CARGO_TARGET_DIR:-target}/release/rtc_load" "http://127.0.0.1:$http" "$calls" "$seconds" "$server"

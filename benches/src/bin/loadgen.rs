@@ -442,12 +442,12 @@ fn to_tag(to: &str) -> Option<String> {
 
 // ---------------------------------------------------------------- metrics
 
-/// The server's jitter buffer counters from its Prometheus text.
+/// The server's jitter buffer and media tick figures from its Prometheus text.
 async fn jitter_metrics(url: &str) -> HashMap<String, f64> {
     let Ok(resp) = reqwest::get(url).await else { return HashMap::new() };
     let text = resp.text().await.unwrap_or_default();
     text.lines()
-        .filter(|l| l.starts_with("voxgate_jitter"))
+        .filter(|l| l.starts_with("voxgate_jitter") || l.starts_with("voxgate_media_tick"))
         .filter_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;
             Some((name.to_owned(), value.parse().ok()?))
@@ -560,6 +560,19 @@ async fn main() -> anyhow::Result<()> {
     let jb_count = delta("voxgate_jitter_delay_seconds_count");
     let jb_delay_ms =
         if jb_count > 0.0 { delta("voxgate_jitter_delay_seconds_sum") / jb_count * 1000.0 } else { 0.0 };
+    // The server's media ticks in the held period, and how many ran later
+    // than 1, 4 and 16 ms (from the histogram's cumulative buckets).
+    let ticks = delta("voxgate_media_tick_lateness_seconds_count");
+    let ticks_later = |ms: f64| {
+        let le = after
+            .keys()
+            .filter_map(|k| k.strip_prefix("voxgate_media_tick_lateness_seconds_bucket{le=\""))
+            .filter_map(|k| k.strip_suffix("\"}"))
+            .find(|le| le.parse::<f64>().is_ok_and(|v| (v * 1000.0 - ms).abs() < 1e-6));
+        le.map_or(0.0, |le| {
+            ticks - delta(&format!("voxgate_media_tick_lateness_seconds_bucket{{le=\"{le}\"}}"))
+        })
+    };
     let p = |v: &mut Vec<f64>, q: f64| percentile(v, q);
     // The distributions, as (quantile, ms) every 5 %, for the CDF plots.
     let cdf = |v: &mut Vec<f64>, less: f64| -> Vec<(f64, f64)> {
@@ -583,6 +596,7 @@ async fn main() -> anyhow::Result<()> {
         "jitter": {"received": jb_received, "late": jb_late, "lost": fate("lost"), "concealed": fate("concealed"),
                    "duplicate": fate("duplicate"), "late_rate": if jb_received > 0.0 { jb_late / jb_received } else { 0.0 },
                    "mean_delay_ms": jb_delay_ms},
+        "media_ticks": {"count": ticks, "over_1ms": ticks_later(1.0), "over_4ms": ticks_later(4.0), "over_16ms": ticks_later(16.0)},
     });
     println!(
         "{} calls ({}, {}) held {held_s:.0} s: {answered} answered, {} failed, {ended_by_server} ended by the server\n\
@@ -590,7 +604,8 @@ async fn main() -> anyhow::Result<()> {
          (idle {rss_idle:.0}; {:.0} KiB per call) | load generator CPU {own_cpu_pct:.0}%\n\
          agent frames {frames}: {late} late (> 20 ms), {lost} lost, {unmarked} talkspurts unmarked; lateness p99 {:.1} ms max {:.1} ms\n\
          turn latency n={} p50 {:.0} ms p99 {:.0} ms (server-added, less {:.0} ms of set waits: p50 {:.0} ms p99 {:.0} ms); barge-in n={} p50 {:.0} ms p99 {:.0} ms; {unanswered} unanswered\n\
-         server jitter buffer: {jb_received} received, {jb_late} late, mean delay {jb_delay_ms:.0} ms",
+         server jitter buffer: {jb_received} received, {jb_late} late, mean delay {jb_delay_ms:.0} ms\n\
+         server media ticks: {ticks}, later than 1 ms {:.0}, 4 ms {:.0}, 16 ms {:.0}",
         args.calls,
         args.label,
         profile.name,
@@ -610,6 +625,9 @@ async fn main() -> anyhow::Result<()> {
         barge.len(),
         report["barge_in_ms"]["p50"].as_f64().unwrap_or(0.0),
         report["barge_in_ms"]["p99"].as_f64().unwrap_or(0.0),
+        ticks_later(1.0),
+        ticks_later(4.0),
+        ticks_later(16.0),
     );
     if let Some(first) = failures.first() {
         println!("failures, e.g.: {first}");
