@@ -251,17 +251,26 @@ enum Report {
     Phrases,
 }
 
+/// A report's `[from, to)` in Unix ms: `to` defaults to `now`, `from` to
+/// 30 days before `to` (not before 1970). Any `i64` the caller sends is
+/// answered, never overflowed on.
+fn window(from: Option<i64>, to: Option<i64>, now: i64) -> Result<(i64, i64), ApiError> {
+    const DEFAULT_SPAN_MS: i64 = 30 * 86_400_000;
+    let to = to.unwrap_or(now);
+    let from = from.unwrap_or_else(|| to.saturating_sub(DEFAULT_SPAN_MS).max(0));
+    if from < 0 || to < 0 || from >= to {
+        return Err(ApiError::BadRequest("from and to are Unix ms, from before to".into()));
+    }
+    Ok((from, to))
+}
+
 async fn report(
     state: &AppState,
     caller: &Caller,
     q: ReportQuery,
     kind: Report,
 ) -> Result<Json<Value>, ApiError> {
-    let to = q.to.unwrap_or_else(crate::store::now_ms);
-    let from = q.from.unwrap_or(to - 30 * 86_400_000);
-    if from < 0 || to < 0 || from >= to {
-        return Err(ApiError::BadRequest("from and to are Unix ms, from before to".into()));
-    }
+    let (from, to) = window(q.from, q.to, crate::store::now_ms())?;
     let tz_name = q.tz.clone().unwrap_or_else(|| "UTC".into());
     let tz = TimeZone::get(&tz_name)
         .map_err(|_| ApiError::BadRequest(format!("tz {tz_name:?} is not a time zone")))?;
@@ -366,6 +375,20 @@ mod tests {
     // 2026-11-22T23:30Z and 2026-11-23T00:30Z: one UTC day apart, the same day in New York.
     const LATE: i64 = 1_795_390_200_000;
     const EARLY: i64 = LATE + 3_600_000;
+
+    #[test]
+    fn the_window_answers_any_i64_without_overflowing() {
+        const NOW: i64 = 1_795_390_200_000;
+        let month = 30 * 86_400_000;
+        assert_eq!(window(None, None, NOW).ok(), Some((NOW - month, NOW)));
+        // Near 1970 the default start stops at 0 rather than going negative.
+        assert_eq!(window(None, Some(1_000), NOW).ok(), Some((0, 1_000)));
+        // Schemathesis sent this `to`; `to - 30 days` used to overflow and panic.
+        assert!(window(None, Some(-9_223_372_034_262_775_809), NOW).is_err());
+        assert!(window(Some(i64::MIN), Some(i64::MAX), NOW).is_err());
+        assert!(window(Some(NOW), Some(NOW), NOW).is_err());
+        assert_eq!(window(Some(0), Some(i64::MAX), NOW).ok(), Some((0, i64::MAX)));
+    }
 
     #[test]
     fn days_are_counted_in_the_asked_time_zone() {
