@@ -145,5 +145,51 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams/json", get(crate::stream::json))
         .merge(public)
         .merge(crate::api::router())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(handler_panicked))
         .with_state(state)
+}
+
+/// A handler that panicked is a bug: it is logged and answered 500 in the
+/// API's error shape, and the server keeps serving.
+fn handler_panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = what, "HTTP handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": "internal error" })))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::unused_async)]
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_and_the_server_serves_on() {
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(handler_panicked));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let boom = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .expect("an answer, not a closed connection");
+        assert_eq!(boom.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(boom.json::<serde_json::Value>().await.expect("JSON")["error"], "internal error");
+        let fine = client.get(format!("http://{addr}/fine")).send().await.expect("an answer");
+        assert_eq!(fine.text().await.expect("a body"), "fine");
+        server.abort();
+    }
 }
