@@ -8,6 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 torture=${SIP_TORTURE:-$here/../../shared/conformance/sip-torture}
+[ -f "$torture/MANIFEST.tsv" ] || { echo "seeds.sh: no SIP torture corpus at $torture (set SIP_TORTURE)" >&2; exit 1; }
 python3 - "${1:-$here/corpus}" "$torture" "$here/../media-server/tests/sipp" "$here/../fixtures/audio" <<'PY'
 import os, pathlib, re, struct, sys
 out, torture, scenarios, fixtures = map(pathlib.Path, sys.argv[1:])
