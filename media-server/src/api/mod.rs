@@ -141,7 +141,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON body whose rejections are [`ApiError`]s (JSON, with the reason).
+/// A JSON object body whose rejections are [`ApiError`]s (JSON, with the
+/// reason). Every body the API takes is an object: serde would also read a
+/// struct from an array of its fields, which the documented schema refuses.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -149,10 +151,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(e) => Err(rejected_json(&e)),
+        let Json(value) =
+            Json::<serde_json::Value>::from_request(req, state).await.map_err(|e| rejected_json(&e))?;
+        let unprocessable =
+            |message: String| ApiError::Request { status: StatusCode::UNPROCESSABLE_ENTITY, message };
+        if !value.is_object() {
+            return Err(unprocessable("the body must be a JSON object".into()));
         }
+        T::deserialize(value).map(Self).map_err(|e| {
+            unprocessable(format!("Failed to deserialize the JSON body into the target type: {e}"))
+        })
     }
 }
 
@@ -208,4 +216,47 @@ pub fn router() -> Router<AppState> {
         .route("/v1/analytics/categories", get(analytics::categories))
         .route("/v1/analytics/top-phrases", get(analytics::top_phrases))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        name: String,
+    }
+
+    async fn body(json: &str) -> Result<Named, ApiError> {
+        let request = Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(json.to_owned()))
+            .expect("a request");
+        ApiJson::<Named>::from_request(request, &()).await.map(|ApiJson(v)| v)
+    }
+
+    fn status(e: &ApiError) -> Option<StatusCode> {
+        match e {
+            ApiError::Request { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_a_json_object_and_nothing_else() {
+        assert_eq!(body(r#"{"name": "a key"}"#).await.ok().map(|n| n.name), Some("a key".into()));
+        // Serde reads a struct from an array of its fields; the schema does not.
+        let array = body(r#"["__proto__"]"#).await.expect_err("an array is refused");
+        assert_eq!(status(&array), Some(StatusCode::UNPROCESSABLE_ENTITY));
+        let missing = body("{}").await.expect_err("a missing field is refused");
+        assert_eq!(status(&missing), Some(StatusCode::UNPROCESSABLE_ENTITY));
+        let unknown = body(r#"{"name": "k", "admin": true}"#).await.expect_err("an unknown field is refused");
+        assert_eq!(status(&unknown), Some(StatusCode::UNPROCESSABLE_ENTITY));
+        let syntax = body("{").await.expect_err("bad JSON is refused");
+        assert_eq!(status(&syntax), Some(StatusCode::BAD_REQUEST));
+    }
 }
