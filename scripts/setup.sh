@@ -6,14 +6,15 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-# cmake + a C compiler: libopus (opusic-sys) and libfvad (webrtc-vad) are built from source.
+# cmake + a C compiler: libopus (opusic-sys), libfvad (webrtc-vad) and llama.cpp (the local
+# LLM, llama-cpp-sys-2) are built from source; libclang-dev: llama.cpp's bindings (bindgen).
 # python3-pip: the model fetch. espeak-ng + sox: the local voice and fixture tools.
 # baresip-core + sip-tester (SIPp): real SIP peers for the phone-call tests.
 # chromium: the browser of the WebRTC and widget tests (driven by npm playwright-core).
 # postgresql: the tests start their own throwaway PostgreSQL servers (the store's
 # scale-out backend); the server itself needs none (SQLite by default).
 # tzdata: campaign windows and analytics days in named time zones (jiff reads /usr/share/zoneinfo).
-PACKAGES=(build-essential cmake pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
+PACKAGES=(build-essential cmake libclang-dev pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
   chromium postgresql tzdata)
 
 missing=()

@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rates.push(Duration::from_secs_f64(f64::from(deltas.saturating_sub(1)) / decode / 1000.0));
     }
     println!(
-        "smollm2_135m_q4_1     first token after {:.0} ms; {:.1} tokens/s",
+        "smollm2_135m (llama.cpp Q8_0) first token after {:.0} ms; {:.1} tokens/s",
         median(ttft).as_secs_f64() * 1e3,
         median(rates).as_secs_f64() * 1000.0
     );

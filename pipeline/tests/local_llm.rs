@@ -122,7 +122,7 @@ fn smollm_quotes_a_price_from_the_knowledge() -> TestResult {
         temperature: 0.0,
         response_schema: None,
     };
-    let reply = llm.generate(&request, &CancellationToken::new(), |_| true)?;
+    let reply = llm.generate(&request, &CancellationToken::new(), |_| true)?.text;
     assert!(reply.contains("35"), "reply: {reply}");
     Ok(())
 }
@@ -150,5 +150,87 @@ async fn a_cancelled_reply_stops_early() -> TestResult {
         }
     }
     assert!(after < 20, "{after} deltas after cancel");
+    Ok(())
+}
+
+/// A call's second turn, as the session asks it: the first exchange, then a
+/// new question with its facts.
+fn two_turns(
+    knowledge: &KnowledgeBase,
+    e: &Embedder,
+) -> Result<[ChatRequest; 2], Box<dyn std::error::Error>> {
+    let system = "You are the phone assistant of Sunrise Bakery. Answer in one short sentence.";
+    let greeting = "Hello, thanks for calling Sunrise Bakery! How can I help you today?";
+    let (q1, q2) = ("How much does a chocolate cake cost?", "And when do you open on Saturday?");
+    let request = |messages: Vec<ChatMessage>,
+                   question: &str|
+     -> Result<ChatRequest, Box<dyn std::error::Error>> {
+        Ok(ChatRequest {
+            messages,
+            knowledge: knowledge.retrieve(e, question, 2)?.into_iter().map(|(p, _)| p.to_owned()).collect(),
+            tools: Vec::new(),
+            max_tokens: 40,
+            temperature: 0.0,
+            response_schema: None,
+        })
+    };
+    let mut history = vec![
+        ChatMessage::new(Role::System, system),
+        ChatMessage::new(Role::Assistant, greeting),
+        ChatMessage::new(Role::User, q1),
+    ];
+    let first = request(history.clone(), q1)?;
+    // The session keeps each question's facts in the history.
+    history[2].knowledge.clone_from(&first.knowledge);
+    history.push(ChatMessage::new(Role::Assistant, "A chocolate cake costs 35 dollars."));
+    history.push(ChatMessage::new(Role::User, q2));
+    Ok([first, request(history, q2)?])
+}
+
+#[test]
+fn a_kept_conversation_reads_only_its_new_turn_and_answers_as_if_read_afresh() -> TestResult {
+    let e = Embedder::load(&EmbedderConfig::with_models_dir(&models_dir()))?;
+    let kb = KnowledgeBase::build(&e, KNOWLEDGE)?;
+    let [first, second] = two_turns(&kb, &e)?;
+    let config = SmolLmConfig::with_models_dir(&models_dir());
+    let kept = SmolLm::load(&config)?;
+    let one = kept.generate(&first, &CancellationToken::new(), |_| true)?;
+    assert_eq!(one.read_tokens, one.prompt_tokens, "nothing cached yet: {one:?}");
+    let two = kept.generate(&second, &CancellationToken::new(), |_| true)?;
+    // Only what is new is read: the reply the caller heard (where it differs
+    // from the one written) and the new question with its facts.
+    let new = two.prompt_tokens - one.prompt_tokens;
+    assert!(two.read_tokens <= new && two.read_tokens * 2 < two.prompt_tokens, "{one:?} then {two:?}");
+    let afresh = SmolLm::load(&SmolLmConfig { slots: 1, ..config })?;
+    let fresh = afresh.generate(&second, &CancellationToken::new(), |_| true)?;
+    assert_eq!(fresh.read_tokens, fresh.prompt_tokens);
+    assert_eq!(two.text, fresh.text, "the cached state answers as the whole prompt read afresh does");
+    assert!(two.text.contains('9') || two.text.to_lowercase().contains("nine"), "{two:?}");
+    Ok(())
+}
+
+#[test]
+fn a_new_call_starts_from_the_agents_prefix_and_leaves_the_first_call_cached() -> TestResult {
+    let e = Embedder::load(&EmbedderConfig::with_models_dir(&models_dir()))?;
+    let kb = KnowledgeBase::build(&e, KNOWLEDGE)?;
+    let [first, second] = two_turns(&kb, &e)?;
+    let llm = SmolLm::load(&SmolLmConfig::with_models_dir(&models_dir()))?;
+    llm.generate(&first, &CancellationToken::new(), |_| true)?;
+    // Another caller of the same agent asks something else.
+    let mut other = first.clone();
+    if let Some(last) = other.messages.last_mut() {
+        last.content = "Where is the bakery?".into();
+    }
+    let b = llm.generate(&other, &CancellationToken::new(), |_| true)?;
+    // The system prompt and greeting (less the few tokens that open the reply).
+    let agent_prefix =
+        llm.prompt_tokens(&ChatRequest { messages: first.messages[..2].to_vec(), ..first.clone() }) - 5;
+    assert!(
+        b.read_tokens + agent_prefix <= b.prompt_tokens,
+        "the agent's prefix comes from the cache: {b:?}"
+    );
+    // The first call's state was not overwritten by the second.
+    let a = llm.generate(&second, &CancellationToken::new(), |_| true)?;
+    assert!(a.read_tokens * 2 < a.prompt_tokens, "{a:?}");
     Ok(())
 }

@@ -206,13 +206,24 @@ pub struct ChatMessage {
     pub tool_calls: Vec<ToolCall>,
     /// For a tool result: the call it answers.
     pub tool_call_id: Option<String>,
+    /// For a caller's message: the knowledge passages retrieved for it,
+    /// kept in the history so a provider can show every turn as it was
+    /// asked (a prompt that only grows stays cached). The last message's
+    /// are also [`ChatRequest::knowledge`]; providers may ignore these.
+    pub knowledge: Vec<String>,
 }
 
 impl ChatMessage {
     /// A plain message.
     #[must_use]
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            knowledge: Vec::new(),
+        }
     }
 }
 

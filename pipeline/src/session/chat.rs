@@ -125,6 +125,11 @@ impl Chat {
                     latency.llm_first_token_ms = Some(at.saturating_duration_since(asked).as_millis() as u64);
                 }
                 WorkerEvent::ToolMessages { messages, .. } => self.history.extend(messages),
+                WorkerEvent::Retrieved { passages, .. } => {
+                    if let Some(question) = self.history.iter_mut().rev().find(|m| m.role == Role::User) {
+                        question.knowledge = passages;
+                    }
+                }
                 WorkerEvent::ToolRan { name, ok, elapsed } => {
                     let ms = elapsed.as_millis() as u64;
                     self.log.push(CallEvent {

@@ -344,6 +344,8 @@ struct Worker {
     cancel: CancellationToken,
     is_reply: bool,
     failed: bool,
+    /// For a reply: where its question is in the history.
+    question: Option<usize>,
 }
 
 /// What to do once a turn has played.
@@ -505,7 +507,8 @@ impl Driver {
     fn start_worker(&mut self, turn: TurnId, job: Job, is_reply: bool) {
         self.egress.open(turn);
         let cancel = self.call.child_token();
-        self.workers.insert(turn, Worker { cancel: cancel.clone(), is_reply, failed: false });
+        let question = is_reply.then(|| self.history.len().saturating_sub(1));
+        self.workers.insert(turn, Worker { cancel: cancel.clone(), is_reply, failed: false, question });
         tokio::spawn(reply::run(self.ctx.clone(), turn, job, cancel, self.worker_tx.clone()));
     }
 
@@ -657,6 +660,13 @@ impl Driver {
             }
             WorkerEvent::ToolMessages { turn, messages } if live(&turn, &self.workers) => {
                 self.history.extend(messages);
+            }
+            WorkerEvent::Retrieved { turn, passages } => {
+                if let Some(i) = self.workers.get(&turn).and_then(|w| w.question)
+                    && let Some(question) = self.history.get_mut(i)
+                {
+                    question.knowledge = passages;
+                }
             }
             WorkerEvent::ToolRan { name, ok, elapsed } => {
                 self.log(CallEventKind::ToolCalled { name, ok, ms: elapsed.as_millis() as u64 });

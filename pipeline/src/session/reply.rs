@@ -36,6 +36,8 @@ pub(crate) enum WorkerEvent {
     FirstAudio { turn: TurnId, at: Instant },
     /// Tool calls and their results, for the conversation history.
     ToolMessages { turn: TurnId, messages: Vec<ChatMessage> },
+    /// The knowledge retrieved for the turn's question, for the history.
+    Retrieved { turn: TurnId, passages: Vec<String> },
     /// A tool ran.
     ToolRan { name: String, ok: bool, elapsed: Duration },
     /// The model asked to end the call, once this turn has played.
@@ -264,6 +266,13 @@ pub(crate) async fn converse(
         }
         _ => Vec::new(),
     };
+    if !knowledge.is_empty() {
+        // The question carries its facts from now on, in this request and in the history.
+        if let Some(question) = messages.iter_mut().rev().find(|m| m.role == Role::User) {
+            question.knowledge.clone_from(&knowledge);
+        }
+        let _ = tx.send(WorkerEvent::Retrieved { turn, passages: knowledge.clone() }).await;
+    }
     let llm = &ctx.providers.llm;
     let tools = ctx.tool_specs();
     let mut first_token = true;

@@ -5,6 +5,7 @@ pub mod embed;
 pub mod espeak;
 pub mod llm;
 pub mod piper;
+mod prompt_cache;
 pub mod stt;
 pub mod tts;
 pub mod whisper;
@@ -30,6 +31,13 @@ pub enum LocalModelError {
     /// A file is not what the model needs.
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// llama.cpp failed at `op`.
+    #[error("llama.cpp, {op}: {source}")]
+    Llama {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// espeak-ng failed.
     #[error("espeak-ng: {message}")]
     Espeak { message: String },
