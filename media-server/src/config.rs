@@ -417,11 +417,14 @@ impl Default for WidgetConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
     pub dir: PathBuf,
+    /// The shortest window Whisper's encoder reads, in ms (30000: its own
+    /// fixed window, the most accurate; shorter is faster).
+    pub whisper_min_window_ms: u32,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("models") }
+        Self { dir: PathBuf::from("models"), whisper_min_window_ms: 30_000 }
     }
 }
 
@@ -442,12 +445,38 @@ pub struct VadSettings {
     pub backend: VadBackend,
     /// WebRTC aggressiveness, 0 (least) to 3 (most).
     pub webrtc_mode: u8,
+    /// The learned end of turn asked at each of the caller's pauses.
+    pub turn_model: TurnModel,
+    /// Silence before it is asked.
+    pub turn_check_ms: u32,
+    /// Silence that ends a turn it called incomplete.
+    pub incomplete_silence_ms: u32,
 }
 
 impl Default for VadSettings {
     fn default() -> Self {
-        Self { backend: VadBackend::Auto, webrtc_mode: 2 }
+        Self {
+            backend: VadBackend::Auto,
+            webrtc_mode: 2,
+            turn_model: TurnModel::Auto,
+            turn_check_ms: 200,
+            incomplete_silence_ms: voxgate_pipeline::dsp::endpoint::EndpointConfig::default()
+                .incomplete_silence_ms,
+        }
     }
+}
+
+/// Which learned end of turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnModel {
+    /// Smart Turn when its model is in `models/`, else silence alone.
+    #[default]
+    Auto,
+    /// Smart Turn v3.2 (its model must load).
+    SmartTurn,
+    /// Silence alone ends a turn.
+    Off,
 }
 
 /// When a caller's turn starts and ends.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use voxgate_codecs::SampleRate;
+use voxgate_pipeline::dsp::smart_turn::SmartTurnModel;
 use voxgate_pipeline::knowledge::LocalKnowledge;
 use voxgate_pipeline::providers::deepgram::{DeepgramConfig, DeepgramStt};
 use voxgate_pipeline::providers::deepgram_speech::{DeepgramSpeech, DeepgramSpeechConfig};
@@ -26,7 +27,7 @@ use voxgate_pipeline::providers::scripted::{ScriptedLlm, ScriptedStt, ScriptedTt
 use voxgate_pipeline::providers::{LanguageModel, SpeechToText, TextToSpeech};
 use voxgate_pipeline::session::{Knowledge, Providers, SessionConfig};
 
-use crate::config::{Config, LlmChoice, SttChoice, TtsChoice};
+use crate::config::{Config, LlmChoice, SttChoice, TtsChoice, TurnModel};
 use spec::{AgentSpec, DocFormat};
 
 /// An agent ready to take calls.
@@ -76,6 +77,8 @@ pub fn session_config(spec: &AgentSpec) -> SessionConfig {
     s.turn.false_interruption_timeout_ms = t.false_interruption_timeout_ms;
     s.turn.endpointing_min_delay_ms = t.endpointing_min_delay_ms;
     s.turn.endpointing_max_delay_ms = t.endpointing_max_delay_ms;
+    // Whisper answers each end of speech with one final transcript.
+    s.turn.final_per_speech_end = spec.stt.provider == SttChoice::Local;
     s.turn.reprompt_after_ms = nonzero(t.reprompt_after_ms);
     s.turn.hangup_after_silence_ms = nonzero(t.hangup_after_silence_ms);
     s.turn.max_call_duration_ms = nonzero(t.max_call_duration_s).map(|v| u64::from(v) * 1000);
@@ -105,12 +108,14 @@ pub fn session_config(spec: &AgentSpec) -> SessionConfig {
 /// then shared by every agent. Loading is slow: call from blocking threads.
 pub struct LocalModels {
     dir: std::path::PathBuf,
+    whisper_min_window_ms: u32,
     whisper: Mutex<Option<Arc<dyn SpeechToText>>>,
     smollm: Mutex<Option<Arc<dyn LanguageModel>>>,
     /// A second copy for post-call analytics (the model runs one request at a time).
     smollm_analyst: Mutex<Option<Arc<dyn LanguageModel>>>,
     tts: Mutex<Option<Arc<dyn TextToSpeech>>>,
     embedder: Mutex<Option<Arc<Embedder>>>,
+    smart_turn: Mutex<Option<Arc<SmartTurnModel>>>,
 }
 
 impl std::fmt::Debug for LocalModels {
@@ -135,23 +140,28 @@ fn shared<T: ?Sized>(
 }
 
 impl LocalModels {
-    /// Models under `dir` (`models.dir`), none loaded yet.
+    /// The models `[models]` names, none loaded yet.
     #[must_use]
-    pub fn new(dir: &std::path::Path) -> Self {
+    pub fn new(config: &crate::config::ModelsConfig) -> Self {
         Self {
-            dir: dir.to_owned(),
+            dir: config.dir.clone(),
+            whisper_min_window_ms: config.whisper_min_window_ms,
             whisper: Mutex::default(),
             smollm: Mutex::default(),
             smollm_analyst: Mutex::default(),
             tts: Mutex::default(),
             embedder: Mutex::default(),
+            smart_turn: Mutex::default(),
         }
     }
 
     fn whisper(&self) -> anyhow::Result<Arc<dyn SpeechToText>> {
         shared(&self.whisper, || {
-            let w =
-                WhisperStt::load(&WhisperConfig::with_models_dir(&self.dir)).context("loading Whisper")?;
+            let config = WhisperConfig {
+                min_window_ms: self.whisper_min_window_ms,
+                ..WhisperConfig::with_models_dir(&self.dir)
+            };
+            let w = WhisperStt::load(&config).context("loading Whisper")?;
             Ok(Arc::new(LocalStt::new(w)) as Arc<dyn SpeechToText>)
         })
     }
@@ -178,6 +188,22 @@ impl LocalModels {
             }
             Ok(Arc::new(tts) as Arc<dyn TextToSpeech>)
         })
+    }
+
+    /// Smart Turn, as `[vad] turn_model` asks: `None` when off, or when
+    /// "auto" finds no model.
+    fn smart_turn(&self, config: &Config) -> anyhow::Result<Option<SmartTurnModel>> {
+        let model = self.dir.join("smart-turn/smart-turn-v3.2-cpu.onnx");
+        match config.vad.turn_model {
+            TurnModel::Off => return Ok(None),
+            TurnModel::Auto if !model.exists() => return Ok(None),
+            TurnModel::Auto | TurnModel::SmartTurn => {}
+        }
+        let onnxruntime = config.vad_config().onnxruntime;
+        let loaded = shared(&self.smart_turn, || {
+            Ok(Arc::new(SmartTurnModel::load(&onnxruntime, &model).context("loading Smart Turn")?))
+        })?;
+        Ok(Some((*loaded).clone()))
     }
 
     fn embedder(&self) -> anyhow::Result<Arc<Embedder>> {
@@ -289,11 +315,19 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         let base = LocalKnowledge::build(local.embedder()?, &text).context("embedding the knowledge")?;
         Some(Arc::new(base))
     };
+    let mut session = SessionConfig { tools, ..session_config(spec) };
+    // Scripted agents (load tests) load no model at all.
+    let learned_turns = spec.stt.provider != SttChoice::Scripted;
+    if learned_turns && let Some(model) = local.smart_turn(config)? {
+        session.turn_detector = Some(model);
+        session.endpoint.turn_check_ms = config.vad.turn_check_ms;
+        session.endpoint.incomplete_silence_ms = config.vad.incomplete_silence_ms;
+    }
     Ok(Agent {
         id: None,
         tenant_id: None,
         name: spec.name.clone(),
-        session: SessionConfig { tools, ..session_config(spec) },
+        session,
         providers: Providers { stt, llm, tts, knowledge },
         widget: spec.widget.clone(),
         post_call: spec.post_call.clone(),

@@ -66,7 +66,7 @@ impl Agents {
     /// # Errors
     /// Its models cannot be loaded.
     pub async fn new(config: &Config, store: Store) -> anyhow::Result<Self> {
-        let local = Arc::new(LocalModels::new(&config.models.dir));
+        let local = Arc::new(LocalModels::new(&config.models));
         let configured = {
             let (config, local) = (config.clone(), local.clone());
             tokio::task::spawn_blocking(move || {

@@ -7,6 +7,13 @@
 //! is not the end of a turn). Both events carry padding so that the audio
 //! handed to speech recognition keeps the soft edges of words.
 //!
+//! With a learned end of turn (Smart Turn), the endpointer asks at each
+//! pause of `turn_check_ms` ([`EndpointEvent::TurnCheck`]) whether the
+//! caller is done: a "complete" verdict ends the turn at once, an
+//! "incomplete" one waits `incomplete_silence_ms` instead of
+//! `min_silence_ms` (a caller reading out a number, or saying "um"). With
+//! no verdict in time, `min_silence_ms` ends it as before.
+//!
 //! Time is the media time of each frame, passed in: the same input always
 //! gives the same events.
 
@@ -29,6 +36,10 @@ pub struct EndpointConfig {
     pub pre_padding_ms: u32,
     /// Added after the last speech frame in `SpeechEnd`.
     pub post_padding_ms: u32,
+    /// Silence after which the learned end of turn is asked; 0: never.
+    pub turn_check_ms: u32,
+    /// Silence that ends a turn the learned model called incomplete.
+    pub incomplete_silence_ms: u32,
 }
 
 impl Default for EndpointConfig {
@@ -46,6 +57,8 @@ impl Default for EndpointConfig {
             pause_ms: 60,
             pre_padding_ms: 200,
             post_padding_ms: 100,
+            turn_check_ms: 0,
+            incomplete_silence_ms: 1500,
         }
     }
 }
@@ -55,8 +68,12 @@ impl Default for EndpointConfig {
 pub enum EndpointEvent {
     /// Speech began at `at_ms` (padding included).
     SpeechStart { at_ms: u64 },
-    /// Speech ended at `at_ms` (padding included); `speech_ms` since its start.
-    SpeechEnd { at_ms: u64, speech_ms: u64 },
+    /// Speech ended at `at_ms` (padding included); `speech_ms` since its
+    /// start; `silence_ms` of silence confirmed it.
+    SpeechEnd { at_ms: u64, speech_ms: u64, silence_ms: u64 },
+    /// The caller has paused since `pause` for `turn_check_ms`: ask the
+    /// learned end of turn, and answer [`Endpointer::handle_turn_verdict`].
+    TurnCheck { pause: u64 },
     /// Within speech, the voice stopped at `at_ms` (no padding); speech may
     /// resume or end.
     SpeechPause { at_ms: u64 },
@@ -79,7 +96,16 @@ enum State {
         start: u64,
         since: u64,
         paused: bool,
+        verdict: Verdict,
     },
+}
+
+/// What the learned end of turn said of the current pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    NotAsked,
+    Asked,
+    Incomplete,
 }
 
 /// The endpointing state machine. Feed it one frame at a time.
@@ -121,19 +147,29 @@ impl Endpointer {
             }
             State::Onset { since } => self.confirm_onset(since, end_of_frame),
             State::Speech { start } if quiet => {
-                self.state = State::Trailing { start, since: at_ms, paused: false };
-                self.confirm_end(start, at_ms, end_of_frame)
+                self.state =
+                    State::Trailing { start, since: at_ms, paused: false, verdict: Verdict::NotAsked };
+                self.confirm_end(start, at_ms, end_of_frame, Verdict::NotAsked)
             }
             State::Speech { .. } => None,
             State::Trailing { start, paused, .. } if speech => {
                 self.state = State::Speech { start };
                 paused.then_some(EndpointEvent::SpeechResume { at_ms })
             }
-            State::Trailing { start, since, paused } => {
-                let end = self.confirm_end(start, since, end_of_frame);
-                if end.is_none() && !paused && end_of_frame - since >= u64::from(c.pause_ms) {
-                    self.state = State::Trailing { start, since, paused: true };
+            State::Trailing { start, since, paused, verdict } => {
+                let end = self.confirm_end(start, since, end_of_frame, verdict);
+                let silent = end_of_frame - since;
+                if end.is_none() && !paused && silent >= u64::from(c.pause_ms) {
+                    self.state = State::Trailing { start, since, paused: true, verdict };
                     return Some(EndpointEvent::SpeechPause { at_ms: since });
+                }
+                if end.is_none()
+                    && verdict == Verdict::NotAsked
+                    && c.turn_check_ms > 0
+                    && silent >= u64::from(c.turn_check_ms)
+                {
+                    self.state = State::Trailing { start, since, paused, verdict: Verdict::Asked };
+                    return Some(EndpointEvent::TurnCheck { pause: since });
                 }
                 end
             }
@@ -149,13 +185,39 @@ impl Endpointer {
         Some(EndpointEvent::SpeechStart { at_ms: start })
     }
 
-    fn confirm_end(&mut self, start: u64, since: u64, now: u64) -> Option<EndpointEvent> {
-        if now - since < u64::from(self.config.min_silence_ms) {
+    fn confirm_end(&mut self, start: u64, since: u64, now: u64, verdict: Verdict) -> Option<EndpointEvent> {
+        let needed = match verdict {
+            Verdict::Incomplete => self.config.incomplete_silence_ms,
+            Verdict::NotAsked | Verdict::Asked => self.config.min_silence_ms,
+        };
+        if now - since < u64::from(needed) {
             return None;
         }
+        self.end(start, since, now)
+    }
+
+    fn end(&mut self, start: u64, since: u64, now: u64) -> Option<EndpointEvent> {
         self.state = State::Silence;
         let end = since + u64::from(self.config.post_padding_ms);
-        Some(EndpointEvent::SpeechEnd { at_ms: end, speech_ms: end - start })
+        Some(EndpointEvent::SpeechEnd { at_ms: end, speech_ms: end - start, silence_ms: now - since })
+    }
+
+    /// The learned end of turn's answer for the pause that began at
+    /// `pause`, heard at media time `now_ms` (the end of the last frame).
+    /// "Complete" ends the turn now; an answer for a pause that is over
+    /// (the caller went on) changes nothing.
+    pub fn handle_turn_verdict(&mut self, pause: u64, complete: bool, now_ms: u64) -> Option<EndpointEvent> {
+        let State::Trailing { start, since, paused, verdict: Verdict::Asked } = self.state else {
+            return None;
+        };
+        if since != pause {
+            return None;
+        }
+        if complete {
+            return self.end(start, since, now_ms.max(since));
+        }
+        self.state = State::Trailing { start, since, paused, verdict: Verdict::Incomplete };
+        None
     }
 
     /// Forgets any speech in progress.
@@ -193,7 +255,7 @@ mod tests {
             events,
             [
                 EndpointEvent::SpeechStart { at_ms: 300 },
-                EndpointEvent::SpeechEnd { at_ms: 1600, speech_ms: 1300 },
+                EndpointEvent::SpeechEnd { at_ms: 1600, speech_ms: 1300, silence_ms: 600 },
             ]
         );
     }
@@ -210,7 +272,7 @@ mod tests {
                 EndpointEvent::SpeechPause { at_ms: 400 },
                 EndpointEvent::SpeechResume { at_ms: 500 },
                 EndpointEvent::SpeechPause { at_ms: 700 },
-                EndpointEvent::SpeechEnd { at_ms: 800, speech_ms: 800 },
+                EndpointEvent::SpeechEnd { at_ms: 800, speech_ms: 800, silence_ms: 600 },
             ]
         );
     }
@@ -233,5 +295,81 @@ mod tests {
         let events = run(EndpointConfig::default(), &pattern(&[(0.9, 10), (0.4, 60), (0.9, 5), (0.1, 40)]));
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(events[1], EndpointEvent::SpeechEnd { speech_ms, .. } if speech_ms >= 1500));
+    }
+
+    fn learned() -> EndpointConfig {
+        EndpointConfig { turn_check_ms: 200, ..EndpointConfig::default() }
+    }
+
+    /// Runs frames until a turn check, answers it with `complete`, then the rest.
+    fn with_verdict(complete: bool, probabilities: &[f32]) -> Vec<(u64, EndpointEvent)> {
+        let mut ep = Endpointer::new(learned(), 20);
+        let mut out = Vec::new();
+        for (i, &p) in probabilities.iter().enumerate() {
+            let at = 20 * i as u64;
+            if let Some(e) = ep.handle_frame(at, p) {
+                out.push((at, e));
+                if let EndpointEvent::TurnCheck { pause } = e
+                    && let Some(end) = ep.handle_turn_verdict(pause, complete, at + 20)
+                {
+                    out.push((at, end));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_complete_verdict_ends_the_turn_at_the_check() {
+        // 1 s of speech, then silence: asked at 200 ms of it, ended there.
+        let events = with_verdict(true, &pattern(&[(0.9, 50), (0.0, 50)]));
+        let ends: Vec<_> =
+            events.iter().filter(|(_, e)| matches!(e, EndpointEvent::SpeechEnd { .. })).collect();
+        assert_eq!(ends.len(), 1, "{events:?}");
+        assert_eq!(ends[0].1, EndpointEvent::SpeechEnd { at_ms: 1100, speech_ms: 1100, silence_ms: 200 });
+        assert!(events.iter().any(|(_, e)| *e == EndpointEvent::TurnCheck { pause: 1000 }));
+    }
+
+    #[test]
+    fn an_incomplete_verdict_waits_the_long_silence_and_keeps_a_mid_thought_pause_in_the_turn() {
+        // Speech, a 1 s pause (a caller reading a number), more speech, silence.
+        let events = with_verdict(false, &pattern(&[(0.9, 50), (0.0, 50), (0.9, 30), (0.0, 100)]));
+        let ends: Vec<_> = events
+            .iter()
+            .filter_map(|(_, e)| matches!(e, EndpointEvent::SpeechEnd { .. }).then_some(*e))
+            .collect();
+        // Without the model, the 1 s pause would have ended the turn at 600 ms.
+        assert_eq!(
+            ends,
+            [EndpointEvent::SpeechEnd { at_ms: 2700, speech_ms: 2700, silence_ms: 1500 }],
+            "{events:?}"
+        );
+        let plain = run(EndpointConfig::default(), &pattern(&[(0.9, 50), (0.0, 50), (0.9, 30), (0.0, 100)]));
+        assert_eq!(plain.len(), 4, "two turns without the model: {plain:?}");
+    }
+
+    #[test]
+    fn a_verdict_for_a_pause_the_caller_ended_changes_nothing() {
+        let mut ep = Endpointer::new(learned(), 20);
+        let mut check = None;
+        for (i, &p) in pattern(&[(0.9, 20), (0.0, 12)]).iter().enumerate() {
+            if let Some(EndpointEvent::TurnCheck { pause }) = ep.handle_frame(20 * i as u64, p) {
+                check = Some(pause);
+            }
+        }
+        let pause = check.expect("asked at 200 ms of silence");
+        // The caller speaks again before the answer arrives.
+        assert_eq!(ep.handle_frame(640, 0.9), Some(EndpointEvent::SpeechResume { at_ms: 640 }));
+        assert_eq!(ep.handle_turn_verdict(pause, true, 660), None);
+        assert!(ep.in_speech());
+    }
+
+    #[test]
+    fn without_a_verdict_in_time_min_silence_ends_the_turn() {
+        let events = run_all(learned(), &pattern(&[(0.9, 50), (0.0, 50)]));
+        assert!(
+            events.contains(&EndpointEvent::SpeechEnd { at_ms: 1100, speech_ms: 1100, silence_ms: 600 }),
+            "{events:?}"
+        );
     }
 }

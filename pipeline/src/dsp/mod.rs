@@ -2,5 +2,7 @@
 pub mod conceal;
 pub mod endpoint;
 pub mod jitter;
+pub mod log_mel;
 pub mod playout;
+pub mod smart_turn;
 pub mod vad;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::tools::HttpTool;
 use crate::dsp::endpoint::EndpointConfig;
+use crate::dsp::smart_turn::SmartTurnModel;
 use crate::providers::{LanguageModel, SpeechToText, TextToSpeech};
 use crate::turn::TurnConfig;
 
@@ -16,6 +17,9 @@ pub struct SessionConfig {
     pub turn: TurnConfig,
     /// How the caller's speech start and end are found.
     pub endpoint: EndpointConfig,
+    /// The learned end of turn the endpointer asks at each pause (with
+    /// `endpoint.turn_check_ms`); `None`: silence alone ends a turn.
+    pub turn_detector: Option<SmartTurnModel>,
     /// The agent's instructions.
     pub system_prompt: String,
     /// Longest reply per LLM round, in tokens.
@@ -51,6 +55,7 @@ impl Default for SessionConfig {
         Self {
             turn: TurnConfig::default(),
             endpoint: EndpointConfig::default(),
+            turn_detector: None,
             system_prompt: "You are a helpful, friendly voice assistant. Answer briefly, in one or two \
                             spoken sentences, without lists or markup."
                 .to_owned(),

@@ -70,6 +70,9 @@ pub enum CallEventKind {
     DtmfSent { digits: String },
     /// The recording stopped early.
     RecordingFailed { error: String },
+    /// The learned end of turn judged a pause of the caller's: complete
+    /// (the turn ends now) or not (the endpointer waits longer).
+    TurnCheck { complete: bool, probability: f32 },
 }
 
 /// An event with its time.

@@ -59,6 +59,7 @@ use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_codecs::wav::{WavLayout, WavRecorder};
 
 use crate::dsp::endpoint::{EndpointEvent, Endpointer};
+use crate::dsp::smart_turn;
 use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
 use crate::metrics::{ProviderLabel, StageLabel, metrics};
 use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
@@ -236,6 +237,7 @@ impl Session {
             () = self.turn_timer.fired() => d.turns.handle_timeout(now()),
             Some(e) = d.worker_rx.recv() => d.handle_worker(e),
             Some(e) = d.stt_rx.recv() => d.handle_stt(e),
+            Some((pause, p)) = d.verdict_rx.recv() => d.handle_verdict(pause, p),
         }
         d.drain_outputs();
     }
@@ -372,6 +374,11 @@ struct Driver {
     /// The caller's audio not yet sent to the recogniser.
     stt_chunk: Vec<i16>,
     stt_rx: mpsc::Receiver<SttLaneEvent>,
+    /// The caller's last seconds of audio, for the learned end of turn.
+    caller_audio: VecDeque<i16>,
+    /// Its verdicts: (the pause asked about, the probability the turn is complete).
+    verdict_tx: mpsc::Sender<(u64, f32)>,
+    verdict_rx: mpsc::Receiver<(u64, f32)>,
     worker_tx: mpsc::Sender<WorkerEvent>,
     worker_rx: mpsc::Receiver<WorkerEvent>,
     /// Events for the transport, and agent frames to send now.
@@ -412,6 +419,7 @@ impl Driver {
             call.child_token(),
         ));
         let (worker_tx, worker_rx) = mpsc::channel(256);
+        let (verdict_tx, verdict_rx) = mpsc::channel(4);
         let mut log_events = Vec::new();
         let recorder = recording.and_then(|path| {
             WavRecorder::create(&path, SampleRate::HZ_16000, WavLayout::CallerLeftAgentRight)
@@ -442,6 +450,9 @@ impl Driver {
             stt_tx,
             stt_chunk: Vec::with_capacity(STT_CHUNK_SAMPLES),
             stt_rx,
+            caller_audio: VecDeque::with_capacity(smart_turn::WINDOW_SAMPLES),
+            verdict_tx,
+            verdict_rx,
             worker_tx,
             worker_rx,
             events: VecDeque::new(),
@@ -788,6 +799,12 @@ impl Driver {
         // A VAD error on one frame counts as silence.
         let probability = self.vad.process(frame).unwrap_or(0.0);
         self.media_ms += 20;
+        if self.ctx.config.turn_detector.is_some() {
+            if self.caller_audio.len() + frame.len() > smart_turn::WINDOW_SAMPLES {
+                self.caller_audio.drain(..frame.len());
+            }
+            self.caller_audio.extend(frame.iter());
+        }
         self.stt_chunk.extend_from_slice(frame);
         if self.stt_chunk.len() >= STT_CHUNK_SAMPLES {
             self.send_stt_audio();
@@ -805,16 +822,42 @@ impl Driver {
                 self.turns.handle_speech_pause(before(ago));
             }
             Some(EndpointEvent::SpeechResume { .. }) => self.turns.handle_speech_resume(now()),
-            Some(EndpointEvent::SpeechEnd { .. }) => {
-                self.send_stt_audio();
-                let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
-                let silence = Duration::from_millis(u64::from(self.config().endpoint.min_silence_ms));
-                let at = Instant::now();
-                self.caller_stopped = Some(at.checked_sub(silence).unwrap_or(at));
-                self.final_at = None;
-                self.turns.handle_speech_end(now());
-            }
+            Some(end @ EndpointEvent::SpeechEnd { .. }) => self.speech_ended(end),
+            Some(EndpointEvent::TurnCheck { pause }) => self.check_turn(pause),
             None => {}
+        }
+    }
+
+    fn speech_ended(&mut self, end: EndpointEvent) {
+        let EndpointEvent::SpeechEnd { silence_ms, .. } = end else { return };
+        self.send_stt_audio();
+        let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
+        let at = Instant::now();
+        self.caller_stopped = Some(at.checked_sub(Duration::from_millis(silence_ms)).unwrap_or(at));
+        self.final_at = None;
+        self.turns.handle_speech_end(now());
+    }
+
+    /// Asks the learned end of turn about the pause that began at `pause`,
+    /// off the media tick; the answer comes back through `verdict_rx`.
+    fn check_turn(&mut self, pause: u64) {
+        let Some(model) = self.ctx.config.turn_detector.clone() else { return };
+        let audio: Vec<i16> = self.caller_audio.iter().copied().collect();
+        let tx = self.verdict_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            // A failed inference is no verdict: silence decides, as without the model.
+            if let Ok(p) = model.predict(&audio) {
+                let _ = tx.try_send((pause, p));
+            }
+        });
+    }
+
+    fn handle_verdict(&mut self, pause: u64, probability: f32) {
+        let complete = probability > smart_turn::COMPLETE;
+        self.log(CallEventKind::TurnCheck { complete, probability });
+        // The answer is heard at the end of the last frame.
+        if let Some(end) = self.endpointer.handle_turn_verdict(pause, complete, self.media_ms + 20) {
+            self.speech_ended(end);
         }
     }
 

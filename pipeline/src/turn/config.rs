@@ -33,6 +33,12 @@ pub struct TurnConfig {
     pub max_call_duration_ms: Option<u64>,
     /// Keypad digits are committed after this pause (or at `#`).
     pub dtmf_timeout_ms: u32,
+    /// The recogniser answers every end of speech with one final transcript
+    /// (Whisper transcribing each utterance does; a streaming recogniser
+    /// may not). Then a turn waits for the final of its last stretch of
+    /// speech, not only for any final: a caller who pauses briefly and goes
+    /// on is not answered on the words before the pause alone.
+    pub final_per_speech_end: bool,
 }
 
 impl Default for TurnConfig {
@@ -55,6 +61,7 @@ impl Default for TurnConfig {
             goodbye: Some("Thank you for calling. Goodbye!".to_owned()),
             max_call_duration_ms: Some(30 * 60 * 1000),
             dtmf_timeout_ms: 2000,
+            final_per_speech_end: false,
         }
     }
 }

@@ -159,6 +159,9 @@ pub struct TurnMachine {
     last_dtmf: Option<Instant>,
     /// How much of the agent's current turn has been played.
     played_ms: u64,
+    /// Ends of speech whose final transcript has not come yet
+    /// (with [`TurnConfig::final_per_speech_end`]).
+    unanswered_ends: u32,
 }
 
 impl TurnMachine {
@@ -178,6 +181,7 @@ impl TurnMachine {
             dtmf: String::new(),
             last_dtmf: None,
             played_ms: 0,
+            unanswered_ends: 0,
         }
     }
 
@@ -308,6 +312,9 @@ impl TurnMachine {
 
     /// The caller stopped speaking (the endpointer's speech end).
     pub fn handle_speech_end(&mut self, now: Instant) {
+        if self.config.final_per_speech_end {
+            self.unanswered_ends += 1;
+        }
         match self.state {
             State::CallerSpeaking => {
                 self.state = State::AwaitingEndpoint { ended: now };
@@ -345,6 +352,9 @@ impl TurnMachine {
 
     /// A transcript of the caller's speech: interim (may change) or final.
     pub fn handle_transcript(&mut self, now: Instant, text: &str, is_final: bool) {
+        if is_final {
+            self.unanswered_ends = self.unanswered_ends.saturating_sub(1);
+        }
         let text = text.trim();
         let paused = matches!(self.state, State::AgentSpeaking { pause: Some(_), .. });
         let taking = matches!(
@@ -459,7 +469,7 @@ impl TurnMachine {
             return;
         };
         let waited = now.saturating_duration_since(ended);
-        let settled = self.interim.is_empty() && !self.finals.is_empty();
+        let settled = self.settled();
         let min = Duration::from_millis(u64::from(self.config.endpointing_min_delay_ms));
         let max = Duration::from_millis(u64::from(self.config.endpointing_max_delay_ms));
         if (settled && waited >= min) || waited >= max {
@@ -476,10 +486,19 @@ impl TurnMachine {
                 self.listen(now);
                 return;
             }
+            // A final still missing (the recogniser dropped one) is not waited for again.
+            self.unanswered_ends = 0;
             let turn = self.new_turn();
             self.outputs.push_back(TurnOutput::CommitUserTurn { turn, text, source: TurnSource::Speech });
             self.state = State::AwaitingReply { turn };
         }
+    }
+
+    /// The caller's words are all transcribed: no interim left, some final
+    /// text, and (where the recogniser answers each end of speech) the
+    /// final of the last stretch of speech has come.
+    fn settled(&self) -> bool {
+        self.interim.is_empty() && !self.finals.is_empty() && self.unanswered_ends == 0
     }
 
     /// Decides whether a paused agent was really interrupted.
@@ -554,7 +573,7 @@ impl TurnMachine {
                 self.reprompt_deadline(since).into_iter().chain(self.silence_deadline()).min()
             }
             // Settled: commit at the minimum delay; else wait up to the maximum.
-            State::AwaitingEndpoint { ended } if self.interim.is_empty() && !self.finals.is_empty() => {
+            State::AwaitingEndpoint { ended } if self.settled() => {
                 Some(ended + ms(c.endpointing_min_delay_ms))
             }
             State::AwaitingEndpoint { ended } => Some(ended + ms(c.endpointing_max_delay_ms)),

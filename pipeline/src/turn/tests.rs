@@ -406,3 +406,36 @@ fn the_agent_can_end_the_call_with_a_goodbye() {
     assert_eq!(h.take(), []);
     assert_eq!(h.m.poll_timeout(), None);
 }
+
+#[test]
+fn a_final_from_before_a_short_pause_does_not_commit_the_turn_without_the_rest() {
+    let config = TurnConfig { greeting: None, final_per_speech_end: true, ..TurnConfig::default() };
+    let mut h = Harness::new(config);
+    // "Hello." then a short pause the endpointer calls an end ...
+    h.speech(true);
+    h.advance(600);
+    h.speech(false);
+    h.advance(100);
+    // ... the caller goes on before "Hello." is transcribed.
+    h.speech(true);
+    h.transcript("Hello.", true);
+    h.advance(2000);
+    h.speech(false);
+    // The first stretch's final is in, the second's is not: no commit yet.
+    h.advance(1000);
+    assert_eq!(h.take(), []);
+    h.transcript("What time do you open on Saturday?", true);
+    assert_eq!(h.take(), [commit(1, "Hello. What time do you open on Saturday?")]);
+}
+
+#[test]
+fn without_a_final_per_end_of_speech_any_final_settles_the_turn() {
+    // A streaming recogniser's finals do not follow the endpointer's ends.
+    let mut h = Harness::new(TurnConfig { greeting: None, ..TurnConfig::default() });
+    h.speech(true);
+    h.advance(600);
+    h.transcript("What time do you open?", true);
+    h.speech(false);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(1, "What time do you open?")]);
+}

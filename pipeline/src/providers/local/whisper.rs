@@ -4,26 +4,20 @@
 //! speech: it always sends the multilingual prompt and normalises the log-mel
 //! frame by frame (see `../shared/OFFLINE-MODELS.md`). So this computes the
 //! log-mel spectrogram as the reference implementation does (one
-//! normalisation over the whole 30 s window) and prompts the English-only
+//! normalisation over the whole window, [`LogMel`]) and prompts the English-only
 //! model with `<|startoftranscript|><|notimestamps|>` through ct2rs's
 //! lower-level `sys::Whisper`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, WhisperOptions};
-use realfft::{RealFftPlanner, RealToComplex};
 
 use super::LocalModelError;
+use crate::dsp::log_mel::{HOP, LogMel, N_MELS, RATE};
 
-/// Whisper's fixed input: 16 kHz, 30 s windows, 400-point FFT, hop 160, 80 mel bins.
-const RATE: usize = 16_000;
+/// Whisper's own window: 30 s.
 const WINDOW_SAMPLES: usize = 30 * RATE;
-const N_FFT: usize = 400;
-const HOP: usize = 160;
-const N_MELS: usize = 80;
 const FRAMES: usize = WINDOW_SAMPLES / HOP;
-const BINS: usize = N_FFT / 2 + 1;
 
 /// Where the model is and how to run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +28,23 @@ pub struct WhisperConfig {
     pub threads: usize,
     /// Beam width (1: greedy).
     pub beam_size: usize,
+    /// The shortest window the encoder reads, in ms. Whisper pads every
+    /// utterance to its 30 s window; CTranslate2 also takes shorter ones,
+    /// and the encoder's time grows with the window. An utterance is read
+    /// in a window of its own length plus [`WINDOW_TAIL_MS`], at least this
+    /// long (30 000: always the full window).
+    pub min_window_ms: u32,
 }
+
+/// Silence after the speech in a shortened window: the model was trained to
+/// see audio end before its window does.
+pub const WINDOW_TAIL_MS: u32 = 1000;
 
 impl WhisperConfig {
     /// tiny.en in a models folder laid out by `scripts/fetch-models.sh`.
     #[must_use]
     pub fn with_models_dir(models: &Path) -> Self {
-        Self { model_dir: models.join("whisper-tiny-en"), threads: 2, beam_size: 5 }
+        Self { model_dir: models.join("whisper-tiny-en"), threads: 2, beam_size: 5, min_window_ms: 30_000 }
     }
 }
 
@@ -49,11 +53,9 @@ impl WhisperConfig {
 pub struct WhisperStt {
     model: ct2rs::sys::Whisper,
     tokenizer: ct2rs::tokenizers::hf::Tokenizer,
-    /// Slaney mel filterbank, `N_MELS` rows of `BINS`.
-    filters: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
-    window: Vec<f32>,
+    log_mel: LogMel,
     beam_size: usize,
+    min_frames: usize,
 }
 
 impl std::fmt::Debug for WhisperStt {
@@ -86,22 +88,12 @@ impl WhisperStt {
         };
         let model = ct2rs::sys::Whisper::new(dir, ct2_config).map_err(|e| model_error(dir, e))?;
         let tokenizer = ct2rs::tokenizers::hf::Tokenizer::new(dir).map_err(|e| model_error(dir, e))?;
-        let bank = mel_spec::mel::mel(RATE as f64, N_FFT, N_MELS, None, None, false, true);
-        let filters = bank.iter().map(|&w| w as f32).collect::<Vec<_>>();
-        if filters.len() != N_MELS * BINS {
-            return Err(model_error(dir, "mel filterbank of unexpected shape"));
-        }
-        // Periodic Hann window, as torch.hann_window.
-        let window = (0..N_FFT)
-            .map(|n| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * n as f32 / N_FFT as f32).cos())
-            .collect();
         Ok(Self {
             model,
             tokenizer,
-            filters,
-            fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT),
-            window,
+            log_mel: LogMel::new(),
             beam_size: config.beam_size.max(1),
+            min_frames: (config.min_window_ms as usize * RATE / 1000 / HOP).clamp(200, FRAMES),
         })
     }
 
@@ -123,10 +115,19 @@ impl WhisperStt {
         Ok(text)
     }
 
+    /// Frames of the window that reads `samples`: the utterance and its
+    /// tail, at least the configured minimum, rounded up to a whole second.
+    fn frames_for(&self, samples: usize) -> usize {
+        let wanted = (samples + WINDOW_TAIL_MS as usize * RATE / 1000).div_ceil(HOP);
+        wanted.max(self.min_frames).next_multiple_of(RATE / HOP).min(FRAMES)
+    }
+
     fn transcribe_window(&self, pcm: &[i16]) -> Result<String, LocalModelError> {
-        let mut features = self.log_mel(pcm);
+        let frames = self.frames_for(pcm.len());
+        let audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        let mut features = self.log_mel.compute(&audio, frames);
         let here = Path::new("whisper");
-        let storage = StorageView::new(&[1, N_MELS, FRAMES], &mut features, Device::CPU)
+        let storage = StorageView::new(&[1, N_MELS, frames], &mut features, Device::CPU)
             .map_err(|e| model_error(here, e))?;
         let options = WhisperOptions { beam_size: self.beam_size, ..WhisperOptions::default() };
         let prompt = [vec!["<|startoftranscript|>", "<|notimestamps|>"]];
@@ -137,46 +138,5 @@ impl WhisperStt {
         let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
         let text = self.tokenizer.decode(&ids, true).map_err(|e| model_error(here, e))?;
         Ok(text.trim().to_owned())
-    }
-
-    /// The log-mel spectrogram of one window, `[N_MELS][FRAMES]`, as Whisper computes it.
-    fn log_mel(&self, pcm: &[i16]) -> Vec<f32> {
-        // Zero-pad to 30 s, then reflect-pad N_FFT/2 each side (torch.stft, center=True).
-        let pad = N_FFT / 2;
-        let mut audio = vec![0f32; WINDOW_SAMPLES + 2 * pad];
-        for (a, &s) in audio[pad..].iter_mut().zip(pcm) {
-            *a = f32::from(s) / 32768.0;
-        }
-        for i in 0..pad {
-            audio[pad - 1 - i] = audio[pad + 1 + i];
-            audio[pad + WINDOW_SAMPLES + i] = audio[pad + WINDOW_SAMPLES - 2 - i];
-        }
-        let mut frame = vec![0f32; N_FFT];
-        let mut spectrum = self.fft.make_output_vec();
-        let mut power = vec![0f32; BINS];
-        let mut mel = vec![0f32; N_MELS * FRAMES];
-        for t in 0..FRAMES {
-            let start = t * HOP;
-            for ((f, &a), &w) in frame.iter_mut().zip(&audio[start..start + N_FFT]).zip(&self.window) {
-                *f = a * w;
-            }
-            // Lengths match the plan, so the FFT cannot fail.
-            if self.fft.process(&mut frame, &mut spectrum).is_err() {
-                continue;
-            }
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = c.norm_sqr();
-            }
-            for m in 0..N_MELS {
-                let row = &self.filters[m * BINS..(m + 1) * BINS];
-                let energy: f32 = row.iter().zip(&power).map(|(w, p)| w * p).sum();
-                mel[m * FRAMES + t] = energy.max(1e-10).log10();
-            }
-        }
-        let max = mel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for v in &mut mel {
-            *v = ((*v).max(max - 8.0) + 4.0) / 4.0;
-        }
-        mel
     }
 }
