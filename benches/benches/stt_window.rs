@@ -11,8 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use voxgate_codecs::SampleRate;
-use voxgate_codecs::resample::FrameResampler;
+use voxgate_benches::wav_frames_16k;
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
 
 const RUNS: usize = 3;
@@ -40,25 +39,6 @@ fn errors(reference: &[String], hypothesis: &[String]) -> usize {
     row[hypothesis.len()]
 }
 
-fn to_16k(path: &Path) -> Result<Vec<i16>, Box<dyn std::error::Error>> {
-    let mut reader = hound::WavReader::open(path)?;
-    let rate = SampleRate(reader.spec().sample_rate);
-    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
-    if rate == SampleRate::HZ_16000 {
-        return Ok(samples);
-    }
-    let mut resampler = FrameResampler::new(rate, SampleRate::HZ_16000)?;
-    let mut out = Vec::new();
-    let mut frame = [0i16; 320];
-    for chunk in samples.chunks(rate.samples_per_frame()) {
-        let mut input = chunk.to_vec();
-        input.resize(rate.samples_per_frame(), 0);
-        resampler.process(&input, &mut frame)?;
-        out.extend_from_slice(&frame);
-    }
-    Ok(out)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let fixtures = root.join("fixtures/audio");
@@ -69,7 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let [file, _, _, kind, _, transcript] = cols[..]
             && (kind == "speech" || kind == "multi")
         {
-            set.push((file.to_owned(), to_16k(&fixtures.join(file))?, words(transcript)));
+            let (_, frames) = wav_frames_16k(&fixtures.join(file))?;
+            set.push((file.to_owned(), frames.concat(), words(transcript)));
         }
     }
     let total_words: usize = set.iter().map(|(_, _, w)| w.len()).sum();

@@ -15,8 +15,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use voxgate_codecs::SampleRate;
-use voxgate_codecs::resample::FrameResampler;
+use voxgate_benches::wav_frames_16k;
 use voxgate_pipeline::dsp::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
 use voxgate_pipeline::dsp::smart_turn::{COMPLETE, SmartTurnModel};
 use voxgate_pipeline::dsp::vad::{self, VadConfig, VadKind};
@@ -26,29 +25,6 @@ struct Fixture {
     rate: u32,
     speech_end_ms: u64,
     frames: Vec<Vec<i16>>,
-}
-
-fn frames_16k(path: &Path) -> Result<(u32, Vec<Vec<i16>>), Box<dyn std::error::Error>> {
-    let mut reader = hound::WavReader::open(path)?;
-    let rate = SampleRate(reader.spec().sample_rate);
-    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
-    let mut resampler = (rate != SampleRate::HZ_16000)
-        .then(|| FrameResampler::new(rate, SampleRate::HZ_16000))
-        .transpose()?;
-    let mut frames = Vec::new();
-    for chunk in samples.chunks(rate.samples_per_frame()) {
-        let mut input = chunk.to_vec();
-        input.resize(rate.samples_per_frame(), 0);
-        let mut out = vec![0i16; 320];
-        match resampler.as_mut() {
-            Some(r) => {
-                r.process(&input, &mut out)?;
-            }
-            None => out.copy_from_slice(&input),
-        }
-        frames.push(out);
-    }
-    Ok((rate.0, frames))
 }
 
 /// Turn ends: (the frame time the turn ended at, the speech end it reports).
@@ -96,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in manifest.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let [file, _, _, _, _, speech_end_ms, _] = cols[..] else { continue };
-        let (rate, frames) = frames_16k(&dir.join(file))?;
+        let (rate, frames) = wav_frames_16k(&dir.join(file))?;
         fixtures.push(Fixture { file: file.to_owned(), rate, speech_end_ms: speech_end_ms.parse()?, frames });
     }
     let models = root.join("models");

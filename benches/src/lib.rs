@@ -99,3 +99,48 @@ where
         println!("{} failed, e.g.: {first}", failed.len());
     }
 }
+
+/// The two messages that open a Twilio Media Streams call (`connected`,
+/// then `start` for µ-law at 8 kHz), for stream `sid` of call `call_sid`.
+#[must_use]
+pub fn twilio_start(sid: &str, call_sid: &str) -> [String; 2] {
+    [
+        serde_json::json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
+        serde_json::json!({"event": "start", "streamSid": sid, "start": {"streamSid": sid, "callSid": call_sid,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+        .to_string(),
+    ]
+}
+
+/// 16 kHz audio in 20 ms frames, and the rate it was read at.
+pub type Frames16k = (u32, Vec<Vec<i16>>);
+
+/// A mono 16-bit WAV as 20 ms frames at 16 kHz (resampled from its rate,
+/// the last frame padded), with the file's rate.
+///
+/// # Errors
+/// The file cannot be read, or its rate cannot be resampled.
+pub fn wav_frames_16k(path: &std::path::Path) -> Result<Frames16k, Box<dyn std::error::Error>> {
+    use voxgate_codecs::SampleRate;
+    use voxgate_codecs::resample::FrameResampler;
+    let mut reader = hound::WavReader::open(path)?;
+    let rate = SampleRate(reader.spec().sample_rate);
+    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
+    let mut resampler = (rate != SampleRate::HZ_16000)
+        .then(|| FrameResampler::new(rate, SampleRate::HZ_16000))
+        .transpose()?;
+    let mut frames = Vec::new();
+    for chunk in samples.chunks(rate.samples_per_frame()) {
+        let mut input = chunk.to_vec();
+        input.resize(rate.samples_per_frame(), 0);
+        let mut out = vec![0i16; 320];
+        match resampler.as_mut() {
+            Some(r) => {
+                r.process(&input, &mut out)?;
+            }
+            None => out.copy_from_slice(&input),
+        }
+        frames.push(out);
+    }
+    Ok((rate.0, frames))
+}

@@ -23,7 +23,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use voxgate_benches::percentile;
+use voxgate_benches::{percentile, twilio_start};
 use voxgate_codecs::g711::{ulaw_decode, ulaw_encode};
 
 /// The agent's silence that ends a turn.
@@ -75,14 +75,9 @@ async fn call(url: String, n: usize, questions: &[Question], out: &str) -> Resul
     let (socket, _) = tokio_tungstenite::connect_async(&url).await?;
     let (mut tx, mut rx) = socket.split();
     let sid = format!("MZturns{n}");
-    tx.send(Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()))
-        .await?;
-    tx.send(Message::text(
-        json!({"event": "start", "streamSid": sid, "start": {"streamSid": sid, "callSid": format!("CAturns{n}"),
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-        .to_string(),
-    ))
-    .await?;
+    for message in twilio_start(&sid, &format!("CAturns{n}")) {
+        tx.send(Message::text(message)).await?;
+    }
     let (frames_tx, mut frames): (_, Frames) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(Ok(message)) = rx.next().await {

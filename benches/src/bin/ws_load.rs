@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use voxgate_benches::{Arrivals, run_load};
+use voxgate_benches::{Arrivals, run_load, twilio_start};
 
 async fn call(
     url: String,
@@ -27,14 +27,9 @@ async fn call(
     let (socket, _) = tokio_tungstenite::connect_async(&url).await?;
     let (mut tx, mut rx) = socket.split();
     let sid = format!("MZload{n}");
-    tx.send(Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()))
-        .await?;
-    tx.send(Message::text(
-        json!({"event": "start", "streamSid": sid, "start": {"streamSid": sid, "callSid": format!("CAload{n}"),
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-        .to_string(),
-    ))
-    .await?;
+    for message in twilio_start(&sid, &format!("CAload{n}")) {
+        tx.send(Message::text(message)).await?;
+    }
     let listener = tokio::spawn(async move {
         let mut arrivals = Arrivals::default();
         while let Some(Ok(message)) = rx.next().await {

@@ -340,12 +340,12 @@ impl SmolLm {
         let plan = engine.read_prompt(&prompt)?;
         let vocab = self.model.vocab();
         let mut sampler = sampler(self.model.n_vocab(), request.temperature);
-        let mut position = prompt.len();
         let mut last = engine.batch.n_tokens() - 1;
         let mut bytes: Vec<u8> = Vec::new();
         let mut emitted = 0; // bytes of `bytes` already sent
         let mut completion_tokens = 0;
-        for _ in 0..request.max_tokens {
+        // Each written token is read back at the next position.
+        for position in (prompt.len()..).take(request.max_tokens as usize) {
             if cancel.is_cancelled() {
                 break;
             }
@@ -368,7 +368,6 @@ impl SmolLm {
                 }
             }
             engine.read_token(plan.slot, next, position)?;
-            position += 1;
             last = 0;
         }
         let text = String::from_utf8_lossy(&bytes).trim().to_owned();
