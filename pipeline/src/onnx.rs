@@ -5,7 +5,7 @@
 //! voice share it. The first caller's library path wins.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 /// ONNX Runtime could not be loaded or a model could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -61,4 +61,53 @@ pub fn session(library: &Path, model: &Path) -> Result<ort::session::Session, On
         .map_err(ort::Error::from)?
         .commit_from_file(model)?;
     Ok(session)
+}
+
+/// Sessions of one model, one per core, shared by every call: a call takes
+/// whichever is free, so calls infer on all cores at once, and none loads a
+/// session of its own (tens of milliseconds of CPU each).
+#[derive(Clone)]
+pub struct SessionPool(Arc<[Mutex<ort::session::Session>]>);
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionPool({})", self.0.len())
+    }
+}
+
+impl SessionPool {
+    /// A session of `model` per core.
+    ///
+    /// # Errors
+    /// The runtime or the model failed to load.
+    pub fn load(library: &Path, model: &Path) -> Result<Self, OnnxError> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let sessions =
+            (0..cores).map(|_| session(library, model).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(sessions.into()))
+    }
+
+    /// How many sessions there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none (never, once loaded).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A free session, or (all busy) the first one when it is free.
+    pub fn get(&self) -> MutexGuard<'_, ort::session::Session> {
+        for session in self.0.iter() {
+            match session.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.0[0].lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }

@@ -7,6 +7,8 @@
 //! pause, and waits a short silence when it says complete, a long one when
 //! the caller is mid-thought.
 //!
+//! Sessions are pooled as Silero's are ([`onnx::SessionPool`]).
+//!
 //! Input `input_features`, f32 `[1, 80, 800]`: the last 8 s at 16 kHz,
 //! zero-padded at the front, normalised to zero mean and unit variance, then
 //! Whisper's log-mel ([`LogMel`]; 800 frames, the 801st dropped). Output:
@@ -14,7 +16,6 @@
 //! it; the model ships in the `pipecat-ai` wheel, BSD-2-Clause.)
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use ort::value::TensorRef;
 
@@ -32,7 +33,7 @@ pub const COMPLETE: f32 = 0.5;
 /// The loaded model: a session per core, like Silero's.
 #[derive(Clone)]
 pub struct SmartTurnModel {
-    sessions: Arc<[Mutex<ort::session::Session>]>,
+    sessions: onnx::SessionPool,
     mel: LogMel,
 }
 
@@ -72,22 +73,7 @@ impl SmartTurnModel {
                 message: format!("smart turn model not found at {}", model.display()),
             });
         }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let sessions = (0..cores)
-            .map(|_| onnx::session(onnxruntime, model).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { sessions: sessions.into(), mel: LogMel::new() })
-    }
-
-    fn session(&self) -> MutexGuard<'_, ort::session::Session> {
-        for session in self.sessions.iter() {
-            match session.try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.sessions[0].lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(Self { sessions: onnx::SessionPool::load(onnxruntime, model)?, mel: LogMel::new() })
     }
 
     /// How likely the caller's turn is complete, from their audio so far
@@ -99,7 +85,7 @@ impl SmartTurnModel {
     pub fn predict(&self, audio: &[i16]) -> Result<f32, OnnxError> {
         let input = features(&self.mel, audio);
         let input = TensorRef::from_array_view(([1usize, N_MELS, FRAMES], &input[..]))?;
-        let mut session = self.session();
+        let mut session = self.sessions.get();
         let outputs = session.run(ort::inputs!["input_features" => input])?;
         let (_, p) = outputs[0].try_extract_tensor::<f32>()?;
         p.first().copied().ok_or(OnnxError::Runtime { message: "smart turn gave no output".into() })

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use ort::value::TensorRef;
 
@@ -26,7 +26,7 @@ const STATE_LEN: usize = 2 * 128;
 /// with 100 new calls a second; one session for all let only one core
 /// infer at a time, which capped the calls a machine could carry.
 #[derive(Clone)]
-pub struct SileroModel(Arc<[Mutex<ort::session::Session>]>);
+pub struct SileroModel(onnx::SessionPool);
 
 impl std::fmt::Debug for SileroModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,23 +46,11 @@ impl SileroModel {
             }
             .into());
         }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let sessions = (0..cores)
-            .map(|_| onnx::session(onnxruntime, model).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self(sessions.into()))
+        Ok(Self(onnx::SessionPool::load(onnxruntime, model)?))
     }
 
-    /// A free session, or (all busy) the first one when it is free.
     fn session(&self) -> MutexGuard<'_, ort::session::Session> {
-        for session in self.0.iter() {
-            match session.try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.0[0].lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.get()
     }
 
     /// The process-wide model for `model`, loaded on first use.
