@@ -73,6 +73,9 @@ pub enum CallEventKind {
     /// The learned end of turn judged a pause of the caller's: complete
     /// (the turn ends now) or not (the endpointer waits longer).
     TurnCheck { complete: bool, probability: f32 },
+    /// The model's answer to a fact question ignored or contradicted the
+    /// retrieved facts; the agent read the best passage instead.
+    GroundingFallback { turn: u64 },
 }
 
 /// An event with its time.

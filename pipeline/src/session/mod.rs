@@ -31,6 +31,7 @@
 mod chat;
 mod config;
 mod egress;
+pub mod grounding;
 mod log;
 mod reply;
 mod sentences;
@@ -682,6 +683,7 @@ impl Driver {
             WorkerEvent::ToolRan { name, ok, elapsed } => {
                 self.log(CallEventKind::ToolCalled { name, ok, ms: elapsed.as_millis() as u64 });
             }
+            WorkerEvent::Grounded { turn } => self.log(CallEventKind::GroundingFallback { turn: turn.0 }),
             WorkerEvent::EndCall { turn } if live(&turn, &self.workers) => {
                 self.after_turn = Some((turn, AfterTurn::EndCall));
             }

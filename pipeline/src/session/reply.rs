@@ -15,6 +15,7 @@ use voxgate_codecs::SampleRate;
 use voxgate_codecs::resample::FrameResampler;
 
 use super::config::{Providers, SessionConfig};
+use super::grounding::{Gate, Verdict, repeats};
 use super::log::{Stage, UsageMeter};
 use super::sentences::SentenceSplitter;
 use super::tools::{self, END_CALL, HttpTool, SEND_DTMF, TRANSFER};
@@ -38,6 +39,9 @@ pub(crate) enum WorkerEvent {
     ToolMessages { turn: TurnId, messages: Vec<ChatMessage> },
     /// The knowledge retrieved for the turn's question, for the history.
     Retrieved { turn: TurnId, passages: Vec<String> },
+    /// The model's answer ignored or contradicted the facts: the agent read
+    /// the best passage instead.
+    Grounded { turn: TurnId },
     /// A tool ran.
     ToolRan { name: String, ok: bool, elapsed: Duration },
     /// The model asked to end the call, once this turn has played.
@@ -206,19 +210,66 @@ fn backoff(config: &SessionConfig, error: &ProviderError, attempt: usize) -> Opt
 }
 
 /// Where the model's words go: cut into sentences (for speech), or passed
-/// on as they come (for chat).
+/// on as they come (for chat). On a fact question spoken, the pieces wait
+/// until the first sentence is whole and the [`Gate`] has judged it; each
+/// later sentence waits until it is whole and holds to the facts' numbers.
 pub(crate) struct Words<'a> {
     tx: &'a mpsc::UnboundedSender<String>,
     splitter: Option<SentenceSplitter>,
+    gate: Option<Gate>,
+    /// The gate passed the start: later sentences are only checked for numbers.
+    judged: bool,
+    held: Vec<String>,
+    /// Whole sentences among `held`.
+    held_sentences: usize,
+    /// What the gate said in place of the model, once it has.
+    replaced: Option<String>,
+    /// The reply ends here: the gate replaced it or a later sentence invented a number.
+    cut: bool,
+    /// With no gate: the caller's words, while the reply's first sentence may
+    /// still be them said back, and the line said instead if it is.
+    echo: Option<(String, String)>,
+    /// A sentence of the caller's words was left out.
+    echoed: bool,
 }
+
+/// A reply whose first sentence is the caller's words said back is not
+/// said from this many words on (shorter: "Thank you." for "Thank you.").
+const ECHO_WORDS: usize = 3;
 
 impl<'a> Words<'a> {
     pub(crate) fn sentences(tx: &'a mpsc::UnboundedSender<String>) -> Self {
-        Self { tx, splitter: Some(SentenceSplitter::new()) }
+        Self {
+            tx,
+            splitter: Some(SentenceSplitter::new()),
+            gate: None,
+            judged: false,
+            held: Vec::new(),
+            held_sentences: 0,
+            replaced: None,
+            cut: false,
+            echo: None,
+            echoed: false,
+        }
     }
 
     pub(crate) fn deltas(tx: &'a mpsc::UnboundedSender<String>) -> Self {
-        Self { tx, splitter: None }
+        Self { splitter: None, ..Self::sentences(tx) }
+    }
+
+    /// Holds the start of the spoken reply for `gate` to judge.
+    fn check_with(&mut self, gate: Option<Gate>) {
+        if self.splitter.is_some() {
+            self.gate = gate;
+        }
+    }
+
+    /// Holds the start of a spoken reply that has no gate while it is
+    /// `caller`'s own words: said back whole, the caller hears `line` instead.
+    fn asked_back_with(&mut self, caller: &str, line: &str) {
+        if self.splitter.is_some() && self.gate.is_none() {
+            self.echo = Some((caller.to_owned(), line.to_owned()));
+        }
     }
 
     /// More of the reply; true when something went out.
@@ -226,20 +277,137 @@ impl<'a> Words<'a> {
         let Some(splitter) = self.splitter.as_mut() else {
             return !delta.is_empty() && self.tx.send(delta.to_owned()).is_ok();
         };
+        let pieces = splitter.push(delta);
         let mut sent = false;
-        for sentence in splitter.push(delta) {
-            sent = true;
-            let _ = self.tx.send(sentence);
+        for piece in pieces {
+            sent |= self.piece(piece, false);
+        }
+        sent
+    }
+
+    /// One speakable piece: out at once, or held for the gate until a
+    /// sentence ends (`last`: the reply ended).
+    fn piece(&mut self, piece: String, last: bool) -> bool {
+        if self.cut {
+            return false;
+        }
+        let Some(gate) = &self.gate else {
+            return self.unchecked(piece, last);
+        };
+        let whole = last || piece.trim_end().ends_with(['.', '!', '?']);
+        self.held.push(piece);
+        if !whole {
+            return false;
+        }
+        self.held_sentences += 1;
+        let text = self.held.join(" ");
+        if self.judged {
+            // A later sentence: said unless it invents a number, which ends the reply.
+            if gate.invents(&text) {
+                self.held.clear();
+                self.cut = true;
+                return false;
+            }
+            return self.release();
+        }
+        let verdict = gate.judge(&text);
+        // "Good question." may come before the fact: give it one more sentence,
+        // unless what it said already contradicts the facts, asks back or refuses.
+        if matches!(verdict, Verdict::Replace(_))
+            && !last
+            && self.held_sentences < 2
+            && !gate.invents(&text)
+            && !Gate::asks_back(&text)
+            && !Gate::refuses(&text)
+        {
+            return false;
+        }
+        match verdict {
+            Verdict::Grounded => {
+                self.judged = true;
+                self.release()
+            }
+            Verdict::Replace(reading) => {
+                self.held.clear();
+                let sent = self.tx.send(reading.clone()).is_ok();
+                self.replaced = Some(reading);
+                self.cut = true;
+                sent
+            }
+        }
+    }
+
+    /// A piece of a reply with no gate: out at once, unless the reply so far
+    /// is the caller's words said back.
+    fn unchecked(&mut self, piece: String, last: bool) -> bool {
+        let Some((caller, line)) = &self.echo else {
+            return self.tx.send(piece).is_ok();
+        };
+        self.held.push(piece);
+        let text = self.held.join(" ");
+        if !repeats(caller, &text) {
+            self.echo = None;
+            return self.release();
+        }
+        if !(last || text.trim_end().ends_with(['.', '!', '?'])) {
+            return false;
+        }
+        if text.split_whitespace().count() < ECHO_WORDS {
+            self.echo = None;
+            return self.release();
+        }
+        // A whole sentence of the caller's words is not said; what follows
+        // it may be the answer. A reply of nothing else asks them again.
+        self.held.clear();
+        self.echoed = true;
+        if last {
+            let line = line.clone();
+            self.echo = None;
+            self.cut = true;
+            return self.tx.send(line).is_ok();
+        }
+        false
+    }
+
+    /// Sends what was held.
+    fn release(&mut self) -> bool {
+        let mut sent = false;
+        for held in std::mem::take(&mut self.held) {
+            sent |= self.tx.send(held).is_ok();
         }
         sent
     }
 
     /// The end of a reply (or of one round of it); true when something went out.
     fn finish(&mut self) -> bool {
-        match self.splitter.as_mut().and_then(SentenceSplitter::finish) {
-            Some(rest) => self.tx.send(rest).is_ok(),
+        let rest = self.splitter.as_mut().and_then(SentenceSplitter::finish);
+        let mut sent = match rest {
+            Some(rest) => self.piece(rest, true),
             None => false,
+        };
+        // The reply ended inside a held sentence.
+        if !self.held.is_empty() {
+            let last = self.held.pop().unwrap_or_default();
+            sent |= self.piece(last, true);
         }
+        // The reply was the caller's words and nothing else.
+        if self.echoed
+            && let Some((_, line)) = self.echo.take()
+        {
+            self.cut = true;
+            sent |= self.tx.send(line).is_ok();
+        }
+        sent
+    }
+
+    /// Whether the gate replaced the model's answer (the rest of it is not said).
+    fn replaced(&self) -> bool {
+        self.replaced.is_some()
+    }
+
+    /// Whether the reply ends here (replaced, or a later sentence invented a number).
+    fn cut(&self) -> bool {
+        self.cut
     }
 
     /// A whole line of the agent's own (a filler).
@@ -262,10 +430,15 @@ pub(crate) async fn converse(
     let knowledge = match ctx.providers.knowledge.clone() {
         Some(k) if config.knowledge_passages > 0 => {
             let n = config.knowledge_passages;
+            let query = query.clone();
             tokio::task::spawn_blocking(move || k.retrieve(&query, n)).await.unwrap_or_default()
         }
         _ => Vec::new(),
     };
+    // A fact question's answer is checked against the facts before it is said.
+    words.check_with(Gate::for_question(&query, &knowledge));
+    // Any other turn: a reply that only says the caller's words back asks them again.
+    words.asked_back_with(&query, &config.fallback_line);
     if !knowledge.is_empty() {
         // The question carries its facts from now on, in this request and in the history.
         if let Some(question) = messages.iter_mut().rev().find(|m| m.role == Role::User) {
@@ -305,6 +478,13 @@ pub(crate) async fn converse(
                         text.push_str(&delta);
                         count.completion_chars += delta.len();
                         spoke |= words.push(&delta);
+                        if words.cut() {
+                            // The rest of the model's answer is not said.
+                            if words.replaced() {
+                                let _ = tx.send(WorkerEvent::Grounded { turn }).await;
+                            }
+                            return Ok(());
+                        }
                     }
                     Ok(LlmEvent::ToolCall(call)) => calls.push(call),
                     Ok(LlmEvent::Done) => break,
@@ -328,6 +508,12 @@ pub(crate) async fn converse(
             break (text, calls);
         };
         spoke |= words.finish();
+        if words.cut() {
+            if words.replaced() {
+                let _ = tx.send(WorkerEvent::Grounded { turn }).await;
+            }
+            return Ok(());
+        }
         if calls.is_empty() {
             return Ok(());
         }
@@ -494,15 +680,17 @@ async fn speak(
 /// calls replay the audio at once, without the TTS time or cost.
 mod lines {
     use std::collections::HashMap;
-    use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+    use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
     use crate::providers::TextToSpeech;
 
     /// Lines kept, across all voices; past it, the cache starts over.
     const MAX_LINES: usize = 256;
 
-    /// (the voice instance, the text) -> 16 kHz audio.
-    type Cache = HashMap<(usize, String), Arc<[i16]>>;
+    /// (the voice instance's address, the text) -> the voice and its 16 kHz
+    /// audio. The voice is kept (weakly) because an address is reused once
+    /// a provider is dropped: a line is the cache's only while its voice lives.
+    type Cache = HashMap<(usize, String), (Weak<dyn TextToSpeech>, Arc<[i16]>)>;
 
     static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
 
@@ -512,7 +700,8 @@ mod lines {
 
     pub(super) fn get(tts: &Arc<dyn TextToSpeech>, text: &str) -> Option<Arc<[i16]>> {
         let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.get(&(voice(tts), text.to_owned())).cloned()
+        let (kept, audio) = cache.get(&(voice(tts), text.to_owned()))?;
+        kept.upgrade().is_some_and(|v| Arc::ptr_eq(&v, tts)).then(|| audio.clone())
     }
 
     pub(super) fn put(tts: &Arc<dyn TextToSpeech>, text: String, audio: Vec<i16>) {
@@ -520,7 +709,7 @@ mod lines {
         if cache.len() >= MAX_LINES {
             cache.clear();
         }
-        cache.insert((voice(tts), text), audio.into());
+        cache.insert((voice(tts), text), (Arc::downgrade(tts), audio.into()));
     }
 }
 
@@ -584,5 +773,95 @@ mod tests {
         let mut same = ToCanonical::new(SampleRate::HZ_16000);
         assert_eq!(same.push(&[1; 123]).len(), 123);
         assert!(same.flush().is_empty());
+    }
+
+    /// What `reply` (fed in small deltas) comes out as, on a fact question.
+    fn said(question: &str, passage: &str, reply: &str) -> (String, bool) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut words = Words::sentences(&tx);
+        words.check_with(Gate::for_question(question, &[passage.to_owned()]));
+        let chars: Vec<char> = reply.chars().collect();
+        for delta in chars.chunks(3) {
+            words.push(&delta.iter().collect::<String>());
+        }
+        words.finish();
+        let replaced = words.replaced();
+        drop(words);
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(piece) = rx.try_recv() {
+            out.push(piece.trim().to_owned());
+        }
+        (out.join(" "), replaced)
+    }
+
+    /// What `reply` comes out as on a turn with no gate (`caller` said).
+    fn said_to(caller: &str, reply: &str) -> String {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut words = Words::sentences(&tx);
+        words.asked_back_with(caller, "Sorry, could you say it again?");
+        let chars: Vec<char> = reply.chars().collect();
+        for delta in chars.chunks(3) {
+            words.push(&delta.iter().collect::<String>());
+        }
+        words.finish();
+        drop(words);
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(piece) = rx.try_recv() {
+            out.push(piece.trim().to_owned());
+        }
+        out.join(" ")
+    }
+
+    #[test]
+    fn a_reply_that_says_the_callers_words_back_asks_them_again() {
+        let caller = "I don't own a mat. Is that a problem?";
+        assert_eq!(
+            said_to(caller, "I don't own a mat. Is that a problem?"),
+            "Sorry, could you say it again?"
+        );
+        assert_eq!(
+            said_to("Which meant it weren't there.", "Which meant it wasn't there."),
+            "Sorry, could you say it again?"
+        );
+        // Answers, even ones that start with the caller's words, are said whole.
+        let answer = "I don't have one either, but you can rent a mat for 2 dollars.";
+        assert_eq!(said_to(caller, answer), answer);
+        assert_eq!(said_to("Thank you.", "Thank you. Goodbye!"), "Thank you. Goodbye!");
+        // The question said back before the answer: only the answer is said.
+        assert_eq!(
+            said_to(
+                "What time do you open on Saturday?",
+                "What time do you open on Saturday? We open at 9 am."
+            ),
+            "We open at 9 am."
+        );
+    }
+
+    #[test]
+    fn a_fact_answer_stops_at_the_first_sentence_that_invents_a_number() {
+        let passage = "A cleaning costs $85 and a check-up $60.";
+        let (out, replaced) = said(
+            "How much is a cleaning?",
+            passage,
+            "A cleaning costs $85. A whitening is $38. Anything else?",
+        );
+        assert_eq!((out.as_str(), replaced), ("A cleaning costs $85.", false));
+        // A reply true to the facts is said whole.
+        let (out, _) =
+            said("How much is a cleaning?", passage, "A cleaning is $85, a check-up $60. Anything else?");
+        assert_eq!(out, "A cleaning is $85, a check-up $60. Anything else?");
+    }
+
+    #[test]
+    fn a_fact_answer_that_asks_back_is_replaced_at_once() {
+        let passage = "We are open Tuesday to Sunday; closed on Mondays.";
+        let (out, replaced) = said(
+            "Are you open on Mondays?",
+            passage,
+            "Are you open on Sundays? Yes, we are open on Mondays.",
+        );
+        assert_eq!((out.as_str(), replaced), (passage, true));
     }
 }
