@@ -1,5 +1,7 @@
-//! Pure signal processing: jitter buffer, concealment, VAD, endpointing.
+//! Pure signal processing: jitter buffer, concealment, echo cancellation,
+//! VAD, endpointing.
 pub mod conceal;
+pub mod echo;
 pub mod endpoint;
 pub mod jitter;
 pub mod log_mel;

@@ -17,6 +17,13 @@ pub struct SessionConfig {
     pub turn: TurnConfig,
     /// How the caller's speech start and end are found.
     pub endpoint: EndpointConfig,
+    /// Take the agent's own voice out of the caller's audio before it is
+    /// heard ([`crate::dsp::echo`]): a handset's echo then does not stop
+    /// the agent, while the caller's real barge-in still does. Off by
+    /// default for now: over the greeting, before the call's echo is
+    /// measured, it clipped the first words of a caller quieter than the
+    /// agent (the Twilio barge-in test heard "Keep it on Saturday").
+    pub echo_cancellation: bool,
     /// The learned end of turn the endpointer asks at each pause (with
     /// `endpoint.turn_check_ms`); `None`: silence alone ends a turn.
     pub turn_detector: Option<SmartTurnModel>,
@@ -55,6 +62,7 @@ impl Default for SessionConfig {
         Self {
             turn: TurnConfig::default(),
             endpoint: EndpointConfig::default(),
+            echo_cancellation: false,
             turn_detector: None,
             system_prompt: "You are a helpful, friendly voice assistant. Answer briefly, in one or two \
                             spoken sentences, without lists or markup."

@@ -59,6 +59,7 @@ use voxgate_codecs::SampleRate;
 use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_codecs::wav::{WavLayout, WavRecorder};
 
+use crate::dsp::echo::EchoCanceller;
 use crate::dsp::endpoint::{EndpointEvent, Endpointer};
 use crate::dsp::smart_turn;
 use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
@@ -363,11 +364,20 @@ struct PendingLatency {
     latency: TurnLatency,
 }
 
+/// Agent frames kept for the echo canceller while no caller frame comes.
+const MAX_UNPAIRED_SENT: usize = 8;
+
 struct Driver {
     ctx: Arc<WorkerContext>,
     turns: TurnMachine,
     egress: Egress,
     vad: Box<dyn VoiceActivityDetector>,
+    /// Takes the agent's echo out of the caller's audio, if on.
+    echo: Option<EchoCanceller>,
+    /// The agent's frames sent and not yet paired with a caller frame: the
+    /// echo canceller's reference, one per caller frame (zeros when none),
+    /// so both run at the same 50 frames a second with a fixed offset.
+    sent: VecDeque<Frame>,
     endpointer: Endpointer,
     media_ms: u64,
     call: CancellationToken,
@@ -435,6 +445,7 @@ impl Driver {
         let history = vec![ChatMessage::new(Role::System, config.system_prompt.clone())];
         let endpointer = Endpointer::new(config.endpoint, 20);
         let turns = TurnMachine::new(config.turn.clone());
+        let echo = config.echo_cancellation.then(EchoCanceller::new);
         Self {
             ctx: Arc::new(WorkerContext {
                 config: Arc::new(config),
@@ -445,6 +456,8 @@ impl Driver {
             turns,
             egress: Egress::new(),
             vad,
+            echo,
+            sent: VecDeque::with_capacity(MAX_UNPAIRED_SENT),
             endpointer,
             media_ms: 0,
             call,
@@ -599,6 +612,13 @@ impl Driver {
         match self.egress.poll_frame(&mut frame) {
             Some(_) => {
                 self.frames.push_back(frame);
+                if self.echo.is_some() {
+                    if self.sent.len() == MAX_UNPAIRED_SENT {
+                        // The caller's side stalled: keep the latest.
+                        self.sent.pop_front();
+                    }
+                    self.sent.push_back(frame);
+                }
                 if self.recorder.is_some() {
                     if self.unrecorded.len() == 50 {
                         // The caller's side stalled: record the agent alone.
@@ -798,8 +818,21 @@ impl Driver {
             let agent = self.unrecorded.pop_front().unwrap_or([0; FRAME_SAMPLES]);
             self.record(frame, &agent);
         }
-        // A VAD error on one frame counts as silence.
+        // What the caller said, without the agent's own voice come back.
+        let sent = self.sent.pop_front().unwrap_or([0; FRAME_SAMPLES]);
+        let cleaned;
+        let (frame, caller_heard) = match self.echo.as_mut() {
+            Some(echo) => {
+                let (out, heard) = echo.process(frame, &sent);
+                cleaned = *out;
+                (&cleaned, heard)
+            }
+            None => (frame, true),
+        };
+        // A VAD error on one frame counts as silence; so does a frame that
+        // holds no more than the agent's echo.
         let probability = self.vad.process(frame).unwrap_or(0.0);
+        let probability = if caller_heard { probability } else { 0.0 };
         self.media_ms += 20;
         if self.ctx.config.turn_detector.is_some() {
             if self.caller_audio.len() + frame.len() > smart_turn::WINDOW_SAMPLES {
