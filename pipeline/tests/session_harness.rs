@@ -11,8 +11,8 @@ use voxgate_pipeline::dsp::vad::{WebRtcMode, WebRtcVad};
 use voxgate_pipeline::providers::scripted::{LlmScript, ScriptedLlm, ScriptedStt, ScriptedTts, SttScript};
 use voxgate_pipeline::providers::{ProviderError, ToolCall};
 use voxgate_pipeline::session::{
-    CallEventKind, CallLog, Control, EndReason, Frame, Providers, Session, SessionConfig, SessionEvent,
-    SessionParts, Speaker, Stage, spawn,
+    CallEventKind, CallLog, Control, EndReason, Frame, Knowledge, Providers, Session, SessionConfig,
+    SessionEvent, SessionParts, Speaker, Stage, spawn,
 };
 
 const QUESTION: &str = "What time does your store open on Saturday?";
@@ -65,10 +65,25 @@ struct Fakes {
     stt: ScriptedStt,
     llm: Arc<ScriptedLlm>,
     tts: ScriptedTts,
+    knowledge: Option<Arc<dyn Knowledge>>,
 }
 
 fn fakes(stt: Vec<SttScript>, llm: Vec<LlmScript>) -> Fakes {
-    Fakes { stt: ScriptedStt::new(stt), llm: Arc::new(ScriptedLlm::new(llm)), tts: ScriptedTts::default() }
+    Fakes {
+        stt: ScriptedStt::new(stt),
+        llm: Arc::new(ScriptedLlm::new(llm)),
+        tts: ScriptedTts::default(),
+        knowledge: None,
+    }
+}
+
+/// Knowledge that always retrieves the same passages.
+struct Facts(Vec<String>);
+
+impl Knowledge for Facts {
+    fn retrieve(&self, _query: &str, k: usize) -> Vec<String> {
+        self.0.iter().take(k).cloned().collect()
+    }
 }
 
 fn say(text: &str) -> SttScript {
@@ -111,6 +126,7 @@ both_ways!(
     a_hang_up_mid_line_keeps_what_was_heard_of_it,
     barge_in_stops_the_agent_and_keeps_only_what_was_heard,
     a_cough_pauses_the_agent_which_then_resumes,
+    a_backchannel_lets_the_agent_go_on_at_once,
     stt_failure_retries_then_speaks_the_fallback_and_recovers,
     a_short_stt_outage_loses_no_words,
     llm_errors_are_retried_with_backoff,
@@ -119,6 +135,7 @@ both_ways!(
     end_call_tool_hangs_up_after_the_goodbye_plays,
     transfer_tool_hands_over_after_the_line_plays,
     the_send_dtmf_tool_presses_keys_and_the_model_hears_back,
+    a_fact_answer_is_said_only_when_it_holds_to_the_facts,
 );
 
 /// What the transport hands the session, 20 ms frame by frame.
@@ -173,7 +190,7 @@ async fn call(mode: Mode, config: SessionConfig, fakes: Fakes, steps: Vec<Step>)
         stt: Arc::new(fakes.stt),
         llm: fakes.llm.clone(),
         tts: Arc::new(fakes.tts),
-        knowledge: None,
+        knowledge: fakes.knowledge,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
     let parts = SessionParts { config, providers, vad, recording: None };
@@ -254,6 +271,38 @@ async fn call(mode: Mode, config: SessionConfig, fakes: Fakes, steps: Vec<Step>)
         }
     };
     Outcome { log, events, agent_frames, caller_onsets }
+}
+
+async fn a_fact_answer_is_said_only_when_it_holds_to_the_facts(mode: Mode) {
+    const HOURS: &str = "On Saturdays the store opens at 9 am and closes at 2 pm.";
+    let right = "We open at nine on Saturdays.";
+    let steps =
+        || vec![Step::Silence(500), Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup];
+    for (reply, heard, fell_back) in [
+        // The model answers from the facts: it is said as it came.
+        (right, right, false),
+        // It ignores them, or says a time they do not hold: the fact is read instead.
+        ("I'm sorry for your loss. Please accept our condolences.", HOURS, true),
+        ("On Saturdays we open at ten.", HOURS, true),
+    ] {
+        let mut f = fakes(vec![say(QUESTION)], vec![LlmScript::text(reply)]);
+        f.knowledge = Some(Arc::new(Facts(vec![HOURS.to_owned()])));
+        let out = call(mode, no_greeting(), f, steps()).await;
+        assert_eq!(
+            out.lines(),
+            vec![(Speaker::Caller, QUESTION, false), (Speaker::Agent, heard, false)],
+            "{reply}"
+        );
+        let fallbacks =
+            out.kinds().iter().filter(|k| matches!(k, CallEventKind::GroundingFallback { .. })).count();
+        assert_eq!(fallbacks, usize::from(fell_back), "{reply}: {:?}", out.kinds());
+    }
+    // A request is not a fact question: whatever the model says is said.
+    let mut f = fakes(vec![say(BOOKING)], vec![LlmScript::text("Sure, for what time?")]);
+    f.knowledge = Some(Arc::new(Facts(vec!["Tables can be booked for up to eight people tomorrow.".into()])));
+    let out = call(mode, no_greeting(), f, steps()).await;
+    assert_eq!(out.lines()[1], (Speaker::Agent, "Sure, for what time?", false));
+    assert!(!out.kinds().iter().any(|k| matches!(k, CallEventKind::GroundingFallback { .. })));
 }
 
 async fn greeting_then_a_committed_turn_and_its_reply(mode: Mode) {
@@ -424,6 +473,36 @@ async fn a_cough_pauses_the_agent_which_then_resumes(mode: Mode) {
         ScriptedTts::default().samples_for(reply).div_ceil(320),
         "all of it played"
     );
+}
+
+async fn a_backchannel_lets_the_agent_go_on_at_once(mode: Mode) {
+    let reply = "Our store opens at nine in the morning on Saturdays and closes at six in the evening.";
+    let f = fakes(vec![say(QUESTION), say("Uh-huh.")], vec![LlmScript::text(reply)]);
+    let out = call(
+        mode,
+        no_greeting(),
+        f,
+        vec![
+            Step::Say("store_hours_16k.wav"),
+            Step::Silence(2500),
+            // Longer than the minimum interruption speech: only its words tell.
+            Step::Cough("book_table_16k.wav", 700),
+            Step::Silence(7000),
+            Step::Hangup,
+        ],
+    )
+    .await;
+    assert!(!out.events.iter().any(|(_, e)| *e == SessionEvent::Clear), "not interrupted");
+    assert_eq!(out.lines(), vec![(Speaker::Caller, QUESTION, false), (Speaker::Agent, reply, false)]);
+    assert_eq!(
+        out.agent_frames.len(),
+        ScriptedTts::default().samples_for(reply).div_ceil(320),
+        "all of it played"
+    );
+    // The agent went on as soon as the word was heard, not after the
+    // false-interruption window (1.5 s of quiet).
+    let longest_gap = out.agent_frames.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(longest_gap < 1500, "the agent stopped for {longest_gap} ms");
 }
 
 fn dropped() -> ProviderError {

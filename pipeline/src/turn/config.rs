@@ -9,7 +9,8 @@ pub struct TurnConfig {
     pub allow_interruptions: bool,
     /// Caller speech this long stops the agent for good ...
     pub min_interruption_speech_ms: u32,
-    /// ... once the transcript has at least this many words (0: any sound).
+    /// ... once the transcript has at least this many words (0: any sound),
+    /// and they are not only backchannels ("uh-huh", "okay, right").
     pub min_interruption_words: u32,
     /// After a sound too short to count, the agent resumes when the caller
     /// says nothing for this long.
@@ -50,7 +51,11 @@ impl Default for TurnConfig {
             // (WebRTC's adds 100-150 ms) stays under it; a real interruption
             // does not. The agent pauses at once either way.
             min_interruption_speech_ms: 500,
-            min_interruption_words: 0,
+            // And a word that is not a backchannel ("uh-huh", "okay"): the
+            // agent is paused the moment the caller makes a sound, so waiting
+            // for the transcript costs nothing audible, and a long "okay,
+            // right" or a noise no longer throws the agent's answer away.
+            min_interruption_words: 1,
             false_interruption_timeout_ms: 1500,
             endpointing_min_delay_ms: 300,
             endpointing_max_delay_ms: 3000,

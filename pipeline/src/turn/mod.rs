@@ -512,7 +512,17 @@ impl TurnMachine {
                 as u64;
         let words = word_count(&self.finals) + word_count(&self.interim);
         let long_enough = pause.long_enough || speech_ms >= u64::from(c.min_interruption_speech_ms);
-        if long_enough && words >= c.min_interruption_words as usize {
+        let heard = format!("{} {}", self.finals, self.interim);
+        let backchannel = is_backchannel(&heard);
+        if backchannel && pause.speech_ended.is_some() {
+            // "Uh-huh", "okay": the caller is listening; the agent goes on at once.
+            self.finals.clear();
+            self.interim.clear();
+            self.outputs.push_back(TurnOutput::ResumeAgent { turn });
+            self.state = State::AgentSpeaking { turn, pause: None };
+            return;
+        }
+        if long_enough && words >= c.min_interruption_words as usize && !backchannel {
             self.outputs.push_back(TurnOutput::Interrupt { turn, heard_ms: self.played_ms });
             self.state = match pause.speech_ended {
                 Some(ended) => State::AwaitingEndpoint { ended },
@@ -523,7 +533,9 @@ impl TurnMachine {
         }
         if let Some(ended) = pause.speech_ended {
             let window = Duration::from_millis(u64::from(c.false_interruption_timeout_ms));
-            if now.saturating_duration_since(ended) >= window {
+            // A transcript still owed may hold words: wait for it, twice the window at most.
+            let quiet = now.saturating_duration_since(ended);
+            if quiet >= window && (self.unanswered_ends == 0 || quiet >= 2 * window) {
                 // A cough, a "hm": the agent carries on.
                 self.finals.clear();
                 self.interim.clear();
@@ -578,7 +590,11 @@ impl TurnMachine {
             }
             State::AwaitingEndpoint { ended } => Some(ended + ms(c.endpointing_max_delay_ms)),
             State::AgentSpeaking { pause: Some(p), .. } => match p.speech_ended {
-                Some(ended) => Some(ended + ms(c.false_interruption_timeout_ms)),
+                // Twice as long while a transcript that may hold words is owed.
+                Some(ended) => {
+                    let owed = if self.unanswered_ends > 0 { 2 } else { 1 };
+                    Some(ended + ms(c.false_interruption_timeout_ms) * owed)
+                }
                 // Past the minimum speech, only words can decide: no timer.
                 None if p.long_enough => None,
                 None => Some(p.speech_started + ms(c.min_interruption_speech_ms)),
@@ -632,6 +648,50 @@ impl TurnMachine {
     pub fn poll_output(&mut self) -> Option<TurnOutput> {
         self.outputs.pop_front()
     }
+}
+
+/// What listeners say to show they follow, not to take the turn.
+const BACKCHANNELS: &[&str] = &[
+    "uh huh",
+    "mm hmm",
+    "mhm",
+    "hmm",
+    "mm",
+    "okay",
+    "ok",
+    "right",
+    "yeah",
+    "yep",
+    "sure",
+    "alright",
+    "all right",
+    "i see",
+    "got it",
+];
+
+/// Whether `text` (a transcript) is nothing but backchannels ("Uh-huh.",
+/// "Okay, right."); empty text is not.
+fn is_backchannel(text: &str) -> bool {
+    let words: String = text
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut rest = words.as_str();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let Some(next) = BACKCHANNELS.iter().find_map(|b| {
+            rest.strip_prefix(b).filter(|r| r.is_empty() || r.starts_with(' ')).map(str::trim_start)
+        }) else {
+            return false;
+        };
+        rest = next;
+    }
+    true
 }
 
 fn word_count(text: &str) -> usize {

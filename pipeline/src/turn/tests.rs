@@ -160,10 +160,11 @@ fn barge_in_mid_sentence_pauses_at_once_then_interrupts_with_what_was_heard() {
     h.speech(true);
     // The agent pauses on the caller's first sound ...
     assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(2) }]);
-    // ... and is interrupted once the speech has lasted the minimum.
-    h.advance(499);
+    // ... and is interrupted once the speech has lasted the minimum and
+    // holds a word that is not a backchannel.
+    h.advance(500);
     assert_eq!(h.take(), []);
-    h.advance(1);
+    h.transcript("No, on", false);
     assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(2), heard_ms: 1200 }]);
     // The interruption becomes the caller's next turn.
     h.transcript("No, on Sunday.", true);
@@ -195,6 +196,55 @@ fn a_cough_pauses_the_agent_which_then_resumes() {
 }
 
 #[test]
+fn a_backchannel_over_the_agent_lets_it_go_on_at_once() {
+    let config = TurnConfig { final_per_speech_end: true, ..TurnConfig::default() };
+    let mut h = Harness::new(config);
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.advance(800);
+    // A long "okay, right": past the minimum speech, but no words yet.
+    h.speech(true);
+    h.advance(700);
+    h.speech(false);
+    assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(1) }]);
+    // The window passes while the recogniser still owes its transcript: wait.
+    h.advance(1600);
+    assert_eq!(h.take(), []);
+    h.transcript("Okay, right.", true);
+    assert_eq!(h.take(), [TurnOutput::ResumeAgent { turn: TurnId(1) }]);
+    // It was no turn: the agent finishes and nothing is committed.
+    h.playout(PlayoutEvent::Finished { turn: TurnId(1) });
+    h.advance(1000);
+    assert_eq!(h.take(), []);
+}
+
+#[test]
+fn words_over_the_agent_interrupt_it_once_they_are_heard() {
+    let mut h = Harness::new(TurnConfig::default());
+    h.take();
+    h.playout(PlayoutEvent::Started { turn: TurnId(1) });
+    h.speech(true);
+    h.advance(700);
+    assert_eq!(h.take(), [TurnOutput::PauseAgent { turn: TurnId(1) }], "paused at once, words awaited");
+    h.transcript("Okay, but", false);
+    assert_eq!(h.take(), [TurnOutput::Interrupt { turn: TurnId(1), heard_ms: 0 }]);
+    h.speech(false);
+    h.transcript("Okay, but what about Sunday?", true);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(2, "Okay, but what about Sunday?")]);
+}
+
+#[test]
+fn backchannels_are_told_from_words() {
+    for said in ["Uh-huh.", "mm-hmm", "Okay, right.", "Yeah. I see.", "got it", "OK"] {
+        assert!(is_backchannel(said), "{said}");
+    }
+    for said in ["", "Okay, but what about Sunday?", "right now", "I see a problem", "okayish"] {
+        assert!(!is_backchannel(said), "{said}");
+    }
+}
+
+#[test]
 fn a_voice_pause_times_the_sound_before_the_endpointer_ends_it() {
     let mut h = Harness::new(TurnConfig::default());
     h.take();
@@ -222,7 +272,7 @@ fn a_voice_pause_times_the_sound_before_the_endpointer_ends_it() {
 
 #[test]
 fn a_voice_that_comes_back_keeps_counting() {
-    let mut h = Harness::new(TurnConfig::default());
+    let mut h = Harness::new(TurnConfig { min_interruption_words: 0, ..TurnConfig::default() });
     h.take();
     h.playout(PlayoutEvent::Started { turn: TurnId(1) });
     h.speech(true);
