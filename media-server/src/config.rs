@@ -420,11 +420,26 @@ pub struct ModelsConfig {
     /// The shortest window Whisper's encoder reads, in ms (30000: its own
     /// fixed window, the most accurate; shorter is faster).
     pub whisper_min_window_ms: u32,
+    /// The Whisper model's folder in `dir`: `whisper-tiny-en` (English
+    /// only) or `whisper-base` (multilingual, larger).
+    pub whisper: String,
+    /// Whether Whisper is prompted with each agent's vocabulary (the names
+    /// in its knowledge), which biases it toward them.
+    pub whisper_vocabulary: bool,
+    /// The local language model: a GGUF file in `dir` with a ChatML chat
+    /// format (SmolLM2, Qwen2.5).
+    pub llm: PathBuf,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("models"), whisper_min_window_ms: 30_000 }
+        Self {
+            dir: PathBuf::from("models"),
+            whisper_min_window_ms: 30_000,
+            whisper: "whisper-tiny-en".into(),
+            whisper_vocabulary: true,
+            llm: PathBuf::from("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        }
     }
 }
 

@@ -43,6 +43,9 @@ async fn serve_one(stream: tokio::net::TcpStream) {
             || !query.contains("encoding=linear16")
             || !query.contains("sample_rate=16000")
             || !query.contains("language=en-GB")
+            // The agent's vocabulary, as Nova-3 keyterms.
+            || !query.contains("keyterm=Cigna")
+            || !query.contains("keyterm=Doctor+Patel") && !query.contains("keyterm=Doctor%20Patel")
         {
             return Err(refuse(400));
         }
@@ -109,6 +112,7 @@ fn stt(url: &str, key: &str) -> DeepgramStt {
         language: "en-GB".into(),
         endpointing_ms: 300,
         utterance_end_ms: 1000,
+        vocabulary: vec!["Cigna".into(), "Doctor Patel".into()],
     })
 }
 

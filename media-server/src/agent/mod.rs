@@ -104,12 +104,18 @@ pub fn session_config(spec: &AgentSpec) -> SessionConfig {
     s
 }
 
+/// Names from an agent's knowledge given to its recogniser.
+const VOCABULARY_TERMS: usize = 24;
+
 /// The offline models, each loaded the first time an agent needs it and
 /// then shared by every agent. Loading is slow: call from blocking threads.
 pub struct LocalModels {
     dir: std::path::PathBuf,
     whisper_min_window_ms: u32,
-    whisper: Mutex<Option<Arc<dyn SpeechToText>>>,
+    whisper_vocabulary: bool,
+    whisper_dir: std::path::PathBuf,
+    llm: SmolLmConfig,
+    whisper: Mutex<Option<Arc<LocalStt>>>,
     smollm: Mutex<Option<Arc<dyn LanguageModel>>>,
     /// A second copy for post-call analytics (the model runs one request at a time).
     smollm_analyst: Mutex<Option<Arc<dyn LanguageModel>>>,
@@ -146,6 +152,9 @@ impl LocalModels {
         Self {
             dir: config.dir.clone(),
             whisper_min_window_ms: config.whisper_min_window_ms,
+            whisper_vocabulary: config.whisper_vocabulary,
+            whisper_dir: config.dir.join(&config.whisper),
+            llm: SmolLmConfig::for_file(config.dir.join(&config.llm)),
             whisper: Mutex::default(),
             smollm: Mutex::default(),
             smollm_analyst: Mutex::default(),
@@ -155,27 +164,33 @@ impl LocalModels {
         }
     }
 
-    fn whisper(&self) -> anyhow::Result<Arc<dyn SpeechToText>> {
-        shared(&self.whisper, || {
+    /// Whisper, biased toward `vocabulary` (the model itself is shared).
+    fn whisper(&self, vocabulary: &[String]) -> anyhow::Result<Arc<dyn SpeechToText>> {
+        let shared = shared(&self.whisper, || {
             let config = WhisperConfig {
+                model_dir: self.whisper_dir.clone(),
                 min_window_ms: self.whisper_min_window_ms,
                 ..WhisperConfig::with_models_dir(&self.dir)
             };
             let w = WhisperStt::load(&config).context("loading Whisper")?;
-            Ok(Arc::new(LocalStt::new(w)) as Arc<dyn SpeechToText>)
-        })
+            Ok(Arc::new(LocalStt::new(w)))
+        })?;
+        if !self.whisper_vocabulary {
+            return Ok(shared);
+        }
+        Ok(Arc::new(shared.with_vocabulary(vocabulary).context("Whisper's vocabulary prompt")?))
     }
 
     fn smollm(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
         shared(&self.smollm, || {
-            let m = SmolLm::load(&SmolLmConfig::with_models_dir(&self.dir)).context("loading SmolLM2")?;
+            let m = SmolLm::load(&self.llm).context("loading the language model")?;
             Ok(Arc::new(m) as Arc<dyn LanguageModel>)
         })
     }
 
     fn smollm_analyst(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
         shared(&self.smollm_analyst, || {
-            let m = SmolLm::load(&SmolLmConfig::with_models_dir(&self.dir)).context("loading SmolLM2")?;
+            let m = SmolLm::load(&self.llm).context("loading the language model")?;
             Ok(Arc::new(m) as Arc<dyn LanguageModel>)
         })
     }
@@ -232,8 +247,19 @@ fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
 /// # Errors
 /// A local model that is needed but cannot be loaded, or embedding fails.
 pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::Result<Agent> {
+    let text: String = spec
+        .knowledge
+        .iter()
+        .map(|d| match d.format {
+            DocFormat::Text => d.content.clone(),
+            DocFormat::Markdown => markdown_to_text(&d.content),
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    // The names callers will say, for the recogniser to expect.
+    let vocabulary = voxgate_pipeline::knowledge::vocabulary(&spec.name, &text, VOCABULARY_TERMS);
     let stt: Arc<dyn SpeechToText> = match spec.stt.provider {
-        SttChoice::Local => local.whisper()?,
+        SttChoice::Local => local.whisper(&vocabulary)?,
         SttChoice::Scripted => {
             let mut stt = ScriptedStt::default();
             stt.default_text.clone_from(&config.scripted.transcript);
@@ -247,6 +273,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
             language: spec.language.clone(),
             endpointing_ms: 300,
             utterance_end_ms: 1000,
+            vocabulary: vocabulary.clone(),
         })),
     };
     let (llm, analyst): (Arc<dyn LanguageModel>, Option<Arc<dyn LanguageModel>>) = match spec.llm.provider {
@@ -300,15 +327,6 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         .map(spec::HttpTool::to_pipeline)
         .collect::<Result<Vec<_>, _>>()
         .context("the agent's tools")?;
-    let text: String = spec
-        .knowledge
-        .iter()
-        .map(|d| match d.format {
-            DocFormat::Text => d.content.clone(),
-            DocFormat::Markdown => markdown_to_text(&d.content),
-        })
-        .collect::<Vec<_>>()
-        .join("\n\n");
     let knowledge: Option<Arc<dyn Knowledge>> = if text.trim().is_empty() {
         None
     } else {

@@ -29,6 +29,9 @@ pub struct DeepgramConfig {
     pub endpointing_ms: u32,
     /// Silence (ms) after which Deepgram sends UtteranceEnd.
     pub utterance_end_ms: u16,
+    /// Names and terms callers will say (the agent's): `keyterm` on Nova-3,
+    /// `keywords` on older models.
+    pub vocabulary: Vec<String>,
 }
 
 impl std::fmt::Debug for DeepgramConfig {
@@ -89,6 +92,14 @@ async fn run(
     let mut options = Options::builder().model(Model::from(config.model.clone())).smart_format(true);
     if !config.language.is_empty() {
         options = options.language(deepgram::common::options::Language::from(config.language.clone()));
+    }
+    if !config.vocabulary.is_empty() {
+        let terms = config.vocabulary.iter().map(String::as_str);
+        options = if config.model.starts_with("nova-3") {
+            options.keyterms(terms)
+        } else {
+            options.keywords(terms)
+        };
     }
     let options = options.build();
     let mut handle = client

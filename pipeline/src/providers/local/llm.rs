@@ -74,13 +74,21 @@ impl SmolLmConfig {
     /// SmolLM2 in a models folder laid out by `scripts/fetch-models.sh`.
     #[must_use]
     pub fn with_models_dir(models: &Path) -> Self {
+        Self::for_file(models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    }
+
+    /// A GGUF file with a ChatML chat format (SmolLM2, Qwen2.5), requantised
+    /// to Q8_0 when it is Q4_1 (the only type here without fast kernels).
+    #[must_use]
+    pub fn for_file(model: PathBuf) -> Self {
+        let q4_1 = model.to_string_lossy().contains("Q4_1");
         Self {
-            model: models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            model,
             prompt_threads: 2,
             reply_threads: 1,
             slots: 4,
             flash_attention: true,
-            requantise: Some(Requantise::Q8_0),
+            requantise: q4_1.then_some(Requantise::Q8_0),
         }
     }
 }
@@ -145,7 +153,10 @@ pub fn requantised(from: &Path, to: Requantise) -> Result<PathBuf, LocalModelErr
         return Err(LocalModelError::Missing { path: from.to_owned() });
     }
     backend();
-    let tmp = out.with_extension("gguf.tmp");
+    // Its own temporary file: two processes starting at once (a server and
+    // `voxgate test`, or two test servers) each write theirs, and the
+    // rename puts a whole file in place whichever finishes first.
+    let tmp = out.with_extension(format!("gguf.{}.tmp", std::process::id()));
     let c = |p: &Path| {
         std::ffi::CString::new(p.to_string_lossy().as_bytes()).map_err(|e| llama_err("naming a file", e))
     };

@@ -21,17 +21,30 @@ const MAX_SAMPLES: usize = 120 * 16_000;
 /// plus its padding, with room to spare.
 const ONSET_SAMPLES: usize = 16_000 / 2;
 
-/// Whisper tiny.en, shared by every call.
+/// Whisper tiny.en, shared by every call; each agent's copy may carry its
+/// vocabulary prompt.
 #[derive(Debug, Clone)]
 pub struct LocalStt {
     model: Arc<WhisperStt>,
+    prompt: Arc<[String]>,
 }
 
 impl LocalStt {
     /// Wraps a loaded model.
     #[must_use]
     pub fn new(model: WhisperStt) -> Self {
-        Self { model: Arc::new(model) }
+        Self { model: Arc::new(model), prompt: Arc::new([]) }
+    }
+
+    /// The same model, biased toward `vocabulary` (an agent's names and terms).
+    ///
+    /// # Errors
+    /// The tokenizer failing.
+    pub fn with_vocabulary(
+        &self,
+        vocabulary: &[String],
+    ) -> Result<Self, crate::providers::local::LocalModelError> {
+        Ok(Self { model: self.model.clone(), prompt: self.model.prompt(vocabulary)?.into() })
     }
 }
 
@@ -43,7 +56,7 @@ impl SpeechToText for LocalStt {
     fn open(&self, cancel: CancellationToken) -> Result<SttStream, ProviderError> {
         let (input_tx, mut input) = mpsc::channel::<SttInput>(256);
         let (events_tx, events) = mpsc::channel(16);
-        let model = self.model.clone();
+        let (model, prompt) = (self.model.clone(), self.prompt.clone());
         tokio::spawn(async move {
             let mut utterance: Vec<i16> = Vec::with_capacity(16_000 * 10);
             loop {
@@ -67,8 +80,10 @@ impl SpeechToText for LocalStt {
                     Some(SttInput::EndOfSpeech) if utterance.is_empty() => {}
                     Some(SttInput::EndOfSpeech) => {
                         let audio = std::mem::take(&mut utterance);
-                        let model = model.clone();
-                        let result = tokio::task::spawn_blocking(move || model.transcribe(&audio)).await;
+                        let (model, prompt) = (model.clone(), prompt.clone());
+                        let result =
+                            tokio::task::spawn_blocking(move || model.transcribe_prompted(&audio, &prompt))
+                                .await;
                         let event = match result {
                             Ok(Ok(text)) => Ok(SttEvent::Final { text, speech_final: true }),
                             Ok(Err(source)) => Err(ProviderError::Local { provider: NAME, source }),

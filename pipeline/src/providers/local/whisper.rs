@@ -1,4 +1,4 @@
-//! Whisper tiny.en (CTranslate2 format) through `ct2rs`.
+//! Whisper (CTranslate2 format: tiny.en, or the multilingual base) through `ct2rs`.
 //!
 //! ct2rs's high-level `Whisper::generate` drops the first words of English
 //! speech: it always sends the multilingual prompt and normalises the log-mel
@@ -6,7 +6,8 @@
 //! log-mel spectrogram as the reference implementation does (one
 //! normalisation over the whole window, [`LogMel`]) and prompts the English-only
 //! model with `<|startoftranscript|><|notimestamps|>` through ct2rs's
-//! lower-level `sys::Whisper`.
+//! lower-level `sys::Whisper`, after `<|startofprev|>` and the agent's
+//! vocabulary when it has one ([`WhisperStt::prompt`]).
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,10 @@ pub struct WhisperConfig {
     pub min_window_ms: u32,
 }
 
+/// The longest vocabulary prompt, in tokens (Whisper allows 224 before the
+/// transcript; a short one keeps decoding fast).
+pub const MAX_PROMPT_TOKENS: usize = 96;
+
 /// Silence after the speech in a shortened window: the model was trained to
 /// see audio end before its window does.
 pub const WINDOW_TAIL_MS: u32 = 1000;
@@ -56,6 +61,8 @@ pub struct WhisperStt {
     log_mel: LogMel,
     beam_size: usize,
     min_frames: usize,
+    /// Whisper base and the like (not an `.en` model): the prompt names the language.
+    multilingual: bool,
 }
 
 impl std::fmt::Debug for WhisperStt {
@@ -87,6 +94,7 @@ impl WhisperStt {
             ..Config::default()
         };
         let model = ct2rs::sys::Whisper::new(dir, ct2_config).map_err(|e| model_error(dir, e))?;
+        let multilingual = model.is_multilingual();
         let tokenizer = ct2rs::tokenizers::hf::Tokenizer::new(dir).map_err(|e| model_error(dir, e))?;
         Ok(Self {
             model,
@@ -94,7 +102,26 @@ impl WhisperStt {
             log_mel: LogMel::new(),
             beam_size: config.beam_size.max(1),
             min_frames: (config.min_window_ms as usize * RATE / 1000 / HOP).clamp(200, FRAMES),
+            multilingual,
         })
+    }
+
+    /// Whisper's prompt for an agent's vocabulary (its names, streets,
+    /// products): tokens that go before the transcript as if said earlier,
+    /// which biases the recogniser toward those words. At most
+    /// [`MAX_PROMPT_TOKENS`]; empty for no vocabulary.
+    ///
+    /// # Errors
+    /// The tokenizer failing.
+    pub fn prompt(&self, vocabulary: &[String]) -> Result<Vec<String>, LocalModelError> {
+        if vocabulary.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = format!(" {}.", vocabulary.join(", "));
+        let encoding =
+            self.tokenizer.encode(text, false).map_err(|e| model_error(Path::new("whisper tokenizer"), e))?;
+        let tokens = encoding.get_tokens();
+        Ok(tokens[..tokens.len().min(MAX_PROMPT_TOKENS)].to_vec())
     }
 
     /// Transcribes mono 16 kHz audio.
@@ -102,9 +129,17 @@ impl WhisperStt {
     /// # Errors
     /// CTranslate2 or the tokenizer failing.
     pub fn transcribe(&self, pcm: &[i16]) -> Result<String, LocalModelError> {
+        self.transcribe_prompted(pcm, &[])
+    }
+
+    /// Transcribes mono 16 kHz audio after `prompt` (from [`WhisperStt::prompt`]).
+    ///
+    /// # Errors
+    /// CTranslate2 or the tokenizer failing.
+    pub fn transcribe_prompted(&self, pcm: &[i16], prompt: &[String]) -> Result<String, LocalModelError> {
         let mut text = String::new();
         for window in pcm.chunks(WINDOW_SAMPLES) {
-            let part = self.transcribe_window(window)?;
+            let part = self.transcribe_window(window, prompt)?;
             if !part.is_empty() {
                 if !text.is_empty() {
                     text.push(' ');
@@ -122,7 +157,7 @@ impl WhisperStt {
         wanted.max(self.min_frames).next_multiple_of(RATE / HOP).min(FRAMES)
     }
 
-    fn transcribe_window(&self, pcm: &[i16]) -> Result<String, LocalModelError> {
+    fn transcribe_window(&self, pcm: &[i16], vocabulary: &[String]) -> Result<String, LocalModelError> {
         let frames = self.frames_for(pcm.len());
         let audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
         let mut features = self.log_mel.compute(&audio, frames);
@@ -130,7 +165,18 @@ impl WhisperStt {
         let storage = StorageView::new(&[1, N_MELS, frames], &mut features, Device::CPU)
             .map_err(|e| model_error(here, e))?;
         let options = WhisperOptions { beam_size: self.beam_size, ..WhisperOptions::default() };
-        let prompt = [vec!["<|startoftranscript|>", "<|notimestamps|>"]];
+        let mut prompt: Vec<&str> = Vec::with_capacity(vocabulary.len() + 3);
+        if !vocabulary.is_empty() {
+            prompt.push("<|startofprev|>");
+            prompt.extend(vocabulary.iter().map(String::as_str));
+        }
+        prompt.push("<|startoftranscript|>");
+        if self.multilingual {
+            // A multilingual model is told the language and the task.
+            prompt.extend(["<|en|>", "<|transcribe|>"]);
+        }
+        prompt.push("<|notimestamps|>");
+        let prompt = [prompt];
         let results = self.model.generate(&storage, &prompt, &options).map_err(|e| model_error(here, e))?;
         let Some(ids) = results.first().and_then(|r| r.sequences_ids.first()) else {
             return Ok(String::new());
