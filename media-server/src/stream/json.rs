@@ -2,7 +2,7 @@
 //! `{type, session_id, timestamp, sequence, data, format}` where `data` is
 //! base64 16-bit little-endian PCM at 16 kHz (`format: "pcm_16k"`).
 //!
-//! In: `start` (optional `agent`), `media`, `dtmf` (`digit`), `mark`
+//! In: `start` (optional `agent`, `from`), `media`, `dtmf` (`digit`), `mark`
 //! (`name`), `stop`. Out: `started` (with our `session_id`), `media`,
 //! `mark`, `clear`, `transcript` (`speaker`, `text`, `is_final`).
 
@@ -26,6 +26,9 @@ enum Message {
         session_id: Option<String>,
         #[serde(default)]
         agent: Option<String>,
+        /// Who is calling, kept in the call's record.
+        #[serde(default)]
+        from: Option<String>,
     },
     Media {
         data: String,
@@ -60,9 +63,10 @@ impl Protocol for Json {
     fn parse(&mut self, text: &str) -> Result<Incoming, FrameError> {
         let message: Message = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
         Ok(match message {
-            Message::Start { session_id, agent } => {
+            Message::Start { session_id, agent, from } => {
                 self.started = true;
-                Incoming::Start { agent, external_id: session_id }
+                let caller = super::protocol::caller_attribute(from.as_deref());
+                Incoming::Start { agent, external_id: session_id, caller }
             }
             Message::Media { data, format } => {
                 if !self.started {
@@ -168,6 +172,18 @@ mod tests {
         let bytes = B64.decode(out["data"].as_str().expect("data")).expect("base64");
         assert_eq!(bytes.len(), 640);
         assert_eq!(i16::from_le_bytes([bytes[2], bytes[3]]), samples[1]);
+    }
+
+    #[test]
+    fn the_caller_is_kept_only_when_printable_and_short() {
+        let caller = |start: &str| match Json::default().parse(start) {
+            Ok(Incoming::Start { caller, .. }) => caller,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(caller(r#"{"type": "start", "from": "+15550100"}"#).as_deref(), Some("+15550100"));
+        assert_eq!(caller(r#"{"type": "start"}"#), None);
+        assert_eq!(caller(r#"{"type": "start", "from": "a b"}"#), None);
+        assert_eq!(caller(&json!({"type": "start", "from": "1".repeat(65)}).to_string()), None);
     }
 
     #[test]

@@ -149,7 +149,7 @@ async fn serve<P: Protocol>(
     let mut limits = Limits::new(channel);
     let received = std::time::Instant::now();
     let deadline = Instant::now() + START_WITHIN;
-    let (agent, external_id) = loop {
+    let (agent, external_id, caller) = loop {
         let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
             Err(_) => return close(socket, close_code::POLICY, "no start within 10 s").await,
             Ok(None | Some(Err(_))) => return,
@@ -160,7 +160,7 @@ async fn serve<P: Protocol>(
         }
         let problem = match message {
             Message::Text(text) => match protocol.parse(text.as_str()) {
-                Ok(Incoming::Start { agent, external_id }) => break (agent, external_id),
+                Ok(Incoming::Start { agent, external_id, caller }) => break (agent, external_id, caller),
                 Ok(Incoming::Nothing) => continue,
                 Ok(other) => limits.bad(&format!("{other:?} before start")),
                 Err(e) => limits.bad(&e),
@@ -189,7 +189,8 @@ async fn serve<P: Protocol>(
             return close(socket, close_code::ERROR, "server error").await;
         }
     };
-    calls::started(&calls, &calls::CallInfo::for_agent(&id, channel, &agent), &agent).await;
+    let info = calls::CallInfo { caller, ..calls::CallInfo::for_agent(&id, channel, &agent) };
+    calls::started(&calls, &info, &agent).await;
     let mut session = session::spawn(SessionParts {
         config: agent.session.clone(),
         providers: agent.providers.clone(),
@@ -287,7 +288,7 @@ async fn serve<P: Protocol>(
         }
     }
     match session.task.await {
-        Ok(log) => calls::save_log(&calls, &calls::CallInfo::for_agent(&id, channel, &agent), &log).await,
+        Ok(log) => calls::save_log(&calls, &info, &log).await,
         Err(e) => tracing::error!(call_id = %id, error = %e, "session failed"),
     }
     let (code, reason) = close_reason.unwrap_or((close_code::NORMAL, "call ended"));

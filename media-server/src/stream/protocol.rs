@@ -11,10 +11,12 @@ use super::{Frame, Speaker};
 /// One message from a streaming client, understood.
 #[derive(Debug)]
 pub enum Incoming {
-    /// The stream starts; the agent it asks for, and the client's own id.
+    /// The stream starts; the agent it asks for, the client's own id, and
+    /// who is calling (as the client says: an attribute of the call, never its key).
     Start {
         agent: Option<String>,
         external_id: Option<String>,
+        caller: Option<String>,
     },
     /// Whole 20 ms frames at 16 kHz (a partial frame waits for the next message).
     Audio(Vec<Frame>),
@@ -43,6 +45,15 @@ pub enum FrameError {
     Dtmf(String),
     #[error("audio: {0}")]
     Codec(String),
+}
+
+/// Who the client says is calling, if it is something a call log can keep:
+/// at most 64 printable characters, no spaces.
+#[must_use]
+pub fn caller_attribute(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
 }
 
 /// A stream protocol: reads the client's messages, writes ours.

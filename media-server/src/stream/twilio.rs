@@ -114,9 +114,13 @@ impl Protocol for Twilio {
                     )));
                 }
                 let agent = start.custom_parameters.get("agent").and_then(|a| a.as_str()).map(str::to_owned);
+                // `<Parameter name="from" value="{{From}}"/>` in the TwiML passes the caller's number.
+                let caller = super::protocol::caller_attribute(
+                    start.custom_parameters.get("from").and_then(|v| v.as_str()),
+                );
                 let external = start.call_sid.clone().unwrap_or_else(|| start.stream_sid.clone());
                 self.stream_sid = Some(start.stream_sid);
-                Incoming::Start { agent, external_id: Some(external) }
+                Incoming::Start { agent, external_id: Some(external), caller }
             }
             Message::Media { media } => {
                 if self.stream_sid.is_none() {
@@ -179,7 +183,7 @@ mod tests {
     fn start() -> String {
         json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
             "start": {"accountSid": "AC1", "streamSid": "MZ1", "callSid": "CA1", "tracks": ["inbound"],
-                "customParameters": {"agent": "Bakery"},
+                "customParameters": {"agent": "Bakery", "from": "+15550100"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
         .to_string()
     }
@@ -196,8 +200,9 @@ mod tests {
         let connected = r#"{"event": "connected", "protocol": "Call", "version": "1.0.0"}"#;
         assert!(matches!(t.parse(connected), Ok(Incoming::Nothing)));
         assert!(matches!(t.parse(&media(&[0xFF; 160])), Err(FrameError::NotStarted)));
-        let Ok(Incoming::Start { agent, external_id }) = t.parse(&start()) else { panic!("start") };
+        let Ok(Incoming::Start { agent, external_id, caller }) = t.parse(&start()) else { panic!("start") };
         assert_eq!((agent.as_deref(), external_id.as_deref()), (Some("Bakery"), Some("CA1")));
+        assert_eq!(caller.as_deref(), Some("+15550100"));
         // 1.5 frames, then another half: one frame each time.
         assert!(matches!(t.parse(&media(&[0xFF; 240])), Ok(Incoming::Audio(f)) if f.len() == 1));
         assert!(matches!(t.parse(&media(&[0xFF; 80])), Ok(Incoming::Audio(f)) if f.len() == 1));
