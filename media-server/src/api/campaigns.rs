@@ -272,8 +272,7 @@ pub async fn create(
         updated_at: now,
     };
     let store = &state.control.store;
-    store.create_campaign(&row).await?;
-    store.add_numbers(&row.id, &numbers).await?;
+    store.create_campaign(&row, &numbers).await?;
     tracing::info!(campaign = %row.id, numbers = numbers.len(), "campaign made");
     Ok((StatusCode::CREATED, Json(view(&state, row, true).await?)))
 }

@@ -68,12 +68,38 @@ fn campaign_row(r: &AnyRow) -> Result<CampaignRow, sqlx::Error> {
     })
 }
 
+/// Inserts `numbers` pending, skipping those the campaign has; how many were new.
+async fn insert_numbers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    campaign_id: &str,
+    numbers: &[String],
+) -> Result<u64, StoreError> {
+    let now = now_ms();
+    let mut added = 0;
+    for number in numbers {
+        let done = sqlx::query(
+            "INSERT INTO campaign_numbers (campaign_id, number, status, attempts, next_attempt_at, lease_until, \
+             updated_at) VALUES ($1, $2, 'pending', 0, 0, 0, $3) ON CONFLICT (campaign_id, number) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(number)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        added += done.rows_affected();
+    }
+    Ok(added)
+}
+
 impl Store {
-    /// Stores a new campaign (its numbers come with [`Store::add_numbers`]).
+    /// Stores a new campaign with its first numbers, in one transaction: the
+    /// scheduler must never see a running campaign before its numbers (it
+    /// would find nothing left to dial and complete it).
     ///
     /// # Errors
     /// The database fails.
-    pub async fn create_campaign(&self, c: &CampaignRow) -> Result<(), StoreError> {
+    pub async fn create_campaign(&self, c: &CampaignRow, numbers: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(concat!(
             "INSERT INTO campaigns (",
             columns!(),
@@ -93,8 +119,10 @@ impl Store {
         .bind(&c.retry)
         .bind(c.created_at)
         .bind(c.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        insert_numbers(&mut tx, &c.id, numbers).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -105,20 +133,7 @@ impl Store {
     /// The database fails.
     pub async fn add_numbers(&self, campaign_id: &str, numbers: &[String]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        let mut added = 0;
-        for number in numbers {
-            let done = sqlx::query(
-                "INSERT INTO campaign_numbers (campaign_id, number, status, attempts, next_attempt_at, lease_until, \
-                 updated_at) VALUES ($1, $2, 'pending', 0, 0, 0, $3) ON CONFLICT (campaign_id, number) DO NOTHING",
-            )
-            .bind(campaign_id)
-            .bind(number)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            added += done.rows_affected();
-        }
+        let added = insert_numbers(&mut tx, campaign_id, numbers).await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -370,7 +385,7 @@ mod tests {
             created_at: 1,
             updated_at: 1,
         };
-        store.create_campaign(&c).await.unwrap();
+        store.create_campaign(&c, &[]).await.unwrap();
         let added = store
             .add_numbers(&c.id, &["+1555001".into(), "+1555002".into(), "+1555001".into()])
             .await
