@@ -19,6 +19,8 @@ use crate::sip::Dialer;
 /// What handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Where this server's HTTP listener is bound (agent tests call it back here).
+    pub addr: std::net::SocketAddr,
     /// The VAD backend in use.
     pub vad: &'static str,
     /// The agent and its providers, e.g. `local-stt`.

@@ -11,9 +11,11 @@
 //! - [`calls`]: what every call leaves behind, whatever carried it.
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
-//! configuration; `voxgate admin create` makes an operator.
+//! configuration; `voxgate admin create` makes an operator; `voxgate test`
+//! runs an agent test file ([`agent_tests`]).
 
 mod agent;
+mod agent_tests;
 mod api;
 mod audio;
 mod auth;
@@ -60,6 +62,25 @@ enum Command {
         /// Configuration file.
         #[arg(long, short, env = "VOXGATE_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Run an agent test file (TOML): scripted calls through the real call
+    /// path on a private server, judged on what the caller heard. Exits 1
+    /// if a case fails.
+    Test {
+        /// The test file.
+        file: PathBuf,
+        /// Configuration file (models, providers, the configured agent).
+        #[arg(long, short, env = "VOXGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Every case at this rate (8000 or 16000), whatever the file says.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Only the cases whose name contains this (repeatable: any of them).
+        #[arg(long)]
+        case: Vec<String>,
     },
     /// Manage operators.
     Admin {
@@ -123,23 +144,139 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve { config } => {
             let config = load(config.as_ref())?;
-            // Logs go to stderr, in colour only on a terminal.
-            let logs = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log.filter)?)
-                .with_writer(std::io::stderr);
-            match config.log.format {
-                config::LogFormat::Text => {
-                    logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
-                }
-                config::LogFormat::Json => logs.json().with_current_span(false).init(),
-            }
+            init_logs(&config, &config.log.filter)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(config))
+        }
+        Command::Test { file, config, json, rate, case } => {
+            let mut plan = agent_tests::TestPlan::load(&file)?;
+            if !case.is_empty() {
+                plan.cases.retain(|c| case.iter().any(|name| c.name.contains(name.as_str())));
+                anyhow::ensure!(
+                    !plan.cases.is_empty(),
+                    "no case of {} is named like {case:?}",
+                    file.display()
+                );
+            }
+            if let Some(rate) = rate {
+                plan.cases.iter_mut().for_each(|c| c.rate = Some(rate));
+                plan.check(true)?;
+            }
+            let mut config = load(config.as_ref())?;
+            // Warnings only: the report is the output.
+            init_logs(&config, "warn")?;
+            let scratch = tempfile::tempdir().context("making a scratch folder")?;
+            private(&mut config, scratch.path());
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(test(config, &plan))?;
+            print!("{}", report.table());
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if report.failed > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }
 
+/// Logs go to stderr, in colour only on a terminal.
+fn init_logs(config: &Config, filter: &str) -> anyhow::Result<()> {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        config::LogFormat::Text => {
+            logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+        }
+        config::LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
+    Ok(())
+}
+
+/// A test run's server: on loopback, an ephemeral port, no SIP, its
+/// records and recordings in `scratch`, no post-call work (which would
+/// compete with the next case for the CPU).
+fn private(config: &mut Config, scratch: &std::path::Path) {
+    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.media_key = config::Secret::default();
+    config.sip.enabled = false;
+    config.storage.database_url = format!("sqlite://{}", scratch.join("tests.db").display());
+    config.storage.recordings_dir = scratch.join("recordings");
+    config.s3 = config::S3Settings::default();
+    config.post_call.workers = 0;
+}
+
+/// `voxgate test`: starts a private server, makes the file's agents, runs the cases.
+async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<agent_tests::Report> {
+    let server = start(config).await?;
+    let calls = server.state.calls.clone();
+    let tenant = calls.default_tenant.clone();
+    let mut agents = std::collections::BTreeMap::new();
+    for (key, spec) in &plan.agents {
+        let json = serde_json::to_string(spec)?;
+        let row = calls.store.create_agent(&tenant, &spec.name, &json, &spec.numbers).await?;
+        agents.insert(key.clone(), row.id);
+    }
+    let runner = agent_tests::Runner {
+        line: agent_tests::caller::Line { base: format!("ws://{}", server.addr), media_key: String::new() },
+        calls,
+        tenant,
+        agent: String::new(),
+        agents,
+    };
+    let total = plan.cases.len();
+    let mut done = 0;
+    let report = runner
+        .run(plan, |case| {
+            done += 1;
+            let verdict = if case.passed { "pass" } else { "FAIL" };
+            eprintln!("[{done}/{total}] {verdict}  {}", case.name);
+        })
+        .await;
+    server.stop().await?;
+    Ok(report)
+}
+
+/// A started server.
+struct Server {
+    addr: std::net::SocketAddr,
+    state: http::AppState,
+    /// Ends the HTTP listener (gracefully), then everything else.
+    http_stop: tokio_util::sync::CancellationToken,
+    stop: tokio_util::sync::CancellationToken,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sip_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops the listener, then SIP and the workers; the listener's failure, if it failed.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.http_stop.cancel();
+        let served = self.http_task.await;
+        self.stop.cancel();
+        if let Some(task) = self.sip_task {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+        served.context("the HTTP server task")?.context("serving HTTP")
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // The listener failed on its own.
+        () = server.http_stop.cancelled() => {}
+    }
+    server.stop().await
+}
+
+/// Loads the agents, opens the store, starts SIP and the HTTP listener.
+async fn start(config: Config) -> anyhow::Result<Server> {
     // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
     let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())
         .context("loading the voice activity detector")?;
@@ -165,6 +302,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokens,
         default_tenant: default_tenant.clone(),
         reports: Default::default(),
+        tests: Default::default(),
     });
     let recordings = std::sync::Arc::new(recordings::Recordings::new(
         config.storage.recordings_dir.clone(),
@@ -206,7 +344,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "HTTP listening");
     let state = http::AppState {
+        addr,
         vad: vad.name(),
         agent: info,
         dialer,
@@ -216,18 +360,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         control,
         public_limit: http::public_limit(config.http.public_rate_limit),
     };
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
-    stop.cancel();
-    if let Some(task) = sip_task {
-        let _ = task.await;
-    }
-    tracing::info!("stopped");
-    Ok(())
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http_stop = tokio_util::sync::CancellationToken::new();
+    let http_task = tokio::spawn({
+        let http_stop = http_stop.clone();
+        async move {
+            let served =
+                axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned()).await;
+            http_stop.cancel();
+            served
+        }
+    });
+    Ok(Server { addr, state, http_stop, stop, http_task, sip_task })
 }
 
 async fn shutdown_signal() {

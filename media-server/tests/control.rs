@@ -550,22 +550,10 @@ fn a_failed_upload_is_retried_and_the_local_copy_serves_meanwhile() -> TestResul
 
 #[test]
 fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() -> TestResult {
-    use std::io::Write as _;
     // The agent's model (an OpenAI-compatible stand-in) calls the tool ...
     let llm = common::tool_calling_llm("One moment.", "order_status", r#"{"order": "A-17"}"#)?;
     // ... which is a local HTTP endpoint that reports what it was sent.
-    let tool = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let tool_url = format!("http://{}/status", tool.local_addr()?);
-    let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
-    common::serve_http(tool, move |mut stream| {
-        let _ = seen_tx.send(common::read_request(&mut stream));
-        let body = r#"{"status": "shipped"}"#;
-        let _ = write!(
-            stream,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    })?;
+    let (tool_url, seen) = common::json_endpoint("/status", r#"{"status": "shipped"}"#)?;
     let server = server("", &[("VOXGATE_OPENAI__BASE_URL", llm)])?;
     let mut spec = agent_spec("Orders", "+15550123");
     spec["tools"][0]["url"] = json!(tool_url);

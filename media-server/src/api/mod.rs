@@ -8,6 +8,7 @@
 //!
 //! [`Caller`]: crate::auth::Caller
 
+mod agent_tests;
 mod agents;
 mod analytics;
 mod billing;
@@ -42,6 +43,8 @@ pub struct Control {
     pub default_tenant: String,
     /// Analytics reports answered lately.
     pub reports: analytics::ReportCache,
+    /// Agent test runs, running and done.
+    pub tests: agent_tests::TestRuns,
 }
 
 /// A control API error, sent as JSON.
@@ -201,6 +204,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/agents", get(agents::list).post(agents::create))
         .route("/v1/agents/{id}", get(agents::read).put(agents::update).delete(agents::remove))
         .route("/v1/agents/{id}/knowledge", post(agents::upload_knowledge))
+        .route("/v1/agents/{id}/tests", post(agent_tests::start))
+        .route("/v1/agents/{id}/tests/{run}", get(agent_tests::read))
         .route("/v1/calls", get(calls::list).post(calls::place))
         .route("/v1/calls/{id}", get(calls::read))
         .route("/v1/calls/{id}/recording", get(calls::recording_url))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, analytics, billing, calls, campaigns, keys};
+use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use super::{agents, analytics, billing, calls, campaigns, keys};
     paths(
         keys::login, keys::me, keys::create, keys::list, keys::revoke,
         agents::create, agents::list, agents::read, agents::update, agents::remove, agents::upload_knowledge,
+        agent_tests::start, agent_tests::read,
         calls::place, calls::list, calls::read, calls::recording_url, calls::download,
         billing::usage,
         campaigns::create, campaigns::list, campaigns::read, campaigns::add_numbers, campaigns::pause,

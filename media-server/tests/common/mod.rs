@@ -350,6 +350,25 @@ pub fn tool_calling_llm(line: &str, tool: &str, arguments: &str) -> std::io::Res
     Ok(url)
 }
 
+/// An HTTP endpoint on 127.0.0.1 that answers every request with the JSON
+/// `body` and passes each request it read (head and body, as text) on.
+/// Returns its URL (`http://127.0.0.1:<port><path>`). Serves for 2 minutes at most.
+pub fn json_endpoint(path: &str, body: &'static str) -> std::io::Result<(String, mpsc::Receiver<String>)> {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}{path}", listener.local_addr()?);
+    let (seen_tx, seen) = mpsc::channel::<String>();
+    serve_http(listener, move |mut stream| {
+        let _ = seen_tx.send(read_request(&mut stream));
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    })?;
+    Ok((url, seen))
+}
+
 /// Answers each connection to `listener` with `answer`, one at a time,
 /// on a thread that stops by itself after 2 minutes.
 /// Reads one HTTP/1.1 request from `stream`: the head, then Content-Length
