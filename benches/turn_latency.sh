@@ -49,6 +49,7 @@ export VOXGATE_HTTP__API_KEY=turn-latency-bench
 # token, first audio), printed after the client's figures.
 keep_results() {
   local api="http://127.0.0.1:$http/v1/calls" auth="Authorization: Bearer $VOXGATE_HTTP__API_KEY"
+  mkdir -p "$out"
   sleep 3 # the calls end just after the client hangs up
   for id in $(curl -sf -H "$auth" "$api?limit=50" | python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)["calls"]))'); do
     curl -sf -H "$auth" "$api/$id" > "$out/$id.json"
@@ -67,7 +68,7 @@ start_server
 ticks() { curl -sf "http://127.0.0.1:$http/metrics" | grep '^voxgate_media_tick_lateness_seconds_bucket' || true; }
 if [ "$tick_calls" -gt 0 ]; then
   sipp -sn uac -s 1000 "127.0.0.1:$sip_port" -i 127.0.0.1 -m "$tick_calls" -l "$tick_calls" -r 10 -d 600000 \
-    -bg -trace_err -error_file "$work/sipp.err" > /dev/null
+    -bg -trace_err -error_file "$work/sipp.err" > /dev/null || [ $? -eq 99 ] # -bg: the parent exits 99
   sleep 5
   ticks > "$work/ticks-before"
 fi
