@@ -775,11 +775,12 @@ mod tests {
         assert!(same.flush().is_empty());
     }
 
-    /// What `reply` (fed in small deltas) comes out as, on a fact question.
-    fn said(question: &str, passage: &str, reply: &str) -> (String, bool) {
+    /// What `reply`, fed in small deltas to [`Words`] set up by `setup`,
+    /// comes out as, and whether the gate replaced it.
+    fn fed(setup: impl FnOnce(&mut Words<'_>), reply: &str) -> (String, bool) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut words = Words::sentences(&tx);
-        words.check_with(Gate::for_question(question, &[passage.to_owned()]));
+        setup(&mut words);
         let chars: Vec<char> = reply.chars().collect();
         for delta in chars.chunks(3) {
             words.push(&delta.iter().collect::<String>());
@@ -795,23 +796,14 @@ mod tests {
         (out.join(" "), replaced)
     }
 
+    /// What `reply` comes out as, on a fact question.
+    fn said(question: &str, passage: &str, reply: &str) -> (String, bool) {
+        fed(|w| w.check_with(Gate::for_question(question, &[passage.to_owned()])), reply)
+    }
+
     /// What `reply` comes out as on a turn with no gate (`caller` said).
     fn said_to(caller: &str, reply: &str) -> String {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut words = Words::sentences(&tx);
-        words.asked_back_with(caller, "Sorry, could you say it again?");
-        let chars: Vec<char> = reply.chars().collect();
-        for delta in chars.chunks(3) {
-            words.push(&delta.iter().collect::<String>());
-        }
-        words.finish();
-        drop(words);
-        drop(tx);
-        let mut out = Vec::new();
-        while let Ok(piece) = rx.try_recv() {
-            out.push(piece.trim().to_owned());
-        }
-        out.join(" ")
+        fed(|w| w.asked_back_with(caller, "Sorry, could you say it again?"), reply).0
     }
 
     #[test]
