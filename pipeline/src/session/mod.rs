@@ -819,10 +819,10 @@ impl Driver {
             self.record(frame, &agent);
         }
         // What the caller said, without the agent's own voice come back.
-        let sent = self.sent.pop_front().unwrap_or([0; FRAME_SAMPLES]);
         let cleaned;
         let (frame, caller_heard) = match self.echo.as_mut() {
             Some(echo) => {
+                let sent = self.sent.pop_front().unwrap_or([0; FRAME_SAMPLES]);
                 let (out, heard) = echo.process(frame, &sent);
                 cleaned = *out;
                 (&cleaned, heard)
