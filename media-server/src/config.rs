@@ -466,6 +466,9 @@ pub struct VadSettings {
     pub turn_check_ms: u32,
     /// Silence that ends a turn it called incomplete.
     pub incomplete_silence_ms: u32,
+    /// Silence after which the local recogniser starts on what the caller
+    /// said, before the turn is known to be over; 0: only at its end.
+    pub transcribe_early_ms: u32,
 }
 
 impl Default for VadSettings {
@@ -477,6 +480,7 @@ impl Default for VadSettings {
             turn_check_ms: 200,
             incomplete_silence_ms: voxgate_pipeline::dsp::endpoint::EndpointConfig::default()
                 .incomplete_silence_ms,
+            transcribe_early_ms: 120,
         }
     }
 }

@@ -334,6 +334,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         Some(Arc::new(base))
     };
     let mut session = SessionConfig { tools, ..session_config(spec) };
+    session.endpoint.transcribe_early_ms = config.vad.transcribe_early_ms;
     // Scripted agents (load tests) load no model at all.
     let learned_turns = spec.stt.provider != SttChoice::Scripted;
     if learned_turns && let Some(model) = local.smart_turn(config)? {

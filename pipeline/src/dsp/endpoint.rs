@@ -14,6 +14,12 @@
 //! `min_silence_ms` (a caller reading out a number, or saying "um"). With
 //! no verdict in time, `min_silence_ms` ends it as before.
 //!
+//! A recogniser of whole utterances (Whisper) needs most of a second after
+//! the turn ends. With `transcribe_early_ms`, the endpointer says at that
+//! much silence that it may start on the audio so far
+//! ([`EndpointEvent::TranscribeEarly`]), before the turn is known to be
+//! over; `SpeechResume` says the voice came back and the early work is stale.
+//!
 //! Time is the media time of each frame, passed in: the same input always
 //! gives the same events.
 
@@ -40,6 +46,9 @@ pub struct EndpointConfig {
     pub turn_check_ms: u32,
     /// Silence that ends a turn the learned model called incomplete.
     pub incomplete_silence_ms: u32,
+    /// Silence after which a recogniser may transcribe early; 0: never.
+    /// Below `turn_check_ms` and `min_silence_ms`, or it saves nothing.
+    pub transcribe_early_ms: u32,
 }
 
 impl Default for EndpointConfig {
@@ -59,6 +68,7 @@ impl Default for EndpointConfig {
             post_padding_ms: 100,
             turn_check_ms: 0,
             incomplete_silence_ms: 1500,
+            transcribe_early_ms: 0,
         }
     }
 }
@@ -74,6 +84,10 @@ pub enum EndpointEvent {
     /// The caller has paused since `pause` for `turn_check_ms`: ask the
     /// learned end of turn, and answer [`Endpointer::handle_turn_verdict`].
     TurnCheck { pause: u64 },
+    /// The caller has been quiet `transcribe_early_ms` since `pause`: a
+    /// recogniser of whole utterances may start on the audio so far. A
+    /// `SpeechResume` after it makes that work stale.
+    TranscribeEarly { pause: u64 },
     /// Within speech, the voice stopped at `at_ms` (no padding); speech may
     /// resume or end.
     SpeechPause { at_ms: u64 },
@@ -91,11 +105,12 @@ enum State {
     Speech {
         start: u64,
     },
-    /// Quiet since `since` during speech; `paused` once reported.
+    /// Quiet since `since` during speech; `paused` and `early` once reported.
     Trailing {
         start: u64,
         since: u64,
         paused: bool,
+        early: bool,
         verdict: Verdict,
     },
 }
@@ -147,8 +162,13 @@ impl Endpointer {
             }
             State::Onset { since } => self.confirm_onset(since, end_of_frame),
             State::Speech { start } if quiet => {
-                self.state =
-                    State::Trailing { start, since: at_ms, paused: false, verdict: Verdict::NotAsked };
+                self.state = State::Trailing {
+                    start,
+                    since: at_ms,
+                    paused: false,
+                    early: false,
+                    verdict: Verdict::NotAsked,
+                };
                 self.confirm_end(start, at_ms, end_of_frame, Verdict::NotAsked)
             }
             State::Speech { .. } => None,
@@ -156,22 +176,27 @@ impl Endpointer {
                 self.state = State::Speech { start };
                 paused.then_some(EndpointEvent::SpeechResume { at_ms })
             }
-            State::Trailing { start, since, paused, verdict } => {
+            State::Trailing { start, since, paused, early, verdict } => {
                 let end = self.confirm_end(start, since, end_of_frame, verdict);
+                if end.is_some() {
+                    return end;
+                }
+                // At most one report per frame, in the order they come due.
                 let silent = end_of_frame - since;
-                if end.is_none() && !paused && silent >= u64::from(c.pause_ms) {
-                    self.state = State::Trailing { start, since, paused: true, verdict };
+                let due = |ms: u32| ms > 0 && silent >= u64::from(ms);
+                if !paused && silent >= u64::from(c.pause_ms) {
+                    self.state = State::Trailing { start, since, paused: true, early, verdict };
                     return Some(EndpointEvent::SpeechPause { at_ms: since });
                 }
-                if end.is_none()
-                    && verdict == Verdict::NotAsked
-                    && c.turn_check_ms > 0
-                    && silent >= u64::from(c.turn_check_ms)
-                {
-                    self.state = State::Trailing { start, since, paused, verdict: Verdict::Asked };
+                if !early && due(c.transcribe_early_ms) {
+                    self.state = State::Trailing { start, since, paused, early: true, verdict };
+                    return Some(EndpointEvent::TranscribeEarly { pause: since });
+                }
+                if verdict == Verdict::NotAsked && due(c.turn_check_ms) {
+                    self.state = State::Trailing { start, since, paused, early, verdict: Verdict::Asked };
                     return Some(EndpointEvent::TurnCheck { pause: since });
                 }
-                end
+                None
             }
         }
     }
@@ -207,7 +232,7 @@ impl Endpointer {
     /// "Complete" ends the turn now; an answer for a pause that is over
     /// (the caller went on) changes nothing.
     pub fn handle_turn_verdict(&mut self, pause: u64, complete: bool, now_ms: u64) -> Option<EndpointEvent> {
-        let State::Trailing { start, since, paused, verdict: Verdict::Asked } = self.state else {
+        let State::Trailing { start, since, paused, early, verdict: Verdict::Asked } = self.state else {
             return None;
         };
         if since != pause {
@@ -216,7 +241,7 @@ impl Endpointer {
         if complete {
             return self.end(start, since, now_ms.max(since));
         }
-        self.state = State::Trailing { start, since, paused, verdict: Verdict::Incomplete };
+        self.state = State::Trailing { start, since, paused, early, verdict: Verdict::Incomplete };
         None
     }
 
@@ -371,5 +396,29 @@ mod tests {
             events.contains(&EndpointEvent::SpeechEnd { at_ms: 1100, speech_ms: 1100, silence_ms: 600 }),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn an_early_transcript_is_offered_within_a_pause_and_the_voice_coming_back_is_reported() {
+        let config = EndpointConfig { transcribe_early_ms: 120, ..learned() };
+        // Speech, 300 ms quiet (early at 120, asked at 200), speech, then the end.
+        let events = run_all(config, &pattern(&[(0.9, 20), (0.0, 15), (0.9, 10), (0.0, 40)]));
+        assert_eq!(
+            events,
+            [
+                EndpointEvent::SpeechStart { at_ms: 0 },
+                EndpointEvent::SpeechPause { at_ms: 400 },
+                EndpointEvent::TranscribeEarly { pause: 400 },
+                EndpointEvent::TurnCheck { pause: 400 },
+                EndpointEvent::SpeechResume { at_ms: 700 },
+                EndpointEvent::SpeechPause { at_ms: 900 },
+                EndpointEvent::TranscribeEarly { pause: 900 },
+                EndpointEvent::TurnCheck { pause: 900 },
+                EndpointEvent::SpeechEnd { at_ms: 1000, speech_ms: 1000, silence_ms: 600 },
+            ]
+        );
+        // Off by default: never offered.
+        let plain = run_all(learned(), &pattern(&[(0.9, 20), (0.0, 40)]));
+        assert!(!plain.iter().any(|e| matches!(e, EndpointEvent::TranscribeEarly { .. })), "{plain:?}");
     }
 }

@@ -129,8 +129,8 @@ async fn run(
                     handle.send_data(bytes).await.map_err(map_error)?;
                 }
                 Some(SttInput::EndOfSpeech) => handle.finalize().await.map_err(map_error)?,
-                // Deepgram finds speech itself.
-                Some(SttInput::StartOfSpeech) => {}
+                // Deepgram finds speech itself, and streams its transcript.
+                Some(SttInput::StartOfSpeech | SttInput::Pause | SttInput::Resume) => {}
                 None => {
                     // The call is over: ask for the last results, then stop.
                     handle.close_stream().await.map_err(map_error)?;

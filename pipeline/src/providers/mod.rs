@@ -99,6 +99,12 @@ pub enum SttInput {
     StartOfSpeech,
     /// The endpointer heard the caller stop: finish what was said.
     EndOfSpeech,
+    /// The caller has paused and may be done: a recogniser of whole
+    /// utterances may start on what it has, to have the transcript ready if
+    /// `EndOfSpeech` follows. Streaming recognisers ignore it.
+    Pause,
+    /// The caller's voice came back after a `Pause`: work started on it is stale.
+    Resume,
 }
 
 /// What a speech-to-text stream reports.

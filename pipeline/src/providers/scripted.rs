@@ -90,7 +90,7 @@ impl SpeechToText for ScriptedStt {
                 };
                 match next {
                     None => return,
-                    Some(SttInput::Audio(_)) => {}
+                    Some(SttInput::Audio(_) | SttInput::Pause | SttInput::Resume) => {}
                     Some(SttInput::StartOfSpeech) => heard = true,
                     Some(SttInput::EndOfSpeech) if !heard => {}
                     Some(SttInput::EndOfSpeech) => {

@@ -856,7 +856,14 @@ impl Driver {
                 let ago = Duration::from_millis(self.media_ms.saturating_sub(at_ms));
                 self.turns.handle_speech_pause(before(ago));
             }
-            Some(EndpointEvent::SpeechResume { .. }) => self.turns.handle_speech_resume(now()),
+            Some(EndpointEvent::SpeechResume { .. }) => {
+                let _ = self.stt_tx.try_send(SttInput::Resume);
+                self.turns.handle_speech_resume(now());
+            }
+            Some(EndpointEvent::TranscribeEarly { .. }) => {
+                self.send_stt_audio();
+                let _ = self.stt_tx.try_send(SttInput::Pause);
+            }
             Some(end @ EndpointEvent::SpeechEnd { .. }) => self.speech_ended(end),
             Some(EndpointEvent::TurnCheck { pause }) => self.check_turn(pause),
             None => {}

@@ -10,6 +10,7 @@
 //! vocabulary when it has one ([`WhisperStt::prompt`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, WhisperOptions};
 
@@ -63,6 +64,8 @@ pub struct WhisperStt {
     min_frames: usize,
     /// Whisper base and the like (not an `.en` model): the prompt names the language.
     multilingual: bool,
+    /// Transcriptions running now.
+    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for WhisperStt {
@@ -103,6 +106,7 @@ impl WhisperStt {
             beam_size: config.beam_size.max(1),
             min_frames: (config.min_window_ms as usize * RATE / 1000 / HOP).clamp(200, FRAMES),
             multilingual,
+            running: AtomicUsize::new(0),
         })
     }
 
@@ -137,6 +141,20 @@ impl WhisperStt {
     /// # Errors
     /// CTranslate2 or the tokenizer failing.
     pub fn transcribe_prompted(&self, pcm: &[i16], prompt: &[String]) -> Result<String, LocalModelError> {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let text = self.transcribe_windows(pcm, prompt);
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        text
+    }
+
+    /// True while a transcription runs (of any call): work that may be
+    /// thrown away should wait for idle cores.
+    #[must_use]
+    pub fn is_busy(&self) -> bool {
+        self.running.load(Ordering::Relaxed) > 0
+    }
+
+    fn transcribe_windows(&self, pcm: &[i16], prompt: &[String]) -> Result<String, LocalModelError> {
         let mut text = String::new();
         for window in pcm.chunks(WINDOW_SAMPLES) {
             let part = self.transcribe_window(window, prompt)?;
