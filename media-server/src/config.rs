@@ -711,6 +711,9 @@ pub struct AgentSettings {
     pub min_interruption_speech_ms: u32,
     pub min_interruption_words: u32,
     pub false_interruption_timeout_ms: u32,
+    /// Take the agent's own voice, echoed back by the caller's phone, out
+    /// of what the caller says (so it cannot interrupt the agent).
+    pub echo_cancellation: bool,
     pub endpointing_min_delay_ms: u32,
     pub endpointing_max_delay_ms: u32,
     /// Silence before "Are you still there?"; 0: never.
@@ -743,6 +746,7 @@ impl Default for AgentSettings {
             min_interruption_speech_ms: turn.min_interruption_speech_ms,
             min_interruption_words: turn.min_interruption_words,
             false_interruption_timeout_ms: turn.false_interruption_timeout_ms,
+            echo_cancellation: voxgate_pipeline::session::SessionConfig::default().echo_cancellation,
             endpointing_min_delay_ms: turn.endpointing_min_delay_ms,
             endpointing_max_delay_ms: turn.endpointing_max_delay_ms,
             reprompt_after_ms: turn.reprompt_after_ms.unwrap_or(0),

@@ -75,6 +75,7 @@ pub fn session_config(spec: &AgentSpec) -> SessionConfig {
     s.turn.min_interruption_speech_ms = t.min_interruption_speech_ms;
     s.turn.min_interruption_words = t.min_interruption_words;
     s.turn.false_interruption_timeout_ms = t.false_interruption_timeout_ms;
+    s.echo_cancellation = t.echo_cancellation;
     s.turn.endpointing_min_delay_ms = t.endpointing_min_delay_ms;
     s.turn.endpointing_max_delay_ms = t.endpointing_max_delay_ms;
     // Whisper answers each end of speech with one final transcript.
@@ -434,6 +435,17 @@ mod tests {
             (None, None, None)
         );
         assert_eq!(s.transfer_target.as_deref(), Some("sip:desk@example.com"));
+    }
+
+    #[test]
+    fn echo_cancellation_is_the_agents_choice() {
+        let mut c = Config::default();
+        assert!(!session_config(&AgentSpec::from_config(&c)).echo_cancellation, "off by default");
+        c.agent.echo_cancellation = true;
+        assert!(session_config(&AgentSpec::from_config(&c)).echo_cancellation);
+        let mut spec = AgentSpec::from_config(&Config::default());
+        spec.turn.echo_cancellation = true;
+        assert!(session_config(&spec).echo_cancellation);
     }
 
     #[test]

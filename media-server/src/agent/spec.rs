@@ -99,6 +99,9 @@ pub struct TurnSpec {
     pub min_interruption_speech_ms: u32,
     pub min_interruption_words: u32,
     pub false_interruption_timeout_ms: u32,
+    /// Take the agent's own voice, echoed back by the caller's phone, out
+    /// of what the caller says (so it cannot interrupt the agent).
+    pub echo_cancellation: bool,
     pub endpointing_min_delay_ms: u32,
     pub endpointing_max_delay_ms: u32,
     /// Silence before "Are you still there?"; 0: never.
@@ -122,6 +125,7 @@ impl TurnSpec {
             min_interruption_speech_ms: a.min_interruption_speech_ms,
             min_interruption_words: a.min_interruption_words,
             false_interruption_timeout_ms: a.false_interruption_timeout_ms,
+            echo_cancellation: a.echo_cancellation,
             endpointing_min_delay_ms: a.endpointing_min_delay_ms,
             endpointing_max_delay_ms: a.endpointing_max_delay_ms,
             reprompt_after_ms: a.reprompt_after_ms,
