@@ -46,9 +46,13 @@ pub async fn prepare(config: &Config) -> anyhow::Result<()> {
     tokio::fs::create_dir_all(dir).await.with_context(|| format!("making {}", dir.display()))
 }
 
-/// A new call id for `channel`, e.g. `ws-5f0c...`.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
+/// A new call's id, e.g. `call_5f0c...`: ours, unguessable, whatever
+/// carried the call. The carrier's own id (a SIP Call-ID, Twilio's
+/// `callSid`) is only an attribute ([`CallInfo::external_id`]): anyone can
+/// choose or reuse one.
+#[must_use]
+pub fn new_id() -> String {
+    crate::store::new_id("call")
 }
 
 /// Who carried a call, and between whom.
@@ -68,6 +72,8 @@ pub struct CallInfo {
     pub agent_id: Option<String>,
     /// The campaign that placed it.
     pub campaign_id: Option<String>,
+    /// The carrier's id of the call: the SIP Call-ID, Twilio's `callSid`.
+    pub external_id: Option<String>,
 }
 
 impl CallInfo {
@@ -83,6 +89,7 @@ impl CallInfo {
             tenant_id: agent.tenant_id.clone(),
             agent_id: agent.id.clone(),
             campaign_id: None,
+            external_id: None,
         }
     }
 }
@@ -140,6 +147,7 @@ fn new_call(ctx: &CallContext, call: &CallInfo) -> NewCall {
         status: String::new(),
         caller: call.caller.clone(),
         callee: call.callee.clone(),
+        external_id: call.external_id.clone(),
         started_at: 0,
         ended_at: 0,
         duration_ms: 0,

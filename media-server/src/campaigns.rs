@@ -278,6 +278,7 @@ impl Scheduler {
             status: s.status.as_str().to_owned(),
             caller: None,
             callee: Some(number.to_owned()),
+            external_id: None,
             started_at: i64::try_from(s.created_at).unwrap_or(ended),
             ended_at: ended,
             duration_ms: 0,

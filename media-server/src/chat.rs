@@ -50,7 +50,7 @@ async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {
 }
 
 async fn serve(mut socket: WebSocket, calls: Arc<CallContext>, agent: Agent) {
-    let id = calls::new_id("chat");
+    let id = calls::new_id();
     tracing::info!(call_id = %id, "chat started");
     let mut chat = spawn_chat(agent.session.clone(), agent.providers.clone());
     calls::started(&calls, &calls::CallInfo::for_agent(&id, "chat", &agent), &agent).await;

@@ -304,9 +304,7 @@ impl Default for SipConfig {
             public_address: String::new(),
             numbers: vec!["1000".to_owned()],
             ring_ms: 0,
-            trusted: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
-                .map(str::to_owned)
-                .to_vec(),
+            trusted: ["127.0.0.0/8", "::1/128"].map(str::to_owned).to_vec(),
             users: Vec::new(),
             rate_limit: 20,
         }

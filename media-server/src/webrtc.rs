@@ -110,7 +110,7 @@ pub async fn offer(
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("the offer cannot be answered: {e}")),
     };
-    let id = calls::new_id("rtc");
+    let id = calls::new_id();
     let cancel = CancellationToken::new();
     if let Ok(mut calls) = state.webrtc.0.lock() {
         calls.insert(id.clone(), cancel.clone());

@@ -1,18 +1,62 @@
-//! HTTP Digest authentication for SIP (RFC 3261 §22, RFC 2617 with MD5 and
-//! qop=auth): the server side (challenge, verify) for callers that are not
-//! on a trusted address, and the client side (answer a challenge) for
-//! registering with and calling through a trunk.
+//! HTTP Digest authentication for SIP (RFC 3261 §22, RFC 2617 with
+//! qop=auth, RFC 8760's SHA-256 beside MD5): the server side (challenge,
+//! verify) for callers that are not on a trusted address, and the client
+//! side (answer a challenge) for registering with and calling through a trunk.
 //!
-//! Nonces are stateless: `<seconds>.<MD5(seconds:secret)>`, fresh for
-//! [`NONCE_LIFETIME_S`], so the server keeps nothing per challenge.
+//! Nonces are issued statelessly: `<seconds>.<salt>.<SHA-256(seconds.salt:secret)>`
+//! with a random salt (each challenge its own nonce), fresh for
+//! [`NONCE_LIFETIME_S`]. Each nonce's count (`nc`) is remembered once a
+//! request proved the password with it ([`NonceCounts`]), so a captured
+//! request cannot be sent again.
+
+use std::collections::HashMap;
 
 use md5::{Digest, Md5};
+use sha2::Sha256;
 
 /// How long a nonce may be used.
 pub const NONCE_LIFETIME_S: u64 = 300;
 
-fn md5_hex(parts: &[&str]) -> String {
-    let mut h = Md5::new();
+/// The hash of a Digest exchange (RFC 8760).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+}
+
+impl Algorithm {
+    /// Offered in this order: the stronger first, MD5 for older peers.
+    pub const OFFERED: [Self; 2] = [Self::Sha256, Self::Md5];
+
+    /// The `algorithm` parameter's value (none means MD5); `None`: one we do
+    /// not support (the `-sess` variants, SHA-512-256).
+    fn parse(name: Option<&str>) -> Option<Self> {
+        match name {
+            None => Some(Self::Md5),
+            Some(n) if n.eq_ignore_ascii_case("MD5") => Some(Self::Md5),
+            Some(n) if n.eq_ignore_ascii_case("SHA-256") => Some(Self::Sha256),
+            Some(_) => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Md5 => "MD5",
+            Self::Sha256 => "SHA-256",
+        }
+    }
+
+    /// Lower-case hex of the hash of `parts` joined by ':'.
+    fn hex(self, parts: &[&str]) -> String {
+        match self {
+            Self::Md5 => hex_of::<Md5>(parts),
+            Self::Sha256 => hex_of::<Sha256>(parts),
+        }
+    }
+}
+
+fn hex_of<D: Digest>(parts: &[&str]) -> String {
+    let mut h = D::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             h.update(b":");
@@ -56,18 +100,30 @@ impl Nonces {
         Self { secret: format!("{:032x}", rand::random::<u128>()) }
     }
 
-    /// A nonce for time `now_s` (seconds).
+    /// A new nonce at time `now_s` (seconds).
     #[must_use]
     pub fn issue(&self, now_s: u64) -> String {
-        format!("{now_s:x}.{}", md5_hex(&[&format!("{now_s:x}"), &self.secret]))
+        let stamp = format!("{now_s:x}.{:016x}", rand::random::<u64>());
+        let mac = self.mac(&stamp);
+        format!("{stamp}.{mac}")
+    }
+
+    fn mac(&self, stamp: &str) -> String {
+        Algorithm::Sha256.hex(&[stamp, &self.secret])
     }
 
     /// Whether `nonce` is ours and still fresh at `now_s`.
     #[must_use]
     pub fn is_fresh(&self, nonce: &str, now_s: u64) -> bool {
-        let Some((ts, mac)) = nonce.split_once('.') else { return false };
-        let Ok(issued) = u64::from_str_radix(ts, 16) else { return false };
-        mac == md5_hex(&[ts, &self.secret]) && now_s >= issued && now_s - issued <= NONCE_LIFETIME_S
+        self.issued_at(nonce).is_some_and(|issued| now_s >= issued && now_s - issued <= NONCE_LIFETIME_S)
+    }
+
+    /// When `nonce` was issued, if it is one of ours.
+    #[must_use]
+    pub fn issued_at(&self, nonce: &str) -> Option<u64> {
+        let (stamp, mac) = nonce.rsplit_once('.')?;
+        let issued = u64::from_str_radix(stamp.split_once('.')?.0, 16).ok()?;
+        (mac == self.mac(stamp)).then_some(issued)
     }
 }
 
@@ -77,11 +133,49 @@ impl Default for Nonces {
     }
 }
 
-/// A `WWW-Authenticate` value.
+/// A `WWW-Authenticate` value: one per algorithm, [`Algorithm::OFFERED`] in order.
 #[must_use]
-pub fn challenge(realm: &str, nonce: &str, stale: bool) -> String {
+pub fn challenge(realm: &str, nonce: &str, algorithm: Algorithm, stale: bool) -> String {
     let stale = if stale { ", stale=true" } else { "" };
-    format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}")
+    let algorithm = algorithm.name();
+    format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={algorithm}, qop=\"auth\"{stale}")
+}
+
+/// The nonce counts seen in requests that proved the password, so that a
+/// replayed request (the same nonce and count) is refused: each request
+/// must count up (RFC 7616 §3.4; a request without `qop` has no count, so
+/// its nonce is good once). Memory is bounded: a nonce is forgotten when it
+/// expires, and past [`NonceCounts::MAX`] live nonces new ones are refused
+/// until some expire (only a caller who knows a password can add one).
+#[derive(Debug, Default)]
+pub struct NonceCounts {
+    /// Nonce -> (when it was issued, the highest count used).
+    seen: HashMap<String, (u64, u32)>,
+}
+
+impl NonceCounts {
+    pub const MAX: usize = 10_000;
+
+    /// Records `count` for `nonce` (issued at `issued_s`) at `now_s`: false
+    /// if it was used before with this count or a higher one.
+    pub fn accept(&mut self, nonce: &str, issued_s: u64, count: u32, now_s: u64) -> bool {
+        if self.seen.len() >= Self::MAX {
+            self.seen.retain(|_, (issued, _)| now_s.saturating_sub(*issued) <= NONCE_LIFETIME_S);
+        }
+        let full = self.seen.len() >= Self::MAX;
+        match self.seen.get_mut(nonce) {
+            Some((_, last)) if count <= *last => false,
+            Some((_, last)) => {
+                *last = count;
+                true
+            }
+            None if full => false,
+            None => {
+                self.seen.insert(nonce.to_owned(), (issued_s, count));
+                true
+            }
+        }
+    }
 }
 
 /// What an `Authorization` header says.
@@ -95,6 +189,7 @@ pub struct Credentials {
     pub qop: Option<String>,
     pub nc: Option<String>,
     pub cnonce: Option<String>,
+    pub algorithm: Algorithm,
 }
 
 impl Credentials {
@@ -103,10 +198,9 @@ impl Credentials {
     pub fn parse(value: &str) -> Option<Self> {
         let p = digest_params(value)?;
         let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if get("algorithm").is_some_and(|a| !a.eq_ignore_ascii_case("MD5")) {
-            return None;
-        }
+        let algorithm = Algorithm::parse(get("algorithm").as_deref())?;
         Some(Self {
+            algorithm,
             username: get("username")?,
             realm: get("realm")?,
             nonce: get("nonce")?,
@@ -118,11 +212,21 @@ impl Credentials {
         })
     }
 
+    /// The request count (`nc`, hex); 0 without `qop`.
+    #[must_use]
+    pub fn count(&self) -> Option<u32> {
+        match &self.nc {
+            Some(nc) => u32::from_str_radix(nc, 16).ok(),
+            None => Some(0),
+        }
+    }
+
     /// Whether the response proves knowledge of `password` for `method`.
     #[must_use]
     pub fn verify(&self, method: &str, password: &str) -> bool {
         let expected = response(
-            &md5_hex(&[&self.username, &self.realm, password]),
+            self.algorithm,
+            &self.algorithm.hex(&[&self.username, &self.realm, password]),
             &self.nonce,
             method,
             &self.uri,
@@ -138,16 +242,24 @@ impl Credentials {
     }
 }
 
-fn response(ha1: &str, nonce: &str, method: &str, uri: &str, qop: Option<(&str, &str, &str)>) -> String {
-    let ha2 = md5_hex(&[method, uri]);
+fn response(
+    algorithm: Algorithm,
+    ha1: &str,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+    qop: Option<(&str, &str, &str)>,
+) -> String {
+    let ha2 = algorithm.hex(&[method, uri]);
     match qop {
-        Some((qop, nc, cnonce)) => md5_hex(&[ha1, nonce, nc, cnonce, qop, &ha2]),
-        None => md5_hex(&[ha1, nonce, &ha2]),
+        Some((qop, nc, cnonce)) => algorithm.hex(&[ha1, nonce, nc, cnonce, qop, &ha2]),
+        None => algorithm.hex(&[ha1, nonce, &ha2]),
     }
 }
 
 /// The client's `Authorization` value answering `challenge` (a
-/// `WWW-Authenticate` / `Proxy-Authenticate` value).
+/// `WWW-Authenticate` / `Proxy-Authenticate` value); `None` for a challenge
+/// of an algorithm we do not support (answer the next one).
 #[must_use]
 pub fn answer(
     challenge: &str,
@@ -160,19 +272,21 @@ pub fn answer(
     let p = digest_params(challenge)?;
     let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let (realm, nonce) = (get("realm")?, get("nonce")?);
-    let ha1 = md5_hex(&[username, &realm, password]);
+    let algorithm = Algorithm::parse(get("algorithm").as_deref())?;
+    let ha1 = algorithm.hex(&[username, &realm, password]);
+    let name = algorithm.name();
     let offers_auth = get("qop").is_some_and(|q| q.split(',').any(|o| o.trim() == "auth"));
     let mut value =
         format!("Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\"");
     if offers_auth {
         let (nc, cnonce) = (format!("{nc:08x}"), format!("{:016x}", rand::random::<u64>()));
-        let r = response(&ha1, &nonce, method, uri, Some(("auth", &nc, &cnonce)));
-        value.push_str(&format!(", response=\"{r}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
-    } else {
+        let r = response(algorithm, &ha1, &nonce, method, uri, Some(("auth", &nc, &cnonce)));
         value.push_str(&format!(
-            ", response=\"{}\", algorithm=MD5",
-            response(&ha1, &nonce, method, uri, None)
+            ", response=\"{r}\", algorithm={name}, qop=auth, nc={nc}, cnonce=\"{cnonce}\""
         ));
+    } else {
+        let r = response(algorithm, &ha1, &nonce, method, uri, None);
+        value.push_str(&format!(", response=\"{r}\", algorithm={name}"));
     }
     if let Some(opaque) = get("opaque") {
         value.push_str(&format!(", opaque=\"{opaque}\""));
@@ -187,8 +301,9 @@ mod tests {
     #[test]
     fn rfc_2617_example_response() {
         // RFC 2617 §3.5 (HTTP, but the same arithmetic).
-        let ha1 = md5_hex(&["Mufasa", "testrealm@host.com", "Circle Of Life"]);
+        let ha1 = Algorithm::Md5.hex(&["Mufasa", "testrealm@host.com", "Circle Of Life"]);
         let r = response(
+            Algorithm::Md5,
             &ha1,
             "dcd98b7102dd2f0e8b11d0f600bfb0c093",
             "GET",
@@ -205,13 +320,50 @@ mod tests {
         assert!(nonces.is_fresh(&nonce, 1100));
         assert!(!nonces.is_fresh(&nonce, 1000 + NONCE_LIFETIME_S + 1), "stale");
         assert!(!nonces.is_fresh("5.deadbeef", 10), "not ours");
-        let ch = challenge("voxgate", &nonce, false);
-        let auth = answer(&ch, "INVITE", "sip:1000@127.0.0.1", "alice", "s3cret", 1).expect("answer");
-        let creds = Credentials::parse(&auth).expect("parse");
-        assert_eq!((creds.username.as_str(), creds.nonce.as_str()), ("alice", nonce.as_str()));
-        assert!(creds.verify("INVITE", "s3cret"));
-        assert!(!creds.verify("INVITE", "wrong"));
-        assert!(!creds.verify("BYE", "s3cret"), "bound to the method");
+        assert!(!nonces.is_fresh(&nonce.replacen("3e8.", "3e9.", 1), 1100), "its time changed");
+        assert_ne!(nonces.issue(1000), nonce, "each challenge its own nonce");
+        for algorithm in Algorithm::OFFERED {
+            let ch = challenge("voxgate", &nonce, algorithm, false);
+            let auth = answer(&ch, "INVITE", "sip:1000@127.0.0.1", "alice", "s3cret", 1).expect("answer");
+            let creds = Credentials::parse(&auth).expect("parse");
+            assert_eq!((creds.username.as_str(), creds.nonce.as_str()), ("alice", nonce.as_str()));
+            assert_eq!(creds.algorithm, algorithm);
+            assert!(creds.verify("INVITE", "s3cret"));
+            assert!(!creds.verify("INVITE", "wrong"));
+            assert!(!creds.verify("BYE", "s3cret"), "bound to the method");
+        }
+    }
+
+    #[test]
+    fn rfc_7616_sha_256_example_response() {
+        // RFC 7616 §3.9.1 (HTTP, the same arithmetic with SHA-256).
+        let ha1 = Algorithm::Sha256.hex(&["Mufasa", "http-auth@example.org", "Circle of Life"]);
+        let r = response(
+            Algorithm::Sha256,
+            &ha1,
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "GET",
+            "/dir/index.html",
+            Some(("auth", "00000001", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ")),
+        );
+        assert_eq!(r, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+    }
+
+    #[test]
+    fn a_nonce_count_is_good_once_and_must_count_up() {
+        let mut counts = NonceCounts::default();
+        assert!(counts.accept("n1", 100, 1, 100));
+        assert!(!counts.accept("n1", 100, 1, 101), "the same request again");
+        assert!(counts.accept("n1", 100, 2, 102));
+        assert!(!counts.accept("n1", 100, 1, 103), "an older one");
+        assert!(counts.accept("n2", 100, 0, 103), "no qop: once");
+        assert!(!counts.accept("n2", 100, 0, 104));
+    }
+
+    #[test]
+    fn unknown_algorithms_are_not_answered() {
+        let ch = r#"Digest realm="trunk", nonce="abc", algorithm=SHA-512-256, qop="auth""#;
+        assert!(answer(ch, "INVITE", "sip:x@trunk", "bob", "pw", 1).is_none());
     }
 
     #[test]

@@ -168,7 +168,8 @@ impl Registration {
                     ("proxy-authenticate", "proxy-authorization")
                 };
                 let uri = self.account.registrar.to_string();
-                let answer = r.headers.get(challenge_header).and_then(|ch| {
+                // The first challenge of an algorithm we support (SHA-256 first, RFC 8760).
+                let answer = r.headers.all(challenge_header).find_map(|ch| {
                     auth::answer(ch, "REGISTER", &uri, &self.account.username, &self.account.password, 1)
                 });
                 match answer {
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(first.len(), 1);
         assert!(first[0].headers.get("authorization").is_none());
         let nonces = Nonces::new();
-        let challenge = auth::challenge("trunk", &nonces.issue(1), false);
+        let challenge = auth::challenge("trunk", &nonces.issue(1), auth::Algorithm::Md5, false);
         r.handle_message(t0, &reply(&first[0], 401, &[("www-authenticate", challenge)]));
         let second = sent(&mut r);
         let creds =
@@ -277,7 +278,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Registration::new(t0, account(), "sip:voxgate@127.0.0.1:5060", "127.0.0.1:5060", "reg-2");
         let first = sent(&mut r);
-        let challenge = auth::challenge("trunk", "n1", false);
+        let challenge = auth::challenge("trunk", "n1", auth::Algorithm::Md5, false);
         r.handle_message(t0, &reply(&first[0], 401, &[("www-authenticate", challenge.clone())]));
         let second = sent(&mut r);
         r.handle_message(t0, &reply(&second[0], 401, &[("www-authenticate", challenge)]));

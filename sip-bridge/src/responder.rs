@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::auth::{self, Credentials, Nonces};
+use crate::auth::{self, Algorithm, Credentials, NonceCounts, Nonces};
 use crate::check::{ALLOW, Checked, check_request};
 use crate::message::{self, Framing, Message, Method, ParseError, Request, Response, Uri};
 
@@ -45,12 +45,9 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// Loopback and the private ranges are trusted; nobody else may call.
+    /// Only this machine is trusted; nobody else may call.
     fn default() -> Self {
-        let trusted = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let trusted = ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect();
         Self { trusted, users: HashMap::new(), realm: "voxgate".to_owned(), rate_per_second: 20 }
     }
 }
@@ -83,6 +80,8 @@ pub struct Responder {
     routes: HashMap<String, String>,
     policy: Policy,
     nonces: Nonces,
+    /// Counts used with each nonce: a replayed request is refused.
+    nonce_counts: NonceCounts,
     epoch: Instant,
     buckets: HashMap<IpAddr, Bucket>,
     tags: u64,
@@ -102,6 +101,7 @@ impl Responder {
             routes,
             policy,
             nonces: Nonces::new(),
+            nonce_counts: NonceCounts::default(),
             epoch: Instant::now(),
             buckets: HashMap::new(),
             tags: 0,
@@ -141,28 +141,42 @@ impl Responder {
     }
 
     /// Digest check of an INVITE from an untrusted source: `None` to go on,
-    /// or the refusal to send.
+    /// or the refusal to send. The credentials must be for our realm and
+    /// this Request-URI, with a fresh nonce of ours whose count has not been
+    /// used (a replay gets a new nonce, marked stale).
     fn authenticate(&mut self, now: Instant, request: &Request) -> Option<Response> {
         if self.policy.users.is_empty() {
             return Some(self.reply(&request.headers, 403, "Forbidden"));
         }
         let now_s = now.saturating_duration_since(self.epoch).as_secs();
-        let creds = request.headers.get("authorization").and_then(Credentials::parse);
+        let creds = request.headers.all("authorization").find_map(Credentials::parse);
         let mut stale = false;
         if let Some(c) = creds {
-            let fresh = self.nonces.is_fresh(&c.nonce, now_s);
-            let known = self.policy.users.get(&c.username);
-            if fresh
-                && c.realm == self.policy.realm
-                && known.is_some_and(|pw| c.verify(request.method.as_str(), pw))
-            {
-                return None;
+            if Uri::parse(&c.uri).ok().as_ref() != Some(&request.uri) {
+                return Some(self.reply(
+                    &request.headers,
+                    400,
+                    "Bad Request (Digest uri is not the Request-URI)",
+                ));
             }
-            stale = !fresh && known.is_some_and(|pw| c.verify(request.method.as_str(), pw));
+            let fresh = self.nonces.is_fresh(&c.nonce, now_s);
+            let proven = c.realm == self.policy.realm
+                && self.policy.users.get(&c.username).is_some_and(|pw| c.verify(request.method.as_str(), pw));
+            if fresh && proven {
+                let issued = self.nonces.issued_at(&c.nonce).unwrap_or(now_s);
+                let counted = c.count().is_some_and(|n| self.nonce_counts.accept(&c.nonce, issued, n, now_s));
+                if counted {
+                    return None;
+                }
+            }
+            // The password was right: only the nonce is worn out.
+            stale = proven;
         }
         let mut r = self.reply(&request.headers, 401, "Unauthorized");
         let nonce = self.nonces.issue(now_s);
-        r.headers.push("www-authenticate", auth::challenge(&self.policy.realm, &nonce, stale));
+        for algorithm in Algorithm::OFFERED {
+            r.headers.push("www-authenticate", auth::challenge(&self.policy.realm, &nonce, algorithm, stale));
+        }
         Some(r)
     }
 
@@ -312,6 +326,15 @@ mod tests {
     }
 
     #[test]
+    fn by_default_only_this_machine_is_trusted_not_the_lan() {
+        let now = Instant::now();
+        let invite = request("INVITE", "sip:1000@127.0.0.1");
+        let lan = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 20)), 5060);
+        assert_eq!(status(routed(&[]).handle(now, lan, &invite, Framing::Datagram)), Some(403));
+        assert!(matches!(routed(&[]).handle(now, LOCAL, &invite, Framing::Datagram), Action::Invite { .. }));
+    }
+
+    #[test]
     fn strangers_are_refused_or_challenged_and_a_right_answer_gets_through() {
         let now = Instant::now();
         let invite = request("INVITE", "sip:1000@127.0.0.1");
@@ -331,6 +354,50 @@ mod tests {
             let action = r.handle(now, OUTSIDE, text.as_bytes(), Framing::Datagram);
             assert_eq!(matches!(action, Action::Invite { .. }), expect_invite, "{password}: {action:?}");
         }
+    }
+
+    /// `invite` with an `Authorization` answering `www` for `uri` with count `nc`.
+    fn authorized(invite: &[u8], www: &str, uri: &str, password: &str, nc: u32) -> Vec<u8> {
+        let auth = auth::answer(www, "INVITE", uri, "alice", password, nc).expect("answer");
+        String::from_utf8(invite.to_vec())
+            .expect("utf8")
+            .replacen("Max-Forwards", &format!("Authorization: {auth}\r\nMax-Forwards"), 1)
+            .into_bytes()
+    }
+
+    #[test]
+    fn both_algorithms_are_offered_and_a_replayed_or_misdirected_answer_is_refused() {
+        let now = Instant::now();
+        let invite = request("INVITE", "sip:1000@127.0.0.1");
+        let mut r = routed(&[("alice", "s3cret")]);
+        for (index, algorithm) in ["SHA-256", "MD5"].into_iter().enumerate() {
+            let Action::Reply(challenge) = r.handle(now, OUTSIDE, &invite, Framing::Datagram) else {
+                panic!()
+            };
+            let offered: Vec<&str> = challenge.headers.all("www-authenticate").collect();
+            assert_eq!(offered.len(), 2, "{offered:?}");
+            let www = offered[index];
+            assert!(www.contains(&format!("algorithm={algorithm},")), "{offered:?}");
+            let answer = authorized(&invite, www, "sip:1000@127.0.0.1", "s3cret", 1);
+            let first = r.handle(now, OUTSIDE, &answer, Framing::Datagram);
+            assert!(matches!(first, Action::Invite { .. }), "{www}: {first:?}");
+            // The same request sent again (captured on the wire): a new nonce, marked stale.
+            let Action::Reply(again) = r.handle(now, OUTSIDE, &answer, Framing::Datagram) else { panic!() };
+            assert_eq!(again.status, 401, "{www}");
+            assert!(again.headers.get("www-authenticate").is_some_and(|w| w.contains("stale=true")));
+            // The next count of the same nonce is a new request.
+            let next = authorized(&invite, www, "sip:1000@127.0.0.1", "s3cret", 2);
+            assert!(
+                matches!(r.handle(now, OUTSIDE, &next, Framing::Datagram), Action::Invite { .. }),
+                "{www}"
+            );
+        }
+        // Credentials computed for another Request-URI do not open this one.
+        let www = r.handle(now, OUTSIDE, &invite, Framing::Datagram);
+        let Action::Reply(www) = www else { panic!() };
+        let www = www.headers.get("www-authenticate").expect("challenge").to_owned();
+        let elsewhere = authorized(&invite, &www, "sip:9000@127.0.0.1", "s3cret", 1);
+        assert_eq!(status(r.handle(now, OUTSIDE, &elsewhere, Framing::Datagram)), Some(400));
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct CallSummary {
     pub status: String,
     pub caller: Option<String>,
     pub callee: Option<String>,
+    /// The carrier's id of the call: the SIP Call-ID, Twilio's `callSid`
+    /// (an attribute: `id` is the server's).
+    pub external_id: Option<String>,
     /// Unix ms.
     pub started_at: i64,
     pub ended_at: i64,
@@ -122,6 +125,7 @@ impl From<&CallRow> for CallSummary {
             status: c.status.clone(),
             caller: c.caller.clone(),
             callee: c.callee.clone(),
+            external_id: c.external_id.clone(),
             started_at: c.started_at,
             ended_at: c.ended_at,
             duration_ms: c.duration_ms,

@@ -88,6 +88,7 @@ mod tests {
             status: "caller_hung_up".into(),
             caller: None,
             callee: None,
+            external_id: None,
             started_at: 0,
             ended_at: 90_000,
             duration_ms: 90_000,

@@ -15,7 +15,7 @@ use voxgate_sip_bridge::message::{Message, Request};
 use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
 
 use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
-use super::{Peer, Shared, host_port, rand_u32, sleep_until};
+use super::{Peer, Shared, Signal, host_port, rand_u32, sleep_until};
 use crate::agent::Agent;
 use crate::calls;
 
@@ -23,6 +23,8 @@ use crate::calls;
 struct Inbound {
     call: InboundCall,
     peer: Peer,
+    /// The sender of the message just handled: its refusal goes there.
+    sender: Option<Peer>,
     socket: Arc<UdpSocket>,
 }
 
@@ -33,6 +35,9 @@ impl Inbound {
         while let Some(o) = self.call.poll_output() {
             match o {
                 CallOutput::Send(bytes) => self.peer.send(&self.socket, bytes),
+                CallOutput::Refuse(bytes) => {
+                    self.sender.as_ref().unwrap_or(&self.peer).send(&self.socket, bytes)
+                }
                 CallOutput::Event(e) => events.push(e),
             }
         }
@@ -40,11 +45,11 @@ impl Inbound {
     }
 
     /// Waits for the next message or timer, then sends what follows.
-    async fn step(&mut self, signalling: &mut mpsc::Receiver<Message>) -> anyhow::Result<Vec<CallEvent>> {
+    async fn step(&mut self, signalling: &mut mpsc::Receiver<Signal>) -> anyhow::Result<Vec<CallEvent>> {
         let next = self.call.poll_timeout().map(Instant::from_std);
         tokio::select! {
             msg = signalling.recv() => match msg {
-                Some(m) => self.call.handle_message(std::time::Instant::now(), m),
+                Some((m, from)) => Dialog::handle_message(self, std::time::Instant::now(), m, from),
                 None => anyhow::bail!("signalling closed"),
             },
             () = sleep_until(next) => self.call.handle_timeout(std::time::Instant::now()),
@@ -54,7 +59,8 @@ impl Inbound {
 }
 
 impl Dialog for Inbound {
-    fn handle_message(&mut self, now: std::time::Instant, message: Message) {
+    fn handle_message(&mut self, now: std::time::Instant, message: Message, from: Peer) {
+        self.sender = Some(from);
         self.call.handle_message(now, message);
     }
     fn poll_timeout(&self) -> Option<std::time::Instant> {
@@ -106,16 +112,16 @@ pub(super) async fn run_call(
     shared: Arc<Shared>,
     Invite { request: invite, checked, received, agent }: Invite,
     peer: Peer,
-    mut signalling: mpsc::Receiver<Message>,
+    mut signalling: mpsc::Receiver<Signal>,
     cancel: CancellationToken,
 ) {
     let call_id = checked.call_id.clone();
-    let tag = format!("vg{:08x}", rand_u32());
+    let tag = format!("vg{:016x}", rand::random::<u64>());
     let advertised = shared.advertised_for(peer.addr());
     let local = host_port(advertised, shared.sip_port);
     let contact = format!("sip:voxgate@{local}");
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
-    let mut inbound = Inbound { call, peer, socket: shared.socket.clone() };
+    let mut inbound = Inbound { call, peer, sender: None, socket: shared.socket.clone() };
     inbound.send();
     let agent = match shared.calls.agents.get(&agent).await {
         Ok(agent) => agent,
@@ -127,7 +133,9 @@ pub(super) async fn run_call(
             return;
         }
     };
-    let mut info = calls::CallInfo::for_agent(&call_id, "sip", &agent);
+    // Our id for the call; the caller chose its Call-ID (and may reuse one).
+    let mut info = calls::CallInfo::for_agent(&calls::new_id(), "sip", &agent);
+    info.external_id = Some(call_id.clone());
     info.caller = invite.headers.get("from").and_then(user_part);
     info.callee = invite.headers.get("to").and_then(user_part);
     match answer(&shared, (&agent, &info), &mut inbound, &invite, received, &mut signalling, &cancel).await {
@@ -149,7 +157,7 @@ async fn answer(
     inbound: &mut Inbound,
     invite: &Request,
     received: std::time::Instant,
-    signalling: &mut mpsc::Receiver<Message>,
+    signalling: &mut mpsc::Receiver<Signal>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<voxgate_pipeline::session::CallLog>> {
     let config = &shared.calls.config;
@@ -171,7 +179,7 @@ async fn answer(
             }
         }
     };
-    let recording = calls::recording_path(config, invite.headers.get("call-id").unwrap_or("call"));
+    let recording = calls::recording_path(config, &info.id);
     if config.sip.ring_ms > 0 {
         inbound.call.ring();
         inbound.send();
@@ -209,7 +217,7 @@ async fn answer(
 /// Waits for the ACK that carries the caller's answer to our offer.
 async fn answer_in_ack(
     inbound: &mut Inbound,
-    signalling: &mut mpsc::Receiver<Message>,
+    signalling: &mut mpsc::Receiver<Signal>,
 ) -> anyhow::Result<Negotiated> {
     loop {
         for event in inbound.step(signalling).await? {
@@ -227,7 +235,7 @@ async fn answer_in_ack(
 
 /// Runs the signalling of a call that ended before it was answered (the
 /// final response waits for its ACK).
-async fn finish_signalling(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Message>) {
+async fn finish_signalling(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Signal>) {
     let deadline = Instant::now() + voxgate_sip_bridge::call::TIMEOUT;
     while inbound.call.poll_timeout().is_some() && Instant::now() < deadline {
         if inbound.step(signalling).await.is_err() {

@@ -36,7 +36,7 @@ use voxgate_sip_bridge::rtp::{self, RtpPacket};
 use voxgate_sip_bridge::sdp::{self, Codec, Negotiated, Sdp};
 
 use super::rtp_socket::{MAX_PER_TICK, TickedSocket};
-use super::{Shared, rand_u32};
+use super::{Peer, Shared, Signal, rand_u32};
 use crate::audio::Media;
 use crate::config::Config;
 
@@ -57,7 +57,8 @@ pub(super) enum DialogEvent {
 /// The signalling of a call in progress, inbound or outbound: the
 /// sans-IO state machine and where its messages go.
 pub(super) trait Dialog {
-    fn handle_message(&mut self, now: Instant, message: Message);
+    /// A message with this call's Call-ID, from `from` (the peer, or a stranger).
+    fn handle_message(&mut self, now: Instant, message: Message, from: Peer);
     fn poll_timeout(&self) -> Option<Instant>;
     fn handle_timeout(&mut self, now: Instant);
     fn hangup(&mut self, now: Instant);
@@ -105,7 +106,7 @@ pub(super) async fn run(
     sockets: RtpSockets,
     mut negotiated: Negotiated,
     recording: PathBuf,
-    signalling: &mut mpsc::Receiver<Message>,
+    signalling: &mut mpsc::Receiver<Signal>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<CallLog> {
     let config = &shared.calls.config;
@@ -153,7 +154,7 @@ pub(super) async fn run(
                 dialog.hangup(Instant::now());
             }
             msg = signalling.recv() => match msg {
-                Some(m) => dialog.handle_message(Instant::now(), m),
+                Some((m, from)) => dialog.handle_message(Instant::now(), m, from),
                 None => break,
             },
             () = dialog_timer.fired() => dialog.handle_timeout(Instant::now()),

@@ -81,9 +81,13 @@ struct Shared {
     dialogs: mpsc::Sender<DialogTable>,
 }
 
+/// A message for a dialog of ours, and who sent it (where a refusal goes:
+/// a Call-ID alone does not make the sender the call's peer).
+type Signal = (Message, Peer);
+
 /// Changes to the signalling loop's table of dialogs (by Call-ID).
 enum DialogTable {
-    Open(String, mpsc::Sender<Message>),
+    Open(String, mpsc::Sender<Signal>),
     Close(String),
 }
 
@@ -213,7 +217,7 @@ async fn signalling(
     cancel: CancellationToken,
 ) {
     let mut responder = Responder::new(routes.borrow_and_update().clone(), shared.calls.config.sip_policy());
-    let mut calls: HashMap<String, mpsc::Sender<Message>> = HashMap::new();
+    let mut calls: HashMap<String, mpsc::Sender<Signal>> = HashMap::new();
     let mut buf = vec![0u8; message::MAX_MESSAGE_BYTES + 1];
     loop {
         let (bytes, peer): (Vec<u8>, Peer) = tokio::select! {
@@ -247,7 +251,8 @@ async fn signalling(
                 Message::Response(r) => r.headers.get("call-id"),
             };
             if let Some(tx) = call_id.and_then(|id| calls.get(id)) {
-                let _ = tx.try_send(msg);
+                // The dialog checks its tags: a stranger's request is refused there.
+                let _ = tx.try_send((msg, peer));
                 continue;
             }
         }

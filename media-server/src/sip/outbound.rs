@@ -19,7 +19,7 @@ use voxgate_sip_bridge::sdp::{self, Sdp};
 
 use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
 use super::trunk::{self, Route};
-use super::{DialogTable, Shared, host_port, rand_u32, sleep_until};
+use super::{DialogTable, Peer, Shared, Signal, host_port, rand_u32, sleep_until};
 use crate::agent::Agent;
 use crate::calls;
 
@@ -185,7 +185,9 @@ impl Dialer {
                 .then(|| (t.username.clone(), t.password.expose().to_owned())),
             ring_timeout: ring_timeout.unwrap_or(Duration::from_secs(u64::from(t.ring_timeout_s))),
         };
-        let id = format!("out-{:016x}@voxgate", rand::random::<u64>());
+        // The call's id is ours; its SIP Call-ID is another random value.
+        let id = calls::new_id();
+        let sip_call_id = format!("{:032x}@voxgate", rand::random::<u128>());
         let status = OutboundStatus {
             id: id.clone(),
             to: target.to_string(),
@@ -213,7 +215,7 @@ impl Dialer {
         }
         let (tx, rx) = mpsc::channel(32);
         // Open the dialog before the INVITE leaves, so no answer is missed.
-        let _ = shared.dialogs.send(DialogTable::Open(id.clone(), tx)).await;
+        let _ = shared.dialogs.send(DialogTable::Open(sip_call_id.clone(), tx)).await;
         let to = crate::redact::number(
             match &target {
                 voxgate_sip_bridge::message::Uri::Sip(u) => u.user_decoded(),
@@ -227,14 +229,14 @@ impl Dialer {
             self.clone(),
             agent,
             dial,
-            id.clone(),
+            (id, sip_call_id.clone()),
             hop_addr,
             direct,
             sockets,
             rx,
             self.cancel.child_token(),
         );
-        super::spawn_call(shared, id, call);
+        super::spawn_call(shared, sip_call_id, call);
         Ok(status)
     }
 }
@@ -245,6 +247,8 @@ struct Outbound {
     socket: Arc<UdpSocket>,
     /// Where requests (and our answers) go.
     hop: SocketAddr,
+    /// The sender of the message just handled: its refusal goes there.
+    sender: Option<Peer>,
     id: String,
     dialer: Dialer,
 }
@@ -260,6 +264,10 @@ impl Outbound {
                         tracing::debug!(error = %e, "SIP send failed");
                     }
                 }
+                OutboundOutput::Refuse(bytes) => match &self.sender {
+                    Some(sender) => sender.send(&self.socket, bytes),
+                    None => tracing::debug!("a refusal with no sender"),
+                },
                 OutboundOutput::Event(e) => {
                     self.report(&e);
                     events.push(e);
@@ -303,7 +311,7 @@ impl Outbound {
 
     async fn step(
         &mut self,
-        signalling: &mut mpsc::Receiver<Message>,
+        signalling: &mut mpsc::Receiver<Signal>,
         cancel: &CancellationToken,
     ) -> Vec<OutboundEvent> {
         let next = self.call.poll_timeout().map(Instant::from_std);
@@ -311,7 +319,7 @@ impl Outbound {
         tokio::select! {
             () = cancel.cancelled() => self.call.hangup(now()),
             msg = signalling.recv() => match msg {
-                Some(m) => self.call.handle_message(now(), &m),
+                Some((m, from)) => Dialog::handle_message(self, now(), m, from),
                 None => self.call.hangup(now()),
             },
             () = sleep_until(next) => self.call.handle_timeout(now()),
@@ -321,7 +329,8 @@ impl Outbound {
 }
 
 impl Dialog for Outbound {
-    fn handle_message(&mut self, now: std::time::Instant, message: Message) {
+    fn handle_message(&mut self, now: std::time::Instant, message: Message, from: Peer) {
+        self.sender = Some(from);
         self.call.handle_message(now, &message);
     }
     fn poll_timeout(&self) -> Option<std::time::Instant> {
@@ -361,18 +370,18 @@ async fn run(
     dialer: Dialer,
     agent: Agent,
     dial: Dial,
-    id: String,
+    (id, sip_call_id): (String, String),
     hop: SocketAddr,
     direct: bool,
     sockets: RtpSockets,
-    mut signalling: mpsc::Receiver<Message>,
+    mut signalling: mpsc::Receiver<Signal>,
     cancel: CancellationToken,
 ) {
     let shared = dialer.shared.clone();
     let offer = sdp::offer(sockets.advertised, sockets.port, u64::from(rand_u32())).to_text();
-    let tag = format!("vg{:08x}", rand_u32());
-    let call = OutboundCall::new(std::time::Instant::now(), dial, &id, &tag, &offer);
-    let mut out = Outbound { call, socket: shared.socket.clone(), hop, id: id.clone(), dialer };
+    let tag = format!("vg{:016x}", rand::random::<u64>());
+    let call = OutboundCall::new(std::time::Instant::now(), dial, &sip_call_id, &tag, &offer);
+    let mut out = Outbound { call, socket: shared.socket.clone(), hop, sender: None, id: id.clone(), dialer };
     out.send();
     // Until the far end answers (or the call ends without an answer).
     let answer = loop {
@@ -415,6 +424,7 @@ async fn run(
         callee: placed.as_ref().map(|s| s.to.clone()),
         tenant_id: placed.as_ref().map(|s| s.tenant_id.clone()),
         campaign_id: placed.and_then(|s| s.campaign_id),
+        external_id: Some(sip_call_id),
         ..calls::CallInfo::for_agent(&id, "sip", &agent)
     };
     calls::started(&shared.calls, &info, &agent).await;

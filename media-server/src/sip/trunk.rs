@@ -112,7 +112,7 @@ pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
         tokio::select! {
             () = cancel.cancelled() => return,
             msg = rx.recv() => match msg {
-                Some(m) => reg.handle_message(std::time::Instant::now(), &m),
+                Some((m, _)) => reg.handle_message(std::time::Instant::now(), &m),
                 None => return,
             },
             () = sleep_until(next) => reg.handle_timeout(std::time::Instant::now()),

@@ -180,7 +180,7 @@ async fn serve<P: Protocol>(
             return close(socket, close_code::POLICY, "unknown agent").await;
         }
     };
-    let id = calls::new_id(if channel == "twilio" { "tw" } else { "ws" });
+    let id = calls::new_id();
     tracing::info!(call_id = %id, channel, external_id = ?external_id, "media stream started");
     let vad = match voxgate_pipeline::dsp::vad::build(&calls.config.vad_config()) {
         Ok(v) => v,
@@ -189,7 +189,11 @@ async fn serve<P: Protocol>(
             return close(socket, close_code::ERROR, "server error").await;
         }
     };
-    let info = calls::CallInfo { caller, ..calls::CallInfo::for_agent(&id, channel, &agent) };
+    let info = calls::CallInfo {
+        caller,
+        external_id: external_id.clone(),
+        ..calls::CallInfo::for_agent(&id, channel, &agent)
+    };
     calls::started(&calls, &info, &agent).await;
     let mut session = session::spawn(SessionParts {
         config: agent.session.clone(),

@@ -11,6 +11,13 @@
 //!
 //! Everything goes back to the address the INVITE came from (symmetric
 //! signalling), which is also what works behind NAT.
+//!
+//! A Call-ID is no secret: anyone who sees or guesses it can send a request
+//! with it. So a request belongs to the call only if it also carries both
+//! dialog tags (RFC 3261 §12.2.2: the caller's on From, ours on To), or is
+//! the INVITE's own transaction (its retransmission, its CANCEL); anything
+//! else is answered 481 and changes nothing. A response counts only if it
+//! answers the request we sent (its Via branch and CSeq).
 
 pub mod outbound;
 #[cfg(test)]
@@ -20,7 +27,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::check::{ALLOW, Checked};
-use crate::message::{self, Message, Method, Request, Response};
+use crate::message::{self, Headers, Message, Method, NameAddr, Request, Response};
 
 /// RFC 3261 timer T1 (round-trip estimate).
 pub const T1: Duration = Duration::from_millis(500);
@@ -68,6 +75,9 @@ pub enum CallEvent {
 pub enum CallOutput {
     /// Send these bytes to the caller.
     Send(Vec<u8>),
+    /// Send these bytes back to whoever sent the message just handled: a
+    /// refusal of a request that is not the caller's (it may be anyone's).
+    Refuse(Vec<u8>),
     Event(CallEvent),
 }
 
@@ -123,8 +133,34 @@ pub struct InboundCall {
 }
 
 fn branch_of(request: &Request) -> Option<String> {
-    let via = request.headers.get("via")?;
+    top_branch(&request.headers)
+}
+
+/// The branch of the first Via (a response's names the request it answers).
+fn top_branch(headers: &Headers) -> Option<String> {
+    let via = headers.get("via")?;
     message::Via::parse_all(via).ok()?.first()?.branch().map(str::to_owned)
+}
+
+/// The `tag` of a From or To header.
+fn tag_of(headers: &Headers, name: &'static str) -> Option<String> {
+    let value = headers.get(name)?;
+    NameAddr::parse(value, name).ok()?.tag().map(str::to_owned)
+}
+
+/// Whether `r` is a request of the dialog with tags `local` (ours, on To)
+/// and `remote` (the peer's, on From; none from an RFC 2543 peer): RFC 3261
+/// §12.2.2. Ours is random, so it cannot be guessed from outside.
+fn of_dialog(r: &Request, local: &str, remote: Option<&str>) -> bool {
+    tag_of(&r.headers, "from").as_deref() == remote && tag_of(&r.headers, "to").as_deref() == Some(local)
+}
+
+/// 481 to a request that names this Call-ID but not this dialog (nothing
+/// for an ACK, which is never answered).
+fn not_this_dialog(r: &Request, local_tag: &str) -> Option<Vec<u8>> {
+    (r.method != Method::Ack).then(|| {
+        message::response_to(&r.headers, 481, "Call/Transaction Does Not Exist", local_tag).to_bytes()
+    })
 }
 
 impl InboundCall {
@@ -255,7 +291,7 @@ impl InboundCall {
             self.checked.contacts.first().map_or_else(|| self.checked.from.uri.clone(), |c| c.uri.clone());
         let to_header = self.invite.headers.get("to").unwrap_or_default();
         let mut headers = message::Headers::default();
-        let branch = format!("z9hG4bK-vg-{}-{}", self.local_tag, self.local_cseq);
+        let branch = self.request_branch();
         // Our requests go the way the caller's INVITE came.
         let transport = self.checked.vias.first().map_or("UDP", |v| v.transport.as_str());
         headers.push("via", format!("SIP/2.0/{transport} {};branch={branch};rport", self.via_host));
@@ -272,6 +308,11 @@ impl InboundCall {
             headers.push(name, value.clone());
         }
         Request { method, uri: target, version: "SIP/2.0".into(), headers, body: Vec::new() }.to_bytes()
+    }
+
+    /// The branch of our latest request in the dialog.
+    fn request_branch(&self) -> String {
+        format!("z9hG4bK-vg-{}-{}", self.local_tag, self.local_cseq)
     }
 
     /// Blind transfer (RFC 3515): REFER the caller to `target`; the call
@@ -300,7 +341,17 @@ impl InboundCall {
     }
 
     fn handle_request(&mut self, now: Instant, r: Request) {
-        let same_invite_tx = branch_of(&r).is_some() && branch_of(&r) == branch_of(&self.invite);
+        let caller_tag = self.checked.from.tag();
+        let same_invite_tx = branch_of(&r).is_some()
+            && branch_of(&r) == branch_of(&self.invite)
+            && tag_of(&r.headers, "from").as_deref() == caller_tag;
+        let of_invite_tx = same_invite_tx && matches!(r.method, Method::Invite | Method::Cancel);
+        if !of_invite_tx && !of_dialog(&r, &self.local_tag, caller_tag) {
+            if let Some(refusal) = not_this_dialog(&r, &self.local_tag) {
+                self.outputs.push_back(CallOutput::Refuse(refusal));
+            }
+            return;
+        }
         match r.method {
             Method::Invite if same_invite_tx => {
                 // A retransmission: say again what we last said.
@@ -385,6 +436,10 @@ impl InboundCall {
     fn handle_response(&mut self, now: Instant, r: &Response) {
         let Some(cseq) = r.headers.get("cseq").and_then(|c| message::CSeq::parse(c).ok()) else { return };
         if cseq.seq != self.local_cseq || r.status < 200 {
+            return;
+        }
+        // Only the answer to the request we sent (its branch), not a look-alike.
+        if top_branch(&r.headers).as_deref() != Some(self.request_branch().as_str()) {
             return;
         }
         match (self.state, cseq.method.as_str()) {

@@ -50,6 +50,9 @@ pub enum OutboundEvent {
 pub enum OutboundOutput {
     /// Send to the trunk (or the remote target).
     Send(Vec<u8>),
+    /// Send back to whoever sent the message just handled: a refusal of a
+    /// request that is not the far end's (it may be anyone's).
+    Refuse(Vec<u8>),
     Event(OutboundEvent),
 }
 
@@ -225,9 +228,13 @@ impl OutboundCall {
         self.outputs.push_back(OutboundOutput::Send(ack.to_bytes()));
     }
 
+    fn dialog_branch(&self, cseq: u32, method: &str) -> String {
+        format!("z9hG4bK-out-{}-{cseq}-{method}", self.tag)
+    }
+
     /// A request in the dialog (ACK for the 2xx, BYE, REFER).
     fn in_dialog(&self, method: Method, cseq: u32, extra: &[(&str, String)]) -> Vec<u8> {
-        let branch = format!("z9hG4bK-out-{}-{}-{}", self.tag, cseq, method);
+        let branch = self.dialog_branch(cseq, method.as_str());
         let to = self.remote_to.clone().unwrap_or_default();
         let mut headers = self.base_headers(method.as_str(), cseq, &branch, &to);
         for r in &self.routes {
@@ -318,6 +325,14 @@ impl OutboundCall {
         if cseq.seq != self.cseq {
             return;
         }
+        // Only the answer to the request we sent (its branch), not a look-alike.
+        let sent = match cseq.method.as_str() {
+            "INVITE" | "CANCEL" => self.branch.clone(),
+            method => self.dialog_branch(self.cseq, method),
+        };
+        if super::top_branch(&r.headers).as_deref() != Some(sent.as_str()) {
+            return;
+        }
         match (cseq.method.as_str(), r.status) {
             ("INVITE", 100..=199) => {
                 // A provisional answer stops Timer A; Timer B keeps running.
@@ -372,9 +387,10 @@ impl OutboundCall {
                 };
                 let uri = self.dial.target.to_string();
                 let answer = self.dial.credentials.as_ref().and_then(|(user, password)| {
+                    // The first challenge of an algorithm we support (SHA-256 first, RFC 8760).
                     r.headers
-                        .get(challenge)
-                        .and_then(|ch| auth::answer(ch, "INVITE", &uri, user, password, 1))
+                        .all(challenge)
+                        .find_map(|ch| auth::answer(ch, "INVITE", &uri, user, password, 1))
                 });
                 match answer {
                     Some(a) => self.send_invite(now, Some((answer_header, a))),
@@ -409,6 +425,15 @@ impl OutboundCall {
     }
 
     fn handle_request(&mut self, now: Instant, r: &Request) {
+        // The far end's requests carry its tag (from the 2xx's To) and ours.
+        let remote_tag = self.remote_to.as_deref().and_then(|to| NameAddr::parse(to, "To").ok());
+        let remote_tag = remote_tag.as_ref().and_then(NameAddr::tag);
+        if self.remote_to.is_none() || !super::of_dialog(r, &self.tag, remote_tag) {
+            if let Some(refusal) = super::not_this_dialog(r, &self.tag) {
+                self.outputs.push_back(OutboundOutput::Refuse(refusal));
+            }
+            return;
+        }
         let ok = message::response_to(&r.headers, 200, "OK", &self.tag).to_bytes();
         match r.method {
             Method::Invite => {
@@ -577,6 +602,7 @@ mod tests {
                         Ok(Message::Response(_)) => {}
                         Err(e) => panic!("unparseable: {e}"),
                     },
+                    OutboundOutput::Refuse(b) => panic!("refused: {}", String::from_utf8_lossy(&b)),
                     OutboundOutput::Event(e) => events.push(e),
                 }
             }
@@ -612,7 +638,7 @@ mod tests {
         let mut h = H::new();
         let (first, _) = h.sent();
         let nonce = Nonces::new().issue(1);
-        let challenge = auth::challenge("trunk", &nonce, false);
+        let challenge = auth::challenge("trunk", &nonce, auth::Algorithm::Sha256, false);
         h.answer(&first[0], 407, &[("proxy-authenticate", &challenge)], "");
         let (reqs, _) = h.sent();
         assert_eq!(methods(&reqs), ["ACK", "INVITE"]);
@@ -771,5 +797,35 @@ mod tests {
         h.call.handle_message(h.now, &parse(bye.as_bytes(), Framing::Datagram).expect("bye"));
         let (_, events) = h.sent();
         assert_eq!(events, vec![OutboundEvent::Ended(Outcome::Completed { by_remote: true })]);
+    }
+
+    #[test]
+    fn a_bye_without_both_dialog_tags_is_481_and_the_call_goes_on() {
+        let mut h = H::new();
+        let (invite, _) = h.sent();
+        h.answer(&invite[0], 200, &[("contact", "<sip:far@127.0.0.1:5099>")], "v=0\r\n");
+        h.sent();
+        for (from, to) in [("evil", "o1"), ("far", "guess"), ("far", "")] {
+            let to = if to.is_empty() { String::new() } else { format!(";tag={to}") };
+            let bye = format!(
+                "BYE sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6666;branch=z9hG4bK-e\r\n\
+                 From: <sip:+15551234@127.0.0.1>;tag={from}\r\nTo: <sip:voxgate@trunk.test>{to}\r\n\
+                 Call-ID: out-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+            );
+            h.call.handle_message(h.now, &parse(bye.as_bytes(), Framing::Datagram).expect("bye"));
+            let (mut statuses, mut events) = (Vec::new(), Vec::new());
+            while let Some(o) = h.call.poll_output() {
+                match o {
+                    OutboundOutput::Refuse(b) => match parse(&b, Framing::Datagram) {
+                        Ok(Message::Response(r)) => statuses.push(r.status),
+                        other => panic!("not a response: {other:?}"),
+                    },
+                    OutboundOutput::Send(b) => panic!("sent to the far end: {}", String::from_utf8_lossy(&b)),
+                    OutboundOutput::Event(e) => events.push(e),
+                }
+            }
+            assert_eq!((statuses, events), (vec![481], vec![]), "from {from:?} to {to:?}");
+        }
+        assert!(!h.call.is_ended());
     }
 }

@@ -56,6 +56,11 @@ impl H {
         let (mut sent, mut events) = (Vec::new(), Vec::new());
         while let Some(o) = self.call.poll_output() {
             match o {
+                // A refusal goes to its sender, not the caller: marked "to sender".
+                CallOutput::Refuse(bytes) => sent.push(match parse(&bytes, Framing::Datagram) {
+                    Ok(Message::Response(r)) => format!("{} to sender", r.status),
+                    other => panic!("refused with {other:?}"),
+                }),
                 CallOutput::Send(bytes) => sent.push(match parse(&bytes, Framing::Datagram) {
                     Ok(Message::Response(r)) => r.status.to_string(),
                     Ok(Message::Request(r)) => r.method.to_string(),
@@ -244,9 +249,15 @@ fn over_a_lossy_network_the_call_is_still_confirmed() {
     }
 }
 
+/// The caller's answer to our request `cseq` ("2 BYE"), on that request's branch.
 fn response(status: &str, cseq: &str) -> Message {
+    let seq = cseq.split_whitespace().next().unwrap_or_default();
+    response_on(status, cseq, &format!("z9hG4bK-vg-t1-{seq}"))
+}
+
+fn response_on(status: &str, cseq: &str, branch: &str) -> Message {
     let text = format!(
-        "SIP/2.0 {status}\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-x\r\nFrom: <sip:1000@127.0.0.1>;tag=t1\r\n\
+        "SIP/2.0 {status}\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:1000@127.0.0.1>;tag=t1\r\n\
          To: <sip:caller@127.0.0.1>;tag=c1\r\nCall-ID: call-1\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
     );
     parse(text.as_bytes(), Framing::Datagram).expect("response")
@@ -288,6 +299,58 @@ fn blind_transfer_refers_then_hangs_up_when_the_new_call_is_answered() {
     assert_eq!(h.take().0, strs(&["200", "BYE"]));
     h.call.handle_message(h.now, response("200 OK", "2 BYE"));
     assert_eq!(h.take().1, vec![CallEvent::Ended(EndCause::Transferred)]);
+}
+
+/// Requests that name the call's Call-ID but not its dialog.
+fn stranger(method: &str, from_tag: &str, to_tag: &str) -> Message {
+    let to_tag = if to_tag.is_empty() { String::new() } else { format!(";tag={to_tag}") };
+    Message::Request(request(&format!(
+        "{method} sip:voxgate@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6666;branch=z9hG4bK-evil\r\n\
+         From: <sip:caller@127.0.0.1>;tag={from_tag}\r\nTo: <sip:1000@127.0.0.1>{to_tag}\r\nCall-ID: call-1\r\n\
+         CSeq: 9 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )))
+}
+
+#[test]
+fn requests_with_the_call_id_but_not_both_dialog_tags_get_481_and_change_nothing() {
+    let mut h = H::new();
+    h.call.answer(h.now, "v=0\r\n");
+    h.ack();
+    h.take();
+    for (method, from, to) in [
+        ("BYE", "someone-else", "t1"), // not the caller's tag
+        ("BYE", "c1", "guess"),        // not our tag
+        ("BYE", "c1", ""),             // no dialog at all
+        ("INVITE", "c1", ""),          // a new INVITE reusing the Call-ID
+        ("INFO", "x", "t1"),           // a digit injected
+        ("REFER", "c1", "vg1"),        // a counter-like tag
+        ("CANCEL", "c1", ""),          // not the INVITE's branch
+    ] {
+        h.call.handle_message(h.now, stranger(method, from, to));
+        assert_eq!(h.take(), (strs(&["481 to sender"]), vec![]), "{method} from {from:?} to {to:?}");
+    }
+    // An ACK is never answered; a stranger's changes nothing either.
+    h.call.handle_message(h.now, stranger("ACK", "x", "t1"));
+    assert_eq!(h.take(), (vec![], vec![]));
+    assert!(!h.call.is_ended());
+    // The caller's own BYE, with both tags, ends it.
+    h.call.handle_message(h.now, in_dialog("BYE", 2, "z9hG4bK-bye", "", ""));
+    assert_eq!(h.take(), (strs(&["200"]), vec![CallEvent::Ended(EndCause::RemoteBye)]));
+}
+
+#[test]
+fn only_the_answer_on_our_requests_branch_counts() {
+    let mut h = H::new();
+    h.call.answer(h.now, "v=0\r\n");
+    h.ack();
+    h.call.hangup(h.now);
+    h.take();
+    // Right Call-ID and CSeq, another branch: not the answer to our BYE.
+    h.call.handle_message(h.now, response_on("200 OK", "1 BYE", "z9hG4bK-forged"));
+    assert_eq!(h.take(), (vec![], vec![]));
+    assert!(!h.call.is_ended());
+    h.call.handle_message(h.now, response("200 OK", "1 BYE"));
+    assert_eq!(h.take().1, vec![CallEvent::Ended(EndCause::LocalHangup)]);
 }
 
 #[test]
@@ -346,6 +409,7 @@ fn outbound_to_inbound_over_a_lossy_reordering_network() {
             while let Some(o) = uac.poll_output() {
                 match o {
                     OutboundOutput::Send(b) => outgoing.push((true, b)),
+                    OutboundOutput::Refuse(b) => panic!("the UAC refused: {}", String::from_utf8_lossy(&b)),
                     OutboundOutput::Event(OutboundEvent::Answered { .. }) => answered = true,
                     OutboundOutput::Event(OutboundEvent::Ended(o)) => uac_end = Some(o),
                     OutboundOutput::Event(_) => {}
@@ -355,6 +419,7 @@ fn outbound_to_inbound_over_a_lossy_reordering_network() {
                 while let Some(o) = call.poll_output() {
                     match o {
                         CallOutput::Send(b) => outgoing.push((false, b)),
+                        CallOutput::Refuse(b) => panic!("the UAS refused: {}", String::from_utf8_lossy(&b)),
                         CallOutput::Event(CallEvent::Confirmed { .. }) => confirmed = true,
                         CallOutput::Event(CallEvent::Ended(c)) => uas_end = Some(c),
                         CallOutput::Event(_) => {}
