@@ -127,7 +127,7 @@ pub(super) async fn run_call(
         Ok(agent) => agent,
         Err(e) => {
             // Routed a moment ago; deleted since, or unbuildable (a model missing).
-            tracing::warn!(call_id = %call_id, error = %e, "no agent for the call");
+            tracing::warn!(sip_call_id = %call_id, error = %e, "no agent for the call");
             inbound.call.reject(std::time::Instant::now(), 480, "Temporarily Unavailable");
             inbound.send();
             return;
@@ -136,13 +136,14 @@ pub(super) async fn run_call(
     // Our id for the call; the caller chose its Call-ID (and may reuse one).
     let mut info = calls::CallInfo::for_agent(&calls::new_id(), "sip", &agent);
     info.external_id = Some(call_id.clone());
+    tracing::info!(call_id = %info.id, sip_call_id = %call_id, "call taken");
     info.caller = invite.headers.get("from").and_then(user_part);
     info.callee = invite.headers.get("to").and_then(user_part);
     match answer(&shared, (&agent, &info), &mut inbound, &invite, received, &mut signalling, &cancel).await {
-        Ok(None) => tracing::info!(call_id = %call_id, "call ended before it was answered"),
+        Ok(None) => tracing::info!(call_id = %info.id, "call ended before it was answered"),
         Ok(Some(log)) => calls::save_log(&shared.calls, &info, &log).await,
         Err(e) => {
-            tracing::warn!(call_id = %call_id, error = %e, "call failed");
+            tracing::warn!(call_id = %info.id, error = %e, "call failed");
             inbound.call.hangup(std::time::Instant::now());
             inbound.send();
         }

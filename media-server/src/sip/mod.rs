@@ -261,7 +261,7 @@ async fn signalling(
             Action::Reply(response) => peer.send(&shared.socket, response.to_bytes()),
             Action::Invite { request, checked, agent } => {
                 let call_id = checked.call_id.clone();
-                tracing::info!(call_id = %call_id, from = %peer.addr(), agent = %agent, "incoming call");
+                tracing::info!(sip_call_id = %call_id, from = %peer.addr(), agent = %agent, "incoming call");
                 let (tx, rx) = mpsc::channel(32);
                 calls.insert(call_id.clone(), tx);
                 let call = inbound::run_call(
@@ -314,7 +314,7 @@ fn spawn_call(shared: &Shared, call_id: String, call: impl Future<Output = ()> +
     let dialogs = shared.dialogs.clone();
     tokio::spawn(async move {
         if let Err(e) = tokio::spawn(call).await {
-            tracing::error!(call_id = %call_id, error = %e, "call task failed");
+            tracing::error!(sip_call_id = %call_id, error = %e, "call task failed");
         }
         let _ = dialogs.send(DialogTable::Close(call_id)).await;
     });
