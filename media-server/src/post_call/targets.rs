@@ -10,36 +10,61 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+/// Every special-purpose range of the IANA registries (IPv4 and IPv6
+/// Special-Purpose Address Registries, RFC 6890 and later) that is not
+/// globally reachable, plus multicast and the reserved 240/4. A target in
+/// one of them is never a public receiver.
+const NOT_PUBLIC: &[&str] = &[
+    // IPv4
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // shared address space (carrier-grade NAT)
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local (cloud metadata services)
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation
+    "192.31.196.0/24", // AS112-v4
+    "192.52.193.0/24", // AMT
+    "192.88.99.0/24",  // deprecated 6to4 relay anycast
+    "192.168.0.0/16",  // private
+    "192.175.48.0/24", // direct delegation AS112
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation
+    "203.0.113.0/24",  // documentation
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, and the broadcast address
+    // IPv6
+    "::/128",         // unspecified
+    "::1/128",        // loopback
+    "::/96",          // deprecated IPv4-compatible
+    "64:ff9b::/96",   // NAT64: reaches any IPv4 address, private ones too
+    "64:ff9b:1::/48", // local-use NAT64
+    "100::/64",       // discard-only
+    "2001::/23",      // IETF protocol assignments (Teredo among them)
+    "2001:db8::/32",  // documentation
+    "2002::/16",      // 6to4: reaches any IPv4 address
+    "3fff::/20",      // documentation
+    "5f00::/16",      // segment routing SIDs
+    "fc00::/7",       // unique local
+    "fe80::/10",      // link-local
+    "fec0::/10",      // deprecated site-local
+    "ff00::/8",       // multicast
+];
+
+static NOT_PUBLIC_NETS: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
+    NOT_PUBLIC.iter().map(|n| n.parse().expect("a CIDR of the list above")).collect()
+});
+
 /// Whether `ip` is on the public internet.
 #[must_use]
 pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                // Shared address space (carrier-grade NAT), RFC 6598.
-                || (a == 100 && (64..128).contains(&b))
-                || a == 0)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                // Unique local fc00::/7 and link-local fe80::/10.
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
+    // An IPv4 address written as IPv6 (::ffff:10.0.0.1) is that IPv4 address.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    !NOT_PUBLIC_NETS.iter().any(|net| net.contains(&ip))
 }
 
 /// Why a target is refused.
@@ -83,15 +108,18 @@ impl Resolve for PublicOnly {
 }
 
 /// The HTTP client for webhooks and the CRM: 15 s per request, no redirects
-/// (a receiver answers itself), names resolved to public addresses unless
-/// `allow_private`.
+/// (a receiver answers itself), no proxy from the environment, names
+/// resolved to public addresses unless `allow_private`.
 ///
 /// # Errors
 /// The TLS backend cannot start.
 pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment (HTTPS_PROXY) would reach the target
+        // itself, past the address check.
+        .no_proxy();
     if allow_private { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) }.build()
 }
 
@@ -113,6 +141,20 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            // The rest of the special-purpose registries.
+            "198.18.0.1",
+            "192.0.0.8",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "203.0.113.5",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "2001:db8::1",
+            "2001::1",
+            "100::1",
+            "ff02::1",
+            "::a00:1",
         ] {
             assert!(!is_public(internal.parse().unwrap()), "{internal}");
         }
