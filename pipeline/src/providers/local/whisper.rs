@@ -141,10 +141,16 @@ impl WhisperStt {
     /// # Errors
     /// CTranslate2 or the tokenizer failing.
     pub fn transcribe_prompted(&self, pcm: &[i16], prompt: &[String]) -> Result<String, LocalModelError> {
+        /// Counts a transcription while it runs, a panicking one too.
+        struct Running<'a>(&'a AtomicUsize);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         self.running.fetch_add(1, Ordering::Relaxed);
-        let text = self.transcribe_windows(pcm, prompt);
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        text
+        let _running = Running(&self.running);
+        self.transcribe_windows(pcm, prompt)
     }
 
     /// True while a transcription runs (of any call): work that may be
