@@ -9,14 +9,11 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::caller::{call, hang_up, press, request};
-use common::{TestResult, caller_lines, start_server};
+use common::{TestResult, caller_lines, start_listening_server, start_server};
 
 #[test]
 fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
-    let server = start_server(&[
-        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
-        ("VOXGATE_AGENT__GREETING", String::new()),
-    ])?;
+    let server = start_listening_server()?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
     press(&rtp, media_port, &[4, 2, 11])?;
@@ -32,10 +29,7 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
 /// them included (valid-looking key presses, audio, garbage, 1,000 a second).
 #[test]
 fn a_strangers_rtp_at_the_media_port_is_ignored() -> TestResult {
-    let server = start_server(&[
-        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
-        ("VOXGATE_AGENT__GREETING", String::new()),
-    ])?;
+    let server = start_listening_server()?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
     // The caller's first packet (µ-law silence) latches the call to it.

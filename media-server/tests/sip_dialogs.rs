@@ -17,7 +17,10 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::caller::{call, call_as, hang_up, hang_up_as, press};
-use common::{API_KEY, TestResult, caller_lines, http, recording, start_server, url_escape};
+use common::{
+    API_KEY, TestResult, caller_lines, http, lines, recording, start_listening_server, start_server,
+    url_escape,
+};
 use voxgate_sip_bridge::auth;
 
 /// A request of the test call's Call-ID with the tags the stranger chose.
@@ -37,10 +40,7 @@ fn forged(method: &str, from_tag: &str, to: &str, sip_port: u16, my_port: u16, b
 
 #[test]
 fn a_strangers_requests_in_a_call_get_481_and_the_call_goes_on() -> TestResult {
-    let server = start_server(&[
-        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
-        ("VOXGATE_AGENT__GREETING", String::new()),
-    ])?;
+    let server = start_listening_server()?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
     let sip_port = server.sip_port;
@@ -170,10 +170,7 @@ fn an_untrusted_caller_answers_a_sha_256_challenge_once_and_a_replay_is_refused(
 
 #[test]
 fn callers_who_reuse_or_collide_a_call_id_each_get_their_own_call() -> TestResult {
-    let server = start_server(&[
-        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
-        ("VOXGATE_AGENT__GREETING", String::new()),
-    ])?;
+    let server = start_listening_server()?;
     // One call after another: each presses its own key, then hangs up.
     let calls = [("a@b", 1u8, "1"), ("a_b", 2, "2"), ("a@b", 3, "3")];
     for (n, &(call_id, key, _)) in calls.iter().enumerate() {
@@ -203,14 +200,7 @@ fn callers_who_reuse_or_collide_a_call_id_each_get_their_own_call() -> TestResul
         assert!(id.starts_with("call_") && id.len() > 20, "{id}");
         assert_eq!(row["external_id"], call_id, "{row}");
         let (_, call) = http(&server, "GET", &format!("/v1/calls/{}", url_escape(id)), Some(API_KEY), None)?;
-        let heard: Vec<&str> = call["transcript"]
-            .as_array()
-            .ok_or("no transcript")?
-            .iter()
-            .filter(|l| l["speaker"] == "caller")
-            .filter_map(|l| l["text"].as_str())
-            .collect();
-        assert_eq!(heard, [pressed], "{id} ({call_id}): {call}");
+        assert_eq!(lines(&call, "caller")?, [pressed], "{id} ({call_id}): {call}");
         let wav = recording(&server, id, API_KEY)?;
         assert!(wav.starts_with(b"RIFF"), "{id} has its own recording");
         ids.push(id.to_owned());

@@ -294,14 +294,24 @@ pub fn recording(server: &Server, call_id: &str, key: &str) -> Result<Vec<u8>, B
 
 /// Reads the caller's lines from the server's one call log.
 pub fn caller_lines(server: &Server) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let log = call_log(server)?;
-    Ok(log["transcript"]
+    lines(&call_log(server)?, "caller")
+}
+
+/// What `speaker` (`caller` or `agent`) said in a call record's transcript.
+pub fn lines(call: &serde_json::Value, speaker: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    Ok(call["transcript"]
         .as_array()
         .ok_or("no transcript")?
         .iter()
-        .filter(|l| l["speaker"] == "caller")
+        .filter(|l| l["speaker"] == speaker)
         .filter_map(|l| l["text"].as_str().map(str::to_owned))
         .collect())
+}
+
+/// A server whose agent listens first (no greeting), with the WebRTC VAD:
+/// for callers written in the tests, who press keys rather than talk.
+pub fn start_listening_server() -> Result<Server, Box<dyn std::error::Error>> {
+    start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned()), ("VOXGATE_AGENT__GREETING", String::new())])
 }
 
 /// An OpenAI-compatible chat server on 127.0.0.1 that streams `line` and a
