@@ -87,6 +87,29 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Give phone numbers to tenants: a tenant's agents may route only its numbers.
+    Numbers {
+        /// Configuration file (for `storage.database_url` and `sip.numbers`).
+        #[arg(long, short, env = "VOXGATE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: NumbersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NumbersCommand {
+    /// Give NUMBER to a tenant (refused while another tenant has it).
+    Assign {
+        number: String,
+        /// The organisation, by name; made if it does not exist.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Take NUMBER back (refused while an agent routes it).
+    Release { number: String },
+    /// Every assigned number, its tenant and the agent routing it.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +165,10 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Numbers { config, command } => {
+            let config = load(config.as_ref())?;
+            tokio::runtime::Runtime::new()?.block_on(numbers(&config, command))
+        }
         Command::Serve { config } => {
             let config = load(config.as_ref())?;
             init_logs(&config, &config.log.filter)?;
@@ -182,6 +209,33 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `voxgate numbers ...`, on the configured database.
+async fn numbers(config: &Config, command: NumbersCommand) -> anyhow::Result<()> {
+    let store = store::Store::open(&config.storage.database_url).await.context("opening the database")?;
+    match command {
+        NumbersCommand::Assign { number, tenant } => {
+            agent::spec::check_number(&number).map_err(|e| anyhow::anyhow!("{number:?}: {e}"))?;
+            anyhow::ensure!(
+                tenant == DEFAULT_TENANT || !config.sip.numbers.contains(&number),
+                "{number} is the configured agent's (sip.numbers), reserved for the {DEFAULT_TENANT} tenant"
+            );
+            let tenant_id = store.tenant_named(&tenant).await?;
+            store.assign_number(&number, &tenant_id).await?;
+            println!("{number} assigned to tenant {tenant_id} ({tenant})");
+        }
+        NumbersCommand::Release { number } => {
+            anyhow::ensure!(store.release_number(&number).await?, "{number} is not assigned");
+            println!("{number} released");
+        }
+        NumbersCommand::List => {
+            for n in store.assigned_numbers(None).await? {
+                println!("{}\t{}\t{}", n.number, n.tenant_id, n.agent_id.as_deref().unwrap_or("-"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Logs go to stderr, in colour only on a terminal.
 fn init_logs(config: &Config, filter: &str) -> anyhow::Result<()> {
     let logs = tracing_subscriber::fmt()
@@ -216,6 +270,9 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
     let tenant = calls.default_tenant.clone();
     let mut agents = std::collections::BTreeMap::new();
     for (key, spec) in &plan.agents {
+        for number in &spec.numbers {
+            calls.store.assign_number(number, &tenant).await?;
+        }
         let json = serde_json::to_string(spec)?;
         let row = calls.store.create_agent(&tenant, &spec.name, &json, &spec.numbers).await?;
         agents.insert(key.clone(), row.id);
@@ -293,6 +350,12 @@ async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
     let stop = tokio_util::sync::CancellationToken::new();
     let default_tenant = store.tenant_named(DEFAULT_TENANT).await?;
+    // The configured agent's numbers are the default tenant's, and nobody else's.
+    for number in &config.sip.numbers {
+        store.assign_number(number, &default_tenant).await.with_context(|| {
+            format!("sip.numbers: {number} is assigned to another tenant (voxgate numbers release {number})")
+        })?;
+    }
     let tokens =
         auth::Tokens::load(config.auth.jwt_secret.expose(), u64::from(config.auth.token_ttl_s), &store)
             .await?;
@@ -303,6 +366,7 @@ async fn start(config: Config) -> anyhow::Result<Server> {
         default_tenant: default_tenant.clone(),
         reports: Default::default(),
         tests: Default::default(),
+        logins: Default::default(),
     });
     let recordings = std::sync::Arc::new(recordings::Recordings::new(
         config.storage.recordings_dir.clone(),

@@ -154,6 +154,9 @@ fn operator_story(database_url: &str) -> TestResult {
     let bob = login(&server, "bob@globex.example", "bob-password-1")?;
     let (_, me) = send(&server, "GET", "/v1/me", Some(&ann), None)?;
     assert_eq!(me["via"], "token");
+    // The operator gives each tenant its numbers.
+    common::give_number(&server, "+15550100", &ann)?;
+    common::give_number(&server, "+15550199", &bob)?;
 
     // Agents: create, read back with secrets hidden, replace keeping them, list.
     let (status, created) =
@@ -189,10 +192,10 @@ fn operator_story(database_url: &str) -> TestResult {
     // The change reaches the next call at once (the agent cache was invalidated).
     rt.block_on(short_call(&server, &agent_id, 4))?;
     assert_eq!(first_agent_line(&server, &ann, &agent_id, 2)?, "Hello from the front desk.");
-    // The same number for another tenant's agent: taken.
+    // Another tenant's number: not Bob's to route.
     let (status, json) =
         send(&server, "POST", "/v1/agents", Some(&bob), Some(&agent_spec("Globex", "+15550100")))?;
-    assert_eq!(status, 409, "{json}");
+    assert_eq!((status, json["field"].as_str()), (422, Some("numbers")), "{json}");
     let (status, bob_agent) =
         send(&server, "POST", "/v1/agents", Some(&bob), Some(&agent_spec("Globex", "+15550199")))?;
     assert_eq!(status, 201, "{bob_agent}");
@@ -366,6 +369,8 @@ fn operator_story(database_url: &str) -> TestResult {
             }
             let body = if method == "PUT" {
                 Some(agent_spec("Stolen", "+15550177"))
+            } else if method == "PATCH" {
+                Some(json!({"role": "member"}))
             } else {
                 Some(json!({"name": "probe"}))
             };
@@ -386,8 +391,16 @@ fn operator_story(database_url: &str) -> TestResult {
     // Ann's agent survived Bob's attempts.
     let (status, still) = send(&server, "GET", &format!("/v1/agents/{agent_id}"), Some(&ann), None)?;
     assert_eq!((status, still["name"].as_str()), (200, Some("Front desk")));
-    // Deleting frees the number.
+    // Deleting the agent frees the number for Ann's tenant only; the
+    // operator can then take it back and give it to Bob's.
     assert_eq!(send(&server, "DELETE", &format!("/v1/agents/{agent_id}"), Some(&ann), None)?.0, 204);
+    let (status, _) =
+        send(&server, "POST", "/v1/agents", Some(&bob), Some(&agent_spec("Globex 2", "+15550100")))?;
+    assert_eq!(status, 422);
+    let number_path = format!("/v1/numbers/{}", url_escape("+15550100"));
+    assert_eq!(send(&server, "DELETE", &number_path, Some(&ann), None)?.0, 403, "only the operator");
+    assert_eq!(send(&server, "DELETE", &number_path, Some(API_KEY), None)?.0, 204);
+    common::give_number(&server, "+15550100", &bob)?;
     let (status, _) =
         send(&server, "POST", "/v1/agents", Some(&bob), Some(&agent_spec("Globex 2", "+15550100")))?;
     assert_eq!(status, 201);
@@ -558,6 +571,7 @@ fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() ->
     let mut spec = agent_spec("Orders", "+15550123");
     spec["tools"][0]["url"] = json!(tool_url);
     spec["greeting"] = json!("");
+    common::give_number(&server, "+15550123", API_KEY)?;
     let (status, agent) = send(&server, "POST", "/v1/agents", Some(API_KEY), Some(&spec))?;
     assert_eq!(status, 201, "{agent}");
     let agent_id = agent["id"].as_str().ok_or("no id")?.to_owned();

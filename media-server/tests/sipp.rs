@@ -200,6 +200,7 @@ fn a_stored_agents_number_reaches_it_and_a_deleted_one_no_longer_does() -> TestR
     let server = start_server(&[webrtc_vad()])?;
     let key = Some(common::API_KEY);
     let spec = r#"{"name": "Night line", "greeting": "Night line, go ahead.", "numbers": ["+15550142"]}"#;
+    common::give_number(&server, "+15550142", common::API_KEY)?;
     let (status, agent) = common::http(&server, "POST", "/v1/agents", key, Some(spec))?;
     assert_eq!(status, 201, "{agent}");
     let id = agent["id"].as_str().ok_or("no id")?;

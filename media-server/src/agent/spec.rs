@@ -434,11 +434,8 @@ impl AgentSpec {
             return Err(refuse("numbers", "at most 100"));
         }
         for (i, n) in self.numbers.iter().enumerate() {
-            let ok = !n.is_empty()
-                && n.len() <= 32
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c));
-            if !ok {
-                return Err(refuse(format!("numbers[{i}]"), "1 to 32 of letters, digits and + * # . _ -"));
+            if let Err(reason) = check_number(n) {
+                return Err(refuse(format!("numbers[{i}]"), reason));
             }
             if self.numbers[..i].contains(n) {
                 return Err(refuse(format!("numbers[{i}]"), "listed twice"));
@@ -530,6 +527,17 @@ fn header_ok(name: &str, value: &str) -> bool {
     axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
         && axum::http::HeaderValue::from_str(value).is_ok()
         && value.len() <= 4096
+}
+
+/// A phone number as callers dial it (the user part of a SIP URI).
+///
+/// # Errors
+/// Why it is not one.
+pub fn check_number(n: &str) -> Result<(), &'static str> {
+    let ok = !n.is_empty()
+        && n.len() <= 32
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c));
+    if ok { Ok(()) } else { Err("1 to 32 of letters, digits and + * # . _ -") }
 }
 
 #[cfg(test)]

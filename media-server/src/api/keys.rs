@@ -1,7 +1,7 @@
 //! Logging in, and the tenant's API keys.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,11 +30,14 @@ pub struct Session {
     pub user_id: String,
 }
 
-/// Exchanges an email and password for a token.
+/// Exchanges an email and password for a token. After five failures for
+/// one account from one address, that pair waits (429, `Retry-After`),
+/// twice as long after each further failure.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = Session), (status = 401, body = super::ErrorBody), (status = 429, body = super::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Json<Session>, ApiError> {
     const REFUSED: ApiError = ApiError::Unauthorized("wrong email or password");
@@ -42,6 +45,10 @@ pub async fn login(
         return Err(REFUSED);
     }
     let control = &state.control;
+    let now = std::time::Instant::now();
+    if let Some(wait) = control.logins.wait(&req.email, peer.ip(), now) {
+        return Err(ApiError::LoginBackoff(wait.as_secs().max(1)));
+    }
     let user = control.store.user_by_email(&req.email).await?;
     // Check a hash even for an unknown email, so timing does not tell which emails exist.
     let hash = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
@@ -50,11 +57,18 @@ pub async fn login(
         .unwrap_or(false);
     match user {
         Some(u) if ok => {
-            let (token, expires_at) = control.tokens.issue(&u.id, &u.tenant_id, &u.role);
+            control.logins.succeeded(&req.email, peer.ip());
+            let (token, expires_at) = control.tokens.issue(&u);
             tracing::info!(user = %u.id, tenant = %u.tenant_id, "logged in");
             Ok(Json(Session { token, expires_at, tenant_id: u.tenant_id, user_id: u.id }))
         }
-        _ => Err(REFUSED),
+        _ => {
+            let wait = control.logins.failed(&req.email, peer.ip(), now);
+            // The user's id when the account exists; never the password, nor an unknown email.
+            let user = user.as_ref().map(|u| u.id.as_str());
+            tracing::warn!(user, client = %peer.ip(), wait_s = wait.as_secs(), "login refused");
+            Err(REFUSED)
+        }
     }
 }
 
@@ -76,6 +90,16 @@ pub struct NewKey {
     /// What the key is for, 1 to 100 characters.
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    /// What it may do: `read`, `calls:place` or `write` (the default).
+    #[serde(default = "write")]
+    pub scope: auth::Scope,
+    /// When it stops working, Unix milliseconds (in the future); absent: never.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+const fn write() -> auth::Scope {
+    auth::Scope::Write
 }
 
 /// A new API key: the only time the key itself is shown.
@@ -93,9 +117,9 @@ pub struct KeyList {
     pub keys: Vec<ApiKeyRow>,
 }
 
-/// Makes an API key for the caller's tenant.
+/// Makes an API key for the caller's tenant (admins only).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "auth", security(("bearer" = [])), request_body = NewKey,
-    responses((status = 201, body = CreatedKey), (status = 401, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 201, body = CreatedKey), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,8 +134,17 @@ pub async fn create(
         }
         .into());
     }
+    if req.expires_at.is_some_and(|at| at <= crate::store::now_ms()) {
+        return Err(crate::agent::spec::SpecError {
+            field: "expires_at".into(),
+            reason: "a time in the future, Unix milliseconds".into(),
+        }
+        .into());
+    }
     let (key, hash) = auth::new_api_key();
-    let record = state.control.store.create_api_key(&caller.tenant_id, name, &hash).await?;
+    let new =
+        crate::store::NewApiKey { name, scope: req.scope.as_str(), expires_at: req.expires_at, hash: &hash };
+    let record = state.control.store.create_api_key(&caller.tenant_id, new).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { record, key })))
 }
 

@@ -15,7 +15,9 @@ mod billing;
 mod calls;
 mod campaigns;
 mod keys;
+mod numbers;
 mod openapi;
+mod users;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -45,6 +47,8 @@ pub struct Control {
     pub reports: analytics::ReportCache,
     /// Agent test runs, running and done.
     pub tests: agent_tests::TestRuns,
+    /// Failed logins, per account and address.
+    pub logins: crate::auth::LoginGuard,
 }
 
 /// A control API error, sent as JSON.
@@ -61,12 +65,18 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The credentials are good but may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests; slow down")]
     TooManyRequests,
+    /// Too many failed logins for this account from this address.
+    #[error("too many failed logins; try again in {0} s")]
+    LoginBackoff(u64),
     #[error("{0}")]
     Unavailable(String),
     /// A database failure: logged, not shown.
@@ -92,6 +102,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { what } => Self::Conflict(format!("{what} is already in use")),
+            StoreError::NotAssigned { number } => Self::Invalid(crate::agent::spec::SpecError {
+                field: "numbers".into(),
+                reason: format!("{number} is not one of this tenant's numbers (the operator assigns them)"),
+            }),
             // The database is away (not a bug): tell the client to come back.
             StoreError::Database(
                 sqlx::Error::PoolTimedOut
@@ -123,9 +137,10 @@ impl IntoResponse for ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests | Self::LoginBackoff(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(e) => {
                 tracing::error!(error = %e, "control API: database failure");
@@ -140,7 +155,11 @@ impl IntoResponse for ApiError {
             Self::Invalid(e) => e.reason.clone(),
             e => e.to_string(),
         };
-        (status, Json(ErrorBody { error: message, field })).into_response()
+        let mut response = (status, Json(ErrorBody { error: message, field })).into_response();
+        if let Self::LoginBackoff(s) = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }
 
@@ -201,6 +220,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(keys::me))
         .route("/v1/api-keys", get(keys::list).post(keys::create))
         .route("/v1/api-keys/{id}", delete(keys::revoke))
+        .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/users/{id}", axum::routing::patch(users::update).delete(users::remove))
+        .route("/v1/numbers", get(numbers::list).post(numbers::assign))
+        .route("/v1/numbers/{number}", delete(numbers::release))
         .route("/v1/agents", get(agents::list).post(agents::create))
         .route("/v1/agents/{id}", get(agents::read).put(agents::update).delete(agents::remove))
         .route("/v1/agents/{id}/knowledge", post(agents::upload_knowledge))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys};
+use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys, numbers, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,8 @@ use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys};
         Send `Authorization: Bearer <token>` (from /v1/auth/login) or `Bearer <API key>`."),
     paths(
         keys::login, keys::me, keys::create, keys::list, keys::revoke,
+        users::list, users::create, users::update, users::remove,
+        numbers::list, numbers::assign, numbers::release,
         agents::create, agents::list, agents::read, agents::update, agents::remove, agents::upload_knowledge,
         agent_tests::start, agent_tests::read,
         calls::place, calls::list, calls::read, calls::recording_url, calls::download,
@@ -23,7 +25,7 @@ use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys};
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&Bearer, &CommonErrors),
-    tags((name = "auth"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics")),
+    tags((name = "auth"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics")),
 )]
 struct Doc;
 
@@ -69,10 +71,14 @@ impl Modify for CommonErrors {
             ("503", "A dependency (the database, an agent's models, the recording store) is unavailable"),
         ];
         for item in openapi.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.patch, &mut item.delete];
+            for op in ops.into_iter().flatten() {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                let extra = secured.then_some(("401", "Missing, invalid, expired or revoked credentials"));
-                for (code, what) in common.into_iter().chain(extra) {
+                let extra = [
+                    ("401", "Missing, invalid, expired or revoked credentials"),
+                    ("403", "The credentials may not do this (a member, a read-only key, not an admin)"),
+                ];
+                for (code, what) in common.into_iter().chain(extra.into_iter().filter(|_| secured)) {
                     op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(what).into());
                 }
             }
@@ -128,6 +134,10 @@ mod tests {
             "/v1/me",
             "/v1/api-keys",
             "/v1/api-keys/{id}",
+            "/v1/users",
+            "/v1/users/{id}",
+            "/v1/numbers",
+            "/v1/numbers/{number}",
             "/v1/agents",
             "/v1/agents/{id}",
             "/v1/agents/{id}/knowledge",

@@ -1,5 +1,6 @@
 //! Agents: each a JSON document (the API's `AgentSpec`) plus the phone
-//! numbers routed to it, kept unique across tenants.
+//! numbers routed to it: numbers its tenant was given (`numbers`), each
+//! routed to one agent.
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -38,6 +39,7 @@ impl Store {
     /// Stores a new agent and routes `numbers` to it.
     ///
     /// # Errors
+    /// [`StoreError::NotAssigned`] when the tenant was not given a number;
     /// [`StoreError::Conflict`] when a number already reaches another agent.
     pub async fn create_agent(
         &self,
@@ -74,6 +76,7 @@ impl Store {
     /// Replaces one of the tenant's agents; `None` when it has no such agent.
     ///
     /// # Errors
+    /// [`StoreError::NotAssigned`] when the tenant was not given a number;
     /// [`StoreError::Conflict`] when a number already reaches another agent.
     pub async fn update_agent(
         &self,
@@ -190,6 +193,13 @@ async fn route_numbers(
     numbers: &[String],
 ) -> Result<(), StoreError> {
     for number in numbers {
+        let owner: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM numbers WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if owner.as_deref() != Some(tenant_id) {
+            return Err(StoreError::NotAssigned { number: number.clone() });
+        }
         sqlx::query("INSERT INTO agent_numbers (number, agent_id, tenant_id) VALUES ($1, $2, $3)")
             .bind(number)
             .bind(agent_id)
@@ -210,10 +220,13 @@ mod tests {
         let (store, _dir) = testing::sqlite().await;
         let t = store.create_tenant("acme").await.unwrap();
         let other = store.create_tenant("globex").await.unwrap();
+        for n in ["100", "200"] {
+            store.assign_number(n, &t).await.unwrap();
+        }
         let a = store.create_agent(&t, "a", "{}", &["100".into()]).await.unwrap();
-        let taken = store.create_agent(&other, "b", "{}", &["100".into()]).await;
+        let taken = store.create_agent(&t, "b", "{}", &["100".into()]).await;
         assert!(matches!(taken, Err(StoreError::Conflict { .. })), "{taken:?}");
-        assert!(store.agents(&other).await.unwrap().is_empty(), "the failed create left nothing behind");
+        assert_eq!(store.agents(&t).await.unwrap().len(), 1, "the failed create left nothing behind");
         assert_eq!(store.numbers().await.unwrap(), [("100".to_owned(), a.id.clone())]);
         // Another tenant can neither read, change nor delete it.
         assert!(store.agent(&other, &a.id).await.unwrap().is_none());
@@ -224,6 +237,6 @@ mod tests {
         assert_eq!(store.numbers().await.unwrap(), [("200".to_owned(), a.id.clone())]);
         assert!(store.delete_agent(&t, &a.id).await.unwrap());
         assert!(store.numbers().await.unwrap().is_empty());
-        store.create_agent(&other, "b", "{}", &["200".into()]).await.unwrap();
+        store.create_agent(&t, "b", "{}", &["200".into()]).await.unwrap();
     }
 }

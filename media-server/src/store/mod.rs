@@ -9,6 +9,7 @@ mod agents;
 mod calls;
 mod campaigns;
 mod jobs;
+mod numbers;
 mod post_call;
 mod tenants;
 
@@ -21,8 +22,9 @@ pub use agents::AgentRow;
 pub use calls::{CallFilter, CallRow, NewCall};
 pub use campaigns::{CampaignRow, NumberRow};
 pub use jobs::{LeasedJob, NewJob};
+pub use numbers::NumberAssignment;
 pub use post_call::{BillingRecord, Delivery, EmailAttempt, ReportFilter, ReportRow, UsageRow};
-pub use tenants::ApiKeyRow;
+pub use tenants::{ApiKeyRow, NewApiKey, UserRow};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// A unique value (an email, a phone number) is taken.
     #[error("{what} is already in use")]
     Conflict { what: String },
+    /// A tenant tried to route a phone number the operator did not give it.
+    #[error("number {number} is not assigned to this tenant")]
+    NotAssigned { number: String },
     /// A stored document no longer reads (e.g. written by a newer version).
     #[error("stored {what} is unreadable: {source}")]
     Corrupt {

@@ -161,6 +161,17 @@ pub fn http(
     Ok((status, json))
 }
 
+/// The operator (the configured API key) gives `number` to the tenant of
+/// `credential` (a token or key), as `POST /v1/numbers` does.
+pub fn give_number(server: &Server, number: &str, credential: &str) -> TestResult {
+    let (status, me) = http(server, "GET", "/v1/me", Some(credential), None)?;
+    assert_eq!(status, 200, "{me}");
+    let body = serde_json::json!({"number": number, "tenant_id": me["tenant_id"]}).to_string();
+    let (status, assigned) = http(server, "POST", "/v1/numbers", Some(API_KEY), Some(&body))?;
+    assert_eq!(status, 201, "{assigned}");
+    Ok(())
+}
+
 /// [`http`], with the body as text.
 pub fn http_text(
     server: &Server,
