@@ -61,7 +61,8 @@ pub async fn assign(
         )));
     }
     store.assign_number(&req.number, &req.tenant_id).await?;
-    tracing::info!(number = %req.number, tenant = %req.tenant_id, by = %caller.subject, "number assigned");
+    let shown = crate::redact::number(Some(&req.number), state.calls.config.log.show_pii);
+    tracing::info!(number = %shown, tenant = %req.tenant_id, by = %caller.subject, "number assigned");
     let assigned = store.assigned_numbers(Some(&req.tenant_id)).await?;
     let row = assigned.into_iter().find(|n| n.number == req.number).ok_or(ApiError::NotFound("number"))?;
     Ok((StatusCode::CREATED, Json(row)))
@@ -76,7 +77,8 @@ pub async fn release(
     Path(number): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.control.store.release_number(&number).await? {
-        tracing::info!(%number, by = %caller.subject, "number released");
+        let shown = crate::redact::number(Some(&number), state.calls.config.log.show_pii);
+        tracing::info!(number = %shown, by = %caller.subject, "number released");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("number"))
