@@ -58,9 +58,29 @@ pub struct Config {
     pub auth: AuthSettings,
     pub s3: S3Settings,
     pub post_call: PostCallSettings,
+    pub outbound: OutboundSettings,
     pub smtp: SmtpSettings,
     pub billing: BillingSettings,
     pub scripted: ScriptedSettings,
+}
+
+/// Requests to addresses tenants choose: agents' HTTP tools, webhooks, the CRM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSettings {
+    /// Let them reach loopback, private and link-local addresses. Off, they
+    /// reach only public ones (a cloud's metadata service, say, is not).
+    pub allow_private_targets: bool,
+}
+
+impl Config {
+    /// Whether tenants' tools, webhooks and CRM may reach non-public
+    /// addresses (`outbound.allow_private_targets`, or the older
+    /// `post_call.allow_private_targets`).
+    #[must_use]
+    pub const fn allow_private_targets(&self) -> bool {
+        self.outbound.allow_private_targets || self.post_call.allow_private_targets
+    }
 }
 
 /// The work after each call (analytics, email, CRM, webhooks, billing).
@@ -80,8 +100,7 @@ pub struct PostCallSettings {
     /// the local model get the local fallback at once; measured, the 135M
     /// model never wrote the schema's JSON and each try took about 12 s of a core.
     pub local_model_analytics: bool,
-    /// Let webhooks and the CRM reach loopback, private and link-local
-    /// addresses (tenants choose those URLs: off, they reach only public ones).
+    /// The older name of `outbound.allow_private_targets` (either lifts it).
     pub allow_private_targets: bool,
 }
 

@@ -189,6 +189,15 @@ fn operator_story(database_url: &str) -> TestResult {
         send(&server, "PUT", &format!("/v1/agents/{agent_id}"), Some(&ann), Some(&changed))?;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["greeting"], "Hello from the front desk.");
+    // A stored secret does not follow its URL to another host: pointing the
+    // tool elsewhere with the header written back as shown is refused.
+    let mut moved = updated.clone();
+    for k in ["id", "created_at", "updated_at"] {
+        moved.as_object_mut().ok_or("not an object")?.remove(k);
+    }
+    moved["tools"][0]["url"] = json!("https://collector.example/steal");
+    let (status, json) = send(&server, "PUT", &format!("/v1/agents/{agent_id}"), Some(&ann), Some(&moved))?;
+    assert_eq!((status, json["field"].as_str()), (422, Some("tools[0].headers.Authorization")), "{json}");
     // The change reaches the next call at once (the agent cache was invalidated).
     rt.block_on(short_call(&server, &agent_id, 4))?;
     assert_eq!(first_agent_line(&server, &ann, &agent_id, 2)?, "Hello from the front desk.");
@@ -561,13 +570,21 @@ fn a_failed_upload_is_retried_and_the_local_copy_serves_meanwhile() -> TestResul
     Ok(())
 }
 
-#[test]
-fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() -> TestResult {
-    // The agent's model (an OpenAI-compatible stand-in) calls the tool ...
+/// A stored agent whose tool is a local endpoint; a chat asks the question
+/// that makes its model call the tool. What the endpoint received, if
+/// anything (`allow_private`: `outbound.allow_private_targets`).
+fn tool_call_story(allow_private: bool) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    // The agent's model (an OpenAI-compatible stand-in, the operator's provider) calls the tool ...
     let llm = common::tool_calling_llm("One moment.", "order_status", r#"{"order": "A-17"}"#)?;
     // ... which is a local HTTP endpoint that reports what it was sent.
     let (tool_url, seen) = common::json_endpoint("/status", r#"{"status": "shipped"}"#)?;
-    let server = server("", &[("VOXGATE_OPENAI__BASE_URL", llm)])?;
+    let server = server(
+        "",
+        &[
+            ("VOXGATE_OPENAI__BASE_URL", llm),
+            ("VOXGATE_OUTBOUND__ALLOW_PRIVATE_TARGETS", allow_private.to_string()),
+        ],
+    )?;
     let mut spec = agent_spec("Orders", "+15550123");
     spec["tools"][0]["url"] = json!(tool_url);
     spec["greeting"] = json!("");
@@ -600,11 +617,24 @@ fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() ->
         socket.send(Message::text(r#"{"type": "end"}"#)).await?;
         Ok(())
     })?;
-    let request = seen.recv_timeout(Duration::from_secs(10)).map_err(|_| "the tool was not called")?;
+    // The reply came after the tool's result (or its refusal): nothing later can reach it.
+    Ok(seen.recv_timeout(Duration::from_secs(2)).ok())
+}
+
+#[test]
+fn a_stored_agents_http_tool_is_called_with_its_arguments_and_secret_header() -> TestResult {
+    let request = tool_call_story(true)?.ok_or("the tool was not called")?;
     assert!(request.starts_with("POST /status "), "{request}");
     assert!(request.contains("tool-secret-1"), "the stored header went with it: {request}");
     let body = request.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     assert_eq!(serde_json::from_str::<Value>(body)?, json!({"order": "A-17"}));
+    Ok(())
+}
+
+#[test]
+fn a_tenants_tool_aimed_at_this_machine_is_refused_by_default() -> TestResult {
+    let request = tool_call_story(false)?;
+    assert_eq!(request, None, "a tenant's tool reached 127.0.0.1");
     Ok(())
 }
 

@@ -325,7 +325,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
     let tools = spec
         .tools
         .iter()
-        .map(spec::HttpTool::to_pipeline)
+        .map(|tool| tool.to_pipeline(config.allow_private_targets()))
         .collect::<Result<Vec<_>, _>>()
         .context("the agent's tools")?;
     let knowledge: Option<Arc<dyn Knowledge>> = if text.trim().is_empty() {

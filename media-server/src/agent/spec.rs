@@ -189,15 +189,19 @@ impl HttpTool {
     ///
     /// # Errors
     /// A malformed or built-in name, or a schema that does not compile.
-    pub fn to_pipeline(&self) -> Result<voxgate_pipeline::session::tools::HttpTool, ToolError> {
-        voxgate_pipeline::session::tools::HttpTool::new(
+    pub fn to_pipeline(
+        &self,
+        allow_private: bool,
+    ) -> Result<voxgate_pipeline::session::tools::HttpTool, ToolError> {
+        let tool = voxgate_pipeline::session::tools::HttpTool::new(
             &self.name,
             &self.description,
             self.parameters.clone(),
             &self.url,
             self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             std::time::Duration::from_millis(u64::from(self.timeout_ms)),
-        )
+        )?;
+        Ok(tool.through(voxgate_guarded_http::shared(allow_private)))
     }
 }
 
@@ -415,7 +419,7 @@ impl AgentSpec {
                 return Err(refuse(field("parameters"), "must be a JSON Schema with \"type\": \"object\""));
             }
             // The name and schema rules are the pipeline's, where the tool runs.
-            if let Err(e) = tool.to_pipeline() {
+            if let Err(e) = tool.to_pipeline(false) {
                 return Err(match e {
                     ToolError::Name { .. } => {
                         refuse(field("name"), "1 to 64 letters, digits, _ or -, not a built-in tool's name")
@@ -494,33 +498,48 @@ impl AgentSpec {
     }
 
     /// Fills secrets written back as [`REDACTED`] from `stored` (matched by
-    /// tool name and header, by webhook URL).
-    pub fn keep_secrets(&mut self, stored: &Self) {
-        for tool in &mut self.tools {
-            let old = stored.tools.iter().find(|t| t.name == tool.name);
+    /// tool name and header, by webhook URL), but only while the URL they
+    /// go to keeps its scheme, host and port: a stored secret never follows
+    /// its URL to another host.
+    ///
+    /// # Errors
+    /// A secret written back as [`REDACTED`] whose URL's host changed, or
+    /// that has no stored value: it must be sent again.
+    pub fn keep_secrets(&mut self, stored: &Self) -> Result<(), SpecError> {
+        let send_again =
+            |field: String| refuse(field, "send the secret again: it was not stored for this URL's host");
+        for (i, tool) in self.tools.iter_mut().enumerate() {
+            let old = stored.tools.iter().find(|t| t.name == tool.name && same_origin(&t.url, &tool.url));
             for (name, value) in &mut tool.headers {
                 if value == REDACTED {
-                    *value = old.and_then(|t| t.headers.get(name)).cloned().unwrap_or_default();
+                    let kept = old.and_then(|t| t.headers.get(name)).cloned();
+                    *value = kept.ok_or_else(|| send_again(format!("tools[{i}].headers.{name}")))?;
                 }
             }
         }
-        if let (Some(crm), Some(old)) = (&mut self.post_call.crm, &stored.post_call.crm)
+        if let Some(crm) = &mut self.post_call.crm
             && crm.token == REDACTED
         {
-            crm.token.clone_from(&old.token);
+            let old = stored.post_call.crm.as_ref().filter(|old| same_origin(&old.base_url, &crm.base_url));
+            crm.token =
+                old.map(|o| o.token.clone()).ok_or_else(|| send_again("post_call.crm.token".into()))?;
         }
-        for hook in &mut self.post_call.webhooks {
+        for (i, hook) in self.post_call.webhooks.iter_mut().enumerate() {
             if hook.secret == REDACTED {
-                hook.secret = stored
-                    .post_call
-                    .webhooks
-                    .iter()
-                    .find(|h| h.url == hook.url)
+                let old = stored.post_call.webhooks.iter().find(|h| h.url == hook.url);
+                hook.secret = old
                     .map(|h| h.secret.clone())
-                    .unwrap_or_default();
+                    .ok_or_else(|| send_again(format!("post_call.webhooks[{i}].secret")))?;
             }
         }
+        Ok(())
     }
+}
+
+/// Whether two URLs go to the same scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+    matches!((origin(a), origin(b)), (Some(x), Some(y)) if x.is_tuple() && x == y)
 }
 
 fn header_ok(name: &str, value: &str) -> bool {
@@ -624,8 +643,38 @@ mod tests {
         let shown = s.clone().redacted();
         let text = serde_json::to_string(&shown).unwrap();
         assert!(!text.contains("0123456789abcdef") && !text.contains("pat-1"), "{text}");
-        let mut written_back = shown;
-        written_back.keep_secrets(&s);
+        let mut written_back = shown.clone();
+        written_back.keep_secrets(&s).unwrap();
         assert_eq!(written_back, s);
+        // A secret never follows its URL to another host.
+        let mut moved = shown.clone();
+        moved.post_call.crm.as_mut().unwrap().base_url = "https://attacker.example".into();
+        assert_eq!(moved.keep_secrets(&s).map_err(|e| e.field), Err("post_call.crm.token".into()));
+        let mut moved = shown.clone();
+        moved.post_call.crm.as_mut().unwrap().base_url = "https://crm.example:8443".into();
+        assert!(moved.keep_secrets(&s).is_err(), "another port is another target");
+        let mut moved = shown;
+        moved.post_call.webhooks[0].url = "https://attacker.example/x".into();
+        assert_eq!(moved.keep_secrets(&s).map_err(|e| e.field), Err("post_call.webhooks[0].secret".into()));
+        // A tool's header follows the tool only on its host.
+        let mut t = valid();
+        t.tools = vec![HttpTool {
+            name: "crm".into(),
+            description: "d".into(),
+            url: "https://api.example/v1/look".into(),
+            parameters: empty_object_schema(),
+            headers: [("Authorization".to_owned(), "Bearer t-1".to_owned())].into(),
+            timeout_ms: 5000,
+        }];
+        let mut same_host = t.clone().redacted();
+        same_host.tools[0].url = "https://api.example/v2/look".into();
+        same_host.keep_secrets(&t).unwrap();
+        assert_eq!(same_host.tools[0].headers["Authorization"], "Bearer t-1");
+        let mut other_host = t.clone().redacted();
+        other_host.tools[0].url = "http://169.254.169.254/latest".into();
+        assert_eq!(
+            other_host.keep_secrets(&t).map_err(|e| e.field),
+            Err("tools[0].headers.Authorization".into())
+        );
     }
 }

@@ -91,7 +91,9 @@ pub async fn read(
 }
 
 /// Replaces an agent's definition. Secrets sent back as `********` keep
-/// their stored values. Calls in progress finish with the old definition.
+/// their stored values while their URL's scheme, host and port stay the
+/// same (else 422: send the secret again). Calls in progress finish with
+/// the old definition.
 #[utoipa::path(put, path = "/v1/agents/{id}", tag = "agents", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = AgentSpec,
     responses((status = 200, body = Agent), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
@@ -104,7 +106,7 @@ pub async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     let store = &state.control.store;
     let stored = store.agent(&caller.tenant_id, &id).await?.ok_or(ApiError::NotFound("agent"))?;
-    spec.keep_secrets(&spec_of(&stored)?);
+    spec.keep_secrets(&spec_of(&stored)?)?;
     spec.validate()?;
     spec.name = spec.name.trim().to_owned();
     save(&state, &caller, &id, &spec).await

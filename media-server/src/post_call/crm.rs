@@ -29,7 +29,7 @@ pub enum CrmError {
 /// A HubSpot-compatible CRM at `base_url`.
 #[derive(Debug, Clone)]
 pub struct Crm<'a> {
-    pub http: &'a reqwest::Client,
+    pub http: &'a voxgate_guarded_http::Guarded,
     pub base_url: &'a str,
     pub token: &'a str,
 }
@@ -37,16 +37,11 @@ pub struct Crm<'a> {
 impl Crm<'_> {
     async fn post(&self, what: &'static str, path: &str, body: &Value) -> Result<Value, CrmError> {
         let url = format!("{}{path}", self.base_url.trim_end_matches('/'));
-        let r = self
-            .http
-            .post(url)
-            .bearer_auth(self.token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| CrmError::Unreachable(e.without_url().to_string()))?;
-        let status = r.status().as_u16();
-        let text = r.text().await.map_err(|e| CrmError::Unreachable(e.without_url().to_string()))?;
+        let request = self.http.post(&url).bearer_auth(self.token).json(body);
+        let r =
+            self.http.send(request).await.map_err(|e| CrmError::Unreachable(e.without_url().to_string()))?;
+        let status = r.status.as_u16();
+        let text = r.text();
         if !(200..300).contains(&status) {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()

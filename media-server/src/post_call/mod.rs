@@ -20,7 +20,6 @@ pub mod analytics;
 pub mod billing;
 pub mod crm;
 pub mod email;
-pub mod targets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -61,7 +60,7 @@ pub enum JobError {
     NotReady(String),
     /// A webhook or CRM URL names an address that is not public.
     #[error("{0}")]
-    Refused(#[from] targets::Refused),
+    Refused(#[from] voxgate_guarded_http::Refused),
     /// A webhook receiver did not take the event.
     #[error("{0}")]
     Webhook(String),
@@ -89,7 +88,7 @@ pub struct PostCallWork {
     config: Config,
     default_tenant: String,
     mailer: email::Mailer,
-    http: reqwest::Client,
+    http: voxgate_guarded_http::Guarded,
     /// Wakes an idle worker when a job is queued here.
     queued: tokio::sync::Notify,
 }
@@ -105,7 +104,7 @@ impl PostCallWork {
         agents: Arc<Agents>,
         default_tenant: String,
     ) -> anyhow::Result<Self> {
-        let http = targets::client(config.post_call.allow_private_targets)?;
+        let http = voxgate_guarded_http::shared(config.allow_private_targets());
         Ok(Self {
             store,
             agents,
@@ -333,8 +332,8 @@ impl PostCallWork {
             "whd_{}",
             &hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, job.key.as_bytes()))[..24]
         );
-        let allow = self.config.post_call.allow_private_targets;
-        let attempt = match targets::check_url(url, allow) {
+        let allow = self.config.allow_private_targets();
+        let attempt = match voxgate_guarded_http::check_url(url, allow) {
             Ok(()) => webhooks::deliver(&self.http, url, &hook.secret, event, &delivery, &body).await,
             Err(refused) => webhooks::Attempt { status: None, error: Some(refused.to_string()) },
         };
@@ -348,7 +347,7 @@ impl PostCallWork {
             created_at: now_ms(),
         };
         self.store.log_delivery(&job.tenant_id, call_id, &logged).await?;
-        targets::check_url(url, allow)?;
+        voxgate_guarded_http::check_url(url, allow)?;
         match attempt.error {
             None => Ok(()),
             Some(e) => Err(JobError::Webhook(e)),
@@ -402,7 +401,7 @@ impl PostCallWork {
         else {
             return Err(JobError::NotReady(format!("call {} has no analytics yet", call.id)));
         };
-        targets::check_url(&settings.base_url, self.config.post_call.allow_private_targets)?;
+        voxgate_guarded_http::check_url(&settings.base_url, self.config.allow_private_targets())?;
         let crm = crm::Crm { http: &self.http, base_url: &settings.base_url, token: &settings.token };
         let contact = crm.contact(email).await?;
         let note =

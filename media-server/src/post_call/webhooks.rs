@@ -57,7 +57,7 @@ pub struct Attempt {
 /// POSTs `body` (JSON) as `event` to `url`, signed with `secret`. Redirects
 /// are not followed: a receiver answers itself.
 pub async fn deliver(
-    http: &reqwest::Client,
+    http: &voxgate_guarded_http::Guarded,
     url: &str,
     secret: &str,
     event: &str,
@@ -65,37 +65,23 @@ pub async fn deliver(
     body: &[u8],
 ) -> Attempt {
     let now = crate::store::now_ms() / 1000;
-    let sent = http
+    let request = http
         .post(url)
         .header("content-type", "application/json")
         .header("user-agent", concat!("voxgate/", env!("CARGO_PKG_VERSION")))
         .header("voxgate-event", event)
         .header("voxgate-delivery", delivery)
         .header("voxgate-signature", signature(secret, now, body))
-        .body(body.to_vec())
-        .send()
-        .await;
-    match sent {
-        Ok(r) if r.status().is_success() => Attempt { status: Some(r.status().as_u16()), error: None },
+        .body(body.to_vec());
+    match http.send(request).await {
+        Ok(r) if r.status.is_success() => Attempt { status: Some(r.status.as_u16()), error: None },
         Ok(r) => Attempt {
-            status: Some(r.status().as_u16()),
-            error: Some(format!("receiver answered {}", r.status())),
+            status: Some(r.status.as_u16()),
+            error: Some(format!("receiver answered {}", r.status)),
         },
         // Without the URL: it may carry a token in its query.
-        Err(e) => Attempt { status: None, error: Some(with_causes(&e.without_url())) },
+        Err(e) => Attempt { status: None, error: Some(e.without_url().with_causes()) },
     }
-}
-
-/// An error and what caused it, e.g. "error sending request: ... not a public address".
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut said = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        said.push_str(": ");
-        said.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    said
 }
 
 #[cfg(test)]

@@ -192,12 +192,7 @@ async fn run(
     let max = config.turn.max_call_duration_ms.map(Duration::from_millis);
     let mut chat = Chat {
         history: vec![ChatMessage::new(Role::System, config.system_prompt.clone())],
-        ctx: Arc::new(WorkerContext {
-            config: Arc::new(config),
-            providers,
-            http: super::tools::http_client(),
-            usage: Arc::default(),
-        }),
+        ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() }),
         transcript: Vec::new(),
         log: Vec::new(),
         latencies: Vec::new(),

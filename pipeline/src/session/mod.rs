@@ -447,12 +447,7 @@ impl Driver {
         let turns = TurnMachine::new(config.turn.clone());
         let echo = config.echo_cancellation.then(EchoCanceller::new);
         Self {
-            ctx: Arc::new(WorkerContext {
-                config: Arc::new(config),
-                providers,
-                http: tools::http_client(),
-                usage: Arc::default(),
-            }),
+            ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() }),
             turns,
             egress: Egress::new(),
             vad,

@@ -71,7 +71,6 @@ pub(crate) enum Job {
 pub(crate) struct WorkerContext {
     pub config: Arc<SessionConfig>,
     pub providers: Providers,
-    pub http: reqwest::Client,
     /// What the call asks of its providers, for billing.
     pub usage: Arc<UsageMeter>,
 }
@@ -550,7 +549,7 @@ pub(crate) async fn converse(
                     elapsed: Duration::ZERO,
                 },
                 Some(tool) => {
-                    let running = tool.run(&ctx.http, call);
+                    let running = tool.run(call);
                     tokio::pin!(running);
                     match (&config.filler, filler_said) {
                         (Some((after, line)), false) => tokio::select! {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use voxgate_guarded_http::Guarded;
+
 use crate::providers::{ToolCall, ToolSpec};
 
 /// Name of the built-in tool that ends the call.
@@ -18,14 +20,6 @@ pub const SEND_DTMF: &str = "send_dtmf";
 
 /// The longest tool result handed back to the model.
 const MAX_RESULT_CHARS: usize = 4000;
-
-/// The HTTP client every call's tools share. A client keeps a connection
-/// pool, and building one reads the system's root certificates (hundreds
-/// of files): once per process, not at each call's start on a media thread.
-pub fn http_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(reqwest::Client::new).clone()
-}
 
 /// A tool definition was refused.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +34,10 @@ pub enum ToolError {
 }
 
 /// An HTTP tool: the model's arguments are POSTed as JSON to `url`; the
-/// response body goes back to the model.
+/// response body goes back to the model. Tenants choose the URL, so the
+/// request goes through the guarded client ([`voxgate_guarded_http`]):
+/// public addresses only unless the operator allows private ones, no
+/// redirects, no proxy, at most 64 KiB of the answer read.
 #[derive(Clone)]
 pub struct HttpTool {
     spec: ToolSpec,
@@ -48,6 +45,7 @@ pub struct HttpTool {
     headers: Vec<(String, String)>,
     timeout: Duration,
     schema: Value,
+    http: Guarded,
 }
 
 impl std::fmt::Debug for HttpTool {
@@ -87,7 +85,14 @@ impl HttpTool {
             description: description.to_owned(),
             parameters: schema.to_string(),
         };
-        Ok(Self { spec, url: url.to_owned(), headers, timeout, schema })
+        let http = voxgate_guarded_http::shared(false);
+        Ok(Self { spec, url: url.to_owned(), headers, timeout, schema, http })
+    }
+
+    /// The tool, sending through `http` (by default the public-only client).
+    #[must_use]
+    pub fn through(self, http: Guarded) -> Self {
+        Self { http, ..self }
     }
 
     /// What the model is told about it.
@@ -99,11 +104,11 @@ impl HttpTool {
     /// Runs the call: checks the arguments, POSTs them, returns what the
     /// model should read (the response, or why it failed) and whether it
     /// succeeded.
-    pub async fn run(&self, http: &reqwest::Client, call: &ToolCall) -> ToolResult {
+    pub async fn run(&self, call: &ToolCall) -> ToolResult {
         let started = Instant::now();
         let (content, ok) = match self.check(&call.arguments) {
             Err(problem) => (json!({ "error": problem }).to_string(), false),
-            Ok(args) => self.post(http, &args).await,
+            Ok(args) => self.post(&args).await,
         };
         ToolResult { content, ok, elapsed: started.elapsed() }
     }
@@ -122,18 +127,17 @@ impl HttpTool {
         }
     }
 
-    async fn post(&self, http: &reqwest::Client, args: &Value) -> (String, bool) {
-        let mut request = http.post(&self.url).timeout(self.timeout).json(args);
+    async fn post(&self, args: &Value) -> (String, bool) {
+        let mut request = self.http.post(&self.url).timeout(self.timeout).json(args);
         for (k, v) in &self.headers {
             request = request.header(k, v);
         }
-        match request.send().await {
+        match self.http.send(request).await {
             Err(e) if e.is_timeout() => (json!({ "error": "the tool timed out" }).to_string(), false),
             Err(e) => (json!({ "error": format!("the tool could not be reached: {e}") }).to_string(), false),
             Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                let body: String = body.chars().take(MAX_RESULT_CHARS).collect();
+                let status = response.status;
+                let body: String = response.text().chars().take(MAX_RESULT_CHARS).collect();
                 if status.is_success() {
                     (body, true)
                 } else {
