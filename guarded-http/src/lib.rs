@@ -224,14 +224,7 @@ impl Response {
 }
 
 impl Guarded {
-    /// A request builder, as `reqwest::Client::request`.
-    #[must_use]
-    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, url)
-    }
-
-    /// A POST builder.
-    #[must_use]
+    /// A POST builder, to send with [`Self::send`].
     pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
         self.http.post(url)
     }

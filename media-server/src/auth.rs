@@ -249,7 +249,9 @@ pub fn need(method: &axum::http::Method, route: &str) -> Need {
     let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
     match route {
         "/v1/numbers" | "/v1/numbers/{number}" if !read => Need::Operator,
-        r if r.starts_with("/v1/users") || r.starts_with("/v1/api-keys") => Need::Admin,
+        r if r.starts_with("/v1/users") || r.starts_with("/v1/api-keys") || r.starts_with("/v1/settings") => {
+            Need::Admin
+        }
         "/v1/calls" if !read => Need::PlaceCalls,
         _ if read => Need::Read,
         _ => Need::Write,

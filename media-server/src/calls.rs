@@ -23,6 +23,47 @@ pub struct CallContext {
     pub recordings: std::sync::Arc<crate::recordings::Recordings>,
     /// Analytics, billing, email, CRM and webhooks around each call.
     pub post_call: std::sync::Arc<crate::post_call::PostCallWork>,
+    /// How many calls run at once.
+    pub admission: std::sync::Arc<crate::admission::Admission>,
+    /// Call records waiting for the database.
+    pub spool: crate::spool::Spool,
+    /// Signs and checks the tokens that open one agent's media endpoints.
+    pub tokens: crate::media_access::MediaTokens,
+}
+
+impl CallContext {
+    /// What `?key=` / `?token=` prove on a public media endpoint.
+    ///
+    /// # Errors
+    /// The refusal (401) to send.
+    pub fn access(
+        &self,
+        key: &str,
+        token: &str,
+    ) -> Result<crate::media_access::Access, crate::media_access::Refused> {
+        crate::media_access::Access::of(self.config.http.media_key.expose(), &self.tokens, key, token)
+    }
+
+    /// Whether `access` reaches `agent` (of its tenant).
+    #[must_use]
+    pub fn may_use(&self, access: &crate::media_access::Access, agent: &Agent) -> bool {
+        access.may_use(agent, agent.tenant_id.as_deref().unwrap_or(&self.default_tenant))
+    }
+}
+
+impl CallContext {
+    /// A place for a call on `channel` to `agent`, within the limits.
+    ///
+    /// # Errors
+    /// The server, the agent's tenant or the agent is at its limit.
+    pub fn admit(
+        &self,
+        channel: &'static str,
+        agent: &Agent,
+    ) -> Result<crate::admission::Seat, crate::admission::Full> {
+        let tenant = agent.tenant_id.as_deref().unwrap_or(&self.default_tenant);
+        self.admission.admit(channel, tenant, agent.id.as_deref().map(|id| (id, agent.max_calls)))
+    }
 }
 
 /// Where a call's recording goes. The
@@ -202,7 +243,7 @@ pub async fn recover_interrupted(ctx: &CallContext) {
         };
         row.detail = serde_json::to_string(&log).unwrap_or_default();
         tracing::warn!(call_id = %row.id, duration_ms, recording = row.recording.is_some(), "call interrupted by a restart");
-        close(ctx, &row, path).await;
+        close(ctx, &row).await;
     }
 }
 
@@ -221,12 +262,25 @@ async fn repair(call_id: &str, path: &std::path::Path) -> Option<voxgate_codecs:
 }
 
 /// Stores an ended call's record; then its recording's upload and its post-call work.
-async fn close(ctx: &CallContext, record: &NewCall, recording: PathBuf) {
+async fn close(ctx: &CallContext, record: &NewCall) {
     if let Err(e) = ctx.store.save_call(record).await {
-        tracing::error!(call_id = %record.id, error = %e, "call record not saved");
+        // The database is away: the record waits in the spool, the recording on disk.
+        match ctx.spool.keep(record).await {
+            Ok(()) => {
+                tracing::warn!(call_id = %record.id, error = %e, "call record spooled until the database is back")
+            }
+            Err(io) => tracing::error!(call_id = %record.id, error = %e, spool = %io, "call record lost"),
+        }
         return;
     }
+    after_saved(ctx, record).await;
+}
+
+/// What follows a call's record being written: its recording's upload
+/// (when the recordings go to S3) and its post-call work.
+pub async fn after_saved(ctx: &CallContext, record: &NewCall) {
     if record.recording.is_some() {
+        let recording = recording_path(&ctx.config, &record.id);
         ctx.recordings.upload_in_background(ctx.store.clone(), record.id.clone(), recording);
     }
     ctx.post_call.call_ended(record).await;
@@ -266,7 +320,7 @@ pub async fn save_log(ctx: &CallContext, call: &CallInfo, log: &CallLog) {
         detail: serde_json::to_string(log).unwrap_or_default(),
         ..new_call(ctx, call)
     };
-    close(ctx, &record, recording).await;
+    close(ctx, &record).await;
 }
 
 /// Whether a call left a recording worth keeping. One that failed on the

@@ -38,11 +38,17 @@ pub async fn chat(
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
+    let access = match state.calls.access(&query.key, &query.token) {
+        Ok(a) => a,
+        Err(refused) => return axum::response::IntoResponse::into_response(refused),
+    };
     let agent = match state.calls.agents.get(&query.agent).await {
-        Ok(agent) => agent,
+        // An agent this visitor may not reach is as unknown as a missing one.
+        Ok(agent) if state.calls.may_use(&access, &agent) => agent,
+        Ok(_) => return axum::response::IntoResponse::into_response(crate::api::ApiError::NotFound("agent")),
         Err(e) => return axum::response::IntoResponse::into_response(crate::api::ApiError::from(e)),
     };
-    upgrade(ws, &state, &query, 16 * 1024, move |socket, calls| serve(socket, calls, agent))
+    upgrade(ws, &state, &query, 16 * 1024, move |socket, calls, _access| serve(socket, calls, agent))
 }
 
 async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {
@@ -50,6 +56,10 @@ async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {
 }
 
 async fn serve(mut socket: WebSocket, calls: Arc<CallContext>, agent: Agent) {
+    // Within the limits, or closed with 1013 (try again later); held until the chat ends.
+    let Ok(_seat) = calls.admit("chat", &agent) else {
+        return close(socket, close_code::AGAIN, "busy: at a chat limit; try again later").await;
+    };
     let id = calls::new_id();
     tracing::info!(call_id = %id, "chat started");
     let mut chat = spawn_chat(agent.session.clone(), agent.providers.clone());

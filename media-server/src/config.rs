@@ -55,6 +55,8 @@ pub struct Config {
     pub openai: OpenAiSettings,
     pub deepgram: DeepgramSettings,
     pub trunk: TrunkSettings,
+    pub dial: DialSettings,
+    pub limits: LimitsSettings,
     pub auth: AuthSettings,
     pub s3: S3Settings,
     pub post_call: PostCallSettings,
@@ -102,6 +104,8 @@ pub struct PostCallSettings {
     pub local_model_analytics: bool,
     /// The older name of `outbound.allow_private_targets` (either lifts it).
     pub allow_private_targets: bool,
+    /// Finished jobs (done, or failed for good) are deleted after this many days (0: kept).
+    pub job_retention_days: u32,
 }
 
 impl Default for PostCallSettings {
@@ -113,6 +117,7 @@ impl Default for PostCallSettings {
             retry_after_s: 1,
             local_model_analytics: false,
             allow_private_targets: false,
+            job_retention_days: 30,
         }
     }
 }
@@ -268,8 +273,9 @@ pub struct HttpConfig {
     /// A control API key (`Authorization: Bearer <key>`) for the default
     /// tenant, for scripts; empty: none (make keys with `POST /v1/api-keys`).
     pub api_key: Secret,
-    /// The key websocket media streams must give (`?key=<key>` on their
-    /// URL); empty: any client that reaches this listener.
+    /// The media endpoints' key (`?key=<key>`): it reaches every agent.
+    /// Set, every other client needs a media token; empty, anonymous
+    /// clients reach the public agents ([`crate::media_access`]).
     pub media_key: Secret,
     /// How clients reach this server (e.g. `https://voice.example.com`),
     /// for links it hands out; empty: the request's `Host`.
@@ -278,6 +284,14 @@ pub struct HttpConfig {
     /// endpoints (widget, chat, WebRTC offers, login, recording links);
     /// bursts of twice that. 0: no limit.
     pub public_rate_limit: u32,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers, and the longest a
+    /// kept-alive connection may sit idle between requests.
+    pub header_timeout_s: u32,
+    /// Seconds a request may take to be answered (408 after that; a
+    /// websocket only until it is upgraded).
+    pub request_timeout_s: u32,
 }
 
 impl Default for HttpConfig {
@@ -288,6 +302,9 @@ impl Default for HttpConfig {
             media_key: Secret::default(),
             public_url: String::new(),
             public_rate_limit: 10,
+            max_connections: 4096,
+            header_timeout_s: 10,
+            request_timeout_s: 60,
         }
     }
 }
@@ -310,8 +327,13 @@ pub struct SipConfig {
     pub trusted: Vec<String>,
     /// `name:password` pairs that may call from anywhere else (Digest).
     pub users: Vec<Secret>,
-    /// Requests per second from one untrusted address (bursts of twice that).
+    /// Requests per second from one untrusted network (/24, /56; bursts of twice that).
     pub rate_limit: u32,
+    /// SIP over TCP connections open at once, and from one address.
+    pub tcp_max_connections: u32,
+    pub tcp_max_per_source: u32,
+    /// A TCP connection that sends nothing (not even a keep-alive) this long is closed.
+    pub tcp_idle_timeout_s: u32,
 }
 
 impl Default for SipConfig {
@@ -326,6 +348,9 @@ impl Default for SipConfig {
             trusted: ["127.0.0.0/8", "::1/128"].map(str::to_owned).to_vec(),
             users: Vec::new(),
             rate_limit: 20,
+            tcp_max_connections: 1024,
+            tcp_max_per_source: 16,
+            tcp_idle_timeout_s: 600,
         }
     }
 }
@@ -356,6 +381,11 @@ pub struct WebRtcConfig {
     pub addresses: Vec<std::net::IpAddr>,
     /// Announced instead of `address` behind a 1:1 NAT (e.g. a cloud VM's public IP); empty: none.
     pub public_address: String,
+    /// Answered offers not yet connected (each holds a port for up to
+    /// 10 s) from one client network (/24, /56); more get 429.
+    pub max_pending_per_network: u32,
+    /// The same on the whole server.
+    pub max_pending: u32,
 }
 
 impl Default for WebRtcConfig {
@@ -364,6 +394,8 @@ impl Default for WebRtcConfig {
             enabled: true,
             addresses: vec![std::net::IpAddr::from([127, 0, 0, 1])],
             public_address: String::new(),
+            max_pending_per_network: 4,
+            max_pending: 100,
         }
     }
 }
@@ -570,6 +602,10 @@ pub struct TrunkSettings {
     pub username: String,
     /// Empty: `VOXGATE_TRUNK__PASSWORD`.
     pub password: Secret,
+    /// The Digest realm the credentials answer (e.g. `sip.provider.example`);
+    /// empty: whatever realm the trunk's proxy or registrar names. They are
+    /// never sent to a far end that is not the trunk.
+    pub realm: String,
     /// Registration lifetime asked for, in seconds.
     pub expires: u32,
     /// An outbound call nobody answers is cancelled after this many seconds.
@@ -584,8 +620,79 @@ impl Default for TrunkSettings {
             outbound_proxy: String::new(),
             username: String::new(),
             password: Secret::default(),
+            realm: String::new(),
             expires: 300,
             ring_timeout_s: 30,
+        }
+    }
+}
+
+/// Where outbound calls (`POST /v1/calls`, campaigns) may go, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialSettings {
+    /// SIP hosts a `sip:` URI may name besides the trunk's (its AOR's,
+    /// registrar's and proxy's hosts): host names, or IP networks
+    /// (`192.0.2.10/32`). Empty: the trunk only.
+    pub allowed_hosts: Vec<String>,
+    /// Outbound calls one tenant may have up at once (0: no limit).
+    pub max_concurrent_per_tenant: u32,
+    /// Outbound calls one tenant may place in 24 hours (0: no limit).
+    pub max_per_day_per_tenant: u32,
+}
+
+impl Default for DialSettings {
+    fn default() -> Self {
+        Self { allowed_hosts: Vec::new(), max_concurrent_per_tenant: 10, max_per_day_per_tenant: 1000 }
+    }
+}
+
+/// Calls and chats this node runs at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// On the whole node, every channel together (0: no limit).
+    pub max_calls: u32,
+    /// For one tenant (0: no limit); an agent may set a lower one of its own.
+    pub max_calls_per_tenant: u32,
+    /// The wait a refused caller is asked for (`Retry-After`), in seconds.
+    pub retry_after_s: u32,
+    /// The longest call any agent may have, in seconds: an agent's longer
+    /// or unlimited (0) `max_call_duration_s` is cut to it (0: no maximum).
+    pub max_call_duration_s: u32,
+    /// The longest silence any agent waits before hanging up, in ms: an
+    /// agent's longer or unlimited (0) `hangup_after_silence_ms` is cut to it
+    /// (0: no maximum).
+    pub max_hangup_after_silence_ms: u32,
+    /// The conversation sent to the model in each turn, in tokens (about
+    /// four characters each): past it the oldest turns are left out (0: no bound).
+    pub max_history_tokens: u32,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_calls: 1000,
+            max_calls_per_tenant: 0,
+            retry_after_s: 30,
+            max_call_duration_s: 4 * 3600,
+            max_hangup_after_silence_ms: 10 * 60 * 1000,
+            max_history_tokens: 4000,
+        }
+    }
+}
+
+impl LimitsSettings {
+    /// `turn`'s durations within the operator's maxima: an agent asking for
+    /// none, or for more, gets the maximum.
+    pub fn cap(&self, turn: &mut voxgate_pipeline::turn::TurnConfig) {
+        if self.max_call_duration_s > 0 {
+            let max = u64::from(self.max_call_duration_s) * 1000;
+            turn.max_call_duration_ms = Some(turn.max_call_duration_ms.map_or(max, |ms| ms.min(max)));
+        }
+        if self.max_hangup_after_silence_ms > 0 {
+            let max = self.max_hangup_after_silence_ms;
+            turn.hangup_after_silence_ms = Some(turn.hangup_after_silence_ms.map_or(max, |ms| ms.min(max)));
         }
     }
 }
@@ -744,6 +851,9 @@ pub struct AgentSettings {
     /// Offer the agent a tool that presses phone keys (RFC 4733), e.g. to
     /// get through a phone menu on an outbound call.
     pub send_dtmf: bool,
+    /// Anonymous visitors (the widget, chat, WebRTC, streams without the
+    /// media key or a token) may reach it; the demo page needs it.
+    pub public: bool,
 }
 
 impl Default for AgentSettings {
@@ -771,6 +881,7 @@ impl Default for AgentSettings {
             max_call_duration_s: turn.max_call_duration_ms.map_or(0, |ms| (ms / 1000) as u32),
             transfer_to: String::new(),
             send_dtmf: false,
+            public: true,
         }
     }
 }
@@ -1066,6 +1177,34 @@ mod tests {
         assert!(!printed.contains("sk-test-123") && printed.contains("<set>"), "{printed}");
         assert!(!format!("{c:?}").contains("sk-test-123"));
         Ok(())
+    }
+
+    #[test]
+    fn a_tenants_unlimited_or_longer_durations_are_cut_to_the_operators_maxima() {
+        let limits = LimitsSettings::default();
+        let mut turn = voxgate_pipeline::turn::TurnConfig {
+            max_call_duration_ms: None,
+            hangup_after_silence_ms: Some(24 * 3600 * 1000),
+            ..Default::default()
+        };
+        limits.cap(&mut turn);
+        assert_eq!(turn.max_call_duration_ms, Some(4 * 3600 * 1000), "none: the maximum");
+        assert_eq!(turn.hangup_after_silence_ms, Some(10 * 60 * 1000), "more: the maximum");
+        let mut short = voxgate_pipeline::turn::TurnConfig {
+            max_call_duration_ms: Some(60_000),
+            hangup_after_silence_ms: Some(5_000),
+            ..Default::default()
+        };
+        limits.cap(&mut short);
+        assert_eq!((short.max_call_duration_ms, short.hangup_after_silence_ms), (Some(60_000), Some(5_000)));
+        let open = LimitsSettings { max_call_duration_s: 0, max_hangup_after_silence_ms: 0, ..limits };
+        let mut unlimited = voxgate_pipeline::turn::TurnConfig {
+            max_call_duration_ms: None,
+            hangup_after_silence_ms: None,
+            ..Default::default()
+        };
+        open.cap(&mut unlimited);
+        assert_eq!((unlimited.max_call_duration_ms, unlimited.hangup_after_silence_ms), (None, None));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The HTTP side: health and readiness, metrics, the media endpoints
 //! (websocket streams, WebRTC, chat, the widget) and the control API
-//! ([`crate::api`]). Public endpoints are rate limited per client address.
+//! ([`crate::api`]). Public endpoints are rate limited per client network.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,15 +85,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// A token bucket per client address, for the public endpoints.
-pub type PublicLimit = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+/// A token bucket per client network (/24, /56), for the public endpoints:
+/// the same bounded limiter as SIP's.
+pub type PublicLimit = std::sync::Mutex<voxgate_sip_bridge::limiter::RateLimiter>;
 
-/// A limiter allowing `per_second` requests per address, bursts of twice that; `None` for 0.
+/// A limiter allowing `per_second` requests per client network, bursts of
+/// twice that, remembering at most 100 000 networks; `None` for 0.
 #[must_use]
 pub fn public_limit(per_second: u32) -> Option<Arc<PublicLimit>> {
-    let rate = std::num::NonZeroU32::new(per_second)?;
-    let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
-    Some(Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))))
+    (per_second > 0).then(|| {
+        Arc::new(std::sync::Mutex::new(voxgate_sip_bridge::limiter::RateLimiter::new(per_second, 100_000)))
+    })
 }
 
 /// Refuses (429) a client that exceeds its share of the public endpoints.
@@ -104,12 +106,12 @@ async fn rate_limited(
     next: Next,
 ) -> Response {
     if let Some(limit) = &state.public_limit {
-        if limit.check_key(&peer.ip()).is_err() {
+        let admitted = limit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(std::time::Instant::now(), peer.ip());
+        if !admitted {
             return crate::api::ApiError::TooManyRequests.into_response();
-        }
-        // Forget idle clients now and then, so the table stays small.
-        if limit.len() > 10_000 {
-            limit.retain_recent();
         }
     }
     next.run(request).await
@@ -134,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::widget::demo))
         .route("/widget.js", get(crate::widget::script))
         .route("/widget/frame", get(crate::widget::frame))
+        .route("/widget/token", get(crate::widget::token))
         .route("/dashboard", get(crate::dashboard::page))
         .route("/dashboard/app.js", get(crate::dashboard::script))
         .route("/v1/auth/login", axum::routing::post(crate::api::login))
@@ -144,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/streams/twilio", get(crate::stream::twilio))
+        .route("/v1/streams/twilio/{agent}", get(crate::stream::twilio_for))
         .route("/v1/streams/json", get(crate::stream::json))
         .merge(public)
         .merge(crate::api::router())
@@ -162,6 +166,103 @@ fn handler_panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response 
     tracing::error!(panic = what, "HTTP handler panicked");
     (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": "internal error" })))
         .into_response()
+}
+
+/// How [`serve`] treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// To send a request's headers, and to idle between kept-alive requests.
+    pub header_timeout: std::time::Duration,
+    /// To answer a request (408 after that).
+    pub request_timeout: std::time::Duration,
+}
+
+impl ConnectionLimits {
+    #[must_use]
+    pub fn from_config(http: &crate::config::HttpConfig) -> Self {
+        let secs = |s: u32| std::time::Duration::from_secs(u64::from(s.max(1)));
+        Self {
+            max_connections: usize::try_from(http.max_connections.max(1)).unwrap_or(usize::MAX),
+            header_timeout: secs(http.header_timeout_s),
+            request_timeout: secs(http.request_timeout_s),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `stop`, within `limits`: a client that
+/// opens connections and sends nothing, sends its headers a byte at a time,
+/// or keeps idle connections open cannot hold the listener. (`axum::serve`
+/// has none of these limits, so connections are served here through
+/// hyper's HTTP/1.1 builder with a timer.) Each request carries the client's
+/// address (`ConnectInfo`). On `stop`, requests in flight are finished (10 s at most).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let connections = tokio_util::task::TaskTracker::new();
+    // HTTP/1.1 only: hyper-util's HTTP/2 detection waits for the first bytes
+    // with no timeout at all, so a client that connects and says nothing
+    // would hold its connection forever. hyper runs the header timer from
+    // the connection's start and again while a kept-alive connection idles.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(place) = open.clone().try_acquire_owned() else {
+            tracing::warn!(client = %peer.ip(), "HTTP connection refused: http.max_connections are open");
+            drop(stream);
+            continue;
+        };
+        let service = app.clone().map_request(move |mut request: axum::extract::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = stop.cancelled() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(client = %peer.ip(), error = %e, "HTTP connection ended");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), connections.wait()).await.is_err() {
+        tracing::warn!("HTTP requests still running after 10 s of shutdown; leaving them");
+    }
 }
 
 #[cfg(test)]

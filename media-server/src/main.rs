@@ -14,6 +14,7 @@
 //! configuration; `voxgate admin create` makes an operator; `voxgate test`
 //! runs an agent test file ([`agent_tests`]).
 
+mod admission;
 mod agent;
 mod agent_tests;
 mod api;
@@ -25,10 +26,12 @@ mod chat;
 mod config;
 mod dashboard;
 mod http;
+mod media_access;
 mod post_call;
 mod recordings;
 mod redact;
 mod sip;
+mod spool;
 mod store;
 mod stream;
 mod webrtc;
@@ -278,7 +281,11 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
         agents.insert(key.clone(), row.id);
     }
     let runner = agent_tests::Runner {
-        line: agent_tests::caller::Line { base: format!("ws://{}", server.addr), media_key: String::new() },
+        line: agent_tests::caller::Line {
+            base: format!("ws://{}", server.addr),
+            media_key: String::new(),
+            tokens: Some(calls.tokens.clone()),
+        },
         calls,
         tenant,
         agent: String::new(),
@@ -304,12 +311,12 @@ struct Server {
     /// Ends the HTTP listener (gracefully), then everything else.
     http_stop: tokio_util::sync::CancellationToken,
     stop: tokio_util::sync::CancellationToken,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    http_task: tokio::task::JoinHandle<()>,
     sip_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
-    /// Stops the listener, then SIP and the workers; the listener's failure, if it failed.
+    /// Stops the listener, then SIP and the workers.
     async fn stop(self) -> anyhow::Result<()> {
         self.http_stop.cancel();
         let served = self.http_task.await;
@@ -318,17 +325,13 @@ impl Server {
             let _ = task.await;
         }
         tracing::info!("stopped");
-        served.context("the HTTP server task")?.context("serving HTTP")
+        served.context("the HTTP server task")
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = start(config).await?;
-    tokio::select! {
-        () = shutdown_signal() => {}
-        // The listener failed on its own.
-        () = server.http_stop.cancelled() => {}
-    }
+    shutdown_signal().await;
     server.stop().await
 }
 
@@ -360,6 +363,7 @@ async fn start(config: Config) -> anyhow::Result<Server> {
         auth::Tokens::load(config.auth.jwt_secret.expose(), u64::from(config.auth.token_ttl_s), &store)
             .await?;
     let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
+    let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
     let control = std::sync::Arc::new(api::Control {
         store: store.clone(),
         tokens,
@@ -389,6 +393,7 @@ async fn start(config: Config) -> anyhow::Result<Server> {
         default_tenant.clone(),
     )?);
     post_call.spawn_workers(&stop);
+    post_call.spawn_purge(&stop);
     let calls = std::sync::Arc::new(calls::CallContext {
         config: config.clone(),
         agents: agents.clone(),
@@ -396,7 +401,13 @@ async fn start(config: Config) -> anyhow::Result<Server> {
         store,
         default_tenant,
         post_call,
+        admission: admission::Admission::new(config.limits.clone()),
+        spool: spool::Spool::new(&config.storage.recordings_dir),
+        tokens: media_access::MediaTokens::new(media_token_key.as_bytes()),
     });
+    // Records a previous run kept while the database was away, then calls it was running.
+    calls.spool.flush(&calls).await;
+    spool::Spool::spawn_flusher(calls.clone(), stop.clone());
     calls::recover_interrupted(&calls).await;
     let (sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = sip::start(calls.clone(), stop.clone()).await?;
@@ -424,17 +435,10 @@ async fn start(config: Config) -> anyhow::Result<Server> {
         control,
         public_limit: http::public_limit(config.http.public_rate_limit),
     };
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = http::router(state.clone());
+    let limits = http::ConnectionLimits::from_config(&config.http);
     let http_stop = tokio_util::sync::CancellationToken::new();
-    let http_task = tokio::spawn({
-        let http_stop = http_stop.clone();
-        async move {
-            let served =
-                axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned()).await;
-            http_stop.cancel();
-            served
-        }
-    });
+    let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
     Ok(Server { addr, state, http_stop, stop, http_task, sip_task })
 }
 

@@ -36,16 +36,67 @@ use voxgate_sip_bridge::sdp::Codec;
 use crate::audio::Media;
 use crate::calls::{self, CallContext};
 use crate::http::AppState;
-use crate::stream::{KeyQuery, refused};
+use crate::stream::KeyQuery;
 
-/// How long a browser has to connect after the answer.
-const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+/// How long a browser has to connect after the answer: the most an
+/// answered offer holds its port without a call.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 /// The largest SDP offer taken.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
-/// Calls in progress, by id, so `DELETE` can hang them up.
+/// Calls in progress, by id, so `DELETE` can hang them up; and the
+/// answered ones not yet connected.
 #[derive(Debug, Default, Clone)]
-pub struct Calls(Arc<Mutex<HashMap<String, CancellationToken>>>);
+pub struct Calls(Arc<Mutex<HashMap<String, CancellationToken>>>, Arc<Pending>);
+
+/// Offers answered whose browser has not connected yet, each holding a
+/// port: per client network (/24, /56) and in all, so that nobody can hold
+/// every media port with offers they never follow.
+#[derive(Debug, Default)]
+pub struct Pending(Mutex<(u32, HashMap<ipnet::IpNet, u32>)>);
+
+/// One pending offer's place; given back when the browser connects or the call ends.
+#[derive(Debug)]
+struct PendingPlace {
+    pending: Arc<Pending>,
+    net: ipnet::IpNet,
+}
+
+impl Pending {
+    /// A place for an offer from `client`, unless its network has
+    /// `per_network` pending or the server `total`.
+    fn take(
+        self: &Arc<Self>,
+        client: std::net::IpAddr,
+        per_network: u32,
+        total: u32,
+    ) -> Option<PendingPlace> {
+        let net = voxgate_sip_bridge::limiter::client_network(client);
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (all, by_net) = &mut *counts;
+        let mine = by_net.get(&net).copied().unwrap_or(0);
+        if *all >= total || mine >= per_network {
+            return None;
+        }
+        *all += 1;
+        by_net.insert(net, mine + 1);
+        Some(PendingPlace { pending: self.clone(), net })
+    }
+}
+
+impl Drop for PendingPlace {
+    fn drop(&mut self) {
+        let mut counts = self.pending.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (all, by_net) = &mut *counts;
+        *all = all.saturating_sub(1);
+        if let Some(n) = by_net.get_mut(&self.net) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_net.remove(&self.net);
+            }
+        }
+    }
+}
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
@@ -54,20 +105,24 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// `POST /v1/webrtc/offer`: an SDP offer in, the answer out.
 pub async fn offer(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<SocketAddr>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Some(r) = refused(&state, &query) {
-        return r;
-    }
+    let access = match state.calls.access(&query.key, &query.token) {
+        Ok(a) => a,
+        Err(refused) => return refused.into_response(),
+    };
     let received = std::time::Instant::now();
     let ctx = state.calls.clone();
     if !ctx.config.webrtc.enabled {
         return error(StatusCode::SERVICE_UNAVAILABLE, "WebRTC is off (webrtc.enabled = false)");
     }
     let agent = match ctx.agents.get(&query.agent).await {
-        Ok(agent) => agent,
+        // An agent this visitor may not reach is as unknown as a missing one.
+        Ok(agent) if ctx.may_use(&access, &agent) => agent,
+        Ok(_) => return crate::api::ApiError::NotFound("agent").into_response(),
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
     let sdp_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -80,8 +135,28 @@ pub async fn offer(
     let Ok(offer) = SdpOffer::from_sdp_string(&body) else {
         return error(StatusCode::BAD_REQUEST, "not an SDP offer");
     };
-    install_crypto();
+    // Within the limits, before a port is taken; held until the call's task ends.
+    let seat = match ctx.admit("webrtc", &agent) {
+        Ok(seat) => seat,
+        Err(full) => {
+            let retry = ctx.admission.retry_after_s().to_string();
+            let mut refused =
+                error(StatusCode::SERVICE_UNAVAILABLE, &format!("busy: {full}; try again later"));
+            if let Ok(v) = header::HeaderValue::from_str(&retry) {
+                refused.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return refused;
+        }
+    };
     let w = &ctx.config.webrtc;
+    let Some(pending) = state.webrtc.1.take(client.ip(), w.max_pending_per_network, w.max_pending) else {
+        tracing::warn!(client = %client.ip(), "WebRTC offer refused: too many unconnected sessions");
+        let mut refused =
+            error(StatusCode::TOO_MANY_REQUESTS, "too many calls waiting to connect; try again shortly");
+        refused.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+        return refused;
+    };
+    install_crypto();
     // A socket and a host candidate per interface.
     let mut sockets = Vec::with_capacity(w.addresses.len());
     for &ip in &w.addresses {
@@ -118,8 +193,10 @@ pub async fn offer(
     tracing::info!(call_id = %id, ports = ?sockets.iter().map(|s| s.0).collect::<Vec<_>>(), "WebRTC call answered");
     let (registry, call_id) = (state.webrtc.clone(), id.clone());
     tokio::spawn(async move {
-        let call = tokio::spawn(run(rtc, sockets, ctx, agent, call_id.clone(), cancel, received));
-        if let Err(e) = call.await {
+        let call = tokio::spawn(run(rtc, sockets, ctx, agent, call_id.clone(), cancel, received, pending));
+        let outcome = call.await;
+        drop(seat);
+        if let Err(e) = outcome {
             tracing::error!(call_id = %call_id, error = %e, "WebRTC call task failed");
         }
         if let Ok(mut calls) = registry.0.lock() {
@@ -143,8 +220,10 @@ pub async fn hang_up(
     Query(query): Query<KeyQuery>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refused(&state, &query) {
-        return r;
+    // The call's id (unguessable, handed to its caller) is what hangs it up;
+    // with a media key set, the key or a media token must come too.
+    if let Err(refused) = state.calls.access(&query.key, &query.token) {
+        return refused.into_response();
     }
     let token = state.webrtc.0.lock().ok().and_then(|c| c.get(&id).cloned());
     match token {
@@ -173,6 +252,7 @@ struct Live {
     last_ts: u32,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     mut rtc: Rtc,
     sockets: Vec<(SocketAddr, UdpSocket)>,
@@ -181,8 +261,10 @@ async fn run(
     id: String,
     cancel: CancellationToken,
     received: std::time::Instant,
+    pending: PendingPlace,
 ) {
     let connect_by = Instant::now() + CONNECT_WITHIN;
+    let mut pending = Some(pending);
     let mut live: Option<Live> = None;
     let mut buf = vec![0u8; 2000];
     let mut pcm = vec![0i16; 960];
@@ -215,6 +297,8 @@ async fn run(
                             .get_or_create(&ChannelLabel { channel: "webrtc" })
                             .observe(received.elapsed().as_secs_f64());
                         connected = true;
+                        // Connected: no longer pending.
+                        drop(pending.take());
                     }
                     Event::MediaAdded(added) => mid = mid.or(Some(added.mid)),
                     // A data channel from the browser gets the live transcript.

@@ -15,9 +15,8 @@ use crate::agent::Agent;
 use crate::http::AppState;
 use crate::stream::KeyQuery;
 
-/// The settings the widget's scripts read, as a JavaScript literal (safe
-/// inside a `<script>`: `<` is escaped).
-fn settings(agent: &Agent) -> String {
+/// The settings the widget's scripts read.
+fn settings(agent: &Agent) -> serde_json::Value {
     let w = &agent.widget;
     let greeting = agent.session.turn.greeting.clone().unwrap_or_default();
     json!({
@@ -28,13 +27,43 @@ fn settings(agent: &Agent) -> String {
         "position": w.position,
         "greeting": greeting,
     })
-    .to_string()
-    .replace('<', "\\u003c")
 }
 
-/// The agent `?agent=` names, or the refusal.
+/// `value` as a JavaScript literal, safe inside a `<script>` (`<` is escaped).
+fn js_literal(value: &serde_json::Value) -> String {
+    value.to_string().replace('<', "\\u003c")
+}
+
+/// The agent `?agent=` names, if anonymous visitors may reach it (it is
+/// public, or the media key came with the request); else the refusal (404,
+/// as for an agent that does not exist).
 async fn agent(state: &AppState, query: &KeyQuery) -> Result<Agent, Response> {
-    state.calls.agents.get(&query.agent).await.map_err(|e| crate::api::ApiError::from(e).into_response())
+    let agent = state
+        .calls
+        .agents
+        .get(&query.agent)
+        .await
+        .map_err(|e| crate::api::ApiError::from(e).into_response())?;
+    let media_key = state.calls.config.http.media_key.expose();
+    let with_key = !media_key.is_empty() && crate::http::same_secret(&query.key, media_key);
+    if agent.public || with_key {
+        Ok(agent)
+    } else {
+        Err(crate::api::ApiError::NotFound("agent").into_response())
+    }
+}
+
+/// `GET /widget/token`: a media token for a public agent, so the widget's
+/// chat and calls work while the media endpoints are closed to anyone
+/// without the media key.
+pub async fn token(State(state): State<AppState>, Query(query): Query<KeyQuery>) -> Response {
+    let agent = match agent(&state, &query).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let (token, expires_at) = state.calls.tokens.mint(&agent, crate::media_access::WIDGET_TOKEN_TTL);
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(json!({ "token": token, "expires_at": expires_at })))
+        .into_response()
 }
 
 /// `GET /widget.js`.
@@ -43,7 +72,7 @@ pub async fn script(State(state): State<AppState>, Query(query): Query<KeyQuery>
         Ok(a) => a,
         Err(refused) => return refused,
     };
-    let js = include_str!("widget/widget.js").replace("__SETTINGS__", &settings(&agent));
+    let js = include_str!("widget/widget.js").replace("__SETTINGS__", &js_literal(&settings(&agent)));
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -82,7 +111,12 @@ pub async fn frame(State(state): State<AppState>, Query(query): Query<KeyQuery>)
         Ok(a) => a,
         Err(refused) => return refused,
     };
-    let html = include_str!("widget/frame.html").replace("__SETTINGS__", &settings(&agent));
+    // The frame carries a media token for its agent, renewed by its script (GET /widget/token).
+    let (token, expires_at) = state.calls.tokens.mint(&agent, crate::media_access::WIDGET_TOKEN_TTL);
+    let mut settings = settings(&agent);
+    settings["token"] = json!(token);
+    settings["token_expires_at"] = json!(expires_at);
+    let html = include_str!("widget/frame.html").replace("__SETTINGS__", &js_literal(&settings));
     let allowed = &agent.widget.allowed_origins;
     let ancestors = if allowed.is_empty() { "*".to_owned() } else { format!("'self' {}", allowed.join(" ")) };
     (

@@ -87,6 +87,7 @@ fn agent_spec(name: &str, number: &str) -> Value {
             "headers": {"Authorization": "Bearer tool-secret-1"}
         }],
         "numbers": [number],
+        "public": true,
         "widget": {"title": "Front desk", "colour": "#123456", "position": "bottom-left", "allowed_origins": ["https://shop.example"]},
         "post_call": {"email": true, "webhooks": [{"url": "http://127.0.0.1:9/voxgate", "secret": "whsec-0123456789abcdef"}]}
     })
@@ -380,6 +381,8 @@ fn operator_story(database_url: &str) -> TestResult {
                 Some(agent_spec("Stolen", "+15550177"))
             } else if method == "PATCH" {
                 Some(json!({"role": "member"}))
+            } else if path.ends_with("/media-tokens") {
+                Some(json!({}))
             } else {
                 Some(json!({"name": "probe"}))
             };

@@ -132,6 +132,39 @@ fn a_call_survives_kill_9_of_the_server_as_an_interrupted_record_with_its_record
     Ok(())
 }
 
+#[test]
+fn a_database_outage_mid_call_loses_nothing_the_record_waits_and_is_written_when_it_returns() -> TestResult {
+    let scratch = Scratch::new("dbout")?;
+    let mut pg = common::postgres::start()?;
+    let server = start_server(&env(&scratch.0, &[("VOXGATE_STORAGE__DATABASE_URL", &pg.url)]))?;
+    let mut sipp = caller(&server, &scratch.0, None, 6_000)?;
+    let live = wait_for_call(&server, Duration::from_secs(15), |c| c["status"] == "in_progress")?;
+    let id = live["id"].as_str().ok_or("no id")?.to_owned();
+    // The database goes away while the call runs; the caller hangs up during the outage.
+    pg.stop();
+    let _ = sipp.wait();
+    let spool = scratch.0.join("recordings/spool");
+    let spooled = |dir: &Path| std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).count()).unwrap_or(0);
+    let started = Instant::now();
+    while spooled(&spool) == 0 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(spooled(&spool), 1, "the call's record waits in the spool");
+    assert!(scratch.0.join(format!("recordings/{id}.wav")).exists(), "its recording is kept");
+    // Back: the record is written, as the call ended, and post-call work runs on it.
+    pg.restart()?;
+    let call = wait_for_call(&server, Duration::from_secs(40), |c| {
+        c["id"] == id.as_str() && c["status"] != "in_progress"
+    })?;
+    assert_eq!(call["status"], "caller_hung_up", "{call}");
+    let record = wait_for_post_call(&server, &id)?;
+    let agent_said =
+        record["transcript"].as_array().is_some_and(|t| t.iter().any(|l| l["speaker"] == "agent"));
+    assert!(agent_said, "the transcript survived the outage: {record}");
+    assert_eq!(spooled(&spool), 0, "the spool is empty again");
+    Ok(())
+}
+
 fn wait_for_post_call(server: &Server, id: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let started = Instant::now();
     loop {

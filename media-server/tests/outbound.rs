@@ -1,7 +1,8 @@
 //! Outbound calls placed through `POST /v1/calls`, to SIPp playing the far
 //! end on 127.0.0.1: through a trunk that demands Digest (answered, the
 //! agent talks, the far end hangs up), and the other outcomes: busy, no
-//! answer (we CANCEL), refused (wrong credentials: 403); and a callee who
+//! answer (we CANCEL), refused (a far end that is not the trunk challenges:
+//! it gets no credentials, 401); and a callee who
 //! asks for a person is transferred (REFER) when the agent calls its tool.
 
 mod common;
@@ -101,8 +102,12 @@ fn a_call_through_a_trunk_that_demands_digest_is_answered_and_the_agent_talks() 
 
 #[test]
 fn busy_no_answer_and_refused_calls_are_reported_as_such() -> TestResult {
-    // Wrong password: the trunk answers the retried INVITE with 403.
-    let server = start_server(&trunk_env("wrong"))?;
+    // The far ends are SIPp on this machine, which the operator allows
+    // (they are not the trunk); one call at a time.
+    let mut env = trunk_env("wrong");
+    env.push(("VOXGATE_DIAL__ALLOWED_HOSTS", r#"["127.0.0.1"]"#.to_owned()));
+    env.push(("VOXGATE_DIAL__MAX_CONCURRENT_PER_TENANT", "1".to_owned()));
+    let server = start_server(&env)?;
 
     // Sip URIs go straight to their host when no proxy or registrar is set.
     let busy_port = free_udp_port()?;
@@ -115,17 +120,28 @@ fn busy_no_answer_and_refused_calls_are_reported_as_such() -> TestResult {
     let ring_port = free_udp_port()?;
     let ringing = far_end("uas_no_answer.xml", ring_port)?;
     let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{ring_port}", "ring_timeout_s": 2}}"#))?;
+    // While it rings, the tenant is at its one call.
+    let second = format!(r#"{{"to": "sip:2001@127.0.0.1:{ring_port}"}}"#);
+    let (status, json) = http(&server, "POST", "/v1/calls", Some(KEY), Some(&second))?;
+    assert_eq!(status, 429, "{json}");
     let (seen, last) = follow(&server, &id)?;
     assert_eq!(seen, ["dialing", "ringing", "no_answer"], "{last}");
     assert!(finished(ringing)?, "SIPp saw no CANCEL / ACK for its 487");
 
+    // A far end that is not the trunk challenges: the trunk's credentials are
+    // not its to have, so the call fails on its 401 with none sent.
     let auth_port = free_udp_port()?;
-    let refusing = far_end("uas_digest.xml", auth_port)?;
+    let mut refusing = far_end("uas_digest.xml", auth_port)?;
     let id = dial(&server, &format!(r#"{{"to": "sip:2000@127.0.0.1:{auth_port}"}}"#))?;
     let (seen, last) = follow(&server, &id)?;
     assert_eq!(seen.last().map(String::as_str), Some("failed"), "{seen:?}");
-    assert_eq!(last["sip_status"], 403);
-    assert!(!finished(refusing)?, "SIPp accepted a wrong password");
+    assert_eq!(last["sip_status"], 401, "{last}");
+    // SIPp still waits for an INVITE with credentials: none came.
+    std::thread::sleep(Duration::from_millis(500));
+    let waiting = refusing.try_wait()?.is_none();
+    let _ = refusing.kill();
+    let _ = refusing.wait();
+    assert!(waiting, "SIPp got an answer to its challenge");
     Ok(())
 }
 
@@ -139,6 +155,7 @@ fn a_callee_who_asks_for_a_person_is_transferred() -> TestResult {
         ("VOXGATE_OPENAI__BASE_URL", llm),
         ("VOXGATE_OPENAI__API_KEY", "test-key".to_owned()),
         ("VOXGATE_AGENT__TRANSFER_TO", "sip:operator@127.0.0.1:5999".to_owned()),
+        ("VOXGATE_DIAL__ALLOWED_HOSTS", r#"["127.0.0.1/32"]"#.to_owned()),
     ]);
     let server = start_server(&env)?;
     let port = free_udp_port()?;
@@ -165,6 +182,12 @@ fn the_call_api_refuses_bad_requests_and_wrong_keys() -> TestResult {
         (r#"{"to": "tel:+1555"}"#, 400),
         (r#"{"to": "2000", "ring_timeout_s": 0}"#, 422),
         (r#"{"to": "2000", "agent": "agt_nope"}"#, 404),
+        // Neither the trunk's host nor allowed (dial.allowed_hosts is empty):
+        // this machine, the operator's network, anywhere else.
+        (r#"{"to": "sip:2000@127.0.0.1:5099"}"#, 403),
+        (r#"{"to": "sip:admin@10.0.0.1"}"#, 403),
+        (r#"{"to": "sip:x@[::1]"}"#, 403),
+        (r#"{"to": "sip:+15551234@premium.example"}"#, 403),
     ] {
         let (status, json) = post(Some(KEY), bad)?;
         assert_eq!(status, expected, "{bad}: {json}");

@@ -287,7 +287,10 @@ fn agent(model: &str, crm_url: &str, hook_url: &str) -> Value {
     })
 }
 
+/// Stores `spec` as a public agent (its visitors chat from the website).
 fn create_agent(server: &Server, spec: &Value) -> Result<String, Box<dyn std::error::Error>> {
+    let mut spec = spec.clone();
+    spec["public"] = json!(true);
     let (status, made) = http(server, "POST", "/v1/agents", Some(API_KEY), Some(&spec.to_string()))?;
     assert_eq!(status, 201, "{made}");
     Ok(made["id"].as_str().ok_or("no id")?.to_owned())

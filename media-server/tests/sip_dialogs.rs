@@ -9,7 +9,10 @@
 //!   recording, the Call-ID kept only as an attribute;
 //! - a caller outside the trusted networks is challenged (SHA-256 offered
 //!   before MD5), gets in with the right password, and a captured
-//!   authorised INVITE sent again is refused.
+//!   authorised INVITE sent again is refused;
+//! - media: nothing is sent before the caller's ACK, and a stranger who
+//!   sends RTP to the call's port first, from another address, neither
+//!   takes the media nor reaches the call.
 
 mod common;
 
@@ -208,5 +211,124 @@ fn callers_who_reuse_or_collide_a_call_id_each_get_their_own_call() -> TestResul
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "three calls, three ids");
+    Ok(())
+}
+
+#[test]
+fn two_callers_with_one_call_id_at_once_each_get_their_own_call() -> TestResult {
+    use common::caller::{call_tagged, hang_up_tagged};
+    let server = start_listening_server()?;
+    let (rtp_a, rtp_b) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    // Both up at once, with the same Call-ID and their own tags.
+    let (sip_a, to_a, media_a) = call_tagged("same@host", "caller-a", &server, &rtp_a, "0 101")?;
+    let (sip_b, to_b, media_b) = call_tagged("same@host", "caller-b", &server, &rtp_b, "0 101")?;
+    assert_ne!(media_a, media_b, "two calls, two media ports");
+    press(&rtp_a, media_a, &[1, 11])?;
+    press(&rtp_b, media_b, &[2, 11])?;
+    std::thread::sleep(Duration::from_millis(1000));
+    hang_up_tagged("same@host", "caller-a", &server, &sip_a, &to_a)?;
+    hang_up_tagged("same@host", "caller-b", &server, &sip_b, &to_b)?;
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        let (_, list) = http(&server, "GET", "/v1/calls", Some(API_KEY), None)?;
+        listed = list["calls"].as_array().cloned().unwrap_or_default();
+        if listed.len() == 2 && listed.iter().all(|c| c["status"] == "caller_hung_up") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let mut pressed = Vec::new();
+    for row in &listed {
+        assert_eq!(
+            (row["external_id"].as_str(), row["status"].as_str()),
+            (Some("same@host"), Some("caller_hung_up"))
+        );
+        let id = row["id"].as_str().ok_or("no id")?;
+        let (_, call) = http(&server, "GET", &format!("/v1/calls/{}", url_escape(id)), Some(API_KEY), None)?;
+        pressed.extend(lines(&call, "caller")?);
+    }
+    pressed.sort();
+    assert_eq!(pressed, ["1", "2"], "each call heard its own caller");
+    Ok(())
+}
+
+/// Reads RTP packets at `socket` for `ms`; how many came.
+fn rtp_within(socket: &UdpSocket, ms: u64) -> Result<usize, Box<dyn std::error::Error>> {
+    socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let until = std::time::Instant::now() + Duration::from_millis(ms);
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        if let Ok((len, _)) = socket.recv_from(&mut buf)
+            && len >= 12
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[test]
+fn no_media_goes_out_before_the_ack_and_a_first_stranger_does_not_take_the_call() -> TestResult {
+    use common::caller::request_as;
+    // An agent that greets at once (scripted voice, a tone): its RTP is what is watched.
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__STT", "scripted".to_owned()),
+        ("VOXGATE_AGENT__LLM", "scripted".to_owned()),
+        ("VOXGATE_AGENT__TTS", "scripted".to_owned()),
+        ("VOXGATE_AGENT__KNOWLEDGE", String::new()),
+        ("VOXGATE_AGENT__GREETING", "Hello, you are through to the desk.".to_owned()),
+    ])?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    let sip = UdpSocket::bind("127.0.0.1:0")?;
+    sip.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (my_port, rtp_port, sip_port) = (sip.local_addr()?.port(), rtp.local_addr()?.port(), server.sip_port);
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    );
+    let to = format!("<sip:1000@127.0.0.1:{sip_port}>");
+    let call_id = "media-before-ack";
+    sip.send_to(
+        request_as(call_id, "INVITE", 1, &to, "z9hG4bK-mba", sip_port, my_port, &sdp).as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
+    let mut buf = vec![0u8; 8192];
+    let (to_tagged, media_port) = loop {
+        let n = sip.recv(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 200") {
+            let to = text.lines().find_map(|l| l.strip_prefix("To: ")).ok_or("no To")?.to_owned();
+            let port: u16 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("m=audio "))
+                .and_then(|l| l.split(' ').next())
+                .ok_or("no m=audio")?
+                .parse()?;
+            break (to, port);
+        }
+    };
+    // Answered, not yet acknowledged: the agent's greeting waits.
+    assert_eq!(rtp_within(&rtp, 700)?, 0, "RTP before the ACK");
+    // A stranger on another address (127.0.0.2) sends first: a key press and audio.
+    let stranger = UdpSocket::bind("127.0.0.2:0")?;
+    let mut key = vec![0x80, 101, 0, 1, 0, 0, 0, 0, 0, 0, 0x99, 0x99];
+    key.extend_from_slice(&[9, 0x80 | 10, 0x01, 0x40]);
+    for _ in 0..5 {
+        stranger.send_to(&key, ("127.0.0.1", media_port))?;
+    }
+    sip.send_to(
+        request_as(call_id, "ACK", 1, &to_tagged, "z9hG4bK-mba-ack", sip_port, my_port, "").as_bytes(),
+        ("127.0.0.1", sip_port),
+    )?;
+    // After the ACK the greeting comes to the SDP's address, not to the stranger.
+    assert!(rtp_within(&rtp, 1500)? > 10, "the caller hears the agent");
+    assert_eq!(rtp_within(&stranger, 200)?, 0, "the stranger took the media");
+    press(&rtp, media_port, &[4, 2, 11])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    common::caller::hang_up_as(call_id, &server, &sip, &to_tagged)?;
+    assert_eq!(caller_lines(&server)?, ["42"], "only the caller's keys reached the call");
     Ok(())
 }

@@ -41,6 +41,14 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// A call refused at an admission limit, by channel and which limit.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabel {
+    pub channel: &'static str,
+    /// `server`, `tenant` or `agent`.
+    pub reason: &'static str,
+}
+
 /// A post-call job's try, by kind and outcome.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabel {
@@ -77,6 +85,8 @@ pub struct PipelineMetrics {
     pub bad_frames: Family<ChannelLabel, Counter>,
     /// Finished calls by channel and outcome.
     pub calls_ended: Family<OutcomeLabel, Counter>,
+    /// Calls refused at an admission limit.
+    pub calls_refused: Family<RefusalLabel, Counter>,
     /// Caller packets through the jitter buffers (SIP, WebRTC), by fate.
     pub jitter_packets: Family<FateLabel, Counter>,
     /// Each call's jitter buffer delay target when it ended, in seconds.
@@ -106,6 +116,7 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         }),
         bad_frames: Family::default(),
         calls_ended: Family::default(),
+        calls_refused: Family::default(),
         jitter_packets: Family::default(),
         // 20 ms .. ~1.3 s.
         jitter_delay: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -150,6 +161,11 @@ static METRICS: LazyLock<(Registry, PipelineMetrics)> = LazyLock::new(|| {
         metrics.bad_frames.clone(),
     );
     registry.register("calls_ended", "Finished calls by channel and outcome", metrics.calls_ended.clone());
+    registry.register(
+        "calls_refused",
+        "Calls refused at an admission limit, by channel and limit",
+        metrics.calls_refused.clone(),
+    );
     registry.register(
         "jitter_packets",
         "Caller packets through the jitter buffers, by what became of them",

@@ -257,6 +257,13 @@ fn response(
     }
 }
 
+/// The realm a challenge (a `WWW-Authenticate` / `Proxy-Authenticate`
+/// value) names, so a client answers only its own server's realm.
+#[must_use]
+pub fn challenge_realm(challenge: &str) -> Option<String> {
+    digest_params(challenge)?.into_iter().find(|(n, _)| n == "realm").map(|(_, v)| v)
+}
+
 /// The client's `Authorization` value answering `challenge` (a
 /// `WWW-Authenticate` / `Proxy-Authenticate` value); `None` for a challenge
 /// of an algorithm we do not support (answer the next one).

@@ -34,6 +34,7 @@
 pub mod auth;
 pub mod call;
 pub mod check;
+pub mod limiter;
 pub mod message;
 pub mod registration;
 pub mod responder;

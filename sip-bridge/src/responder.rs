@@ -17,6 +17,7 @@ use ipnet::IpNet;
 
 use crate::auth::{self, Algorithm, Credentials, NonceCounts, Nonces};
 use crate::check::{ALLOW, Checked, check_request};
+use crate::limiter::RateLimiter;
 use crate::message::{self, Framing, Message, Method, ParseError, Request, Response, Uri};
 
 /// What to do with an incoming message.
@@ -66,13 +67,6 @@ const SCANNERS: &[&str] = &[
     "sipscan",
 ];
 
-/// A token bucket per address.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Routes dialled users to agents and answers the rest.
 #[derive(Debug)]
 pub struct Responder {
@@ -83,7 +77,8 @@ pub struct Responder {
     /// Counts used with each nonce: a replayed request is refused.
     nonce_counts: NonceCounts,
     epoch: Instant,
-    buckets: HashMap<IpAddr, Bucket>,
+    /// Out-of-dialog requests per client network, from untrusted sources.
+    limiter: RateLimiter,
     tags: u64,
 }
 
@@ -97,13 +92,14 @@ impl Responder {
     /// A responder routing `routes` (user -> agent) under `policy`.
     #[must_use]
     pub fn new(routes: HashMap<String, String>, policy: Policy) -> Self {
+        let limiter = RateLimiter::new(policy.rate_per_second, 10_000);
         Self {
             routes,
             policy,
             nonces: Nonces::new(),
             nonce_counts: NonceCounts::default(),
             epoch: Instant::now(),
-            buckets: HashMap::new(),
+            limiter,
             tags: 0,
         }
     }
@@ -119,25 +115,6 @@ impl Responder {
             v4 => v4,
         };
         self.policy.trusted.iter().any(|n| n.contains(&ip))
-    }
-
-    /// Takes a token from `ip`'s bucket; false when it is empty.
-    fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
-        let rate = f64::from(self.policy.rate_per_second.max(1));
-        if self.buckets.len() > 10_000 {
-            // Forget quiet addresses so a spoofed flood cannot grow the map without bound.
-            self.buckets.retain(|_, b| now.saturating_duration_since(b.at).as_secs() < 10);
-        }
-        let b = self.buckets.entry(ip).or_insert(Bucket { tokens: 2.0 * rate, at: now });
-        let refill = now.saturating_duration_since(b.at).as_secs_f64() * rate;
-        b.tokens = (b.tokens + refill).min(2.0 * rate);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 
     /// Digest check of an INVITE from an untrusted source: `None` to go on,
@@ -193,7 +170,7 @@ impl Responder {
     /// Handles one message from `from`, received at `now`.
     pub fn handle(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], framing: Framing) -> Action {
         let trusted = self.trusted(from.ip());
-        if !trusted && !self.admit(now, from.ip()) {
+        if !trusted && !self.limiter.admit(now, from.ip()) {
             return Action::Nothing;
         }
         let request = match message::parse(bytes, framing) {
@@ -234,6 +211,11 @@ impl Responder {
                 ok.headers.push("allow", ALLOW);
                 ok.headers.push("accept", "application/sdp");
                 Action::Reply(ok)
+            }
+            // A re-INVITE (a To tag) of a dialog this server does not have
+            // (RFC 3261 §12.2.2): never a new call.
+            Method::Invite if checked.to.tag().is_some() => {
+                Action::Reply(self.reply(&request.headers, 481, "Call/Transaction Does Not Exist"))
             }
             Method::Invite => {
                 if !trusted && let Some(refusal) = self.authenticate(now, &request) {
@@ -312,6 +294,12 @@ mod tests {
         assert_eq!(status(handle(&mut r, &request("OPTIONS", "sip:1000@127.0.0.1"))), Some(200));
         assert_eq!(status(handle(&mut r, &request("REGISTER", "sip:127.0.0.1"))), Some(405));
         assert_eq!(status(handle(&mut r, &request("BYE", "sip:1000@127.0.0.1"))), Some(481));
+        let reinvite = String::from_utf8(request("INVITE", "sip:1000@127.0.0.1")).expect("utf8").replacen(
+            "To: <sip:1000@127.0.0.1>",
+            "To: <sip:1000@127.0.0.1>;tag=gone",
+            1,
+        );
+        assert_eq!(status(handle(&mut r, reinvite.as_bytes())), Some(481), "a re-INVITE of no dialog");
         assert!(matches!(handle(&mut r, &request("ACK", "sip:1000@127.0.0.1")), Action::Nothing));
         assert!(matches!(handle(&mut r, b"SIP/2.0 200 OK\r\n\r\n"), Action::Nothing));
         assert!(matches!(handle(&mut r, b"\x16\x03\x01 not sip"), Action::Nothing));

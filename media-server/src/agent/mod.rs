@@ -50,6 +50,10 @@ pub struct Agent {
     /// `post_call.local_model_analytics` asks for it; `None`: the local
     /// fallback reads them.
     pub analyst: Option<Arc<dyn LanguageModel>>,
+    /// Calls it takes at once (0: only its tenant's and the server's limits).
+    pub max_calls: u32,
+    /// Anonymous visitors may reach it ([`crate::media_access`]).
+    pub public: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -335,6 +339,9 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         Some(Arc::new(base))
     };
     let mut session = SessionConfig { tools, ..session_config(spec) };
+    // "No limit" from a tenant is the operator's maximum.
+    config.limits.cap(&mut session.turn);
+    session.max_history_tokens = config.limits.max_history_tokens as usize;
     session.endpoint.transcribe_early_ms = config.vad.transcribe_early_ms;
     // Scripted agents (load tests) load no model at all.
     let learned_turns = spec.stt.provider != SttChoice::Scripted;
@@ -352,6 +359,8 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
         widget: spec.widget.clone(),
         post_call: spec.post_call.clone(),
         analyst,
+        max_calls: spec.max_concurrent_calls,
+        public: spec.public,
     })
 }
 

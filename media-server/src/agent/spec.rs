@@ -48,6 +48,14 @@ pub struct AgentSpec {
     pub transfer_to: String,
     /// Give the agent a tool that presses phone keys (RFC 4733).
     pub send_dtmf: bool,
+    /// Calls and chats it takes at once, below its tenant's limit (0: only
+    /// the tenant's and the server's limits apply); at most 100000.
+    #[schema(maximum = 100_000)]
+    pub max_concurrent_calls: u32,
+    /// Anonymous visitors may reach it over the public media endpoints (the
+    /// widget, chat, WebRTC, websocket streams); off, only clients with the
+    /// media key or a media token (the widget mints them for public agents).
+    pub public: bool,
 }
 
 /// Speech to text.
@@ -266,6 +274,8 @@ impl Default for AgentSpec {
             post_call: PostCall::default(),
             transfer_to: String::new(),
             send_dtmf: false,
+            max_concurrent_calls: 0,
+            public: false,
         }
     }
 }
@@ -316,6 +326,8 @@ impl AgentSpec {
             widget: config.widget.clone(),
             transfer_to: a.transfer_to.clone(),
             send_dtmf: a.send_dtmf,
+            max_concurrent_calls: 0,
+            public: a.public,
             ..Self::default()
         }
     }
@@ -436,6 +448,9 @@ impl AgentSpec {
         }
         if self.numbers.len() > 100 {
             return Err(refuse("numbers", "at most 100"));
+        }
+        if self.max_concurrent_calls > 100_000 {
+            return Err(refuse("max_concurrent_calls", "must be at most 100000"));
         }
         for (i, n) in self.numbers.iter().enumerate() {
             if let Err(reason) = check_number(n) {

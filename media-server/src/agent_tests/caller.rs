@@ -32,6 +32,9 @@ pub struct Line {
     pub base: String,
     /// `http.media_key`, if one is set.
     pub media_key: String,
+    /// Mints a media token for each call's agent (its id; empty: the
+    /// configured one), so calls reach agents that are not public.
+    pub tokens: Option<crate::media_access::MediaTokens>,
 }
 
 /// One turn as the caller lived it.
@@ -156,6 +159,10 @@ pub async fn call(
         .map_err(|e| CallError::Address(e.to_string()))?;
     if !line.media_key.is_empty() {
         url.query_pairs_mut().append_pair("key", &line.media_key);
+    } else if let Some(tokens) = &line.tokens {
+        let id = if agent.is_empty() { "-" } else { agent };
+        let (token, _) = tokens.mint_for(id, std::time::Duration::from_secs(3600));
+        url.query_pairs_mut().append_pair("token", &token);
     }
     let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
     let (mut tx, mut rx) = socket.split();

@@ -121,6 +121,7 @@ pub async fn start(
         line: Line {
             base: format!("ws://{addr}"),
             media_key: state.calls.config.http.media_key.expose().to_owned(),
+            tokens: Some(state.calls.tokens.clone()),
         },
         tenant: caller.tenant_id.clone(),
         agent: agent_id,

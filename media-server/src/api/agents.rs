@@ -90,6 +90,49 @@ pub async fn read(
     Ok(Json(shown(&row)?))
 }
 
+/// `POST /v1/agents/{id}/media-tokens`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMediaToken {
+    /// How long it works, in seconds (1 to 3600; default 900).
+    #[schema(minimum = 1, maximum = 3600)]
+    pub ttl_s: Option<u32>,
+}
+
+/// A media token: `?token=` on the media endpoints, or a Twilio
+/// `<Parameter name="token">`, reaches this agent until it expires.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaToken {
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Mints a short-lived media token for one of the tenant's agents, so a
+/// front end or a telephony provider reaches it while the media endpoints
+/// are closed (a media key set) or the agent is not public.
+#[utoipa::path(post, path = "/v1/agents/{id}/media-tokens", tag = "agents", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = NewMediaToken,
+    responses((status = 201, body = MediaToken)))]
+pub async fn media_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewMediaToken>,
+) -> Result<(StatusCode, Json<MediaToken>), ApiError> {
+    let ttl = req.ttl_s.unwrap_or(900);
+    if !(1..=3600).contains(&ttl) {
+        return Err(
+            crate::agent::spec::SpecError { field: "ttl_s".into(), reason: "1 to 3600".into() }.into()
+        );
+    }
+    // Only the tenant's own agents; another tenant's is as unknown as a missing one.
+    state.control.store.agent(&caller.tenant_id, &id).await?.ok_or(ApiError::NotFound("agent"))?;
+    let (token, expires_at) =
+        state.calls.tokens.mint_for(&id, std::time::Duration::from_secs(u64::from(ttl)));
+    Ok((StatusCode::CREATED, Json(MediaToken { token, expires_at })))
+}
+
 /// Replaces an agent's definition. Secrets sent back as `********` keep
 /// their stored values while their URL's scheme, host and port stay the
 /// same (else 422: send the secret again). Calls in progress finish with

@@ -33,7 +33,9 @@ pub struct PlaceCall {
 /// Dials a number or SIP URI through the trunk; follow it with `GET /v1/calls/{id}`.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", security(("bearer" = [])), request_body = PlaceCall,
     responses((status = 201, description = "Dialling", body = Object), (status = 400, body = super::ErrorBody),
-        (status = 401, body = super::ErrorBody), (status = 502, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+        (status = 401, body = super::ErrorBody), (status = 403, description = "Not the trunk's nor an allowed host", body = super::ErrorBody),
+        (status = 429, description = "The tenant is at a dial limit", body = super::ErrorBody),
+        (status = 502, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn place(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,6 +67,12 @@ pub async fn place(
             Err(ApiError::Request { status: StatusCode::BAD_GATEWAY, message: e.to_string() })
         }
         Err(e @ DialError::NoMedia(_)) => Err(ApiError::Unavailable(e.to_string())),
+        Err(DialError::NotAllowed(why)) => {
+            Err(ApiError::Request { status: StatusCode::FORBIDDEN, message: format!("not allowed: {why}") })
+        }
+        Err(DialError::Limit(why)) => {
+            Err(ApiError::Request { status: StatusCode::TOO_MANY_REQUESTS, message: why })
+        }
     }
 }
 

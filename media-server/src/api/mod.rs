@@ -17,6 +17,7 @@ mod campaigns;
 mod keys;
 mod numbers;
 mod openapi;
+mod settings;
 mod users;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -224,9 +225,14 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users/{id}", axum::routing::patch(users::update).delete(users::remove))
         .route("/v1/numbers", get(numbers::list).post(numbers::assign))
         .route("/v1/numbers/{number}", delete(numbers::release))
+        .route(
+            "/v1/settings/twilio",
+            get(settings::read_twilio).put(settings::set_twilio).delete(settings::remove_twilio),
+        )
         .route("/v1/agents", get(agents::list).post(agents::create))
         .route("/v1/agents/{id}", get(agents::read).put(agents::update).delete(agents::remove))
         .route("/v1/agents/{id}/knowledge", post(agents::upload_knowledge))
+        .route("/v1/agents/{id}/media-tokens", post(agents::media_token))
         .route("/v1/agents/{id}/tests", post(agent_tests::start))
         .route("/v1/agents/{id}/tests/{run}", get(agent_tests::read))
         .route("/v1/calls", get(calls::list).post(calls::place))

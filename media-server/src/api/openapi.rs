@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys, numbers, users};
+use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys, numbers, settings, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +15,9 @@ use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys, num
         keys::login, keys::me, keys::create, keys::list, keys::revoke,
         users::list, users::create, users::update, users::remove,
         numbers::list, numbers::assign, numbers::release,
+        settings::read_twilio, settings::set_twilio, settings::remove_twilio,
         agents::create, agents::list, agents::read, agents::update, agents::remove, agents::upload_knowledge,
+        agents::media_token,
         agent_tests::start, agent_tests::read,
         calls::place, calls::list, calls::read, calls::recording_url, calls::download,
         billing::usage,

@@ -64,6 +64,12 @@ pub enum JobError {
     /// A webhook receiver did not take the event.
     #[error("{0}")]
     Webhook(String),
+    /// The job's code panicked (a bug): counted as an attempt, retried like a failure.
+    #[error("the job panicked: {0}")]
+    Panicked(String),
+    /// Its tries ran out while its node died or it panicked during them.
+    #[error("gave up after {0} attempts")]
+    Exhausted(u32),
 }
 
 impl JobError {
@@ -75,6 +81,7 @@ impl JobError {
                 | Self::Refused(_)
                 | Self::UnknownKind(_)
                 | Self::NoCall(_)
+                | Self::Exhausted(_)
                 | Self::Email(email::EmailError::Address { .. } | email::EmailError::NotConfigured)
         )
     }
@@ -116,6 +123,32 @@ impl PostCallWork {
         })
     }
 
+    /// Deletes finished jobs (done or failed) older than
+    /// `post_call.job_retention_days`, hourly, until `stop`.
+    pub fn spawn_purge(self: &Arc<Self>, stop: &CancellationToken) {
+        let days = self.config.post_call.job_retention_days;
+        if days == 0 {
+            return;
+        }
+        let (store, stop) = (self.store.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let before = now_ms() - i64::from(days) * 24 * 3600 * 1000;
+                match store.purge_jobs(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, days, "finished post-call jobs purged"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "post-call jobs not purged; trying again in an hour")
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                }
+            }
+        });
+    }
+
     /// Starts `[post_call] workers` workers; they stop when `stop` is cancelled.
     /// A worker that panics (a bug) is started again; its job's lease runs
     /// out and the job is tried again later.
@@ -155,7 +188,8 @@ impl PostCallWork {
                     continue;
                 }
             };
-            let outcome = self.run(&job, &stop).await;
+            let max_attempts = self.config.post_call.max_attempts.max(1);
+            let outcome = attempt(&job, max_attempts, self.run(&job, &stop)).await;
             let count = |outcome| {
                 let label = voxgate_pipeline::metrics::JobLabel { kind: job.kind.clone(), outcome };
                 voxgate_pipeline::metrics::metrics().post_call_jobs.get_or_create(&label).inc();
@@ -427,4 +461,63 @@ fn summary(call: &CallRow) -> Value {
         "ended_at": call.ended_at,
         "duration_ms": call.duration_ms,
     })
+}
+/// One attempt at `job`: `work`, unless the job was leased more often than
+/// it may run (its node died, or it hung, during each try: it fails for good
+/// instead of running forever); a panic in `work` is a failed attempt like
+/// any other, not a worker lost with the job's lease.
+async fn attempt(
+    job: &LeasedJob,
+    max_attempts: u32,
+    work: impl std::future::Future<Output = Result<(), JobError>>,
+) -> Result<(), JobError> {
+    if job.attempts > max_attempts {
+        return Err(JobError::Exhausted(max_attempts));
+    }
+    match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic")
+                .to_owned();
+            tracing::error!(job = %job.key, panic = %what, "post-call job panicked");
+            Err(JobError::Panicked(what))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leased(attempts: u32) -> LeasedJob {
+        LeasedJob {
+            id: "job_1".into(),
+            key: "webhook:call_1".into(),
+            kind: "webhook".into(),
+            tenant_id: "ten_1".into(),
+            call_id: Some("call_1".into()),
+            payload: "{}".into(),
+            attempts,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_a_failed_attempt_and_a_job_leased_too_often_gives_up() {
+        let panicked = attempt(&leased(1), 3, async { panic!("bug in a job") }).await;
+        assert!(matches!(&panicked, Err(JobError::Panicked(what)) if what == "bug in a job"), "{panicked:?}");
+        assert!(!panicked.unwrap_err().permanent(), "retried like any failure, within max_attempts");
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let work = async {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        };
+        let exhausted = attempt(&leased(4), 3, work).await;
+        assert!(matches!(exhausted, Err(JobError::Exhausted(3))), "{exhausted:?}");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "a job past its attempts does not run again");
+        assert!(attempt(&leased(3), 3, async { Ok(()) }).await.is_ok());
+    }
 }

@@ -81,17 +81,23 @@ impl Dialog for Inbound {
     fn is_ended(&self) -> bool {
         self.call.is_ended()
     }
+    fn is_confirmed(&self) -> bool {
+        self.call.is_confirmed()
+    }
+    fn signalling_ip(&self) -> std::net::IpAddr {
+        self.peer.addr().ip()
+    }
     fn flush(&mut self) -> Vec<DialogEvent> {
         self.send()
             .into_iter()
-            .filter_map(|e| match e {
+            .map(|e| match e {
                 CallEvent::Ended(cause) => {
                     tracing::info!(?cause, "call signalling ended");
-                    Some(DialogEvent::Ended)
+                    DialogEvent::Ended
                 }
-                CallEvent::Dtmf(c) => Some(DialogEvent::Dtmf(c)),
-                CallEvent::ReInvite { offer } => Some(DialogEvent::ReInvite { offer }),
-                CallEvent::Confirmed { .. } => None,
+                CallEvent::Dtmf(c) => DialogEvent::Dtmf(c),
+                CallEvent::ReInvite { offer } => DialogEvent::ReInvite { offer },
+                CallEvent::Confirmed { .. } => DialogEvent::Confirmed,
             })
             .collect()
     }
@@ -130,6 +136,18 @@ pub(super) async fn run_call(
             tracing::warn!(sip_call_id = %call_id, error = %e, "no agent for the call");
             inbound.call.reject(std::time::Instant::now(), 480, "Temporarily Unavailable");
             inbound.send();
+            return;
+        }
+    };
+    // Within the limits, or refused before anything is taken for it.
+    let _seat = match shared.calls.admit("sip", &agent) {
+        Ok(seat) => seat,
+        Err(full) => {
+            let (status, reason) = full.sip_status();
+            let retry = [("Retry-After", shared.calls.admission.retry_after_s().to_string())];
+            inbound.call.reject_with(std::time::Instant::now(), status, reason, &retry);
+            inbound.send();
+            finish_signalling(&mut inbound, &mut signalling).await;
             return;
         }
     };

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! RTP in -> latch source -> jitter buffer + decoder -> 8/48 kHz -> 16 kHz -> session
-//! session -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (to the latched source)
+//! session -> 16 kHz -> 8/48 kHz -> encoder -> RTP out (after the ACK, to the
+//! latched source or the SDP's address: voxgate_sip_bridge::rtp::peer)
 //! ```
 //!
 //! One 20 ms tick is the call's clock: on each, the RTP that arrived since
@@ -30,6 +31,7 @@ use voxgate_pipeline::timer::DeadlineTimer;
 use voxgate_sip_bridge::message::Message;
 use voxgate_sip_bridge::rtp::clock::Talkspurts;
 use voxgate_sip_bridge::rtp::dtmf::DtmfSender;
+use voxgate_sip_bridge::rtp::peer::{MediaPeer, OwnAddresses};
 use voxgate_sip_bridge::rtp::rtcp::{self, Report, SenderInfo};
 use voxgate_sip_bridge::rtp::stats::{ReceiverStats, ntp_now};
 use voxgate_sip_bridge::rtp::{self, RtpPacket};
@@ -52,6 +54,8 @@ pub(super) enum DialogEvent {
     Dtmf(char),
     /// A re-INVITE to answer (`None`: the offer is ours to make).
     ReInvite { offer: Option<String> },
+    /// The caller's ACK confirmed the answer: media may go out.
+    Confirmed,
 }
 
 /// The signalling of a call in progress, inbound or outbound: the
@@ -66,6 +70,11 @@ pub(super) trait Dialog {
     fn transfer(&mut self, now: Instant, target: &str);
     fn answer_reinvite(&mut self, now: Instant, sdp: &str);
     fn is_ended(&self) -> bool;
+    /// Whether media may go out already (an outbound call is answered; an
+    /// inbound one waits for the caller's ACK, [`DialogEvent::Confirmed`]).
+    fn is_confirmed(&self) -> bool;
+    /// The IP the peer's signalling comes from (its media may, behind NAT).
+    fn signalling_ip(&self) -> IpAddr;
     /// Sends what is due and returns what happened.
     fn flush(&mut self) -> Vec<DialogEvent>;
 }
@@ -111,6 +120,7 @@ pub(super) async fn run(
 ) -> anyhow::Result<CallLog> {
     let config = &shared.calls.config;
     let RtpSockets { rtp: rtp_socket, rtcp: rtcp_socket, advertised, port: rtp_port } = sockets;
+    let local_ip = rtp_socket.local_addr()?.ip();
     let mut rtp_socket = TickedSocket::new(rtp_socket)?;
     // Reports come every few seconds: read at our own report's turn.
     let mut rtcp_socket = rtcp_socket.and_then(|s| TickedSocket::new(s).ok());
@@ -124,9 +134,17 @@ pub(super) async fn run(
         recording: Some(recording),
     });
 
-    let mut latched: Option<SocketAddr> = None;
-    let mut last_rtp = Instant::now();
     let no_media = Duration::from_secs(u64::from(config.rtp.no_media_timeout_s));
+    // Where media goes and whose packets are the caller's (sans-IO, in sip-bridge).
+    let own = OwnAddresses {
+        ips: vec![advertised, local_ip],
+        ports: vec![shared.sip_port, rtp_port, rtp_port + 1],
+    };
+    let mut peer = MediaPeer::new(negotiated.remote, Some(dialog.signalling_ip()), own, no_media);
+    if dialog.is_confirmed() {
+        peer.confirm(Instant::now());
+    }
+    let mut last_rtp = Instant::now();
     let mut tick = tokio::time::interval_at(crate::audio::first_tick(), crate::audio::FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let samples_per_frame = media.rate.samples_per_frame() as u32;
@@ -172,11 +190,10 @@ pub(super) async fn run(
                         continue;
                     }
                     let Ok(p) = RtpPacket::parse(bytes) else { continue };
-                    // Strict latching: the first valid packet fixes the source; others are ignored (RTP Bleed).
-                    match latched {
-                        None if p.payload_type == negotiated.payload_type || Some(p.payload_type) == negotiated.dtmf_payload_type => latched = Some(got.from),
-                        Some(a) if a == got.from => {}
-                        _ => continue,
+                    // Strict latching: a packet of another source is not the caller's (RTP Bleed).
+                    let ours = p.payload_type == negotiated.payload_type || Some(p.payload_type) == negotiated.dtmf_payload_type;
+                    if !ours || !peer.accept(got.from) {
+                        continue;
                     }
                     last_rtp = got.at;
                     if Some(p.payload_type) == negotiated.dtmf_payload_type {
@@ -210,7 +227,7 @@ pub(super) async fn run(
                 // Keys the agent presses: one telephone-event packet per tick,
                 // the RTP clock running on through the keys and the gaps.
                 if dtmf_out.is_active() {
-                    let dest = latched.or(negotiated.remote);
+                    let dest = peer.destination(Instant::now());
                     let (now_ts, _) = sender.clock.next(Instant::now());
                     if let (Some(event), Some(pt), Some(dest)) = (dtmf_out.tick(), negotiated.dtmf_payload_type, dest) {
                         if event.first {
@@ -231,7 +248,7 @@ pub(super) async fn run(
                         read_rtcp(&rtcp_buf[..got.len], got.at, &mut rx_stats);
                     }
                 }
-                let dest = latched.or(negotiated.remote).map(|a| SocketAddr::new(a.ip(), a.port() + 1));
+                let dest = peer.destination(Instant::now()).map(|a| SocketAddr::new(a.ip(), a.port() + 1));
                 if let (Some(socket), Some(dest)) = (rtcp_socket.as_ref(), dest) {
                     let jitter = (media.playout.jitter().stats().jitter_ms * f64::from(media.rate.hz()) / 1000.0) as u32;
                     let report = Report {
@@ -251,7 +268,7 @@ pub(super) async fn run(
         while let Some(frame) = session.poll_frame() {
             // Keys are sounding: the agent's audio waits its turn (it is
             // dropped; the agent rarely talks while it presses keys).
-            if let Some(dest) = latched.or(negotiated.remote)
+            if let Some(dest) = peer.destination(Instant::now())
                 && !dtmf_out.is_active()
                 && let Some(packet) = sender.audio(&mut media, &frame, negotiated.payload_type)
             {
@@ -298,6 +315,7 @@ pub(super) async fn run(
                             session.handle_control(Control::Dtmf(key));
                         }
                     }
+                    DialogEvent::Confirmed => peer.confirm(Instant::now()),
                     DialogEvent::ReInvite { offer } => {
                         let answered = offer
                             .as_deref()
@@ -318,6 +336,7 @@ pub(super) async fn run(
                                 media = m;
                             }
                             negotiated = n;
+                            peer.move_to(negotiated.remote);
                             dialog.answer_reinvite(now, &answer.to_text());
                         } else {
                             dialog.answer_reinvite(now, &sdp::offer(advertised, rtp_port, 1).to_text());

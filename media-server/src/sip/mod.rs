@@ -140,7 +140,7 @@ pub async fn start(
         dialogs,
     });
     let (stream_tx, stream_rx) = mpsc::channel(256);
-    tokio::spawn(accept_tcp(tcp, stream_tx, cancel.clone()));
+    tokio::spawn(accept_tcp(tcp, stream_tx, config.sip.clone(), cancel.clone()));
     if !shared.calls.config.trunk.registrar.is_empty() {
         tokio::spawn(trunk::register(shared.clone(), cancel.clone()));
     }
@@ -149,14 +149,55 @@ pub async fn start(
     Ok((local, tokio::spawn(signalling(shared, routes, stream_rx, dialogs_rx, cancel)), dialer))
 }
 
+/// SIP over TCP connections open, in all and per source address: a host
+/// cannot hold the listener with connections it never uses.
+#[derive(Debug, Default)]
+struct TcpConnections(std::sync::Mutex<(usize, HashMap<IpAddr, usize>)>);
+
+/// One connection's place; given back when it closes.
+struct TcpPlace(Arc<TcpConnections>, IpAddr);
+
+impl TcpConnections {
+    fn open(self: &Arc<Self>, from: IpAddr, limits: &crate::config::SipConfig) -> Option<TcpPlace> {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (all, by_source) = &mut *counts;
+        let mine = by_source.get(&from).copied().unwrap_or(0);
+        if *all >= limits.tcp_max_connections as usize || mine >= limits.tcp_max_per_source as usize {
+            return None;
+        }
+        *all += 1;
+        by_source.insert(from, mine + 1);
+        Some(TcpPlace(self.clone(), from))
+    }
+}
+
+impl Drop for TcpPlace {
+    fn drop(&mut self) {
+        let mut counts = self.0.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (all, by_source) = &mut *counts;
+        *all = all.saturating_sub(1);
+        if let Some(n) = by_source.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_source.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Accepts SIP over TCP: each connection's messages, framed by
 /// Content-Length, join the UDP ones; answers go back on the connection.
+/// At most `sip.tcp_max_connections` connections, `sip.tcp_max_per_source`
+/// from one address; one that sends nothing for `sip.tcp_idle_timeout_s` is closed.
 async fn accept_tcp(
     listener: tokio::net::TcpListener,
     incoming: mpsc::Sender<(Vec<u8>, Peer)>,
+    config: crate::config::SipConfig,
     cancel: CancellationToken,
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let open = Arc::new(TcpConnections::default());
+    let idle = std::time::Duration::from_secs(u64::from(config.tcp_idle_timeout_s.max(1)));
     loop {
         let (stream, addr) = tokio::select! {
             () = cancel.cancelled() => return,
@@ -164,9 +205,15 @@ async fn accept_tcp(
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "SIP TCP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
+        };
+        let Some(place) = open.open(addr.ip(), &config) else {
+            tracing::warn!(source = %addr.ip(), "SIP TCP connection refused: at sip.tcp_max_connections or tcp_max_per_source");
+            drop(stream);
+            continue;
         };
         let (mut reader, mut writer) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
@@ -179,15 +226,20 @@ async fn accept_tcp(
         });
         let (incoming, cancel) = (incoming.clone(), cancel.clone());
         tokio::spawn(async move {
+            let _place = place;
             let peer = Peer::Tcp(addr, tx);
             let mut buf: Vec<u8> = Vec::with_capacity(4096);
             let mut chunk = vec![0u8; 8192];
             loop {
                 let n = tokio::select! {
                     () = cancel.cancelled() => return,
-                    r = reader.read(&mut chunk) => match r {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
+                    r = tokio::time::timeout(idle, reader.read(&mut chunk)) => match r {
+                        Err(_) => {
+                            tracing::debug!(source = %addr, "SIP TCP connection idle; closed");
+                            return;
+                        }
+                        Ok(Ok(0) | Err(_)) => return,
+                        Ok(Ok(n)) => n,
                     },
                 };
                 buf.extend_from_slice(&chunk[..n]);
@@ -245,16 +297,12 @@ async fn signalling(
         };
         let framing = peer.framing();
         let received_at = std::time::Instant::now();
-        if let Ok(msg) = message::parse(&bytes, framing) {
-            let call_id = match &msg {
-                Message::Request(r) => r.headers.get("call-id"),
-                Message::Response(r) => r.headers.get("call-id"),
-            };
-            if let Some(tx) = call_id.and_then(|id| calls.get(id)) {
-                // The dialog checks its tags: a stranger's request is refused there.
-                let _ = tx.try_send((msg, peer));
-                continue;
-            }
+        if let Ok(msg) = message::parse(&bytes, framing)
+            && let Some(tx) = dialog_keys(&msg).iter().find_map(|key| calls.get(key))
+        {
+            // The dialog checks its tags: a stranger's request is refused there.
+            let _ = tx.try_send((msg, peer));
+            continue;
         }
         match responder.handle(std::time::Instant::now(), peer.addr(), &bytes, framing) {
             Action::Nothing => {}
@@ -263,7 +311,10 @@ async fn signalling(
                 let call_id = checked.call_id.clone();
                 tracing::info!(sip_call_id = %call_id, from = %peer.addr(), agent = %agent, "incoming call");
                 let (tx, rx) = mpsc::channel(32);
-                calls.insert(call_id.clone(), tx);
+                // Callers choose Call-IDs: two may pick the same one, so a
+                // caller's call is keyed by its Call-ID and its From tag.
+                let key = caller_dialog_key(&call_id, checked.from.tag().unwrap_or_default());
+                calls.insert(key.clone(), tx);
                 let call = inbound::run_call(
                     shared.clone(),
                     inbound::Invite { request: *request, checked: *checked, received: received_at, agent },
@@ -271,7 +322,7 @@ async fn signalling(
                     rx,
                     cancel.child_token(),
                 );
-                spawn_call(&shared, call_id, call);
+                spawn_call(&shared, key, call);
             }
         }
     }
@@ -308,15 +359,42 @@ async fn watch_routes(
     Ok(rx)
 }
 
+/// A caller's call in the dialog table: its Call-ID and the caller's tag.
+fn caller_dialog_key(call_id: &str, caller_tag: &str) -> String {
+    format!("{call_id}\n{caller_tag}")
+}
+
+/// The dialog-table keys `msg` may belong to: its Call-ID (our own calls
+/// and registrations, whose Call-IDs we chose), then a caller's call by the
+/// Call-ID with the From tag (the caller's requests) or the To tag (answers
+/// to ours).
+fn dialog_keys(msg: &Message) -> Vec<String> {
+    let headers = match msg {
+        Message::Request(r) => &r.headers,
+        Message::Response(r) => &r.headers,
+    };
+    let Some(call_id) = headers.get("call-id") else { return Vec::new() };
+    let tag = |name: &'static str| {
+        headers
+            .get(name)
+            .and_then(|v| message::NameAddr::parse(v, name).ok())
+            .and_then(|n| n.tag().map(str::to_owned))
+    };
+    let mut keys = vec![call_id.to_owned()];
+    keys.extend(["from", "to"].into_iter().filter_map(tag).map(|t| caller_dialog_key(call_id, &t)));
+    keys
+}
+
 /// Runs a call's task; when it ends (or panics: that call hangs up,
-/// never the server), its Call-ID leaves the dialog table.
-fn spawn_call(shared: &Shared, call_id: String, call: impl Future<Output = ()> + Send + 'static) {
+/// never the server), its key leaves the dialog table.
+fn spawn_call(shared: &Shared, key: String, call: impl Future<Output = ()> + Send + 'static) {
     let dialogs = shared.dialogs.clone();
     tokio::spawn(async move {
         if let Err(e) = tokio::spawn(call).await {
-            tracing::error!(sip_call_id = %call_id, error = %e, "call task failed");
+            let sip_call_id = key.split('\n').next().unwrap_or_default();
+            tracing::error!(%sip_call_id, error = %e, "call task failed");
         }
-        let _ = dialogs.send(DialogTable::Close(call_id)).await;
+        let _ = dialogs.send(DialogTable::Close(key)).await;
     });
 }
 

@@ -104,6 +104,12 @@ pub enum DialError {
     Unreachable(String),
     #[error("no RTP port: {0}")]
     NoMedia(String),
+    /// The target is not the trunk's, nor on `dial.allowed_hosts`.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    /// The tenant is at one of its `dial` limits.
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// Outbound calls kept for the API; the oldest finished ones go first.
@@ -153,7 +159,8 @@ impl Dialer {
     /// the trunk's) is a no-answer.
     ///
     /// # Errors
-    /// `to` cannot be dialled, the next hop does not resolve, or no RTP port is free.
+    /// `to` cannot be dialled or is not allowed, the tenant is at its
+    /// limits, the next hop does not resolve, or no RTP port is free.
     pub async fn dial(
         &self,
         tenant_id: &str,
@@ -164,7 +171,12 @@ impl Dialer {
     ) -> Result<OutboundStatus, DialError> {
         let shared = &self.shared;
         let t = &shared.calls.config.trunk;
-        let Route { target, hop } = trunk::route(t, to)?;
+        let route = trunk::route(t, to)?;
+        trunk::check_allowed(t, &shared.calls.config.dial, &route)?;
+        // A place among the node's calls, held until the call's task ends.
+        let seat = shared.calls.admit("sip", &agent).map_err(|full| DialError::Limit(full.to_string()))?;
+        let (credentials, realm) = trunk::credentials(t, &route);
+        let Route { target, hop } = route;
         let hop_addr = trunk::resolve(&hop).await?;
         let direct = hop == target;
         let sockets = RtpSockets::bind(&shared.calls.config, shared.advertised_for(hop_addr))
@@ -181,8 +193,8 @@ impl Dialer {
             contact: format!("sip:{user}@{local}"),
             via_host: local,
             transport: "UDP".into(),
-            credentials: (!t.username.is_empty())
-                .then(|| (t.username.clone(), t.password.expose().to_owned())),
+            credentials,
+            realm,
             ring_timeout: ring_timeout.unwrap_or(Duration::from_secs(u64::from(t.ring_timeout_s))),
         };
         // The call's id is ours; its SIP Call-ID is another random value.
@@ -202,6 +214,8 @@ impl Dialer {
             campaign_id,
         };
         if let Ok(mut calls) = self.calls.lock() {
+            // Checked and counted under one lock: two requests at once cannot both take the last place.
+            within_limits(&calls, &shared.calls.config.dial, tenant_id, status.created_at)?;
             if calls.len() >= KEPT_CALLS
                 && let Some(oldest) = calls
                     .values()
@@ -236,9 +250,40 @@ impl Dialer {
             rx,
             self.cancel.child_token(),
         );
+        let call = async move {
+            let _seat = seat;
+            call.await;
+        };
         super::spawn_call(shared, sip_call_id, call);
         Ok(status)
     }
+}
+
+/// Refuses a call that would take `tenant_id` past `dial`'s limits: calls
+/// up at once, and calls placed in the last 24 hours (of those kept).
+fn within_limits(
+    calls: &HashMap<String, OutboundStatus>,
+    dial: &crate::config::DialSettings,
+    tenant_id: &str,
+    now_ms: u64,
+) -> Result<(), DialError> {
+    let theirs = || calls.values().filter(|c| c.tenant_id == tenant_id);
+    let up = theirs().filter(|c| !c.status.is_final()).count();
+    if dial.max_concurrent_per_tenant > 0 && up >= dial.max_concurrent_per_tenant as usize {
+        return Err(DialError::Limit(format!(
+            "{up} outbound calls are up: at most {} at once (dial.max_concurrent_per_tenant)",
+            dial.max_concurrent_per_tenant
+        )));
+    }
+    let day_ago = now_ms.saturating_sub(24 * 3600 * 1000);
+    let today = theirs().filter(|c| c.created_at > day_ago).count();
+    if dial.max_per_day_per_tenant > 0 && today >= dial.max_per_day_per_tenant as usize {
+        return Err(DialError::Limit(format!(
+            "{today} outbound calls in 24 hours: at most {} (dial.max_per_day_per_tenant)",
+            dial.max_per_day_per_tenant
+        )));
+    }
+    Ok(())
 }
 
 /// An outbound call's signalling and where its messages go.
@@ -351,6 +396,13 @@ impl Dialog for Outbound {
     fn is_ended(&self) -> bool {
         self.call.is_ended()
     }
+    fn is_confirmed(&self) -> bool {
+        // Media starts once the far end has answered (and we have ACKed).
+        true
+    }
+    fn signalling_ip(&self) -> std::net::IpAddr {
+        self.hop.ip()
+    }
     fn flush(&mut self) -> Vec<DialogEvent> {
         self.send()
             .into_iter()
@@ -442,7 +494,57 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::CallStatus;
+    use std::collections::HashMap;
+
+    use super::{CallStatus, DialError, OutboundStatus, within_limits};
+
+    fn placed(tenant: &str, status: CallStatus, created_at: u64) -> OutboundStatus {
+        OutboundStatus {
+            id: format!("call_{tenant}_{created_at}"),
+            to: "sip:x@trunk.test".into(),
+            status,
+            sip_status: None,
+            hung_up_by: None,
+            transferred_to: None,
+            created_at,
+            answered_at: None,
+            ended_at: None,
+            tenant_id: tenant.into(),
+            campaign_id: None,
+        }
+    }
+
+    #[test]
+    fn a_tenant_is_held_to_its_concurrent_and_daily_outbound_calls() {
+        let dial = crate::config::DialSettings {
+            allowed_hosts: vec![],
+            max_concurrent_per_tenant: 2,
+            max_per_day_per_tenant: 3,
+        };
+        let now = 10 * 24 * 3600 * 1000;
+        let mut calls = HashMap::new();
+        for c in [placed("a", CallStatus::Ringing, now - 1000), placed("b", CallStatus::Answered, now - 500)]
+        {
+            calls.insert(c.id.clone(), c);
+        }
+        assert!(within_limits(&calls, &dial, "a", now).is_ok());
+        let c = placed("a", CallStatus::Dialing, now - 10);
+        calls.insert(c.id.clone(), c);
+        assert!(matches!(within_limits(&calls, &dial, "a", now), Err(DialError::Limit(_))), "two up");
+        assert!(within_limits(&calls, &dial, "b", now).is_ok(), "another tenant's calls do not count");
+        // Both end; a third, finished today, makes the day's three.
+        for c in calls.values_mut() {
+            c.status = CallStatus::Completed;
+        }
+        let c = placed("a", CallStatus::NoAnswer, now - 20 * 3600 * 1000);
+        calls.insert(c.id.clone(), c);
+        assert!(matches!(within_limits(&calls, &dial, "a", now), Err(DialError::Limit(_))), "three today");
+        // A day later, they no longer count.
+        assert!(within_limits(&calls, &dial, "a", now + 24 * 3600 * 1000).is_ok());
+        let unlimited =
+            crate::config::DialSettings { max_concurrent_per_tenant: 0, max_per_day_per_tenant: 0, ..dial };
+        assert!(within_limits(&calls, &unlimited, "a", now).is_ok());
+    }
 
     #[test]
     fn a_status_reads_the_same_as_its_json() {

@@ -11,7 +11,7 @@ use voxgate_sip_bridge::message::Uri;
 use voxgate_sip_bridge::registration::{Account, Registration, RegistrationEvent, RegistrationOutput};
 
 use super::{DialError, DialogTable, Shared, host_port, rand_u32, sleep_until};
-use crate::config::TrunkSettings;
+use crate::config::{DialSettings, TrunkSettings};
 
 /// Where an outbound call goes: its Request-URI and the next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,59 @@ pub(super) fn route(trunk: &TrunkSettings, to: &str) -> Result<Route, DialError>
         .and_then(|u| Uri::parse(u).ok())
         .unwrap_or_else(|| target.clone());
     Ok(Route { target, hop })
+}
+
+/// A `sip:` URI's host, lower case, without IPv6 brackets.
+fn host_of(uri: &Uri) -> Option<String> {
+    uri.as_sip().map(|s| s.host.to_string().trim_matches(['[', ']']).to_ascii_lowercase())
+}
+
+/// Whether `uri`'s host is one of the trunk's (its AOR's, registrar's or
+/// outbound proxy's).
+pub(super) fn is_trunk_host(trunk: &TrunkSettings, uri: &Uri) -> bool {
+    let Some(host) = host_of(uri) else { return false };
+    [&trunk.aor, &trunk.registrar, &trunk.outbound_proxy]
+        .into_iter()
+        .filter_map(|u| Uri::parse(u).ok())
+        .any(|u| host_of(&u).as_deref() == Some(host.as_str()))
+}
+
+/// Refuses a route whose target host is neither the trunk's nor on
+/// `dial.allowed_hosts`: a tenant cannot make this server call an
+/// arbitrary SIP host (toll fraud through a far end's trunk, or a scan of
+/// the operator's network).
+pub(super) fn check_allowed(
+    trunk: &TrunkSettings,
+    dial: &DialSettings,
+    route: &Route,
+) -> Result<(), DialError> {
+    let Some(host) = host_of(&route.target) else {
+        return Err(DialError::BadTarget(format!("{} is not a sip: URI", route.target)));
+    };
+    let ip = host.parse::<std::net::IpAddr>().ok();
+    let listed = dial.allowed_hosts.iter().any(|entry| match entry.parse::<ipnet::IpNet>() {
+        Ok(net) => ip.is_some_and(|ip| net.contains(&ip)),
+        Err(_) => entry.trim().eq_ignore_ascii_case(&host),
+    });
+    if listed || is_trunk_host(trunk, &route.target) {
+        Ok(())
+    } else {
+        Err(DialError::NotAllowed(format!("{host} is not the trunk's and not in dial.allowed_hosts")))
+    }
+}
+
+/// The trunk's credentials for a call on `route`, and the realm they may
+/// answer: only when the call goes to the trunk (through its proxy or
+/// registrar, or to one of its hosts), never to another far end, which
+/// could otherwise challenge for them.
+pub(super) fn credentials(
+    trunk: &TrunkSettings,
+    route: &Route,
+) -> (Option<(String, String)>, Option<String>) {
+    let to_trunk = route.hop != route.target || is_trunk_host(trunk, &route.target);
+    let credentials = (to_trunk && !trunk.username.is_empty())
+        .then(|| (trunk.username.clone(), trunk.password.expose().to_owned()));
+    (credentials, Some(trunk.realm.clone()).filter(|r| !r.is_empty()))
 }
 
 /// The address of a `sip:` URI's host and port (5060 when none is given).
@@ -144,6 +197,40 @@ mod tests {
             (r.target.to_string().as_str(), r.hop.to_string().as_str()),
             ("sip:2000@trunk.test:5080", "sip:reg.test")
         );
+    }
+
+    #[test]
+    fn only_the_trunks_hosts_and_the_allowed_ones_may_be_dialled() {
+        let t = trunk("sip:voxgate@trunk.test", "sip:proxy.trunk.test:5070", "");
+        let mut dial = DialSettings::default();
+        let check = |dial: &DialSettings, to: &str| check_allowed(&t, dial, &route(&t, to).expect("route"));
+        assert!(check(&dial, "+15551234").is_ok(), "a number goes to the trunk's domain");
+        assert!(check(&dial, "sip:2000@TRUNK.test").is_ok());
+        assert!(check(&dial, "sip:2000@proxy.trunk.test").is_ok());
+        for stranger in ["sip:2000@127.0.0.1:5060", "sip:x@10.0.0.5", "sip:x@[::1]", "sip:x@pbx.example"] {
+            let refused = check(&dial, stranger);
+            assert!(matches!(refused, Err(DialError::NotAllowed(_))), "{stranger}: {refused:?}");
+        }
+        dial.allowed_hosts = vec!["PBX.example".into(), "192.0.2.0/24".into()];
+        assert!(check(&dial, "sip:x@pbx.example").is_ok());
+        assert!(check(&dial, "sip:x@192.0.2.44:5062").is_ok());
+        assert!(check(&dial, "sip:x@192.0.3.1").is_err());
+        assert!(check(&dial, "sip:x@pbx.example.evil.test").is_err(), "the whole name, not a prefix");
+        assert!(check(&dial, "sip:x@127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn the_trunks_credentials_go_only_to_the_trunk() {
+        let mut t = trunk("sip:voxgate@trunk.test", "", "");
+        t.username = "voxgate".into();
+        t.password = serde_json::from_str("\"s3cret\"").expect("a secret");
+        let to = |t: &TrunkSettings, uri: &str| credentials(t, &route(t, uri).expect("route"));
+        assert!(to(&t, "+15551234").0.is_some(), "a number, to the trunk's host");
+        assert!(to(&t, "sip:x@pbx.example").0.is_none(), "an allowed far end is not the trunk");
+        t.outbound_proxy = "sip:proxy.trunk.test".into();
+        assert!(to(&t, "sip:x@pbx.example").0.is_some(), "through the trunk's proxy, the proxy may ask");
+        t.realm = "trunk.test".into();
+        assert_eq!(to(&t, "+15551234").1.as_deref(), Some("trunk.test"));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
 
-/// A finished call to record.
-#[derive(Debug, Clone)]
+/// A finished call to record (also as JSON, in the spool while the database is away).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewCall {
     pub id: String,
     pub tenant_id: String,

@@ -141,6 +141,19 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes finished jobs (done or failed for good) last touched before
+    /// `before` (Unix ms); how many.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn purge_jobs(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE status IN ('done', 'failed') AND updated_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A call's jobs, oldest first.
     ///
     /// # Errors
@@ -216,5 +229,22 @@ mod tests {
         let jobs = store.call_jobs("t1", "c1").await.unwrap();
         let b = jobs.iter().find(|j| j.key == "b").unwrap();
         assert_eq!((b.status.as_str(), b.last_error.as_deref()), ("failed", Some("gave up")));
+    }
+
+    #[tokio::test]
+    async fn finished_jobs_are_purged_after_their_time_and_queued_ones_never() {
+        let (store, _dir) = testing::sqlite().await;
+        for key in ["done", "failed", "queued"] {
+            store.enqueue(&job(key, 0)).await.unwrap();
+        }
+        let first = store.lease_job(60_000).await.unwrap().unwrap();
+        store.job_done(&first.id).await.unwrap();
+        let second = store.lease_job(60_000).await.unwrap().unwrap();
+        store.job_failed(&second.id, "gave up", None).await.unwrap();
+        assert_eq!(store.purge_jobs(now_ms() - 60_000).await.unwrap(), 0, "not old enough");
+        assert_eq!(store.purge_jobs(now_ms() + 1).await.unwrap(), 2);
+        let left: Vec<String> =
+            store.call_jobs("t1", "c1").await.unwrap().into_iter().map(|j| j.status).collect();
+        assert_eq!(left, ["queued"]);
     }
 }

@@ -119,6 +119,36 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Sets (or with `None` removes) the tenant's Twilio auth token.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn set_twilio_auth_token(
+        &self,
+        tenant_id: &str,
+        token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tenants SET twilio_auth_token = $1 WHERE id = $2")
+            .bind(token)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The tenant's Twilio auth token, if one is set.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn twilio_auth_token(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
+        let token: Option<Option<String>> =
+            sqlx::query_scalar("SELECT twilio_auth_token FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(token.flatten().filter(|t| !t.is_empty()))
+    }
+
     /// Adds a user (emails are kept lower case); its id.
     ///
     /// # Errors

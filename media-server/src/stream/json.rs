@@ -66,7 +66,7 @@ impl Protocol for Json {
             Message::Start { session_id, agent, from } => {
                 self.started = true;
                 let caller = super::protocol::caller_attribute(from.as_deref());
-                Incoming::Start { agent, external_id: session_id, caller }
+                Incoming::Start { agent, external_id: session_id, caller, token: None }
             }
             Message::Media { data, format } => {
                 if !self.started {

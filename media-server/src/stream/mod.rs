@@ -28,6 +28,7 @@ use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionParts
 
 use crate::calls::{self, CallContext};
 use crate::http::AppState;
+use crate::media_access::Access;
 
 /// How long a stream may take to `start`.
 const START_WITHIN: Duration = Duration::from_secs(10);
@@ -38,25 +39,21 @@ const MAX_PER_SECOND: u32 = 250;
 /// The largest message accepted (a second of 16 kHz PCM in base64 is ~43 KB).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// `?key=` (the media key) and `?agent=` (an agent's id; none: the
-/// configured agent) on the public media URLs.
+/// `?key=` (the media key), `?token=` (a media token) and `?agent=` (an
+/// agent's id; none: the configured agent) on the public media URLs.
 #[derive(Debug, Deserialize)]
 pub struct KeyQuery {
     #[serde(default)]
-    key: String,
+    pub key: String,
+    #[serde(default)]
+    pub token: String,
     #[serde(default)]
     pub agent: String,
 }
 
-/// The refusal of a client without the media key, if one is set.
-pub fn refused(state: &AppState, query: &KeyQuery) -> Option<Response> {
-    let key = state.calls.config.http.media_key.expose();
-    (!key.is_empty() && !crate::http::same_secret(&query.key, key))
-        .then(|| (StatusCode::UNAUTHORIZED, "missing or wrong key").into_response())
-}
-
-/// A public websocket endpoint: checks the media key, then upgrades with
-/// messages of at most `max_message` bytes and runs `serve` on the socket.
+/// A public websocket endpoint: checks what the client proved
+/// ([`crate::media_access`]), then upgrades with messages (and frames) of at
+/// most `max_message` bytes and runs `serve` on the socket.
 pub fn upgrade<F, Fut>(
     ws: WebSocketUpgrade,
     state: &AppState,
@@ -65,28 +62,111 @@ pub fn upgrade<F, Fut>(
     serve: F,
 ) -> Response
 where
-    F: FnOnce(WebSocket, Arc<CallContext>) -> Fut + Send + 'static,
+    F: FnOnce(WebSocket, Arc<CallContext>, Access) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    if let Some(r) = refused(state, query) {
-        return r;
-    }
-    let calls = state.calls.clone();
-    ws.max_message_size(max_message).on_upgrade(move |socket| serve(socket, calls))
+    let access = match state.calls.access(&query.key, &query.token) {
+        Ok(a) => a,
+        Err(refused) => return refused.into_response(),
+    };
+    upgrade_with(ws, state, access, max_message, serve)
 }
 
-/// `GET /v1/streams/twilio`: a Twilio Media Streams websocket.
+fn upgrade_with<F, Fut>(
+    ws: WebSocketUpgrade,
+    state: &AppState,
+    access: Access,
+    max_message: usize,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(WebSocket, Arc<CallContext>, Access) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let calls = state.calls.clone();
+    // A frame no larger than a message: a peer cannot make us buffer a huge frame of a small message.
+    ws.max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| serve(socket, calls, access))
+}
+
+/// `GET /v1/streams/twilio`: a Twilio Media Streams websocket (the agent,
+/// if any, in `start`'s custom parameters).
 pub async fn twilio(
     ws: WebSocketUpgrade,
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
-    upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls| async move {
+    upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls, access| async move {
         match twilio::Twilio::new() {
-            Ok(protocol) => serve(socket, protocol, calls, "twilio").await,
+            Ok(protocol) => serve(socket, protocol, calls, "twilio", access, None).await,
             Err(e) => tracing::error!(error = %e, "stream codec"),
         }
     })
+}
+
+/// `GET /v1/streams/twilio/{agent}`: a Twilio Media Streams websocket for
+/// one agent (Twilio can add neither a query nor a header of ours, so the
+/// agent is in the path). When the agent's tenant has a Twilio auth token,
+/// the upgrade must carry Twilio's `X-Twilio-Signature` of this URL (as
+/// `http.public_url` names it; without one, `wss://` and the Host header).
+pub async fn twilio_for(
+    ws: WebSocketUpgrade,
+    axum::extract::Path(agent_id): axum::extract::Path<String>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<KeyQuery>,
+    State(state): State<AppState>,
+) -> Response {
+    let calls = &state.calls;
+    let not_found = || (StatusCode::NOT_FOUND, "agent not found").into_response();
+    let Ok(agent) = calls.agents.get(&agent_id).await else { return not_found() };
+    let tenant = agent.tenant_id.clone().unwrap_or_else(|| calls.default_tenant.clone());
+    let signing = match calls.store.twilio_auth_token(&tenant).await {
+        Ok(token) => token,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let access = match signing {
+        Some(auth_token) => {
+            let url = signed_url(&calls.config.http.public_url, &headers, &uri);
+            let expected = crate::media_access::twilio_signature(&auth_token, &url);
+            let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !crate::http::same_secret(given, &expected) {
+                tracing::warn!(agent = %agent_id, "Twilio stream refused: missing or wrong X-Twilio-Signature");
+                return (StatusCode::UNAUTHORIZED, "missing or wrong X-Twilio-Signature").into_response();
+            }
+            Access::Twilio(tenant)
+        }
+        None => match calls.access(&query.key, &query.token) {
+            Ok(a) => a,
+            Err(refused) => return refused.into_response(),
+        },
+    };
+    if !calls.may_use(&access, &agent) {
+        return not_found();
+    }
+    let fixed = agent.id.clone().unwrap_or_default();
+    upgrade_with(ws, &state, access, MAX_MESSAGE_BYTES, move |socket, calls, access| async move {
+        match twilio::Twilio::new() {
+            Ok(protocol) => serve(socket, protocol, calls, "twilio", access, Some(fixed)).await,
+            Err(e) => tracing::error!(error = %e, "stream codec"),
+        }
+    })
+}
+
+/// The URL Twilio signed: `public_url` (its scheme made `ws`/`wss`) or
+/// `wss://` and the Host header, then the path and query as requested.
+fn signed_url(public_url: &str, headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> String {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let base = public_url.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}{path}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}{path}")
+    } else {
+        let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        format!("wss://{host}{path}")
+    }
 }
 
 /// `GET /v1/streams/json`: the plain JSON stream.
@@ -95,8 +175,8 @@ pub async fn json(
     Query(query): Query<KeyQuery>,
     State(state): State<AppState>,
 ) -> Response {
-    upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls| {
-        serve(socket, json::Json::default(), calls, "websocket")
+    upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls, access| {
+        serve(socket, json::Json::default(), calls, "websocket", access, None)
     })
 }
 
@@ -139,17 +219,20 @@ pub async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-/// Runs one stream: waits for `start`, then bridges it to a session.
+/// Runs one stream: waits for `start`, then bridges it to a session of the
+/// agent `fixed` names (else the one `start` names), if `access` reaches it.
 async fn serve<P: Protocol>(
     mut socket: WebSocket,
     mut protocol: P,
     calls: Arc<CallContext>,
     channel: &'static str,
+    access: Access,
+    fixed: Option<String>,
 ) {
     let mut limits = Limits::new(channel);
     let received = std::time::Instant::now();
     let deadline = Instant::now() + START_WITHIN;
-    let (agent, external_id, caller) = loop {
+    let (agent, external_id, caller, token) = loop {
         let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
             Err(_) => return close(socket, close_code::POLICY, "no start within 10 s").await,
             Ok(None | Some(Err(_))) => return,
@@ -160,7 +243,9 @@ async fn serve<P: Protocol>(
         }
         let problem = match message {
             Message::Text(text) => match protocol.parse(text.as_str()) {
-                Ok(Incoming::Start { agent, external_id, caller }) => break (agent, external_id, caller),
+                Ok(Incoming::Start { agent, external_id, caller, token }) => {
+                    break (agent, external_id, caller, token);
+                }
                 Ok(Incoming::Nothing) => continue,
                 Ok(other) => limits.bad(&format!("{other:?} before start")),
                 Err(e) => limits.bad(&e),
@@ -173,12 +258,21 @@ async fn serve<P: Protocol>(
             return close(socket, close_code::POLICY, reason).await;
         }
     };
-    let agent = match calls.agents.get(agent.as_deref().unwrap_or_default()).await {
-        Ok(agent) => agent,
+    // A token in `start` (a Twilio <Parameter>) must be valid, and opens its agent.
+    let Some(access) = access.with_start_token(&calls.tokens, token.as_deref()) else {
+        return close(socket, close_code::POLICY, "invalid or expired token").await;
+    };
+    let agent = match calls.agents.get(fixed.as_deref().or(agent.as_deref()).unwrap_or_default()).await {
+        Ok(agent) if calls.may_use(&access, &agent) => agent,
+        Ok(_) => return close(socket, close_code::POLICY, "unknown agent").await,
         Err(e) => {
             tracing::info!(error = %e, "media stream for no agent");
             return close(socket, close_code::POLICY, "unknown agent").await;
         }
+    };
+    // Within the limits, or closed with 1013 (try again later); held until the stream ends.
+    let Ok(_seat) = calls.admit(channel, &agent) else {
+        return close(socket, close_code::AGAIN, "busy: at a call limit; try again later").await;
     };
     let id = calls::new_id();
     tracing::info!(call_id = %id, channel, external_id = ?external_id, "media stream started");

@@ -17,6 +17,8 @@ pub enum Incoming {
         agent: Option<String>,
         external_id: Option<String>,
         caller: Option<String>,
+        /// A media token carried in the start message (Twilio's custom parameters).
+        token: Option<String>,
     },
     /// Whole 20 ms frames at 16 kHz (a partial frame waits for the next message).
     Audio(Vec<Frame>),

@@ -2,7 +2,8 @@
 //! which Telnyx, Plivo, Vobiz and others speak too: JSON text messages with
 //! an `event`; audio is base64 µ-law at 8 kHz, normally 20 ms per message.
 //!
-//! In: `connected`, `start` (`customParameters.agent` picks the agent),
+//! In: `connected`, `start` (`customParameters.agent` picks the agent,
+//! `customParameters.token` carries a media token),
 //! `media`, `dtmf`, `mark` (ours, played), `stop`. Out: `media`, `mark`,
 //! `clear`.
 
@@ -118,9 +119,11 @@ impl Protocol for Twilio {
                 let caller = super::protocol::caller_attribute(
                     start.custom_parameters.get("from").and_then(|v| v.as_str()),
                 );
+                // `<Parameter name="token" value="..."/>`: a media token for the agent.
+                let token = start.custom_parameters.get("token").and_then(|v| v.as_str()).map(str::to_owned);
                 let external = start.call_sid.clone().unwrap_or_else(|| start.stream_sid.clone());
                 self.stream_sid = Some(start.stream_sid);
-                Incoming::Start { agent, external_id: Some(external), caller }
+                Incoming::Start { agent, external_id: Some(external), caller, token }
             }
             Message::Media { media } => {
                 if self.stream_sid.is_none() {
@@ -200,7 +203,9 @@ mod tests {
         let connected = r#"{"event": "connected", "protocol": "Call", "version": "1.0.0"}"#;
         assert!(matches!(t.parse(connected), Ok(Incoming::Nothing)));
         assert!(matches!(t.parse(&media(&[0xFF; 160])), Err(FrameError::NotStarted)));
-        let Ok(Incoming::Start { agent, external_id, caller }) = t.parse(&start()) else { panic!("start") };
+        let Ok(Incoming::Start { agent, external_id, caller, .. }) = t.parse(&start()) else {
+            panic!("start")
+        };
         assert_eq!((agent.as_deref(), external_id.as_deref()), (Some("Bakery"), Some("CA1")));
         assert_eq!(caller.as_deref(), Some("+15550100"));
         // 1.5 frames, then another half: one frame each time.

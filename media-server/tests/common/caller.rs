@@ -33,10 +33,26 @@ pub fn request_as(
     my_port: u16,
     body: &str,
 ) -> String {
+    request_tagged(call_id, "t1", method, cseq, to, branch, sip_port, my_port, body)
+}
+
+/// [`request_as`] with the caller's tag `from_tag`.
+#[allow(clippy::too_many_arguments)]
+pub fn request_tagged(
+    call_id: &str,
+    from_tag: &str,
+    method: &str,
+    cseq: u32,
+    to: &str,
+    branch: &str,
+    sip_port: u16,
+    my_port: u16,
+    body: &str,
+) -> String {
     let content_type = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
     format!(
         "{method} sip:1000@127.0.0.1:{sip_port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{my_port};branch={branch}\r\n\
-         From: <sip:tester@127.0.0.1:{my_port}>;tag=t1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+         From: <sip:tester@127.0.0.1:{my_port}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
          Contact: <sip:tester@127.0.0.1:{my_port}>\r\nMax-Forwards: 70\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -59,6 +75,17 @@ pub fn call_as(
     rtp: &UdpSocket,
     payload_types: &str,
 ) -> Result<(UdpSocket, String, u16), Box<dyn std::error::Error>> {
+    call_tagged(call_id, "t1", server, rtp, payload_types)
+}
+
+/// [`call_as`] with the caller's tag `from_tag`.
+pub fn call_tagged(
+    call_id: &str,
+    from_tag: &str,
+    server: &super::Server,
+    rtp: &UdpSocket,
+    payload_types: &str,
+) -> Result<(UdpSocket, String, u16), Box<dyn std::error::Error>> {
     let sip = UdpSocket::bind("127.0.0.1:0")?;
     sip.set_read_timeout(Some(Duration::from_secs(10)))?;
     let (my_port, rtp_port, sip_port) = (sip.local_addr()?.port(), rtp.local_addr()?.port(), server.sip_port);
@@ -68,7 +95,8 @@ pub fn call_as(
     );
     let to = format!("<sip:1000@127.0.0.1:{sip_port}>");
     sip.send_to(
-        request_as(call_id, "INVITE", 1, &to, "z9hG4bK-inv", sip_port, my_port, &sdp).as_bytes(),
+        request_tagged(call_id, from_tag, "INVITE", 1, &to, "z9hG4bK-inv", sip_port, my_port, &sdp)
+            .as_bytes(),
         ("127.0.0.1", sip_port),
     )?;
     let mut buf = vec![0u8; 8192];
@@ -87,7 +115,8 @@ pub fn call_as(
         }
     };
     sip.send_to(
-        request_as(call_id, "ACK", 1, &to_tagged, "z9hG4bK-ack", sip_port, my_port, "").as_bytes(),
+        request_tagged(call_id, from_tag, "ACK", 1, &to_tagged, "z9hG4bK-ack", sip_port, my_port, "")
+            .as_bytes(),
         ("127.0.0.1", sip_port),
     )?;
     Ok((sip, to_tagged, media_port))
@@ -99,9 +128,21 @@ pub fn hang_up(server: &super::Server, sip: &UdpSocket, to_tagged: &str) -> Test
 
 /// [`hang_up`] the call `call_id`.
 pub fn hang_up_as(call_id: &str, server: &super::Server, sip: &UdpSocket, to_tagged: &str) -> TestResult {
+    hang_up_tagged(call_id, "t1", server, sip, to_tagged)
+}
+
+/// [`hang_up_as`] for the caller's tag `from_tag`.
+pub fn hang_up_tagged(
+    call_id: &str,
+    from_tag: &str,
+    server: &super::Server,
+    sip: &UdpSocket,
+    to_tagged: &str,
+) -> TestResult {
     let (sip_port, my_port) = (server.sip_port, sip.local_addr()?.port());
     sip.send_to(
-        request_as(call_id, "BYE", 2, to_tagged, "z9hG4bK-bye", sip_port, my_port, "").as_bytes(),
+        request_tagged(call_id, from_tag, "BYE", 2, to_tagged, "z9hG4bK-bye", sip_port, my_port, "")
+            .as_bytes(),
         ("127.0.0.1", sip_port),
     )?;
     Ok(())

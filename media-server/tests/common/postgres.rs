@@ -8,12 +8,21 @@ use std::time::{Duration, Instant};
 pub struct Postgres {
     child: Child,
     dir: PathBuf,
+    port: u16,
     /// `postgres://voxgate@127.0.0.1:<port>/postgres`.
     pub url: String,
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Postgres {
+    /// Stops the server at once, as an outage would, keeping its data.
+    pub fn stop(&mut self) {
         // The server itself, not `runuser` in front of it: an immediate
         // shutdown (SIGQUIT) that drops every connection at once.
         let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
@@ -34,8 +43,49 @@ impl Drop for Postgres {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
+
+    /// Starts the stopped server again on its data and port; waits until it is ready.
+    pub fn restart(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.child = spawn_server(&self.dir, self.port)?;
+        wait_ready(self.port)
+    }
+}
+
+fn spawn_server(dir: &std::path::Path, port: u16) -> Result<Child, Box<dyn std::error::Error>> {
+    Ok(as_db_user(bin_dir()?.join("postgres"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .arg("-k")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+fn wait_ready(port: u16) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    // Ready once the port accepts and pg_isready says so; a connection refused until then.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err("PostgreSQL did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ready = bin_dir()?.join("pg_isready");
+    while !Command::new(&ready)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .status()?
+        .success()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err("PostgreSQL did not become ready".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// The newest installed PostgreSQL's `bin` folder.
@@ -87,35 +137,8 @@ pub fn start() -> Result<Postgres, Box<dyn std::error::Error>> {
     if !init.status.success() {
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&init.stderr)).into());
     }
-    let child = as_db_user(bin.join("postgres"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-        .arg("-k")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pg = Postgres { child, dir, url: format!("postgres://voxgate@127.0.0.1:{port}/postgres") };
-    let started = Instant::now();
-    // Ready once the port accepts and the startup log says so; a connection refused until then.
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err("PostgreSQL did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let ready = bin.join("pg_isready");
-    while !Command::new(&ready)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .status()?
-        .success()
-    {
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err("PostgreSQL did not become ready".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let child = spawn_server(&dir, port)?;
+    let pg = Postgres { child, dir, port, url: format!("postgres://voxgate@127.0.0.1:{port}/postgres") };
+    wait_ready(port)?;
     Ok(pg)
 }

@@ -45,6 +45,9 @@ pub struct SessionConfig {
     pub dtmf_tool: bool,
     /// Tool rounds (LLM -> tools -> LLM) in one reply.
     pub max_tool_rounds: u32,
+    /// The conversation sent to the model, in tokens (roughly): the oldest
+    /// turns are left out past it ([`super::history`]); 0: no bound.
+    pub max_history_tokens: usize,
     /// Said when a tool has run this long, once per reply.
     pub filler: Option<(Duration, String)>,
     /// Waits between tries of a failing provider; its length is the number of retries.
@@ -75,6 +78,7 @@ impl Default for SessionConfig {
             transfer_target: None,
             dtmf_tool: false,
             max_tool_rounds: 3,
+            max_history_tokens: 4000,
             filler: Some((Duration::from_millis(1500), "One moment, please.".to_owned())),
             retry_backoff: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)],
             fallback_line: "Sorry, I didn't catch that, could you say it again?".to_owned(),

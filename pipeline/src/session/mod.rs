@@ -32,6 +32,7 @@ mod chat;
 mod config;
 mod egress;
 pub mod grounding;
+pub mod history;
 mod log;
 mod reply;
 mod sentences;

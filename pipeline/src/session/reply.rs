@@ -419,13 +419,15 @@ impl<'a> Words<'a> {
 pub(crate) async fn converse(
     ctx: &WorkerContext,
     turn: TurnId,
-    mut messages: Vec<ChatMessage>,
+    messages: Vec<ChatMessage>,
     query: String,
     words: &mut Words<'_>,
     cancel: &CancellationToken,
     tx: &mpsc::Sender<WorkerEvent>,
 ) -> Result<(), Failure> {
     let config = &ctx.config;
+    // A long call or chat sends its latest turns, not all of them.
+    let mut messages = super::history::within_budget(messages, config.max_history_tokens);
     let knowledge = match ctx.providers.knowledge.clone() {
         Some(k) if config.knowledge_passages > 0 => {
             let n = config.knowledge_passages;

@@ -191,6 +191,12 @@ impl InboundCall {
         &self.invite
     }
 
+    /// Whether the caller's ACK has confirmed the answer: media may flow.
+    #[must_use]
+    pub fn is_confirmed(&self) -> bool {
+        matches!(self.state, State::Confirmed | State::Transferring)
+    }
+
     /// True once the call is over (and nothing remains to resend).
     #[must_use]
     pub fn is_ended(&self) -> bool {
@@ -248,10 +254,21 @@ impl InboundCall {
 
     /// Refuses the call (e.g. 488 when no codec fits); resent until the ACK.
     pub fn reject(&mut self, now: Instant, status: u16, reason: &str) {
+        self.reject_with(now, status, reason, &[]);
+    }
+
+    /// [`Self::reject`] with extra header fields, e.g. `Retry-After` on a 486 or 503.
+    pub fn reject_with(&mut self, now: Instant, status: u16, reason: &str, headers: &[(&str, String)]) {
         if self.state != State::Proceeding {
             return;
         }
-        self.respond_invite(status, reason, None);
+        let mut response = self.response(&self.invite, status, reason, None);
+        for (name, value) in headers {
+            response.headers.push(name, value.clone());
+        }
+        let bytes = response.to_bytes();
+        self.last_response = Some(bytes.clone());
+        self.outputs.push_back(CallOutput::Send(bytes));
         self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
         self.state = State::Rejected;
     }

@@ -71,6 +71,10 @@ pub struct Dial {
     pub transport: String,
     /// Digest credentials for the trunk, if it asks.
     pub credentials: Option<(String, String)>,
+    /// The only realm the credentials answer (`None`: any realm of the
+    /// server the call goes to): a far end cannot harvest an answer for
+    /// the trunk's realm.
+    pub realm: Option<String>,
     /// Give up ringing after this long (CANCEL).
     pub ring_timeout: Duration,
 }
@@ -390,6 +394,11 @@ impl OutboundCall {
                     // The first challenge of an algorithm we support (SHA-256 first, RFC 8760).
                     r.headers
                         .all(challenge)
+                        .filter(|ch| {
+                            self.dial.realm.as_ref().is_none_or(|realm| {
+                                auth::challenge_realm(ch).as_deref() == Some(realm.as_str())
+                            })
+                        })
                         .find_map(|ch| auth::answer(ch, "INVITE", &uri, user, password, 1))
                 });
                 match answer {
@@ -578,6 +587,7 @@ mod tests {
             via_host: "127.0.0.1:5060".into(),
             transport: "UDP".into(),
             credentials: Some(("voxgate".into(), "pw".into())),
+            realm: None,
             ring_timeout: Duration::from_secs(30),
         }
     }
@@ -662,6 +672,24 @@ mod tests {
         assert_eq!(methods(&bye), ["BYE"]);
         h.answer(&bye[0], 200, &[], "");
         assert_eq!(h.sent().1, vec![OutboundEvent::Ended(Outcome::Completed { by_remote: false })]);
+    }
+
+    #[test]
+    fn the_credentials_answer_only_the_configured_realm() {
+        let challenged_by = |realm: &str, only: Option<&str>| {
+            let now = Instant::now();
+            let dial = Dial { realm: only.map(str::to_owned), ..dial() };
+            let mut h = H { call: OutboundCall::new(now, dial, "out-1", "o1", "v=0\r\n"), now };
+            let (first, _) = h.sent();
+            let challenge = auth::challenge(realm, &Nonces::new().issue(1), auth::Algorithm::Sha256, false);
+            h.answer(&first[0], 401, &[("www-authenticate", &challenge)], "");
+            h.sent()
+        };
+        let (reqs, _) = challenged_by("trunk.test", Some("trunk.test"));
+        assert_eq!(methods(&reqs), ["ACK", "INVITE"], "the trunk's own realm is answered");
+        let (reqs, events) = challenged_by("harvester.example", Some("trunk.test"));
+        assert_eq!(methods(&reqs), ["ACK"], "no answer leaves for another realm");
+        assert_eq!(events, vec![OutboundEvent::Ended(Outcome::Failed { status: 401 })]);
     }
 
     #[test]

@@ -131,6 +131,32 @@ fn cancel_before_the_answer_is_487_resent_until_acked() {
 }
 
 #[test]
+fn a_refusal_carries_its_extra_headers_and_is_resent_whole_until_acked() {
+    let mut h = H::new();
+    h.take();
+    h.call.reject_with(h.now, 503, "Service Unavailable", &[("Retry-After", "30".to_owned())]);
+    let mut refusals = || {
+        let mut seen = Vec::new();
+        while let Some(o) = h.call.poll_output() {
+            if let CallOutput::Send(bytes) = o
+                && let Ok(Message::Response(r)) = parse(&bytes, Framing::Datagram)
+            {
+                seen.push((r.status, r.headers.get("retry-after").map(str::to_owned)));
+            }
+        }
+        seen
+    };
+    assert_eq!(refusals(), [(503, Some("30".to_owned()))]);
+    h.advance(500);
+    let resent: Vec<_> = std::iter::from_fn(|| h.call.poll_output()).collect();
+    let Some(CallOutput::Send(bytes)) = resent.first() else { panic!("not resent: {resent:?}") };
+    assert!(String::from_utf8_lossy(bytes).contains("Retry-After: 30"), "the resend lost the header");
+    h.ack();
+    h.advance(10_000);
+    assert_eq!(h.take().0, Vec::<String>::new());
+}
+
+#[test]
 fn without_an_ack_the_call_is_ended_with_a_bye_after_32_s() {
     let mut h = H::new();
     h.call.answer(h.now, "v=0\r\n");
@@ -393,6 +419,7 @@ fn outbound_to_inbound_over_a_lossy_reordering_network() {
             via_host: "127.0.0.1:5070".into(),
             transport: "UDP".into(),
             credentials: None,
+            realm: None,
             ring_timeout: Duration::from_secs(30),
         };
         let mut uac = OutboundCall::new(now, dial, &format!("lossy-{round}"), "uac", SDP);

@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod dtmf;
+pub mod peer;
 pub mod rtcp;
 pub mod stats;
 
