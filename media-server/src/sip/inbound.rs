@@ -224,8 +224,13 @@ async fn answer(
         .call_setup
         .get_or_create(&ChannelLabel { channel: "sip" })
         .observe(received.elapsed().as_secs_f64());
+    // Media starts with the caller's ACK, never before: the agent's first
+    // words go to an address the caller has confirmed.
     let negotiated = match early {
-        Some(n) => n,
+        Some(n) => {
+            wait_for_ack(inbound, signalling).await?;
+            n
+        }
         None => answer_in_ack(inbound, signalling).await?,
     };
     calls::started(&shared.calls, info, agent).await;
@@ -245,6 +250,19 @@ async fn answer_in_ack(
                     let answer = sdp.ok_or_else(|| anyhow::anyhow!("the ACK carried no SDP answer"))?;
                     return Ok(sdp::accept_answer(&Sdp::parse(&answer)?, &CODECS)?);
                 }
+                CallEvent::Ended(cause) => anyhow::bail!("ended before the ACK: {cause:?}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Steps the signalling until the caller's ACK confirms the answer.
+async fn wait_for_ack(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Signal>) -> anyhow::Result<()> {
+    loop {
+        for event in inbound.step(signalling).await? {
+            match event {
+                CallEvent::Confirmed { .. } => return Ok(()),
                 CallEvent::Ended(cause) => anyhow::bail!("ended before the ACK: {cause:?}"),
                 _ => {}
             }
