@@ -25,6 +25,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use voxgate_sip_bridge::call::dialogs;
 use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::{Action, Responder};
 
@@ -298,7 +299,7 @@ async fn signalling(
         let framing = peer.framing();
         let received_at = std::time::Instant::now();
         if let Ok(msg) = message::parse(&bytes, framing)
-            && let Some(tx) = dialog_keys(&msg).iter().find_map(|key| calls.get(key))
+            && let Some(tx) = dialogs::keys(&msg).iter().find_map(|key| calls.get(key))
         {
             // The dialog checks its tags: a stranger's request is refused there.
             let _ = tx.try_send((msg, peer));
@@ -313,7 +314,7 @@ async fn signalling(
                 let (tx, rx) = mpsc::channel(32);
                 // Callers choose Call-IDs: two may pick the same one, so a
                 // caller's call is keyed by its Call-ID and its From tag.
-                let key = caller_dialog_key(&call_id, checked.from.tag().unwrap_or_default());
+                let key = dialogs::caller_key(&call_id, checked.from.tag().unwrap_or_default());
                 calls.insert(key.clone(), tx);
                 let call = inbound::run_call(
                     shared.clone(),
@@ -357,32 +358,6 @@ async fn watch_routes(
         }
     });
     Ok(rx)
-}
-
-/// A caller's call in the dialog table: its Call-ID and the caller's tag.
-fn caller_dialog_key(call_id: &str, caller_tag: &str) -> String {
-    format!("{call_id}\n{caller_tag}")
-}
-
-/// The dialog-table keys `msg` may belong to: its Call-ID (our own calls
-/// and registrations, whose Call-IDs we chose), then a caller's call by the
-/// Call-ID with the From tag (the caller's requests) or the To tag (answers
-/// to ours).
-fn dialog_keys(msg: &Message) -> Vec<String> {
-    let headers = match msg {
-        Message::Request(r) => &r.headers,
-        Message::Response(r) => &r.headers,
-    };
-    let Some(call_id) = headers.get("call-id") else { return Vec::new() };
-    let tag = |name: &'static str| {
-        headers
-            .get(name)
-            .and_then(|v| message::NameAddr::parse(v, name).ok())
-            .and_then(|n| n.tag().map(str::to_owned))
-    };
-    let mut keys = vec![call_id.to_owned()];
-    keys.extend(["from", "to"].into_iter().filter_map(tag).map(|t| caller_dialog_key(call_id, &t)));
-    keys
 }
 
 /// Runs a call's task; when it ends (or panics: that call hangs up,

@@ -19,6 +19,7 @@
 //! else is answered 481 and changes nothing. A response counts only if it
 //! answers the request we sent (its Via branch and CSeq).
 
+pub mod dialogs;
 pub mod outbound;
 #[cfg(test)]
 mod tests;
