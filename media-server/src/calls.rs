@@ -69,12 +69,17 @@ impl CallContext {
 /// Where a call's recording goes. The
 /// folder is made at start-up ([`prepare`]), so starting a call touches no disk.
 pub fn recording_path(config: &Config, call_id: &str) -> PathBuf {
-    let safe: String = call_id
+    config.storage.recordings_dir.join(format!("{}.wav", file_stem(call_id)))
+}
+
+/// A call's id as a file name (its recording's, its spooled record's).
+#[must_use]
+pub fn file_stem(call_id: &str) -> String {
+    call_id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
         .take(96)
-        .collect();
-    config.storage.recordings_dir.join(format!("{safe}.wav"))
+        .collect()
 }
 
 /// Makes the recordings folder.

@@ -33,17 +33,14 @@ impl Spool {
     pub async fn keep(&self, record: &NewCall) -> std::io::Result<()> {
         tokio::fs::create_dir_all(&self.dir).await?;
         let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        let (tmp, file) = (self.dir.join(format!("{}.json.tmp", record.id)), self.file(&record.id));
+        let file = self.file(&record.id);
+        let tmp = file.with_extension("json.tmp");
         tokio::fs::write(&tmp, json).await?;
         tokio::fs::rename(&tmp, &file).await
     }
 
     fn file(&self, call_id: &str) -> PathBuf {
-        let safe: String = call_id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '_' })
-            .collect();
-        self.dir.join(format!("{safe}.json"))
+        self.dir.join(format!("{}.json", crate::calls::file_stem(call_id)))
     }
 
     /// Writes every waiting record; stops at the first the database refuses

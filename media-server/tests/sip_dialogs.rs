@@ -271,7 +271,7 @@ fn rtp_within(socket: &UdpSocket, ms: u64) -> Result<usize, Box<dyn std::error::
 
 #[test]
 fn no_media_goes_out_before_the_ack_and_a_first_stranger_does_not_take_the_call() -> TestResult {
-    use common::caller::request_as;
+    use common::caller::{ack_tagged, invite_tagged};
     // An agent that greets at once (scripted voice, a tone): its RTP is what is watched.
     let server = start_server(&[
         ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
@@ -282,34 +282,8 @@ fn no_media_goes_out_before_the_ack_and_a_first_stranger_does_not_take_the_call(
         ("VOXGATE_AGENT__GREETING", "Hello, you are through to the desk.".to_owned()),
     ])?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
-    let sip = UdpSocket::bind("127.0.0.1:0")?;
-    sip.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (my_port, rtp_port, sip_port) = (sip.local_addr()?.port(), rtp.local_addr()?.port(), server.sip_port);
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-    );
-    let to = format!("<sip:1000@127.0.0.1:{sip_port}>");
     let call_id = "media-before-ack";
-    sip.send_to(
-        request_as(call_id, "INVITE", 1, &to, "z9hG4bK-mba", sip_port, my_port, &sdp).as_bytes(),
-        ("127.0.0.1", sip_port),
-    )?;
-    let mut buf = vec![0u8; 8192];
-    let (to_tagged, media_port) = loop {
-        let n = sip.recv(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if text.starts_with("SIP/2.0 200") {
-            let to = text.lines().find_map(|l| l.strip_prefix("To: ")).ok_or("no To")?.to_owned();
-            let port: u16 = text
-                .lines()
-                .find_map(|l| l.strip_prefix("m=audio "))
-                .and_then(|l| l.split(' ').next())
-                .ok_or("no m=audio")?
-                .parse()?;
-            break (to, port);
-        }
-    };
+    let (sip, to_tagged, media_port) = invite_tagged(call_id, "t1", &server, &rtp, "0 101")?;
     // Answered, not yet acknowledged: the agent's greeting waits.
     assert_eq!(rtp_within(&rtp, 700)?, 0, "RTP before the ACK");
     // A stranger on another address (127.0.0.2) sends first: a key press and audio.
@@ -319,10 +293,7 @@ fn no_media_goes_out_before_the_ack_and_a_first_stranger_does_not_take_the_call(
     for _ in 0..5 {
         stranger.send_to(&key, ("127.0.0.1", media_port))?;
     }
-    sip.send_to(
-        request_as(call_id, "ACK", 1, &to_tagged, "z9hG4bK-mba-ack", sip_port, my_port, "").as_bytes(),
-        ("127.0.0.1", sip_port),
-    )?;
+    ack_tagged(call_id, "t1", &server, &sip, &to_tagged)?;
     // After the ACK the greeting comes to the SDP's address, not to the stranger.
     assert!(rtp_within(&rtp, 1500)? > 10, "the caller hears the agent");
     assert_eq!(rtp_within(&stranger, 200)?, 0, "the stranger took the media");

@@ -86,6 +86,20 @@ pub fn call_tagged(
     rtp: &UdpSocket,
     payload_types: &str,
 ) -> Result<(UdpSocket, String, u16), Box<dyn std::error::Error>> {
+    let (sip, to_tagged, media_port) = invite_tagged(call_id, from_tag, server, rtp, payload_types)?;
+    ack_tagged(call_id, from_tag, server, &sip, &to_tagged)?;
+    Ok((sip, to_tagged, media_port))
+}
+
+/// The INVITE of [`call_tagged`], answered but not acknowledged: the SIP
+/// socket, the To header with the server's tag, and the server's media port.
+pub fn invite_tagged(
+    call_id: &str,
+    from_tag: &str,
+    server: &super::Server,
+    rtp: &UdpSocket,
+    payload_types: &str,
+) -> Result<(UdpSocket, String, u16), Box<dyn std::error::Error>> {
     let sip = UdpSocket::bind("127.0.0.1:0")?;
     sip.set_read_timeout(Some(Duration::from_secs(10)))?;
     let (my_port, rtp_port, sip_port) = (sip.local_addr()?.port(), rtp.local_addr()?.port(), server.sip_port);
@@ -100,7 +114,7 @@ pub fn call_tagged(
         ("127.0.0.1", sip_port),
     )?;
     let mut buf = vec![0u8; 8192];
-    let (to_tagged, media_port) = loop {
+    loop {
         let n = sip.recv(&mut buf)?;
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
         if text.starts_with("SIP/2.0 200") {
@@ -111,15 +125,26 @@ pub fn call_tagged(
                 .and_then(|l| l.split(' ').next())
                 .ok_or("no m=audio")?
                 .parse()?;
-            break (to, port);
+            return Ok((sip, to, port));
         }
-    };
+    }
+}
+
+/// The ACK of an answered [`invite_tagged`].
+pub fn ack_tagged(
+    call_id: &str,
+    from_tag: &str,
+    server: &super::Server,
+    sip: &UdpSocket,
+    to_tagged: &str,
+) -> TestResult {
+    let (sip_port, my_port) = (server.sip_port, sip.local_addr()?.port());
     sip.send_to(
-        request_tagged(call_id, from_tag, "ACK", 1, &to_tagged, "z9hG4bK-ack", sip_port, my_port, "")
+        request_tagged(call_id, from_tag, "ACK", 1, to_tagged, "z9hG4bK-ack", sip_port, my_port, "")
             .as_bytes(),
         ("127.0.0.1", sip_port),
     )?;
-    Ok((sip, to_tagged, media_port))
+    Ok(())
 }
 
 pub fn hang_up(server: &super::Server, sip: &UdpSocket, to_tagged: &str) -> TestResult {
