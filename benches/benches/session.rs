@@ -1,5 +1,8 @@
-//! What the session itself adds, on real time with zero-latency scripted
-//! providers, so only Voxgate's own work is measured:
+//! What the call core and its session add, on real time with zero-latency
+//! scripted providers, so only Voxgate's own work is measured. Each caller
+//! drives a call core as a transport does (its 20 ms clock, 16 kHz PCM in
+//! order), so the agent's first frame waits for the call's next tick, as on
+//! every transport:
 //!
 //! - turn latency: from the commit of the caller's turn (the end of the
 //!   endpointing wait) to the first frame of the reply leaving the session;
@@ -21,9 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use voxgate_pipeline::call::{CallClock, CallCore, CallParts, Output, Wake, now};
 use voxgate_pipeline::dsp::vad::{self, VadConfig};
 use voxgate_pipeline::providers::scripted::{ScriptedLlm, ScriptedStt, ScriptedTts};
-use voxgate_pipeline::session::{Control, Frame, Providers, SessionConfig, SessionParts, spawn};
+use voxgate_pipeline::session::{Frame, Providers, SessionConfig, SessionParts};
 
 const CYCLES: usize = 12;
 const LONG_REPLY: &str = "Our store opens at nine in the morning on Saturdays and closes at six in the \
@@ -50,9 +54,10 @@ async fn caller(question: Arc<Vec<i16>>, onset: usize, models: &Path) -> Samples
     };
     let vad = vad::build(&VadConfig::with_models_dir(models)).expect("a VAD");
     let vad_name = if vad.name() == "silero" { "silero" } else { "webrtc" };
-    let mut session = spawn(SessionParts { config, providers, vad, recording: None });
+    let parts = CallParts::pcm16(SessionParts { config, providers, vad, recording: None });
+    let mut core = CallCore::start(now(), parts).expect("a PCM call");
+    let mut clock = CallClock::new();
 
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut barge_in_ms = Vec::new();
     // Where in the question we are (None: silent), when the current
     // utterance's speech began, when agent audio began and last came.
@@ -62,39 +67,34 @@ async fn caller(question: Arc<Vec<i16>>, onset: usize, models: &Path) -> Samples
     let mut last_agent: Option<Instant> = None;
     let mut cycles = 0;
     while cycles < CYCLES {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let mut frame: Frame = [0; 320];
-                if let Some(at) = speaking {
-                    let end = (at + 320).min(question.len());
-                    frame[..end - at].copy_from_slice(&question[at..end]);
-                    if at <= onset && onset < end {
-                        onset_at = Some(Instant::now());
-                    }
-                    speaking = (end < question.len()).then_some(end);
+        if let Wake::Tick(at) = clock.wait(&mut core).await {
+            let mut frame: Frame = [0; 320];
+            if let Some(at) = speaking {
+                let end = (at + 320).min(question.len());
+                frame[..end - at].copy_from_slice(&question[at..end]);
+                if at <= onset && onset < end {
+                    onset_at = Some(Instant::now());
                 }
-                if session.audio_in.send(frame).await.is_err() {
-                    break;
-                }
-                // A second into the agent's answer, talk over it.
-                if speaking.is_none() && agent_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    speaking = Some(0);
-                    onset_at = None;
-                    agent_since = None;
-                    cycles += 1;
-                }
+                speaking = (end < question.len()).then_some(end);
             }
-            frame = session.audio_out.recv() => {
-                if frame.is_none() {
-                    break;
-                }
+            core.handle_samples(at, &frame);
+            core.handle_tick(at);
+            // A second into the agent's answer, talk over it.
+            if speaking.is_none() && agent_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+                speaking = Some(0);
+                onset_at = None;
+                agent_since = None;
+                cycles += 1;
+            }
+        }
+        while let Some(output) = core.poll_output() {
+            if let Output::Media(_) = output {
                 let now = Instant::now();
                 if speaking.is_none() && agent_since.is_none() {
                     agent_since = Some(now);
                 }
                 last_agent = Some(now);
             }
-            Some(_) = session.events.recv() => {}
         }
         // Once the caller has spoken over the agent for 600 ms, the agent's
         // last frame is known: its stop time is a sample.
@@ -108,8 +108,8 @@ async fn caller(question: Arc<Vec<i16>>, onset: usize, models: &Path) -> Samples
             onset_at = None;
         }
     }
-    let _ = session.control.send(Control::Hangup).await;
-    let log = session.task.await.expect("session");
+    core.hang_up(now());
+    let log = core.finish(now());
     let turn_ms = log
         .latencies
         .iter()

@@ -138,6 +138,82 @@ impl TelephoneEvent {
     }
 }
 
+/// Packets while a key sounds (5 x 20 ms = 100 ms).
+const TONE_TICKS: u32 = 5;
+/// Copies of the end packet.
+const END_PACKETS: u32 = 3;
+/// Quiet ticks between keys.
+const GAP_TICKS: u32 = 3;
+
+/// One telephone-event packet to send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPacket {
+    /// The 4-byte RFC 4733 payload.
+    pub payload: [u8; PAYLOAD_LEN],
+    /// The first packet of a key: set the RTP marker and take a new
+    /// timestamp (the key's start), kept by every packet of the key.
+    pub first: bool,
+}
+
+/// Sends keys as telephone-events, one packet per 20 ms tick: each key
+/// sounds for 100 ms (five packets, the duration growing), then three end
+/// packets (the end is sent three times, RFC 4733 §2.5.1.4), then 60 ms of
+/// quiet before the next key.
+#[derive(Debug, Clone, Default)]
+pub struct DtmfSender {
+    queue: std::collections::VecDeque<u8>,
+    /// The event sounding and the ticks it has had.
+    current: Option<(u8, u32)>,
+    samples_per_tick: u16,
+}
+
+impl DtmfSender {
+    /// `samples_per_tick`: the RTP clock's samples in 20 ms (160 at 8 kHz).
+    #[must_use]
+    pub fn new(samples_per_tick: u16) -> Self {
+        Self { samples_per_tick, ..Self::default() }
+    }
+
+    /// Queues `keys` (others than 0-9 * # A-D are skipped).
+    pub fn push(&mut self, keys: &str) {
+        let code = |c: char| DtmfKey::from_char(c).filter(|k| *k != DtmfKey::Flash).map(DtmfKey::code);
+        self.queue.extend(keys.chars().filter_map(code));
+    }
+
+    /// True while keys are queued or sounding (or in the gap after one).
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        self.current.is_some() || !self.queue.is_empty()
+    }
+
+    /// The next 20 ms: a packet, or `None` (in a gap, or nothing to send).
+    pub fn tick(&mut self) -> Option<EventPacket> {
+        if self.current.is_none() {
+            self.current = Some((self.queue.pop_front()?, 0));
+        }
+        let (event, ticks) = self.current.as_mut()?;
+        *ticks += 1;
+        let (event, n) = (*event, *ticks);
+        if n > TONE_TICKS + END_PACKETS + GAP_TICKS - 1 {
+            self.current = None;
+        }
+        if n > TONE_TICKS + END_PACKETS {
+            return None;
+        }
+        let duration = u32::from(self.samples_per_tick) * n.min(TONE_TICKS);
+        let event = TelephoneEvent {
+            event,
+            end: n > TONE_TICKS,
+            // -10 dBm0.
+            volume: 10,
+            duration: u16::try_from(duration).unwrap_or(u16::MAX),
+        };
+        let mut payload = [0; PAYLOAD_LEN];
+        event.encode(&mut payload).ok()?;
+        Some(EventPacket { payload, first: n == 1 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +245,39 @@ mod tests {
         assert!(matches!(ev, Ok(TelephoneEvent { event: 5, end: false, volume: 7, duration: 160 })));
         assert!(TelephoneEvent::decode(&[1, 2, 3]).is_err());
         assert!(TelephoneEvent::decode(&[1, 2, 3, 4, 5]).is_err());
+    }
+
+    #[test]
+    fn each_key_sounds_100_ms_ends_three_times_then_rests_60_ms() {
+        let mut s = DtmfSender::new(160);
+        s.push("1#x");
+        let sent: Vec<Option<(u8, bool, u16, bool)>> = (0..24)
+            .map(|_| {
+                s.tick().map(|p| {
+                    let e = TelephoneEvent::decode(&p.payload).expect("a payload");
+                    (e.event, e.end, e.duration, p.first)
+                })
+            })
+            .collect();
+        let key = |code| {
+            vec![
+                Some((code, false, 160, true)),
+                Some((code, false, 320, false)),
+                Some((code, false, 480, false)),
+                Some((code, false, 640, false)),
+                Some((code, false, 800, false)),
+                Some((code, true, 800, false)),
+                Some((code, true, 800, false)),
+                Some((code, true, 800, false)),
+                None,
+                None,
+                None,
+            ]
+        };
+        let mut expected = key(1);
+        expected.extend(key(11));
+        expected.extend([None, None]);
+        assert_eq!(sent, expected);
+        assert!(!s.is_active());
     }
 }

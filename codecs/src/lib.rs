@@ -6,7 +6,8 @@
 //! - [`pcm`]: L16 (RFC 3551, network byte order) and sample-format helpers.
 //! - [`resample`]: fixed 20 ms frame resampling between 8/16/24/48 kHz over `rubato`.
 //! - [`wav`]: a streaming WAV recorder that survives `kill -9`.
-//! - [`dtmf`]: RFC 4733 telephone-event payloads.
+//! - [`dtmf`]: RFC 4733 telephone-event payloads, and sending keys as them.
+//! - [`Codec`]: a transport's audio format, with its [`Encoder`] and decoder.
 //!
 //! Encoders and decoders write into buffers the caller owns, and every
 //! decoder turns bad input into a [`CodecError`] rather than a panic.
@@ -25,6 +26,7 @@
 //! # Ok::<(), voxgate_codecs::CodecError>(())
 //! ```
 
+mod codec;
 pub mod dtmf;
 mod error;
 pub mod g711;
@@ -33,6 +35,7 @@ pub mod pcm;
 pub mod resample;
 pub mod wav;
 
+pub use codec::{Codec, Encoder, PcmLeDecoder};
 pub use error::CodecError;
 
 /// Duration of every audio frame inside Voxgate, in milliseconds.

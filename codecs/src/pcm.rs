@@ -10,11 +10,23 @@ pub const MAX_PAYLOAD_BYTES: usize = 1460;
 /// # Errors
 /// [`CodecError::OutputTooSmall`] when `out` has fewer than `2 * pcm.len()` bytes.
 pub fn l16_encode(pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+    write_samples(pcm, out, i16::to_be_bytes)
+}
+
+/// Writes `pcm` as 16-bit little-endian samples (websocket streams); returns the bytes written.
+///
+/// # Errors
+/// [`CodecError::OutputTooSmall`] when `out` has fewer than `2 * pcm.len()` bytes.
+pub fn le16_encode(pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+    write_samples(pcm, out, i16::to_le_bytes)
+}
+
+fn write_samples(pcm: &[i16], out: &mut [u8], bytes: fn(i16) -> [u8; 2]) -> Result<usize, CodecError> {
     let needed = pcm.len() * 2;
     let capacity = out.len();
     let out = out.get_mut(..needed).ok_or(CodecError::OutputTooSmall { needed, capacity })?;
     for (pair, sample) in out.chunks_exact_mut(2).zip(pcm) {
-        pair.copy_from_slice(&sample.to_be_bytes());
+        pair.copy_from_slice(&bytes(*sample));
     }
     Ok(needed)
 }

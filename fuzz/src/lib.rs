@@ -5,8 +5,6 @@
 
 use voxgate_sip_bridge::message::{self, Framing, Message};
 
-pub mod stream;
-
 /// A SIP message, as a datagram and as a stream; a parsed one, printed,
 /// parses again to the same start line.
 pub fn sip_message(data: &[u8]) {
@@ -79,21 +77,20 @@ pub fn wav(data: &[u8]) {
 /// Media Streams, plain JSON) as one stream: each parses or is refused,
 /// and what the server then writes back is JSON.
 pub fn websocket(data: &[u8]) {
-    use stream::Protocol;
+    use voxgate_streams::{Incoming, Protocol, Speaker, json::Json, twilio::Twilio};
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let twilio = stream::twilio::Twilio::new().expect("8 and 16 kHz resamplers");
-    let protocols: [Box<dyn Protocol>; 2] = [Box::new(twilio), Box::new(stream::json::Json::default())];
+    let protocols: [Box<dyn Protocol>; 2] = [Box::new(Twilio::default()), Box::new(Json::default())];
     for mut p in protocols {
         for line in text.lines() {
-            if let Ok(stream::Incoming::Start { .. }) = p.parse(line) {
+            if let Ok(Incoming::Start { .. }) = p.parse(line) {
                 let _ = p.started("fuzz-call");
             }
         }
         let replies = [
-            p.audio(&[1000; 320]),
+            p.audio(&[0x55; 320]),
             Some(p.clear()),
             Some(p.mark("m")),
-            p.transcript(stream::Speaker::Agent, "hi", true),
+            p.transcript(Speaker::Agent, "hi", true),
         ];
         for reply in replies.into_iter().flatten() {
             if let Err(e) = serde_json::from_str::<serde_json::Value>(&reply) {

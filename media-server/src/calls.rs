@@ -66,6 +66,61 @@ impl CallContext {
     }
 }
 
+/// How a transport carries a call's audio.
+#[derive(Debug, Clone)]
+pub struct Carrier {
+    pub codec: voxgate_codecs::Codec,
+    pub arrival: voxgate_pipeline::call::Arrival,
+    /// Whether the agent's keys go in the media (RFC 4733).
+    pub telephone_events: bool,
+    /// Hang up when no caller audio has come for this long.
+    pub no_media: Option<std::time::Duration>,
+}
+
+impl CallContext {
+    /// Starts the call core of call `id` to `agent`: its session, with a
+    /// voice activity detector of its own and the recording in the
+    /// recordings folder, on the audio `carrier` brings.
+    ///
+    /// # Errors
+    /// The detector or the codec cannot be set up.
+    pub fn start_core(
+        &self,
+        id: &str,
+        agent: &Agent,
+        carrier: Carrier,
+    ) -> anyhow::Result<voxgate_pipeline::call::CallCore> {
+        use voxgate_pipeline::call::{CallCore, CallParts};
+        let session = voxgate_pipeline::session::SessionParts {
+            config: agent.session.clone(),
+            providers: agent.providers.clone(),
+            vad: voxgate_pipeline::dsp::vad::build(&self.config.vad_config())?,
+            recording: Some(recording_path(&self.config, id)),
+        };
+        let parts = CallParts {
+            session,
+            codec: carrier.codec,
+            arrival: carrier.arrival,
+            telephone_events: carrier.telephone_events,
+            no_media: carrier.no_media,
+            initial_timestamp: rand::random(),
+        };
+        Ok(CallCore::start(voxgate_pipeline::call::now(), parts)?)
+    }
+
+    /// The receive jitter buffer `[jitter]` describes.
+    #[must_use]
+    pub fn jitter(&self) -> voxgate_pipeline::dsp::jitter::JitterConfig {
+        let j = &self.config.jitter;
+        voxgate_pipeline::dsp::jitter::JitterConfig {
+            start_delay_ms: j.start_delay_ms,
+            min_delay_ms: j.min_delay_ms,
+            max_delay_ms: j.max_delay_ms,
+            ..Default::default()
+        }
+    }
+}
+
 /// Where a call's recording goes. The
 /// folder is made at start-up ([`prepare`]), so starting a call touches no disk.
 pub fn recording_path(config: &Config, call_id: &str) -> PathBuf {

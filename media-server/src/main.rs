@@ -18,7 +18,6 @@ mod admission;
 mod agent;
 mod agent_tests;
 mod api;
-mod audio;
 mod auth;
 mod calls;
 mod campaigns;

@@ -21,20 +21,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use str0m::change::SdpOffer;
+use str0m::channel::ChannelId;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output as CoreOutput, Wake, now};
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::metrics::{ChannelLabel, metrics};
-use voxgate_pipeline::session::{Control, Session, SessionEvent, SessionParts, Speaker};
-use voxgate_sip_bridge::rtp::clock::Talkspurts;
-use voxgate_sip_bridge::sdp::Codec;
 
-use crate::audio::Media;
-use crate::calls::{self, CallContext};
+use crate::calls::{self, CallContext, Carrier};
 use crate::http::AppState;
 use crate::stream::KeyQuery;
 
@@ -240,21 +238,138 @@ fn install_crypto() {
     ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
 }
 
-/// The call's audio and its session, once the browser's track is there.
+/// The call, once the browser's track is there and DTLS is up (so the
+/// greeting's first words are not sent into the void).
 struct Live {
-    session: Session,
-    media: Media,
+    core: CallCore,
+    clock: CallClock,
     mid: Mid,
     pt: Pt,
-    /// The next RTP timestamp of the agent's audio, 48 kHz.
-    out_ts: u64,
-    clock: Talkspurts,
-    last_ts: u32,
+}
+
+/// The browser's side: str0m's engine, our sockets, and what the engine told us.
+struct Browser {
+    rtc: Rtc,
+    sockets: Vec<(SocketAddr, UdpSocket)>,
+    id: String,
+    /// When the offer came, for the call-setup metric.
+    received: std::time::Instant,
+    /// The offer's place among those not yet connected, until connected.
+    pending: Option<PendingPlace>,
+    mid: Option<Mid>,
+    connected: bool,
+    /// A data channel from the browser gets the live transcript.
+    transcripts: Option<ChannelId>,
+}
+
+impl Browser {
+    /// str0m's rule: after every change to the engine, drain its output to
+    /// the end. Sends what it has to send, feeds the browser's audio to the
+    /// core, and returns when to wake the engine next.
+    fn drain(&mut self, mut live: Option<&mut Live>) -> std::time::Instant {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    // From the interface of the candidate pair in use.
+                    let socket = self.sockets.iter().find(|(l, _)| *l == t.source).or(self.sockets.first());
+                    if let Some((_, socket)) = socket {
+                        let _ = socket.try_send_to(&t.contents, t.destination);
+                    }
+                }
+                Ok(Output::Timeout(at)) => return at,
+                Ok(Output::Event(event)) => self.handle_event(event, live.as_deref_mut()),
+                Err(e) => {
+                    tracing::warn!(call_id = %self.id, error = %e, "WebRTC failed");
+                    self.disconnect(live.as_deref_mut());
+                    return std::time::Instant::now() + Duration::from_millis(20);
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event, live: Option<&mut Live>) {
+        match event {
+            Event::Connected => {
+                tracing::info!(call_id = %self.id, "WebRTC connected");
+                metrics()
+                    .call_setup
+                    .get_or_create(&ChannelLabel { channel: "webrtc" })
+                    .observe(self.received.elapsed().as_secs_f64());
+                self.connected = true;
+                // Connected: no longer pending.
+                drop(self.pending.take());
+            }
+            Event::MediaAdded(added) => self.mid = self.mid.or(Some(added.mid)),
+            Event::ChannelOpen(channel, label) => {
+                tracing::debug!(call_id = %self.id, %label, "data channel open");
+                self.transcripts = Some(channel);
+            }
+            Event::MediaData(data) => {
+                if let Some(l) = live {
+                    let packet = JitterPacket {
+                        seq: data.seq_range.start().as_u16(),
+                        timestamp: data.time.numer() as u32,
+                        ssrc: 0,
+                        marker: false,
+                        payload: &data.data,
+                    };
+                    l.core.handle_packet(now(), packet);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                tracing::info!(call_id = %self.id, "WebRTC disconnected");
+                self.disconnect(live);
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the connection (and the call with it).
+    fn disconnect(&mut self, live: Option<&mut Live>) {
+        if let Some(l) = live {
+            l.core.hang_up(now());
+        }
+        self.rtc.disconnect();
+    }
+
+    /// Carries out what the core asks: the agent's audio to the track,
+    /// transcripts to the data channel. True when the call is over.
+    fn forward(&mut self, l: &mut Live) -> bool {
+        let mut over = false;
+        while let Some(output) = l.core.poll_output() {
+            match output {
+                CoreOutput::Media(frame) => {
+                    // Bring the engine's clock to now, so the frame is due at
+                    // once (str0m holds at most a few frames not yet due).
+                    let _ = self.rtc.handle_input(Input::Timeout(std::time::Instant::now()));
+                    if let Some(writer) = self.rtc.writer(l.mid) {
+                        let time = MediaTime::new(frame.timestamp, Frequency::FORTY_EIGHT_KHZ);
+                        let _ = writer.write(l.pt, std::time::Instant::now(), time, frame.payload.to_vec());
+                    }
+                }
+                CoreOutput::Action(Action::Transcript { speaker, text, is_final }) => {
+                    if let Some(mut channel) = self.transcripts.and_then(|c| self.rtc.channel(c)) {
+                        let line = serde_json::json!({"type": "transcript", "speaker": speaker.as_str(), "text": text, "is_final": is_final});
+                        let _ = channel.write(false, line.to_string().as_bytes());
+                    }
+                }
+                CoreOutput::Action(Action::HangUp) => over = true,
+                CoreOutput::Action(Action::Transfer { target }) => {
+                    tracing::warn!(%target, "a browser call cannot be transferred; the call ends");
+                    over = true;
+                }
+                CoreOutput::Action(Action::Dtmf { .. }) => tracing::warn!("a browser call cannot send keys"),
+                // Frames go to the engine as they fall due: nothing buffered to clear.
+                CoreOutput::Action(_) => {}
+            }
+        }
+        over
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    mut rtc: Rtc,
+    rtc: Rtc,
     sockets: Vec<(SocketAddr, UdpSocket)>,
     ctx: Arc<CallContext>,
     agent: Agent,
@@ -264,174 +379,78 @@ async fn run(
     pending: PendingPlace,
 ) {
     let connect_by = Instant::now() + CONNECT_WITHIN;
-    let mut pending = Some(pending);
+    let mut browser = Browser {
+        rtc,
+        sockets,
+        id: id.clone(),
+        received,
+        pending: Some(pending),
+        mid: None,
+        connected: false,
+        transcripts: None,
+    };
     let mut live: Option<Live> = None;
     let mut buf = vec![0u8; 2000];
-    let mut pcm = vec![0i16; 960];
-    let mut frame16 = [0i16; 320];
-    let mut payload = vec![0u8; 1500];
-    let mut tick = tokio::time::interval_at(crate::audio::first_tick(), crate::audio::FRAME);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut ended = false;
-    // The session starts once the browser's track is known and DTLS is up,
-    // so the greeting's first words are not sent into the void.
-    let (mut mid, mut connected) = (None, false);
-    let mut transcript_channel = None;
     loop {
-        // Drain what the engine has to do; it ends with when to wake it next.
-        let next = loop {
-            match rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    // From the interface of the candidate pair in use.
-                    let socket = sockets.iter().find(|(l, _)| *l == t.source).or(sockets.first());
-                    if let Some((_, socket)) = socket {
-                        let _ = socket.try_send_to(&t.contents, t.destination);
-                    }
-                }
-                Ok(Output::Timeout(at)) => break at,
-                Ok(Output::Event(event)) => match event {
-                    Event::Connected => {
-                        tracing::info!(call_id = %id, "WebRTC connected");
-                        metrics()
-                            .call_setup
-                            .get_or_create(&ChannelLabel { channel: "webrtc" })
-                            .observe(received.elapsed().as_secs_f64());
-                        connected = true;
-                        // Connected: no longer pending.
-                        drop(pending.take());
-                    }
-                    Event::MediaAdded(added) => mid = mid.or(Some(added.mid)),
-                    // A data channel from the browser gets the live transcript.
-                    Event::ChannelOpen(channel, label) => {
-                        tracing::debug!(call_id = %id, %label, "data channel open");
-                        transcript_channel = Some(channel);
-                    }
-                    Event::MediaData(data) => {
-                        if let Some(l) = live.as_mut() {
-                            let packet = JitterPacket {
-                                seq: data.seq_range.start().as_u16(),
-                                timestamp: data.time.numer() as u32,
-                                ssrc: 0,
-                                marker: false,
-                                payload: &data.data,
-                            };
-                            l.media.playout.handle_packet(std::time::Instant::now(), packet);
-                        }
-                    }
-                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                        tracing::info!(call_id = %id, "WebRTC disconnected");
-                        hang_up_session(live.as_mut());
-                        rtc.disconnect();
-                    }
-                    _ => {}
-                },
-                Err(e) => {
-                    tracing::warn!(call_id = %id, error = %e, "WebRTC failed");
-                    hang_up_session(live.as_mut());
-                    rtc.disconnect();
-                    break std::time::Instant::now() + Duration::from_millis(20);
-                }
-            }
-        };
-        if let (None, Some(mid), true) = (&live, mid, connected) {
-            match start(&mut rtc, &ctx, &agent, &id, mid) {
+        let next = browser.drain(live.as_mut());
+        if let (None, Some(mid), true) = (&live, browser.mid, browser.connected) {
+            match start(&mut browser.rtc, &ctx, &agent, &id, mid) {
                 Ok(l) => {
                     live = Some(l);
                     calls::started(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &agent).await;
                 }
                 Err(e) => {
                     tracing::warn!(call_id = %id, error = %e, "WebRTC call cannot start");
-                    connected = false;
-                    rtc.disconnect();
+                    browser.connected = false;
+                    browser.rtc.disconnect();
                 }
             }
         }
-        if !rtc.is_alive() {
-            // Hung up, or the browser is gone: the session ends below.
+        if !browser.rtc.is_alive() {
+            // Hung up, or the browser is gone: the call ends below.
             break;
         }
         if live.is_none() && Instant::now() > connect_by {
             tracing::info!(call_id = %id, "the browser never connected");
-            rtc.disconnect();
+            browser.rtc.disconnect();
             break;
         }
-        let wake = Instant::from_std(next);
         tokio::select! {
             () = cancel.cancelled(), if !ended => {
                 ended = true;
-                hang_up_session(live.as_mut());
-                rtc.disconnect();
+                browser.disconnect(live.as_mut());
             }
-            r = recv_any(&sockets, &mut buf) => {
+            r = recv_any(&browser.sockets, &mut buf) => {
                 let Ok((n, source, local)) = r else { continue };
                 let Ok(contents) = buf[..n].try_into() else { continue };
                 let input = Input::Receive(std::time::Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
-                if rtc.accepts(&input) {
-                    let _ = rtc.handle_input(input);
+                if browser.rtc.accepts(&input) {
+                    let _ = browser.rtc.handle_input(input);
                 }
             }
-            () = tokio::time::sleep_until(wake) => {
-                let _ = rtc.handle_input(Input::Timeout(std::time::Instant::now()));
+            () = tokio::time::sleep_until(Instant::from_std(next)) => {
+                let _ = browser.rtc.handle_input(Input::Timeout(std::time::Instant::now()));
             }
-            _ = tick.tick(), if live.is_some() => {
-                if let Some(l) = live.as_mut() {
-                    // A caller frame every tick, silence when none decodes:
-                    // the agent's frames follow these.
-                    let n = l.media.playout.frame_samples();
-                    if l.media.playout.poll_frame(std::time::Instant::now(), &mut pcm[..n]).is_err()
-                        || l.media.inbound.process(&pcm[..n], &mut frame16).is_err()
-                    {
-                        frame16 = [0; 320];
-                    }
-                    l.session.handle_caller_frame(&frame16);
-                }
-            }
-            // What the providers send, and the turn timers.
-            () = next_input(live.as_mut()) => {}
+            wake = wait(live.as_mut()) => if let (Wake::Tick(now), Some(l)) = (wake, live.as_mut()) {
+                l.core.handle_tick(now);
+            },
         }
-        let Some(l) = live.as_mut() else { continue };
-        while let Some(frame) = l.session.poll_frame() {
-            // Bring the engine's clock to now, so the frame is due at once
-            // (str0m holds at most a few frames not yet due).
-            let _ = rtc.handle_input(Input::Timeout(std::time::Instant::now()));
-            if let Ok(len) = l.media.encode(&frame, &mut pcm, &mut payload)
-                && let Some(writer) = rtc.writer(l.mid)
-            {
-                // The timestamp moves on through the agent's pauses.
-                let (ts, _) = l.clock.next(std::time::Instant::now());
-                l.out_ts += u64::from(ts.wrapping_sub(l.last_ts));
-                l.last_ts = ts;
-                let time = MediaTime::new(l.out_ts, Frequency::FORTY_EIGHT_KHZ);
-                let _ = writer.write(l.pt, std::time::Instant::now(), time, payload[..len].to_vec());
-            }
-        }
-        // Transcripts go to the browser's data channel. A barge-in's Clear
-        // needs nothing here: frames go to the engine as they fall due.
-        while let Some(event) = l.session.poll_event() {
-            if let SessionEvent::Transcript { speaker, text, is_final } = event
-                && let Some(mut channel) = transcript_channel.and_then(|c| rtc.channel(c))
-            {
-                let speaker = match speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent",
-                };
-                let line = serde_json::json!({"type": "transcript", "speaker": speaker, "text": text, "is_final": is_final});
-                let _ = channel.write(false, line.to_string().as_bytes());
-            }
-        }
-        if l.session.is_ended() && !ended {
+        if let Some(l) = live.as_mut()
+            && browser.forward(l)
+            && !ended
+        {
             ended = true;
-            rtc.disconnect();
+            browser.rtc.disconnect();
         }
     }
-    if let Some(mut l) = live {
-        l.session.handle_control(Control::Hangup);
-        let log = l.session.finish();
+    if let Some(l) = live {
+        let log = l.core.finish(now());
         calls::save_log(&ctx, &calls::CallInfo::for_agent(&id, "webrtc", &agent), &log).await;
     }
 }
 
-/// The browser's audio track is there: start the session.
+/// The browser's audio track is there: start the call.
 fn start(rtc: &mut Rtc, ctx: &CallContext, agent: &Agent, id: &str, mid: Mid) -> anyhow::Result<Live> {
     let pt = rtc
         .writer(mid)
@@ -439,22 +458,21 @@ fn start(rtc: &mut Rtc, ctx: &CallContext, agent: &Agent, id: &str, mid: Mid) ->
             w.payload_params().find(|p| p.spec().codec == str0m::format::Codec::Opus).map(|p| p.pt())
         })
         .ok_or_else(|| anyhow::anyhow!("no Opus in the offer"))?;
-    let media = Media::new(Codec::Opus, crate::audio::jitter_config(&ctx.config))?;
-    let vad = voxgate_pipeline::dsp::vad::build(&ctx.config.vad_config())?;
-    let session = Session::start(SessionParts {
-        config: agent.session.clone(),
-        providers: agent.providers.clone(),
-        vad,
-        recording: Some(calls::recording_path(&ctx.config, id)),
-    });
-    let out_ts = u64::from(rand::random::<u32>());
-    let clock = Talkspurts::new(0, 48_000, 960);
-    Ok(Live { session, media, mid, pt, out_ts, clock, last_ts: 0u32.wrapping_sub(960) })
+    let carrier = Carrier {
+        codec: voxgate_codecs::Codec::Opus,
+        arrival: Arrival::Packets(ctx.jitter()),
+        telephone_events: false,
+        // ICE tells when the browser is gone.
+        no_media: None,
+    };
+    Ok(Live { core: ctx.start_core(id, agent, carrier)?, clock: CallClock::new(), mid, pt })
 }
 
-fn hang_up_session(live: Option<&mut Live>) {
-    if let Some(l) = live {
-        l.session.handle_control(Control::Hangup);
+/// The call's next wake-up (see [`CallClock::wait`]), or never before it starts.
+async fn wait(live: Option<&mut Live>) -> Wake {
+    match live {
+        Some(l) => l.clock.wait(&mut l.core).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -474,13 +492,4 @@ async fn recv_any(
         std::task::Poll::Pending
     })
     .await
-}
-
-/// The session's next input (see [`Session::next_input`]), or never
-/// without a running session.
-async fn next_input(live: Option<&mut Live>) {
-    match live {
-        Some(l) if !l.session.is_ended() => l.session.next_input().await,
-        _ => std::future::pending().await,
-    }
 }

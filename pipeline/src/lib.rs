@@ -1,17 +1,25 @@
 //! The per-call conversation engine.
 //!
 //! # Layout
+//! - [`call`]: the call core every transport drives: caller audio in
+//!   (packets or an in-order stream) -> session -> the agent's encoded
+//!   frames out, with their timestamps, and the transport's actions.
+//!   Sans-IO, time passed in; [`call::CallClock`] is the async side.
+//! - [`session`]: the conversation of one call: VAD and endpointing, the
+//!   turn machine, reply workers, barge-in, the recording and call log.
+//! - [`turn`]: the turn machine (who speaks, barge-in, false interruptions).
+//! - [`providers`]: speech-to-text, language model and text-to-speech
+//!   traits with local, cloud and scripted implementations.
+//! - [`knowledge`]: an agent's knowledge, retrieved by embeddings.
 //! - [`dsp`]: pure signal processing, time passed in.
 //!   - [`dsp::jitter`]: the adaptive jitter buffer.
 //!   - [`dsp::playout`]: jitter buffer -> decoder -> FEC / PLC / comfort noise.
 //!   - [`dsp::conceal`]: fade-out and comfort noise for codecs without PLC.
 //!   - [`dsp::vad`]: voice activity detection (WebRTC, Silero).
 //!   - [`dsp::endpoint`]: speech-start / speech-end from VAD probabilities.
+//! - [`metrics`]: the pipeline's Prometheus metrics.
 //! - [`onnx`]: the process-wide ONNX Runtime, loaded from a shared library.
 //! - [`timer`]: a sans-IO core's deadline as one reusable tokio timer.
-//!
-//! The turn machine, the providers and the async session driver come next
-//! (issue 3).
 //!
 //! # Example
 //!
@@ -40,6 +48,7 @@
 //! assert_eq!(sources[9], FrameSource::Decoded);
 //! ```
 
+pub mod call;
 pub mod dsp;
 pub mod knowledge;
 pub mod metrics;

@@ -80,16 +80,28 @@ async fn call_on(
         knowledge: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-    let mut session = Session::start(SessionParts { config, providers, vad, recording: None });
+    let now = voxgate_pipeline::call::now;
+    let mut session = Session::start(now(), SessionParts { config, providers, vad, recording: None });
     let caller = fixture("book_table_16k.wav");
     // What the agent sent, one entry a tick (zeros when it was silent),
     // `delay_ms` of it on the way back.
     let mut sent: VecDeque<Frame> = VecDeque::from(vec![[0; 320]; delay_ms / 20]);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for n in 0..(12_000_usize / 20) {
+    let mut timer = voxgate_pipeline::timer::DeadlineTimer::new();
+    let mut n = 0;
+    while n < 12_000_usize / 20 {
+        timer.set_std(session.poll_timeout());
         tokio::select! {
+            biased;
             _ = tick.tick() => {}
-            () = session.next_input() => {}
+            () = timer.fired() => {
+                session.handle_timeout(now());
+                continue;
+            }
+            input = session.next_input() => {
+                session.handle_input(now(), input);
+                continue;
+            }
         }
         if session.is_ended() {
             break;
@@ -104,15 +116,16 @@ async fn call_on(
                 }
             }
         }
-        session.handle_caller_frame(&frame);
+        session.handle_caller_frame(now(), &frame);
         let mut out = [0; 320];
         while let Some(f) = session.poll_frame() {
             out = f;
         }
         sent.push_back(out);
         while session.poll_event().is_some() {}
+        n += 1;
     }
-    session.finish()
+    session.finish(now())
 }
 
 fn interrupted(log: &CallLog) -> bool {

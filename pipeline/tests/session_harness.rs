@@ -1,18 +1,21 @@
-//! The session driver, deterministically: scripted providers, a paused
-//! tokio clock, fixture speech fed as 20 ms frames through the real WebRTC
-//! VAD and endpointer. Each test asserts the sequence of what happened.
+//! The call core and its session, deterministically: scripted providers,
+//! a paused tokio clock, fixture speech fed as 20 ms frames through the
+//! real WebRTC VAD and endpointer, driven as a transport drives them (the
+//! call's clock, its timers and the providers' input awaited by
+//! [`CallClock`]). Each test asserts the sequence of what happened.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use voxgate_codecs::dtmf::DtmfKey;
+use voxgate_pipeline::call::{Action, CallClock, CallCore, CallParts, Output, Wake};
 use voxgate_pipeline::dsp::vad::{WebRtcMode, WebRtcVad};
 use voxgate_pipeline::providers::scripted::{LlmScript, ScriptedLlm, ScriptedStt, ScriptedTts, SttScript};
 use voxgate_pipeline::providers::{ProviderError, ToolCall};
 use voxgate_pipeline::session::{
-    CallEventKind, CallLog, Control, EndReason, Frame, Knowledge, Providers, Session, SessionConfig,
-    SessionEvent, SessionParts, Speaker, Stage, spawn,
+    CallEventKind, CallLog, Control, EndReason, Frame, Knowledge, Providers, SessionConfig, SessionParts,
+    Speaker, Stage,
 };
 
 const QUESTION: &str = "What time does your store open on Saturday?";
@@ -43,8 +46,8 @@ enum Step {
 #[derive(Debug)]
 struct Outcome {
     log: CallLog,
-    /// Each session event, with the simulated ms it came at.
-    events: Vec<(u64, SessionEvent)>,
+    /// Each action the core asked of the transport, with the simulated ms it came at.
+    events: Vec<(u64, Action)>,
     /// The simulated ms of each agent frame sent.
     agent_frames: Vec<u64>,
     /// The simulated ms at which the speech of each `Say` began.
@@ -96,64 +99,22 @@ fn no_greeting() -> SessionConfig {
     config
 }
 
-/// How the transport drives the session.
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    /// The session as a task of its own, pacing the agent itself (websocket streams).
-    Task,
-    /// Called from the transport's 20 ms media clock (SIP, WebRTC).
-    Clocked,
-}
-
-/// Every scenario runs both ways.
-macro_rules! both_ways {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(start_paused = true)]
-            async fn as_a_task() {
-                super::$scenario(super::Mode::Task).await;
-            }
-            #[tokio::test(start_paused = true)]
-            async fn on_the_transports_clock() {
-                super::$scenario(super::Mode::Clocked).await;
-            }
-        }
-    )*};
-}
-
-both_ways!(
-    greeting_then_a_committed_turn_and_its_reply,
-    a_hang_up_mid_line_keeps_what_was_heard_of_it,
-    barge_in_stops_the_agent_and_keeps_only_what_was_heard,
-    a_cough_pauses_the_agent_which_then_resumes,
-    a_backchannel_lets_the_agent_go_on_at_once,
-    stt_failure_retries_then_speaks_the_fallback_and_recovers,
-    a_short_stt_outage_loses_no_words,
-    llm_errors_are_retried_with_backoff,
-    repeated_failures_end_the_call_with_a_goodbye,
-    dtmf_digits_make_a_turn,
-    end_call_tool_hangs_up_after_the_goodbye_plays,
-    transfer_tool_hands_over_after_the_line_plays,
-    the_send_dtmf_tool_presses_keys_and_the_model_hears_back,
-    a_fact_answer_is_said_only_when_it_holds_to_the_facts,
-);
-
-/// What the transport hands the session, 20 ms frame by frame.
+/// What the transport hands the core, 20 ms frame by frame.
 #[allow(clippy::large_enum_variant)] // a test script, mostly frames
-enum Action {
+enum Input {
     Frame(Frame),
     Control(Control),
 }
 
 /// The caller's steps as the transport's input, and the ms at which the
 /// speech of each `Say` begins.
-fn script(steps: Vec<Step>) -> (Vec<Action>, Vec<u64>) {
+fn script(steps: Vec<Step>) -> (Vec<Input>, Vec<u64>) {
     let (mut actions, mut onsets) = (Vec::new(), Vec::new());
-    let frames = |actions: &mut Vec<Action>, samples: &[i16]| {
+    let frames = |actions: &mut Vec<Input>, samples: &[i16]| {
         for chunk in samples.chunks(320) {
             let mut frame: Frame = [0; 320];
             frame[..chunk.len()].copy_from_slice(chunk);
-            actions.push(Action::Frame(frame));
+            actions.push(Input::Frame(frame));
         }
     };
     for step in steps {
@@ -161,7 +122,7 @@ fn script(steps: Vec<Step>) -> (Vec<Action>, Vec<u64>) {
             Step::Silence(n) => frames(&mut actions, &vec![0; n as usize * 16]),
             Step::Say(name) => {
                 let speech = fixture(name);
-                let sent = actions.iter().filter(|a| matches!(a, Action::Frame(_))).count() as u64;
+                let sent = actions.iter().filter(|a| matches!(a, Input::Frame(_))).count() as u64;
                 onsets.push(sent * 20 + onset_ms(&speech));
                 frames(&mut actions, &speech);
             }
@@ -172,12 +133,12 @@ fn script(steps: Vec<Step>) -> (Vec<Action>, Vec<u64>) {
             }
             Step::Dtmf(keys) => {
                 for key in keys.chars().filter_map(DtmfKey::from_char) {
-                    actions.push(Action::Control(Control::Dtmf(key)));
+                    actions.push(Input::Control(Control::Dtmf(key)));
                     frames(&mut actions, &[0; 320 * 5]);
                 }
             }
             Step::Hangup => {
-                actions.push(Action::Control(Control::Hangup));
+                actions.push(Input::Control(Control::Hangup));
                 break;
             }
         }
@@ -185,95 +146,61 @@ fn script(steps: Vec<Step>) -> (Vec<Action>, Vec<u64>) {
     (actions, onsets)
 }
 
-async fn call(mode: Mode, config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome {
+async fn call(config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome {
     let providers = Providers {
         stt: Arc::new(fakes.stt),
         llm: fakes.llm.clone(),
         tts: Arc::new(fakes.tts),
         knowledge: fakes.knowledge,
     };
+    call_with(config, providers, steps).await
+}
+
+/// The call as a transport runs it: 16 kHz PCM in order, a tick every 20 ms
+/// from the start.
+async fn call_with(config: SessionConfig, providers: Providers, steps: Vec<Step>) -> Outcome {
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-    let parts = SessionParts { config, providers, vad, recording: None };
-    let (actions, caller_onsets) = script(steps);
+    let parts = CallParts::pcm16(SessionParts { config, providers, vad, recording: None });
+    let (inputs, caller_onsets) = script(steps);
     let start = Instant::now();
     let ms = move || start.elapsed().as_millis() as u64;
     let (mut events, mut agent_frames) = (Vec::new(), Vec::new());
-    let log = match mode {
-        Mode::Task => {
-            let mut handle = spawn(parts);
-            let (audio, control) = (handle.audio_in.clone(), handle.control.clone());
-            let feeder = tokio::spawn(async move {
-                for action in actions {
-                    match action {
-                        Action::Frame(frame) => {
-                            if audio.send(frame).await.is_err() {
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        Action::Control(c) => {
-                            let _ = control.send(c).await;
-                        }
+    let mut core = CallCore::start(start.into_std(), parts).expect("a PCM call");
+    let mut clock = CallClock::starting_at(start);
+    let mut inputs = inputs.into_iter();
+    let mut bytes = Vec::with_capacity(640);
+    while !core.is_ended() {
+        if let Wake::Tick(now) = clock.wait(&mut core).await {
+            // Keys and hang-up, then the caller's frame (silence once the
+            // script is done, as RTP's playout goes on).
+            let mut frame = [0; 320];
+            for input in inputs.by_ref() {
+                match input {
+                    Input::Control(c) => core.handle_control(now, c),
+                    Input::Frame(f) => {
+                        frame = f;
+                        break;
                     }
                 }
-            });
-            let mut audio_open = true;
-            loop {
-                tokio::select! {
-                    event = handle.events.recv() => match event {
-                        Some(e) => {
-                            let ended = matches!(e, SessionEvent::Ended(_));
-                            events.push((ms(), e));
-                            if ended { break; }
-                        }
-                        None => break,
-                    },
-                    frame = handle.audio_out.recv(), if audio_open => match frame {
-                        Some(_) => agent_frames.push(ms()),
-                        None => audio_open = false,
-                    },
-                }
             }
-            feeder.await.expect("feeder");
-            handle.task.await.expect("session task")
+            bytes.clear();
+            bytes.extend(frame.iter().flat_map(|s| s.to_le_bytes()));
+            assert!(core.handle_audio(now, &bytes));
+            core.handle_tick(now);
         }
-        Mode::Clocked => {
-            let mut session = Session::start(parts);
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let mut actions = actions.into_iter();
-            while !session.is_ended() {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        // Keys and hang-up, then the caller's frame (silence
-                        // once the script is done, as RTP's playout goes on).
-                        let mut frame = [0; 320];
-                        for action in actions.by_ref() {
-                            match action {
-                                Action::Control(c) => session.handle_control(c),
-                                Action::Frame(f) => {
-                                    frame = f;
-                                    break;
-                                }
-                            }
-                        }
-                        session.handle_caller_frame(&frame);
-                    }
-                    () = session.next_input() => {}
-                }
-                while session.poll_frame().is_some() {
-                    agent_frames.push(ms());
-                }
-                while let Some(e) = session.poll_event() {
-                    events.push((ms(), e));
-                }
+        while let Some(output) = core.poll_output() {
+            match output {
+                Output::Media(_) => agent_frames.push(ms()),
+                Output::Action(action) => events.push((ms(), action)),
             }
-            session.finish()
         }
-    };
+    }
+    let log = core.finish(voxgate_pipeline::call::now());
     Outcome { log, events, agent_frames, caller_onsets }
 }
 
-async fn a_fact_answer_is_said_only_when_it_holds_to_the_facts(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn a_fact_answer_is_said_only_when_it_holds_to_the_facts() {
     const HOURS: &str = "On Saturdays the store opens at 9 am and closes at 2 pm.";
     let right = "We open at nine on Saturdays.";
     let steps =
@@ -287,7 +214,7 @@ async fn a_fact_answer_is_said_only_when_it_holds_to_the_facts(mode: Mode) {
     ] {
         let mut f = fakes(vec![say(QUESTION)], vec![LlmScript::text(reply)]);
         f.knowledge = Some(Arc::new(Facts(vec![HOURS.to_owned()])));
-        let out = call(mode, no_greeting(), f, steps()).await;
+        let out = call(no_greeting(), f, steps()).await;
         assert_eq!(
             out.lines(),
             vec![(Speaker::Caller, QUESTION, false), (Speaker::Agent, heard, false)],
@@ -300,12 +227,13 @@ async fn a_fact_answer_is_said_only_when_it_holds_to_the_facts(mode: Mode) {
     // A request is not a fact question: whatever the model says is said.
     let mut f = fakes(vec![say(BOOKING)], vec![LlmScript::text("Sure, for what time?")]);
     f.knowledge = Some(Arc::new(Facts(vec!["Tables can be booked for up to eight people tomorrow.".into()])));
-    let out = call(mode, no_greeting(), f, steps()).await;
+    let out = call(no_greeting(), f, steps()).await;
     assert_eq!(out.lines()[1], (Speaker::Agent, "Sure, for what time?", false));
     assert!(!out.kinds().iter().any(|k| matches!(k, CallEventKind::GroundingFallback { .. })));
 }
 
-async fn greeting_then_a_committed_turn_and_its_reply(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn greeting_then_a_committed_turn_and_its_reply() {
     let reply = "We open at nine on Saturdays.";
     let mut f = fakes(vec![say(QUESTION)], vec![LlmScript::text(reply)]);
     // Speech comes between the transport's ticks.
@@ -314,7 +242,6 @@ async fn greeting_then_a_committed_turn_and_its_reply(mode: Mode) {
     let tts = ScriptedTts::default();
     let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
     let out = call(
-        mode,
         SessionConfig::default(),
         f,
         vec![Step::Silence(3000), Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
@@ -347,14 +274,12 @@ async fn greeting_then_a_committed_turn_and_its_reply(mode: Mode) {
     assert_eq!(out.agent_frames.len(), frames(&greeting) + frames(reply));
     let reply_start = out.agent_frames[frames(&greeting)];
     assert!(reply_start > out.caller_onsets[0]);
-    if let Mode::Clocked = mode {
-        // On the transport's ticks only, a talkspurt's first frame too: the
-        // caller's jitter buffer times the talkspurt by its first packet.
-        let off_tick: Vec<u64> = out.agent_frames.iter().copied().filter(|t| t % 20 != 0).collect();
-        assert!(off_tick.is_empty(), "agent frames between ticks at {off_tick:?} ms");
-        // One a tick.
-        assert!(out.agent_frames.windows(2).all(|w| w[1] > w[0]), "two frames on one tick");
-    }
+    // On the transport's ticks only, a talkspurt's first frame too: the
+    // caller's jitter buffer times the talkspurt by its first packet.
+    let off_tick: Vec<u64> = out.agent_frames.iter().copied().filter(|t| t % 20 != 0).collect();
+    assert!(off_tick.is_empty(), "agent frames between ticks at {off_tick:?} ms");
+    // One a tick.
+    assert!(out.agent_frames.windows(2).all(|w| w[1] > w[0]), "two frames on one tick");
 
     // The latency breakdown is complete and in order.
     let l = &out.log.latencies[0];
@@ -377,18 +302,19 @@ async fn greeting_then_a_committed_turn_and_its_reply(mode: Mode) {
     assert!(u.llm_prompt_tokens > 10, "{u:?}");
 }
 
-async fn a_hang_up_mid_line_keeps_what_was_heard_of_it(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn a_hang_up_mid_line_keeps_what_was_heard_of_it() {
     let greeting = SessionConfig::default().turn.greeting.expect("a greeting");
     let out =
-        call(mode, SessionConfig::default(), fakes(vec![], vec![]), vec![Step::Silence(1000), Step::Hangup])
-            .await;
+        call(SessionConfig::default(), fakes(vec![], vec![]), vec![Step::Silence(1000), Step::Hangup]).await;
     let lines = out.lines();
     let [(Speaker::Agent, heard, true)] = lines[..] else { panic!("{lines:?}") };
     assert!(!heard.is_empty() && heard.len() < greeting.len(), "{heard:?} of {greeting:?}");
     assert!(greeting.starts_with(heard), "{heard:?} of {greeting:?}");
 }
 
-async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard() {
     let long = "Our store opens at nine in the morning on Saturdays and closes at six in the evening, \
                 and on Sundays we open at ten and close at four in the afternoon.";
     let f = fakes(
@@ -397,7 +323,6 @@ async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard(mode: Mode) {
     );
     let llm = f.llm.clone();
     let out = call(
-        mode,
         no_greeting(),
         f,
         vec![
@@ -422,7 +347,7 @@ async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard(mode: Mode) {
     };
     assert!(!heard.is_empty() && long.starts_with(&heard) && heard.len() < long.len(), "{heard}");
     assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::Interrupted { turn: 1, .. })));
-    assert!(out.events.iter().any(|(at, e)| *e == SessionEvent::Clear && *at >= barge));
+    assert!(out.events.iter().any(|(at, e)| *e == Action::Clear && *at >= barge));
 
     // The agent was talking when the caller began, went quiet within the
     // caller's first word, and the next frame it sent was the answer to
@@ -445,11 +370,11 @@ async fn barge_in_stops_the_agent_and_keeps_only_what_was_heard(mode: Mode) {
     assert_eq!(assistant, [heard.as_str()]);
 }
 
-async fn a_cough_pauses_the_agent_which_then_resumes(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn a_cough_pauses_the_agent_which_then_resumes() {
     let reply = "Our store opens at nine in the morning on Saturdays and closes at six in the evening.";
     let f = fakes(vec![say(QUESTION), say("")], vec![LlmScript::text(reply)]);
     let out = call(
-        mode,
         no_greeting(),
         f,
         vec![
@@ -466,7 +391,7 @@ async fn a_cough_pauses_the_agent_which_then_resumes(mode: Mode) {
         "{:?}",
         out.kinds()
     );
-    assert!(!out.events.iter().any(|(_, e)| *e == SessionEvent::Clear));
+    assert!(!out.events.iter().any(|(_, e)| *e == Action::Clear));
     assert_eq!(out.lines(), vec![(Speaker::Caller, QUESTION, false), (Speaker::Agent, reply, false)]);
     assert_eq!(
         out.agent_frames.len(),
@@ -475,11 +400,11 @@ async fn a_cough_pauses_the_agent_which_then_resumes(mode: Mode) {
     );
 }
 
-async fn a_backchannel_lets_the_agent_go_on_at_once(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_lets_the_agent_go_on_at_once() {
     let reply = "Our store opens at nine in the morning on Saturdays and closes at six in the evening.";
     let f = fakes(vec![say(QUESTION), say("Uh-huh.")], vec![LlmScript::text(reply)]);
     let out = call(
-        mode,
         no_greeting(),
         f,
         vec![
@@ -492,7 +417,7 @@ async fn a_backchannel_lets_the_agent_go_on_at_once(mode: Mode) {
         ],
     )
     .await;
-    assert!(!out.events.iter().any(|(_, e)| *e == SessionEvent::Clear), "not interrupted");
+    assert!(!out.events.iter().any(|(_, e)| *e == Action::Clear), "not interrupted");
     assert_eq!(out.lines(), vec![(Speaker::Caller, QUESTION, false), (Speaker::Agent, reply, false)]);
     assert_eq!(
         out.agent_frames.len(),
@@ -509,7 +434,8 @@ fn dropped() -> ProviderError {
     ProviderError::Connection { provider: "scripted-stt", message: "socket dropped".into() }
 }
 
-async fn stt_failure_retries_then_speaks_the_fallback_and_recovers(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn stt_failure_retries_then_speaks_the_fallback_and_recovers() {
     let reply = "We open at nine.";
     let mut f = fakes(vec![SttScript::Fail(dropped()), say(QUESTION)], vec![LlmScript::text(reply)]);
     f.stt = ScriptedStt::new(vec![SttScript::Fail(dropped()), say(QUESTION)]).failing_reopens(vec![
@@ -520,7 +446,6 @@ async fn stt_failure_retries_then_speaks_the_fallback_and_recovers(mode: Mode) {
     let config = no_greeting();
     let fallback = config.fallback_line.clone();
     let out = call(
-        mode,
         config,
         f,
         vec![
@@ -554,31 +479,25 @@ async fn stt_failure_retries_then_speaks_the_fallback_and_recovers(mode: Mode) {
     assert_eq!(out.log.end, EndReason::CallerHungUp);
 }
 
-async fn a_short_stt_outage_loses_no_words(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn a_short_stt_outage_loses_no_words() {
     let mut f = fakes(vec![], vec![LlmScript::text("We open at nine.")]);
     f.stt =
         ScriptedStt::new(vec![SttScript::Fail(dropped()), say(QUESTION)]).failing_reopens(vec![dropped()]);
-    let out = call(
-        mode,
-        no_greeting(),
-        f,
-        vec![Step::Say("store_hours_16k.wav"), Step::Silence(8000), Step::Hangup],
-    )
-    .await;
+    let out =
+        call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(8000), Step::Hangup])
+            .await;
     assert!(!out.kinds().contains(&&CallEventKind::Fallback), "{:?}", out.kinds());
     assert_eq!(out.lines()[0], (Speaker::Caller, QUESTION, false), "replayed into the new stream");
 }
 
-async fn llm_errors_are_retried_with_backoff(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn llm_errors_are_retried_with_backoff() {
     let busy = ProviderError::Server { provider: "scripted-llm", status: 503 };
     let f = fakes(vec![say(QUESTION)], vec![LlmScript::Fail(busy), LlmScript::text("We open at nine.")]);
-    let out = call(
-        mode,
-        no_greeting(),
-        f,
-        vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
-    )
-    .await;
+    let out =
+        call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup])
+            .await;
     assert!(out.kinds().iter().any(|k| matches!(
         k,
         CallEventKind::ProviderRetry { stage: Stage::Llm, attempt: 1, backoff_ms: 1000, .. }
@@ -587,7 +506,8 @@ async fn llm_errors_are_retried_with_backoff(mode: Mode) {
     assert_eq!(out.lines()[1], (Speaker::Agent, "We open at nine.", false));
 }
 
-async fn repeated_failures_end_the_call_with_a_goodbye(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn repeated_failures_end_the_call_with_a_goodbye() {
     let refused = || ProviderError::Unauthorized { provider: "scripted-llm" };
     let f = fakes(
         vec![say(QUESTION), say(QUESTION)],
@@ -596,7 +516,6 @@ async fn repeated_failures_end_the_call_with_a_goodbye(mode: Mode) {
     let config = no_greeting();
     let (fallback, goodbye) = (config.fallback_line.clone(), config.failure_goodbye.clone());
     let out = call(
-        mode,
         config,
         f,
         vec![
@@ -615,10 +534,11 @@ async fn repeated_failures_end_the_call_with_a_goodbye(mode: Mode) {
     assert_eq!(failed, 2);
 }
 
-async fn dtmf_digits_make_a_turn(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn dtmf_digits_make_a_turn() {
     let f = fakes(vec![], vec![LlmScript::text("Thanks, order 42 is on its way.")]);
     let llm = f.llm.clone();
-    let out = call(mode, no_greeting(), f, vec![Step::Dtmf("42#"), Step::Silence(4000), Step::Hangup]).await;
+    let out = call(no_greeting(), f, vec![Step::Dtmf("42#"), Step::Silence(4000), Step::Hangup]).await;
     assert!(out.kinds().iter().any(|k| matches!(k, CallEventKind::TurnCommitted { dtmf: true, .. })));
     assert_eq!(out.lines()[0], (Speaker::Caller, "42", false));
     let last = llm.requests()[0].messages.last().cloned().expect("a message");
@@ -629,30 +549,32 @@ fn tool_call(name: &str) -> ToolCall {
     ToolCall { id: "call_1".into(), name: name.into(), arguments: "{}".into() }
 }
 
-async fn end_call_tool_hangs_up_after_the_goodbye_plays(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn end_call_tool_hangs_up_after_the_goodbye_plays() {
     let bye = "Thanks for calling, goodbye!";
     let script = LlmScript::Reply { text: bye.into(), tool_calls: vec![tool_call("end_call")] };
     let f = fakes(vec![say("That's all, bye.")], vec![script]);
-    let out =
-        call(mode, no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
+    let out = call(no_greeting(), f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
     assert_eq!(out.log.end, EndReason::AgentEnded);
     assert_eq!(out.lines().last(), Some(&(Speaker::Agent, bye, false)), "played to the end first");
 }
 
-async fn transfer_tool_hands_over_after_the_line_plays(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn transfer_tool_hands_over_after_the_line_plays() {
     let line = "Let me connect you to a colleague.";
     let script = LlmScript::Reply { text: line.into(), tool_calls: vec![tool_call("transfer_to_human")] };
     let f = fakes(vec![say("Can I talk to a person?")], vec![script]);
     let mut config = no_greeting();
     config.transfer_target = Some("sip:desk@example.com".into());
-    let out = call(mode, config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
+    let out = call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(20_000)]).await;
     let target = "sip:desk@example.com".to_owned();
     assert_eq!(out.log.end, EndReason::Transferred { target: target.clone() });
-    assert!(out.events.iter().any(|(_, e)| *e == SessionEvent::Transfer { target: target.clone() }));
+    assert!(out.events.iter().any(|(_, e)| *e == Action::Transfer { target: target.clone() }));
     assert_eq!(out.lines().last(), Some(&(Speaker::Agent, line, false)));
 }
 
-async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back(mode: Mode) {
+#[tokio::test(start_paused = true)]
+async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back() {
     let press =
         ToolCall { id: "call_1".into(), name: "send_dtmf".into(), arguments: r#"{"digits": "1#"}"#.into() };
     let f = fakes(
@@ -663,13 +585,8 @@ async fn the_send_dtmf_tool_presses_keys_and_the_model_hears_back(mode: Mode) {
     let mut config = no_greeting();
     config.dtmf_tool = true;
     let out =
-        call(mode, config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5_000), Step::Hangup])
-            .await;
-    assert!(
-        out.events.iter().any(|(_, e)| *e == SessionEvent::Dtmf { digits: "1#".into() }),
-        "{:?}",
-        out.events
-    );
+        call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5_000), Step::Hangup]).await;
+    assert!(out.events.iter().any(|(_, e)| *e == Action::Dtmf { digits: "1#".into() }), "{:?}", out.events);
     assert!(out.kinds().contains(&&CallEventKind::DtmfSent { digits: "1#".into() }), "{:?}", out.kinds());
     let requests = llm.requests();
     assert!(requests[0].tools.iter().any(|t| t.name == "send_dtmf"), "offered");
@@ -729,13 +646,8 @@ async fn http_tools_run_with_checked_arguments_and_a_filler_while_slow() {
     let mut config = no_greeting();
     config.tools = vec![tool];
     config.filler = Some((Duration::from_millis(150), "One moment, please.".into()));
-    let out = call(
-        Mode::Task,
-        config,
-        f,
-        vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup],
-    )
-    .await;
+    let out =
+        call(config, f, vec![Step::Say("store_hours_16k.wav"), Step::Silence(5000), Step::Hangup]).await;
 
     // The refused arguments never reached the server; the valid ones did.
     assert_eq!(*seen.lock().expect("lock"), [json!({"day": "saturday"})]);
@@ -775,24 +687,11 @@ async fn fixed_lines_are_synthesised_once_per_voice() {
             tts: tts.clone(),
             knowledge: None,
         };
-        let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
-        let mut handle =
-            spawn(SessionParts { config: SessionConfig::default(), providers, vad, recording: None });
-        let mut frames = 0;
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            tokio::select! {
-                f = handle.audio_out.recv() => frames += usize::from(f.is_some()),
-                () = tokio::time::sleep(Duration::from_millis(20)) => {
-                    let _ = handle.audio_in.send([0; 320]).await;
-                }
-            }
-        }
-        handle.control.send(Control::Hangup).await.expect("running");
-        let log = handle.task.await.expect("session");
-        assert_eq!(log.transcript[0].text, greeting);
+        let out =
+            call_with(SessionConfig::default(), providers, vec![Step::Silence(5000), Step::Hangup]).await;
+        assert_eq!(out.log.transcript[0].text, greeting);
         assert_eq!(
-            frames,
+            out.agent_frames.len(),
             ScriptedTts::default().samples_for(&greeting).div_ceil(320),
             "all of it, both times"
         );

@@ -1,5 +1,5 @@
 //! End to end on the local, offline providers: a fixture question goes into
-//! a session as 20 ms frames in real time; Whisper transcribes it, SmolLM2
+//! a call core as 20 ms frames in real time, driven as a transport drives it; Whisper transcribes it, SmolLM2
 //! answers from the agent's knowledge, Piper speaks the answer. The agent's
 //! audio is then transcribed again: it must say what the LLM wrote.
 
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::wer;
+use voxgate_pipeline::call::{CallClock, CallCore, CallParts, Output, Wake, now};
 use voxgate_pipeline::dsp::vad::{self, VadConfig};
 use voxgate_pipeline::knowledge::LocalKnowledge;
 use voxgate_pipeline::providers::local::embed::{Embedder, EmbedderConfig};
@@ -18,9 +19,7 @@ use voxgate_pipeline::providers::local::piper::PiperConfig;
 use voxgate_pipeline::providers::local::stt::LocalStt;
 use voxgate_pipeline::providers::local::tts::LocalTts;
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
-use voxgate_pipeline::session::{
-    Control, EndReason, Frame, Providers, SessionConfig, SessionEvent, SessionParts, Speaker, spawn,
-};
+use voxgate_pipeline::session::{EndReason, Providers, SessionConfig, SessionParts, Speaker};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -63,48 +62,39 @@ async fn a_spoken_question_gets_a_spoken_answer_from_the_local_models() -> TestR
     config.max_tokens = 48;
     let recording = std::env::temp_dir().join(format!("voxgate-e2e-{}.wav", std::process::id()));
     let vad = vad::build(&VadConfig::with_models_dir(&models))?;
-    let mut session = spawn(SessionParts { config, providers, vad, recording: Some(recording.clone()) });
+    let parts = CallParts::pcm16(SessionParts { config, providers, vad, recording: Some(recording.clone()) });
+    let mut core = CallCore::start(now(), parts)?;
 
     // The caller: the question, then silence while the agent answers.
     let mut reader = hound::WavReader::open(root().join("fixtures/audio/store_hours_16k.wav"))?;
     let question: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
-    let audio_in = session.audio_in.clone();
-    let caller = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_millis(20));
-        let silence = std::iter::repeat_n(0i16, 16_000 * 90);
-        for chunk in question.iter().copied().chain(silence).collect::<Vec<_>>().chunks(320) {
-            ticker.tick().await;
-            let mut frame: Frame = [0; 320];
-            frame[..chunk.len()].copy_from_slice(chunk);
-            if audio_in.send(frame).await.is_err() {
-                return;
-            }
-        }
-    });
-
+    let mut said = question.chunks(320);
     // Collect the agent's audio until it has been quiet for two seconds.
     let mut heard_audio: Vec<i16> = Vec::new();
+    let mut clock = CallClock::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let quiet = if heard_audio.is_empty() { Duration::from_secs(90) } else { Duration::from_secs(2) };
-        tokio::select! {
-            frame = session.audio_out.recv() => match frame {
-                Some(frame) => heard_audio.extend_from_slice(&frame),
-                None => break,
-            },
-            Some(_) = session.events.recv() => {}
-            () = tokio::time::sleep(quiet) => break,
-            () = tokio::time::sleep_until(deadline) => break,
+    let mut last_heard = None;
+    while tokio::time::Instant::now() < deadline
+        && last_heard.is_none_or(|t: tokio::time::Instant| t.elapsed() < Duration::from_secs(2))
+    {
+        if let Wake::Tick(at) = clock.wait(&mut core).await {
+            let mut frame = [0i16; 320];
+            if let Some(chunk) = said.next() {
+                frame[..chunk.len()].copy_from_slice(chunk);
+            }
+            core.handle_samples(at, &frame);
+            core.handle_tick(at);
+        }
+        while let Some(output) = core.poll_output() {
+            if let Output::Media(f) = output {
+                heard_audio.extend(f.payload.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+                last_heard = Some(tokio::time::Instant::now());
+            }
         }
     }
-    session.control.send(Control::Hangup).await?;
-    let log = session.task.await?;
-    caller.abort();
-    while let Ok(event) = session.events.try_recv() {
-        if let SessionEvent::Ended(reason) = event {
-            assert_eq!(reason, EndReason::CallerHungUp);
-        }
-    }
+    core.hang_up(now());
+    let log = core.finish(now());
+    assert_eq!(log.end, EndReason::CallerHungUp);
 
     let lines: Vec<_> = log.transcript.iter().map(|l| (l.speaker, l.text.as_str(), l.interrupted)).collect();
     let [(Speaker::Caller, asked, false), (Speaker::Agent, reply, false)] = lines[..] else {

@@ -2,19 +2,22 @@
 //!
 //! # Layout
 //! - [`message`]: pure parse and print of SIP messages, typed headers, URIs.
-//! - [`call`]: one inbound call's signalling (INVITE server transaction
-//!   and dialog), sans-IO on a simulated clock.
+//! - [`call`]: a call's signalling, sans-IO on a clock passed in: an
+//!   inbound call (INVITE server transaction and dialog), an outbound one
+//!   ([`call::outbound`]: client transactions, Digest, REFER), the dialog
+//!   table's keys ([`call::dialogs`]) and the [`call::Dialog`] trait a
+//!   call's media loop drives either through.
 //! - [`auth`]: Digest authentication, server and client side.
 //! - [`check`]: what a user agent server answers to a request it cannot
 //!   take (400, 416, 420, 501, 505 ...), before any transaction exists.
 //! - [`registration`]: REGISTER with a trunk, Digest, refresh before expiry.
 //! - [`responder`]: the front door for requests outside a dialog: answers
 //!   OPTIONS, refuses what it must, routes INVITEs by the dialled user.
-//! - [`rtp`]: RTP packets and RTCP reports.
+//! - [`limiter`]: per-client rate limits (SIP requests, HTTP).
+//! - [`rtp`]: RTP packets, RTCP reports, the media peer (latching) and the
+//!   sans-IO RTP endpoint of a call ([`rtp::endpoint`]).
 //! - [`sdp`]: SDP and the offer/answer of an audio call.
-//! - [`transport`]: the only module that owns sockets (UDP today).
-//! - next (issue 4): client transactions for outbound calls and REFER,
-//!   TCP, the media bridge.
+//! - [`transport`]: a UDP loop around the [`responder`] (the torture tests' server).
 //!
 //! # Example
 //!

@@ -4,103 +4,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use voxgate_pipeline::metrics::ChannelLabel;
-use voxgate_sip_bridge::call::{CallEvent, CallOutput, InboundCall};
+use voxgate_sip_bridge::call::{CallEvent, InboundCall};
 use voxgate_sip_bridge::check::Checked;
-use voxgate_sip_bridge::message::{Message, Request};
+use voxgate_sip_bridge::message::Request;
 use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
 
-use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
-use super::{Peer, Shared, Signal, host_port, rand_u32, sleep_until};
+use super::media::{self, CODECS, RtpSockets, SipLeg};
+use super::{Peer, Shared, Signal, host_port, rand_u32};
 use crate::agent::Agent;
 use crate::calls;
 
 /// An inbound call's signalling and where its messages go.
-struct Inbound {
-    call: InboundCall,
-    peer: Peer,
-    /// The sender of the message just handled: its refusal goes there.
-    sender: Option<Peer>,
-    socket: Arc<UdpSocket>,
-}
+type Inbound = SipLeg<InboundCall>;
 
-impl Inbound {
-    /// Sends what is due; returns the call's events.
-    fn send(&mut self) -> Vec<CallEvent> {
-        let mut events = Vec::new();
-        while let Some(o) = self.call.poll_output() {
-            match o {
-                CallOutput::Send(bytes) => self.peer.send(&self.socket, bytes),
-                CallOutput::Refuse(bytes) => {
-                    self.sender.as_ref().unwrap_or(&self.peer).send(&self.socket, bytes)
-                }
-                CallOutput::Event(e) => events.push(e),
-            }
-        }
-        events
-    }
-
-    /// Waits for the next message or timer, then sends what follows.
-    async fn step(&mut self, signalling: &mut mpsc::Receiver<Signal>) -> anyhow::Result<Vec<CallEvent>> {
-        let next = self.call.poll_timeout().map(Instant::from_std);
-        tokio::select! {
-            msg = signalling.recv() => match msg {
-                Some((m, from)) => Dialog::handle_message(self, std::time::Instant::now(), m, from),
-                None => anyhow::bail!("signalling closed"),
-            },
-            () = sleep_until(next) => self.call.handle_timeout(std::time::Instant::now()),
-        }
-        Ok(self.send())
-    }
-}
-
-impl Dialog for Inbound {
-    fn handle_message(&mut self, now: std::time::Instant, message: Message, from: Peer) {
-        self.sender = Some(from);
-        self.call.handle_message(now, message);
-    }
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.call.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: std::time::Instant) {
-        self.call.handle_timeout(now);
-    }
-    fn hangup(&mut self, now: std::time::Instant) {
-        self.call.hangup(now);
-    }
-    fn transfer(&mut self, now: std::time::Instant, target: &str) {
-        self.call.transfer(now, target);
-    }
-    fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str) {
-        self.call.answer_reinvite(now, sdp);
-    }
-    fn is_ended(&self) -> bool {
-        self.call.is_ended()
-    }
-    fn is_confirmed(&self) -> bool {
-        self.call.is_confirmed()
-    }
-    fn signalling_ip(&self) -> std::net::IpAddr {
-        self.peer.addr().ip()
-    }
-    fn flush(&mut self) -> Vec<DialogEvent> {
-        self.send()
-            .into_iter()
-            .map(|e| match e {
-                CallEvent::Ended(cause) => {
-                    tracing::info!(?cause, "call signalling ended");
-                    DialogEvent::Ended
-                }
-                CallEvent::Dtmf(c) => DialogEvent::Dtmf(c),
-                CallEvent::ReInvite { offer } => DialogEvent::ReInvite { offer },
-                CallEvent::Confirmed { .. } => DialogEvent::Confirmed,
-            })
-            .collect()
-    }
+/// Waits for the next message or timer, then sends what follows.
+async fn step(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<CallEvent>> {
+    inbound.step(signalling, cancel).await.ok_or_else(|| anyhow::anyhow!("signalling closed"))
 }
 
 /// An INVITE that starts a call.
@@ -127,15 +54,15 @@ pub(super) async fn run_call(
     let local = host_port(advertised, shared.sip_port);
     let contact = format!("sip:voxgate@{local}");
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
-    let mut inbound = Inbound { call, peer, sender: None, socket: shared.socket.clone() };
-    inbound.send();
+    let mut inbound = SipLeg::new(call, peer, shared.socket.clone());
+    inbound.flush();
     let agent = match shared.calls.agents.get(&agent).await {
         Ok(agent) => agent,
         Err(e) => {
             // Routed a moment ago; deleted since, or unbuildable (a model missing).
             tracing::warn!(sip_call_id = %call_id, error = %e, "no agent for the call");
-            inbound.call.reject(std::time::Instant::now(), 480, "Temporarily Unavailable");
-            inbound.send();
+            inbound.dialog.reject(std::time::Instant::now(), 480, "Temporarily Unavailable");
+            inbound.flush();
             return;
         }
     };
@@ -145,9 +72,9 @@ pub(super) async fn run_call(
         Err(full) => {
             let (status, reason) = full.sip_status();
             let retry = [("Retry-After", shared.calls.admission.retry_after_s().to_string())];
-            inbound.call.reject_with(std::time::Instant::now(), status, reason, &retry);
-            inbound.send();
-            finish_signalling(&mut inbound, &mut signalling).await;
+            inbound.dialog.reject_with(std::time::Instant::now(), status, reason, &retry);
+            inbound.flush();
+            finish_signalling(&mut inbound, &mut signalling, &cancel).await;
             return;
         }
     };
@@ -162,8 +89,8 @@ pub(super) async fn run_call(
         Ok(Some(log)) => calls::save_log(&shared.calls, &info, &log).await,
         Err(e) => {
             tracing::warn!(call_id = %info.id, error = %e, "call failed");
-            inbound.call.hangup(std::time::Instant::now());
-            inbound.send();
+            inbound.dialog.hangup(std::time::Instant::now());
+            inbound.flush();
         }
     }
 }
@@ -180,7 +107,7 @@ async fn answer(
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<voxgate_pipeline::session::CallLog>> {
     let config = &shared.calls.config;
-    let sockets = RtpSockets::bind(config, shared.advertised_for(inbound.peer.addr())).await?;
+    let sockets = RtpSockets::bind(config, shared.advertised_for(inbound.peer().addr())).await?;
     let (advertised, rtp_port) = (sockets.advertised, sockets.port);
     // Usually the INVITE carries the offer; without one, ours goes in the
     // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
@@ -192,33 +119,32 @@ async fn answer(
         match answered {
             Ok((answer, n)) => (answer, Some(n)),
             Err(e) => {
-                inbound.call.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
-                inbound.send();
+                inbound.dialog.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+                inbound.flush();
                 anyhow::bail!("{e}");
             }
         }
     };
-    let recording = calls::recording_path(config, &info.id);
     if config.sip.ring_ms > 0 {
-        inbound.call.ring();
-        inbound.send();
+        inbound.dialog.ring();
+        inbound.flush();
         // The caller may cancel while it rings.
         let ring = tokio::time::sleep(Duration::from_millis(u64::from(config.sip.ring_ms)));
         tokio::pin!(ring);
         loop {
             let events = tokio::select! {
                 () = &mut ring => break,
-                e = inbound.step(signalling) => e?,
+                e = step(inbound, signalling, cancel) => e?,
             };
             if events.iter().any(|e| matches!(e, CallEvent::Ended(_))) {
                 // Cancelled: the 487 still waits for its ACK.
-                finish_signalling(inbound, signalling).await;
+                finish_signalling(inbound, signalling, cancel).await;
                 return Ok(None);
             }
         }
     }
-    inbound.call.answer(std::time::Instant::now(), &local_sdp.to_text());
-    inbound.send();
+    inbound.dialog.answer(std::time::Instant::now(), &local_sdp.to_text());
+    inbound.flush();
     let setup = voxgate_pipeline::metrics::metrics();
     setup
         .call_setup
@@ -228,13 +154,13 @@ async fn answer(
     // words go to an address the caller has confirmed.
     let negotiated = match early {
         Some(n) => {
-            wait_for_ack(inbound, signalling).await?;
+            wait_for_ack(inbound, signalling, cancel).await?;
             n
         }
-        None => answer_in_ack(inbound, signalling).await?,
+        None => answer_in_ack(inbound, signalling, cancel).await?,
     };
     calls::started(&shared.calls, info, agent).await;
-    let log = media::run(shared, agent, inbound, sockets, negotiated, recording, signalling, cancel).await?;
+    let log = media::run(shared, (&info.id, agent), inbound, sockets, negotiated, signalling, cancel).await?;
     Ok(Some(log))
 }
 
@@ -242,9 +168,10 @@ async fn answer(
 async fn answer_in_ack(
     inbound: &mut Inbound,
     signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<Negotiated> {
     loop {
-        for event in inbound.step(signalling).await? {
+        for event in step(inbound, signalling, cancel).await? {
             match event {
                 CallEvent::Confirmed { sdp } => {
                     let answer = sdp.ok_or_else(|| anyhow::anyhow!("the ACK carried no SDP answer"))?;
@@ -258,9 +185,13 @@ async fn answer_in_ack(
 }
 
 /// Steps the signalling until the caller's ACK confirms the answer.
-async fn wait_for_ack(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Signal>) -> anyhow::Result<()> {
+async fn wait_for_ack(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
     loop {
-        for event in inbound.step(signalling).await? {
+        for event in step(inbound, signalling, cancel).await? {
             match event {
                 CallEvent::Confirmed { .. } => return Ok(()),
                 CallEvent::Ended(cause) => anyhow::bail!("ended before the ACK: {cause:?}"),
@@ -272,10 +203,14 @@ async fn wait_for_ack(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Sig
 
 /// Runs the signalling of a call that ended before it was answered (the
 /// final response waits for its ACK).
-async fn finish_signalling(inbound: &mut Inbound, signalling: &mut mpsc::Receiver<Signal>) {
+async fn finish_signalling(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) {
     let deadline = Instant::now() + voxgate_sip_bridge::call::TIMEOUT;
-    while inbound.call.poll_timeout().is_some() && Instant::now() < deadline {
-        if inbound.step(signalling).await.is_err() {
+    while inbound.dialog.poll_timeout().is_some() && Instant::now() < deadline {
+        if inbound.step(signalling, cancel).await.is_none() {
             break;
         }
     }

@@ -9,17 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use voxgate_sip_bridge::call::outbound::{Dial, OutboundCall, OutboundEvent, OutboundOutput, Outcome};
-use voxgate_sip_bridge::message::Message;
+use voxgate_sip_bridge::call::outbound::{Dial, OutboundCall, OutboundEvent, Outcome};
 use voxgate_sip_bridge::sdp::{self, Sdp};
 
-use super::media::{self, CODECS, Dialog, DialogEvent, RtpSockets};
+use super::media::{self, CODECS, RtpSockets, SipLeg};
 use super::trunk::{self, Route};
-use super::{DialogTable, Peer, Shared, Signal, host_port, rand_u32, sleep_until};
+use super::{DialogTable, Peer, Shared, Signal, host_port, rand_u32};
 use crate::agent::Agent;
 use crate::calls;
 
@@ -286,134 +283,37 @@ fn within_limits(
     Ok(())
 }
 
-/// An outbound call's signalling and where its messages go.
-struct Outbound {
-    call: OutboundCall,
-    socket: Arc<UdpSocket>,
-    /// Where requests (and our answers) go.
-    hop: SocketAddr,
-    /// The sender of the message just handled: its refusal goes there.
-    sender: Option<Peer>,
-    id: String,
-    dialer: Dialer,
-}
-
-impl Outbound {
-    /// Sends what is due; reports progress to the dialer; returns the events.
-    fn send(&mut self) -> Vec<OutboundEvent> {
-        let mut events = Vec::new();
-        while let Some(o) = self.call.poll_output() {
-            match o {
-                OutboundOutput::Send(bytes) => {
-                    if let Err(e) = self.socket.try_send_to(&bytes, self.hop) {
-                        tracing::debug!(error = %e, "SIP send failed");
-                    }
-                }
-                OutboundOutput::Refuse(bytes) => match &self.sender {
-                    Some(sender) => sender.send(&self.socket, bytes),
-                    None => tracing::debug!("a refusal with no sender"),
-                },
-                OutboundOutput::Event(e) => {
-                    self.report(&e);
-                    events.push(e);
-                }
-            }
+/// Reports an outbound call's progress to the dialer.
+fn report(dialer: &Dialer, id: &str, event: &OutboundEvent) {
+    let now = unix_ms();
+    dialer.update(id, |s| match event {
+        OutboundEvent::Ringing => s.status = CallStatus::Ringing,
+        OutboundEvent::Answered { .. } => {
+            s.status = CallStatus::Answered;
+            s.answered_at = Some(now);
         }
-        events
-    }
-
-    fn report(&self, event: &OutboundEvent) {
-        let now = unix_ms();
-        self.dialer.update(&self.id, |s| match event {
-            OutboundEvent::Ringing => s.status = CallStatus::Ringing,
-            OutboundEvent::Answered { .. } => {
-                s.status = CallStatus::Answered;
-                s.answered_at = Some(now);
-            }
-            OutboundEvent::Ended(outcome) => {
-                s.ended_at = Some(now);
-                s.status = match outcome {
-                    Outcome::Completed { by_remote } => {
-                        s.hung_up_by = Some(if *by_remote { "remote" } else { "agent" });
-                        CallStatus::Completed
-                    }
-                    Outcome::Transferred { target } => {
-                        s.transferred_to = Some(target.clone());
-                        CallStatus::Transferred
-                    }
-                    Outcome::Busy => CallStatus::Busy,
-                    Outcome::NoAnswer => CallStatus::NoAnswer,
-                    Outcome::Failed { status } => {
-                        s.sip_status = Some(*status);
-                        CallStatus::Failed
-                    }
-                };
-                tracing::info!(call_id = %s.id, outcome = ?outcome, "outbound call ended");
-            }
-            OutboundEvent::Dtmf(_) | OutboundEvent::ReInvite { .. } => {}
-        });
-    }
-
-    async fn step(
-        &mut self,
-        signalling: &mut mpsc::Receiver<Signal>,
-        cancel: &CancellationToken,
-    ) -> Vec<OutboundEvent> {
-        let next = self.call.poll_timeout().map(Instant::from_std);
-        let now = std::time::Instant::now;
-        tokio::select! {
-            () = cancel.cancelled() => self.call.hangup(now()),
-            msg = signalling.recv() => match msg {
-                Some((m, from)) => Dialog::handle_message(self, now(), m, from),
-                None => self.call.hangup(now()),
-            },
-            () = sleep_until(next) => self.call.handle_timeout(now()),
+        OutboundEvent::Ended(outcome) => {
+            s.ended_at = Some(now);
+            s.status = match outcome {
+                Outcome::Completed { by_remote } => {
+                    s.hung_up_by = Some(if *by_remote { "remote" } else { "agent" });
+                    CallStatus::Completed
+                }
+                Outcome::Transferred { target } => {
+                    s.transferred_to = Some(target.clone());
+                    CallStatus::Transferred
+                }
+                Outcome::Busy => CallStatus::Busy,
+                Outcome::NoAnswer => CallStatus::NoAnswer,
+                Outcome::Failed { status } => {
+                    s.sip_status = Some(*status);
+                    CallStatus::Failed
+                }
+            };
+            tracing::info!(call_id = %s.id, outcome = ?outcome, "outbound call ended");
         }
-        self.send()
-    }
-}
-
-impl Dialog for Outbound {
-    fn handle_message(&mut self, now: std::time::Instant, message: Message, from: Peer) {
-        self.sender = Some(from);
-        self.call.handle_message(now, &message);
-    }
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.call.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: std::time::Instant) {
-        self.call.handle_timeout(now);
-    }
-    fn hangup(&mut self, now: std::time::Instant) {
-        self.call.hangup(now);
-    }
-    fn transfer(&mut self, now: std::time::Instant, target: &str) {
-        self.call.transfer(now, target);
-    }
-    fn answer_reinvite(&mut self, now: std::time::Instant, sdp: &str) {
-        self.call.answer_reinvite(now, sdp);
-    }
-    fn is_ended(&self) -> bool {
-        self.call.is_ended()
-    }
-    fn is_confirmed(&self) -> bool {
-        // Media starts once the far end has answered (and we have ACKed).
-        true
-    }
-    fn signalling_ip(&self) -> std::net::IpAddr {
-        self.hop.ip()
-    }
-    fn flush(&mut self) -> Vec<DialogEvent> {
-        self.send()
-            .into_iter()
-            .filter_map(|e| match e {
-                OutboundEvent::Ended(_) => Some(DialogEvent::Ended),
-                OutboundEvent::Dtmf(c) => Some(DialogEvent::Dtmf(c)),
-                OutboundEvent::ReInvite { offer } => Some(DialogEvent::ReInvite { offer }),
-                OutboundEvent::Ringing | OutboundEvent::Answered { .. } => None,
-            })
-            .collect()
-    }
+        OutboundEvent::Dtmf(_) | OutboundEvent::ReInvite { .. } => {}
+    });
 }
 
 /// Runs one outbound call: rings, and once answered, the agent talks.
@@ -433,27 +333,34 @@ async fn run(
     let offer = sdp::offer(sockets.advertised, sockets.port, u64::from(rand_u32())).to_text();
     let tag = format!("vg{:016x}", rand::random::<u64>());
     let call = OutboundCall::new(std::time::Instant::now(), dial, &sip_call_id, &tag, &offer);
-    let mut out = Outbound { call, socket: shared.socket.clone(), hop, sender: None, id: id.clone(), dialer };
-    out.send();
+    let reporter = (dialer.clone(), id.clone());
+    let mut out = SipLeg::new(call, Peer::Udp(hop), shared.socket.clone())
+        .observed(move |e| report(&reporter.0, &reporter.1, e));
+    out.flush();
     // Until the far end answers (or the call ends without an answer).
     let answer = loop {
-        let events = out.step(&mut signalling, &cancel).await;
+        let Some(events) = out.step(&mut signalling, &cancel).await else {
+            // The signalling loop is gone (the server is stopping).
+            out.dialog.hangup(std::time::Instant::now());
+            out.flush();
+            return;
+        };
         if let Some(sdp) = events.iter().find_map(|e| match e {
             OutboundEvent::Answered { sdp } => Some(sdp.clone()),
             _ => None,
         }) {
             break sdp;
         }
-        if out.call.is_ended() {
+        if out.dialog.is_ended() {
             return;
         }
     };
     // With no proxy in the way, the dialog continues at the far end's Contact.
     if direct
-        && let Some(contact) = out.call.remote_target().cloned()
+        && let Some(contact) = out.dialog.remote_target().cloned()
         && let Ok(addr) = trunk::resolve(&contact).await
     {
-        out.hop = addr;
+        out.set_peer(Peer::Udp(addr));
     }
     let negotiated = match Sdp::parse(&answer)
         .map_err(anyhow::Error::from)
@@ -462,15 +369,16 @@ async fn run(
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(call_id = %id, error = %e, "the answer's SDP is unusable; hanging up");
-            out.call.hangup(std::time::Instant::now());
-            while !out.call.is_ended() {
-                out.step(&mut signalling, &cancel).await;
+            out.dialog.hangup(std::time::Instant::now());
+            while !out.dialog.is_ended() {
+                if out.step(&mut signalling, &cancel).await.is_none() {
+                    break;
+                }
             }
             return;
         }
     };
-    let recording = calls::recording_path(&shared.calls.config, &id);
-    let placed = out.dialer.status(&id);
+    let placed = dialer.status(&id);
     let info = calls::CallInfo {
         direction: calls::Direction::Outbound,
         callee: placed.as_ref().map(|s| s.to.clone()),
@@ -481,13 +389,13 @@ async fn run(
     };
     calls::started(&shared.calls, &info, &agent).await;
     let result =
-        media::run(&shared, &agent, &mut out, sockets, negotiated, recording, &mut signalling, &cancel).await;
+        media::run(&shared, (&id, &agent), &mut out, sockets, negotiated, &mut signalling, &cancel).await;
     match result {
         Ok(log) => calls::save_log(&shared.calls, &info, &log).await,
         Err(e) => {
             tracing::warn!(call_id = %id, error = %e, "outbound call failed");
-            out.call.hangup(std::time::Instant::now());
-            out.send();
+            out.dialog.hangup(std::time::Instant::now());
+            out.flush();
         }
     }
 }

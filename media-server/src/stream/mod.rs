@@ -1,18 +1,12 @@
 //! Calls that arrive as a websocket media stream: telephony providers that
-//! speak the Twilio Media Streams protocol ([`twilio`]), and simple
-//! clients with plain JSON frames ([`json`]). Either way the audio goes
-//! into the same pipeline session as a phone call's, and the call is
-//! recorded and logged the same way.
+//! speak the Twilio Media Streams protocol, and simple clients with plain
+//! JSON frames (the protocols: `voxgate-streams`). Either way the audio
+//! goes into the same call core as a phone call's, on the call's own
+//! 20 ms clock, and the call is recorded and logged the same way.
 //!
 //! A stream must `start` within 10 s. Bad messages (bad JSON, bad base64,
 //! wrong sizes, audio before `start`) are counted and ignored; 50 of them,
 //! or more than 250 messages in a second, close the socket with a reason.
-
-mod json;
-mod protocol;
-mod twilio;
-
-pub use protocol::{FrameError, Incoming, Protocol};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +15,16 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output, Wake, now};
 use voxgate_pipeline::metrics::{ChannelLabel, metrics};
-use voxgate_pipeline::session::{self, Control, Frame, SessionEvent, SessionParts, Speaker};
+use voxgate_pipeline::session::{Control, Speaker};
+use voxgate_streams::{Incoming, Protocol, json, twilio};
 
-use crate::calls::{self, CallContext};
+use crate::calls::{self, CallContext, Carrier};
 use crate::http::AppState;
 use crate::media_access::Access;
 
@@ -98,10 +96,7 @@ pub async fn twilio(
     State(state): State<AppState>,
 ) -> Response {
     upgrade(ws, &state, &query, MAX_MESSAGE_BYTES, |socket, calls, access| async move {
-        match twilio::Twilio::new() {
-            Ok(protocol) => serve(socket, protocol, calls, "twilio", access, None).await,
-            Err(e) => tracing::error!(error = %e, "stream codec"),
-        }
+        serve(socket, twilio::Twilio::default(), calls, "twilio", access, None).await;
     })
 }
 
@@ -147,10 +142,7 @@ pub async fn twilio_for(
     }
     let fixed = agent.id.clone().unwrap_or_default();
     upgrade_with(ws, &state, access, MAX_MESSAGE_BYTES, move |socket, calls, access| async move {
-        match twilio::Twilio::new() {
-            Ok(protocol) => serve(socket, protocol, calls, "twilio", access, Some(fixed)).await,
-            Err(e) => tracing::error!(error = %e, "stream codec"),
-        }
+        serve(socket, twilio::Twilio::default(), calls, "twilio", access, Some(fixed)).await;
     })
 }
 
@@ -219,7 +211,51 @@ pub async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-/// Runs one stream: waits for `start`, then bridges it to a session of the
+/// What the client said in `start`.
+struct Start {
+    agent: Option<String>,
+    external_id: Option<String>,
+    caller: Option<String>,
+    token: Option<String>,
+}
+
+/// Waits up to 10 s for the client's `start`; `None` once the socket is
+/// closed (with the reason, when there is one).
+async fn wait_for_start<P: Protocol>(
+    socket: &mut WebSocket,
+    protocol: &mut P,
+    limits: &mut Limits,
+) -> Result<Start, Option<&'static str>> {
+    let deadline = Instant::now() + START_WITHIN;
+    loop {
+        let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Err(_) => return Err(Some("no start within 10 s")),
+            Ok(None | Some(Err(_))) => return Err(None),
+            Ok(Some(Ok(m))) => m,
+        };
+        if let Some(reason) = limits.message() {
+            return Err(Some(reason));
+        }
+        let problem = match message {
+            Message::Text(text) => match protocol.parse(text.as_str()) {
+                Ok(Incoming::Start { agent, external_id, caller, token }) => {
+                    return Ok(Start { agent, external_id, caller, token });
+                }
+                Ok(Incoming::Nothing) => continue,
+                Ok(other) => limits.bad(&format!("{other:?} before start")),
+                Err(e) => limits.bad(&e),
+            },
+            Message::Binary(_) => limits.bad(&"a binary message"),
+            Message::Close(_) => return Err(None),
+            Message::Ping(_) | Message::Pong(_) => None,
+        };
+        if problem.is_some() {
+            return Err(problem);
+        }
+    }
+}
+
+/// Runs one stream: waits for `start`, then bridges it to a call of the
 /// agent `fixed` names (else the one `start` names), if `access` reaches it.
 async fn serve<P: Protocol>(
     mut socket: WebSocket,
@@ -231,38 +267,17 @@ async fn serve<P: Protocol>(
 ) {
     let mut limits = Limits::new(channel);
     let received = std::time::Instant::now();
-    let deadline = Instant::now() + START_WITHIN;
-    let (agent, external_id, caller, token) = loop {
-        let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
-            Err(_) => return close(socket, close_code::POLICY, "no start within 10 s").await,
-            Ok(None | Some(Err(_))) => return,
-            Ok(Some(Ok(m))) => m,
-        };
-        if let Some(reason) = limits.message() {
-            return close(socket, close_code::POLICY, reason).await;
-        }
-        let problem = match message {
-            Message::Text(text) => match protocol.parse(text.as_str()) {
-                Ok(Incoming::Start { agent, external_id, caller, token }) => {
-                    break (agent, external_id, caller, token);
-                }
-                Ok(Incoming::Nothing) => continue,
-                Ok(other) => limits.bad(&format!("{other:?} before start")),
-                Err(e) => limits.bad(&e),
-            },
-            Message::Binary(_) => limits.bad(&"a binary message"),
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => None,
-        };
-        if let Some(reason) = problem {
-            return close(socket, close_code::POLICY, reason).await;
-        }
+    let start = match wait_for_start(&mut socket, &mut protocol, &mut limits).await {
+        Ok(start) => start,
+        Err(Some(reason)) => return close(socket, close_code::POLICY, reason).await,
+        Err(None) => return,
     };
     // A token in `start` (a Twilio <Parameter>) must be valid, and opens its agent.
-    let Some(access) = access.with_start_token(&calls.tokens, token.as_deref()) else {
+    let Some(access) = access.with_start_token(&calls.tokens, start.token.as_deref()) else {
         return close(socket, close_code::POLICY, "invalid or expired token").await;
     };
-    let agent = match calls.agents.get(fixed.as_deref().or(agent.as_deref()).unwrap_or_default()).await {
+    let agent = match calls.agents.get(fixed.as_deref().or(start.agent.as_deref()).unwrap_or_default()).await
+    {
         Ok(agent) if calls.may_use(&access, &agent) => agent,
         Ok(_) => return close(socket, close_code::POLICY, "unknown agent").await,
         Err(e) => {
@@ -275,120 +290,168 @@ async fn serve<P: Protocol>(
         return close(socket, close_code::AGAIN, "busy: at a call limit; try again later").await;
     };
     let id = calls::new_id();
-    tracing::info!(call_id = %id, channel, external_id = ?external_id, "media stream started");
-    let vad = match voxgate_pipeline::dsp::vad::build(&calls.config.vad_config()) {
-        Ok(v) => v,
+    tracing::info!(call_id = %id, channel, external_id = ?start.external_id, "media stream started");
+    let carrier = Carrier {
+        codec: protocol.codec(),
+        arrival: Arrival::InOrder,
+        telephone_events: false,
+        no_media: None,
+    };
+    let core = match calls.start_core(&id, &agent, carrier) {
+        Ok(core) => core,
         Err(e) => {
-            tracing::error!(error = %e, "voice activity detector");
+            tracing::error!(error = %e, "a media stream's call cannot start");
             return close(socket, close_code::ERROR, "server error").await;
         }
     };
     let info = calls::CallInfo {
-        caller,
-        external_id: external_id.clone(),
+        caller: start.caller,
+        external_id: start.external_id,
         ..calls::CallInfo::for_agent(&id, channel, &agent)
     };
     calls::started(&calls, &info, &agent).await;
-    let mut session = session::spawn(SessionParts {
-        config: agent.session.clone(),
-        providers: agent.providers.clone(),
-        vad,
-        recording: Some(calls::recording_path(&calls.config, &id)),
-    });
     if let Some(ack) = protocol.started(&id) {
         let _ = socket.send(Message::Text(ack.into())).await;
     }
     metrics().call_setup.get_or_create(&ChannelLabel { channel }).observe(received.elapsed().as_secs_f64());
-    let mut turn_marks = 0u64;
-    let mut close_reason: Option<(u16, &'static str)> = None;
-    let (mut client_gone, mut agent_audio) = (false, true);
-    loop {
-        tokio::select! {
-            biased;
-            // The agent's voice first, so a mark or a clear follows what it covers.
-            frame = session.audio_out.recv(), if agent_audio => {
-                let Some(frame) = frame else {
-                    agent_audio = false;
-                    continue;
-                };
-                if let Some(text) = protocol.audio(&frame)
-                    && socket.send(Message::Text(text.into())).await.is_err()
-                {
-                    let _ = session.control.try_send(Control::Hangup);
+    let (log, (code, reason)) = Stream { protocol, limits, id, core, turn_marks: 0 }.run(socket).await;
+    calls::save_log(&calls, &info, &log).await;
+    tracing::info!(code, reason, "closing a media stream");
+}
+
+/// A stream's call in progress.
+struct Stream<P> {
+    protocol: P,
+    limits: Limits,
+    id: String,
+    core: CallCore,
+    /// Marks sent, one at each line of the agent's.
+    turn_marks: u64,
+}
+
+impl<P: Protocol> Stream<P> {
+    /// Runs the call on its own 20 ms clock until it ends; closes the
+    /// socket with the reason and returns the call log.
+    async fn run(mut self, socket: WebSocket) -> (voxgate_pipeline::session::CallLog, (u16, &'static str)) {
+        let (mut sink, mut incoming) = socket.split();
+        // What we send goes through a queue, so a slow client never holds up the call's clock.
+        let (out, mut queue) = mpsc::channel::<Message>(64);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = queue.recv().await {
+                if sink.send(message).await.is_err() {
+                    break;
                 }
             }
-            event = session.events.recv() => match event {
-                Some(SessionEvent::Clear) => {
-                    let _ = socket.send(Message::Text(protocol.clear().into())).await;
-                }
-                Some(SessionEvent::Transcript { speaker, text, is_final }) => {
-                    if let Some(t) = protocol.transcript(speaker, &text, is_final) {
-                        let _ = socket.send(Message::Text(t.into())).await;
+        });
+        let mut clock = CallClock::new();
+        let mut close_reason = None;
+        let mut client_gone = false;
+        while !self.core.is_ended() {
+            tokio::select! {
+                wake = clock.wait(&mut self.core) => if let Wake::Tick(now) = wake {
+                    self.core.handle_tick(now);
+                },
+                message = incoming.next(), if !client_gone => match message {
+                    Some(Ok(m)) => {
+                        if let Some(reason) = self.handle(m) {
+                            // Read no more: the call ends and the socket closes with this reason.
+                            close_reason = Some((close_code::POLICY, reason));
+                            client_gone = true;
+                            self.core.hang_up(now());
+                        }
                     }
-                    // The agent starts a line: mark the end of what came before.
-                    if speaker == Speaker::Agent {
-                        turn_marks += 1;
-                        let name = format!("line-{turn_marks}");
-                        let _ = socket.send(Message::Text(protocol.mark(&name).into())).await;
-                    }
-                }
-                Some(SessionEvent::Transfer { target }) => {
-                    tracing::warn!(%target, "a media stream cannot be transferred; the call ends");
-                }
-                Some(SessionEvent::Dtmf { .. }) => {
-                    tracing::warn!("a media stream cannot send keys");
-                }
-                Some(SessionEvent::Ended(_)) | None => break,
-            },
-            message = socket.recv(), if !client_gone => {
-                let message = match message {
-                    Some(Ok(m)) => m,
                     // The client went away.
                     None | Some(Err(_)) => {
                         client_gone = true;
-                        let _ = session.control.try_send(Control::Hangup);
-                        continue;
+                        self.core.hang_up(now());
                     }
-                };
-                let mut problem = limits.message();
-                match message {
-                    Message::Text(text) => match protocol.parse(text.as_str()) {
-                        Ok(Incoming::Audio(frames)) => {
-                            for frame in frames {
-                                // A client faster than real time loses what does not fit.
-                                let _ = session.audio_in.try_send(frame);
-                            }
-                        }
-                        Ok(Incoming::Dtmf(key)) => {
-                            let _ = session.control.try_send(Control::Dtmf(key));
-                        }
-                        Ok(Incoming::Stop) => {
-                            let _ = session.control.try_send(Control::Hangup);
-                        }
-                        Ok(Incoming::Mark(name)) => tracing::debug!(call_id = %id, %name, "the client played up to a mark"),
-                        Ok(Incoming::Nothing) => {}
-                        Ok(Incoming::Start { .. }) => problem = problem.or(limits.bad(&"a second start")),
-                        Err(e) => problem = problem.or(limits.bad(&e)),
-                    },
-                    Message::Binary(_) => problem = problem.or(limits.bad(&"a binary message")),
-                    Message::Close(_) => {
-                        let _ = session.control.try_send(Control::Hangup);
-                    }
-                    Message::Ping(_) | Message::Pong(_) => {}
-                }
-                if let Some(reason) = problem {
-                    // Read no more: the call ends and the socket closes with this reason.
-                    close_reason = Some((close_code::POLICY, reason));
-                    client_gone = true;
-                    let _ = session.control.try_send(Control::Hangup);
-                }
+                },
+            }
+            if self.forward(&out) {
+                break;
             }
         }
+        let log = self.core.finish(now());
+        let (code, reason) = close_reason.unwrap_or((close_code::NORMAL, "call ended"));
+        let _ = out.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+        drop(out);
+        let _ = writer.await;
+        (log, (code, reason))
     }
-    match session.task.await {
-        Ok(log) => calls::save_log(&calls, &info, &log).await,
-        Err(e) => tracing::error!(call_id = %id, error = %e, "session failed"),
+
+    /// One message from the client; the reason to close, if there is one.
+    fn handle(&mut self, message: Message) -> Option<&'static str> {
+        let now = now();
+        let mut problem = self.limits.message();
+        match message {
+            Message::Text(text) => match self.protocol.parse(text.as_str()) {
+                Ok(Incoming::Audio(bytes)) => {
+                    if !self.core.handle_audio(now, &bytes) {
+                        problem = problem.or(self.limits.bad(&"audio that does not decode"));
+                    }
+                }
+                Ok(Incoming::Dtmf(key)) => self.core.handle_control(now, Control::Dtmf(key)),
+                Ok(Incoming::Stop) => self.core.hang_up(now),
+                Ok(Incoming::Mark(name)) => {
+                    tracing::debug!(call_id = %self.id, %name, "the client played up to a mark")
+                }
+                Ok(Incoming::Nothing) => {}
+                Ok(Incoming::Start { .. }) => problem = problem.or(self.limits.bad(&"a second start")),
+                Err(e) => problem = problem.or(self.limits.bad(&e)),
+            },
+            Message::Binary(_) => problem = problem.or(self.limits.bad(&"a binary message")),
+            Message::Close(_) => self.core.hang_up(now),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        problem
     }
-    let (code, reason) = close_reason.unwrap_or((close_code::NORMAL, "call ended"));
-    close(socket, code, reason).await;
+
+    /// Carries out what the core asks, in order; true when the call is over.
+    fn forward(&mut self, out: &mpsc::Sender<Message>) -> bool {
+        let mut over = false;
+        while let Some(output) = self.core.poll_output() {
+            let text = match output {
+                Output::Media(frame) => {
+                    if let Some(text) = self.protocol.audio(frame.payload)
+                        && out.try_send(Message::Text(text.into())).is_err()
+                    {
+                        // A client that does not keep up loses the frame, as a network would.
+                        self.core.frame_not_sent();
+                    }
+                    continue;
+                }
+                Output::Action(Action::Clear) => Some(self.protocol.clear()),
+                Output::Action(Action::Transcript { speaker, text, is_final }) => {
+                    let line = self.protocol.transcript(speaker, &text, is_final);
+                    if let Some(line) = line {
+                        let _ = out.try_send(Message::Text(line.into()));
+                    }
+                    // The agent starts a line: mark the end of what came before.
+                    (speaker == Speaker::Agent).then(|| {
+                        self.turn_marks += 1;
+                        self.protocol.mark(&format!("line-{}", self.turn_marks))
+                    })
+                }
+                Output::Action(Action::Transfer { target }) => {
+                    tracing::warn!(%target, "a media stream cannot be transferred; the call ends");
+                    over = true;
+                    None
+                }
+                Output::Action(Action::Dtmf { .. }) => {
+                    tracing::warn!("a media stream cannot send keys");
+                    None
+                }
+                Output::Action(Action::HangUp) => {
+                    over = true;
+                    None
+                }
+            };
+            if let Some(text) = text
+                && out.try_send(Message::Text(text.into())).is_err()
+            {
+                tracing::debug!(call_id = %self.id, "a stream message dropped: the client is not keeping up");
+            }
+        }
+        over
+    }
 }

@@ -7,15 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::turn::HangupReason;
 
-/// Who spoke a transcript line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Speaker {
-    /// The person calling.
-    Caller,
-    /// The AI agent.
-    Agent,
-}
+pub use voxgate_domain::Speaker;
 
 /// One line of the transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

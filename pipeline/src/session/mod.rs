@@ -1,24 +1,23 @@
-//! The session driver: per call, it wires the caller's audio, the turn
-//! machine and the providers together. It runs one of two ways: as a task
-//! of its own behind channels ([`spawn`]: websocket media streams), or called
-//! from the transport's 20 ms media clock ([`Session`]: SIP and WebRTC), where one
-//! wake-up of the call's task takes a caller frame in and the agent's out.
+//! The session: per call, it wires the caller's audio, the turn machine and
+//! the providers together. Time is passed in: its transport (through the
+//! call core, [`crate::call`]) calls it on each 20 ms tick with the caller's
+//! frame and takes the agent's frame that comes of it, so one wake-up of the
+//! call's task serves a frame both ways.
 //!
 //! ```text
-//!  transport ──control lane──► ┌──────────────────────────────┐ ──events (Clear, Transfer, Ended)──► transport
-//!  (SIP, WebRTC, websocket)    │ session task                 │
-//!            ──caller frames─► │  VAD -> endpointer ─┐        │ ──agent frames, paced 20 ms──────► transport
-//!                              │  STT lane (task) ───┼─► turn │
-//!                              │  reply workers ─────┘ machine│
-//!                              │  egress queue, recording     │
-//!                              └──────────────────────────────┘
+//!  call core ──control (DTMF, hang-up)──► ┌──────────────────────────────┐ ──events (Clear, Transfer, Dtmf)─► call core
+//!            ──caller frame, each tick──► │  VAD -> endpointer ─┐        │ ──agent frame, each tick────────► call core
+//!            ──provider input, timers───► │  STT lane (task) ───┼─► turn │
+//!                                         │  reply workers ─────┘ machine│
+//!                                         │  egress queue, recording     │
+//!                                         └──────────────────────────────┘
 //! ```
 //!
-//! - Two lanes in: an urgent control lane (DTMF, hang-up) that the task
-//!   always reads first, and the ordered data lane of caller frames (20 ms,
-//!   16 kHz mono). Two lanes out: urgent events and paced agent frames.
-//!   Driven by the transport's clock, the lanes are calls: control and
-//!   caller frames in, [`Session::poll_event`] and [`Session::poll_frame`] out.
+//! - Two lanes in: an urgent control lane (DTMF, hang-up) and the ordered
+//!   data lane of caller frames (20 ms, 16 kHz mono). Two lanes out:
+//!   [`Session::poll_event`] and [`Session::poll_frame`]. What the providers
+//!   send is awaited with [`Session::next_input`] and handed back with
+//!   [`Session::handle_input`]; the turn timers are [`Session::poll_timeout`].
 //! - Each agent turn is a worker task ([`reply`]) with its own cancellation
 //!   token, a child of the call's: LLM deltas are cut into sentences and
 //!   spoken while the model still writes. Barge-in cancels the token, drops
@@ -42,7 +41,7 @@ pub mod tools;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use chat::{ChatEvent, ChatHandle, spawn_chat};
 pub use config::{Knowledge, Providers, SessionConfig};
@@ -54,8 +53,6 @@ use reply::{Job, WorkerContext, WorkerEvent};
 pub use sentences::SentenceSplitter;
 use stt_lane::SttLaneEvent;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
 use voxgate_codecs::SampleRate;
 use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_codecs::wav::{WavLayout, WavRecorder};
@@ -66,13 +63,10 @@ use crate::dsp::smart_turn;
 use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
 use crate::metrics::{ProviderLabel, StageLabel, metrics};
 use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
-use crate::timer::DeadlineTimer;
 use crate::turn::{LineKind, PlayoutEvent, TurnId, TurnMachine, TurnOutput, TurnSource};
 
 /// One 20 ms frame of 16 kHz mono audio, the format inside a call.
 pub type Frame = [i16; FRAME_SAMPLES];
-
-const FRAME: Duration = Duration::from_millis(20);
 
 /// The caller's audio goes to the recogniser 100 ms at a time (and at each
 /// speech mark): a message per 20 ms frame cost two task hops per frame.
@@ -131,54 +125,14 @@ impl std::fmt::Debug for SessionParts {
     }
 }
 
-/// The transport's side of a session running as its own task ([`spawn`]).
-#[derive(Debug)]
-pub struct SessionHandle {
-    /// Urgent lane in.
-    pub control: mpsc::Sender<Control>,
-    /// Caller frames in, one per 20 ms. Closing it ends the call.
-    pub audio_in: mpsc::Sender<Frame>,
-    /// Urgent events out.
-    pub events: mpsc::Receiver<SessionEvent>,
-    /// Agent frames out, paced at 20 ms by the session: send each as it comes.
-    pub audio_out: mpsc::Receiver<Frame>,
-    /// The call log, when the session ends.
-    pub task: JoinHandle<CallLog>,
-}
-
-/// Starts a session as a task of its own on the current tokio runtime, for
-/// transports without a media clock of their own (websocket media streams): the
-/// session paces the agent's frames with its own 20 ms timer.
-#[must_use]
-pub fn spawn(parts: SessionParts) -> SessionHandle {
-    let (control_tx, control_rx) = mpsc::channel(16);
-    let (audio_in_tx, audio_in_rx) = mpsc::channel(50);
-    let (events_tx, events_rx) = mpsc::channel(256);
-    let (audio_out_tx, audio_out_rx) = mpsc::channel(50);
-    let task = tokio::spawn(async move {
-        let session = Session::start(parts);
-        session.run(control_rx, audio_in_rx, events_tx, audio_out_tx).await
-    });
-    SessionHandle {
-        control: control_tx,
-        audio_in: audio_in_tx,
-        events: events_rx,
-        audio_out: audio_out_rx,
-        task,
-    }
-}
-
-/// A session driven by its transport's media clock (SIP, WebRTC): the transport
-/// calls [`Session::handle_caller_frame`] on each 20 ms tick and sends the
-/// agent's frame that comes of it at once, so one task wake-up serves a
-/// frame both ways. What the providers send and the turn timers are
-/// awaited in the transport's loop with [`Session::next_input`].
+/// One call's conversation, driven by its transport's 20 ms media clock:
+/// [`Session::handle_caller_frame`] on each tick, then the agent's frame
+/// that comes of it ([`Session::poll_frame`]) goes out at once.
 ///
 /// After each call, take what is due: [`Session::poll_frame`] (agent
 /// frames to send now) and [`Session::poll_event`].
 pub struct Session {
     driver: Driver,
-    turn_timer: DeadlineTimer,
     /// Counted while the session lives, however it ends (a panic included).
     _active: ActiveSession,
 }
@@ -190,18 +144,19 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Starts a session (its recogniser lane is a task on the current runtime).
+    /// Starts a session at `now` (its recogniser lane is a task on the current runtime).
     #[must_use]
-    pub fn start(parts: SessionParts) -> Self {
+    pub fn start(now: Instant, parts: SessionParts) -> Self {
         let _active = ActiveSession::new();
-        let mut driver = Driver::new(parts);
-        driver.turns.handle_start(now());
+        let mut driver = Driver::new(now, parts);
+        driver.turns.handle_start(now);
         driver.drain_outputs();
-        Self { driver, turn_timer: DeadlineTimer::new(), _active }
+        Self { driver, _active }
     }
 
     /// Urgent input: a key, or the transport's hang-up.
-    pub fn handle_control(&mut self, control: Control) {
+    pub fn handle_control(&mut self, now: Instant, control: Control) {
+        self.driver.now = now;
         self.driver.handle_control(control);
         self.driver.drain_outputs();
     }
@@ -216,8 +171,9 @@ impl Session {
     /// playout by the first packet of a talkspurt, and a first frame sent
     /// between ticks made the rest of the talkspurt arrive up to a frame
     /// late by it.
-    pub fn handle_caller_frame(&mut self, frame: &Frame) {
+    pub fn handle_caller_frame(&mut self, now: Instant, frame: &Frame) {
         let d = &mut self.driver;
+        d.now = now;
         if d.end.is_some() {
             return;
         }
@@ -230,19 +186,56 @@ impl Session {
         }
     }
 
-    /// Waits for the next thing the providers send or a turn timer, and
-    /// handles it. Cancel-safe: dropped while waiting, nothing is lost.
-    pub async fn next_input(&mut self) {
+    /// When the turn machine next needs [`Session::handle_timeout`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.driver.end.is_some() { None } else { self.driver.turns.poll_timeout() }
+    }
+
+    /// A turn timer is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
         let d = &mut self.driver;
-        self.turn_timer.set_std(d.turns.poll_timeout());
+        d.now = now;
+        if d.end.is_none() {
+            d.turns.handle_timeout(now);
+            d.drain_outputs();
+        }
+    }
+
+    /// Waits for the next thing the providers send (never, once the session
+    /// has ended). Cancel-safe: dropped while waiting, nothing is lost.
+    pub async fn next_input(&mut self) -> SessionInput {
+        let d = &mut self.driver;
+        if d.end.is_some() {
+            return std::future::pending().await;
+        }
         tokio::select! {
             biased;
-            () = self.turn_timer.fired() => d.turns.handle_timeout(now()),
-            Some(e) = d.worker_rx.recv() => d.handle_worker(e),
-            Some(e) = d.stt_rx.recv() => d.handle_stt(e),
-            Some((pause, p)) = d.verdict_rx.recv() => d.handle_verdict(pause, p),
+            Some(e) = d.worker_rx.recv() => SessionInput(Input::Worker(e)),
+            Some(e) = d.stt_rx.recv() => SessionInput(Input::Stt(e)),
+            Some((pause, p)) = d.verdict_rx.recv() => SessionInput(Input::Verdict(pause, p)),
+            else => std::future::pending().await,
+        }
+    }
+
+    /// Handles what [`Session::next_input`] gave, at `now`.
+    pub fn handle_input(&mut self, now: Instant, input: SessionInput) {
+        let d = &mut self.driver;
+        d.now = now;
+        if d.end.is_some() {
+            return;
+        }
+        match input.0 {
+            Input::Worker(e) => d.handle_worker(e),
+            Input::Stt(e) => d.handle_stt(e),
+            Input::Verdict(pause, p) => d.handle_verdict(pause, p),
         }
         d.drain_outputs();
+    }
+
+    /// An agent frame the transport did not manage to send (counted in the call log).
+    pub fn frame_not_sent(&mut self) {
+        self.driver.dropped_frames += 1;
     }
 
     /// An agent frame to send now, if any.
@@ -263,69 +256,23 @@ impl Session {
         self.driver.end.is_some()
     }
 
-    /// Ends the session (if it has not ended) and returns its call log.
+    /// Ends the session at `now` (if it has not ended) and returns its call log.
     #[must_use]
-    pub fn finish(mut self) -> CallLog {
+    pub fn finish(mut self, now: Instant) -> CallLog {
+        self.driver.now = now;
         self.driver.finish()
-    }
-
-    /// The session as a task of its own ([`spawn`]): the lanes are channels
-    /// and the agent's frames are paced by a timer of the session's.
-    async fn run(
-        mut self,
-        mut control: mpsc::Receiver<Control>,
-        mut audio: mpsc::Receiver<Frame>,
-        events_tx: mpsc::Sender<SessionEvent>,
-        audio_tx: mpsc::Sender<Frame>,
-    ) -> CallLog {
-        let mut pacer = tokio::time::interval(FRAME);
-        pacer.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        loop {
-            let d = &mut self.driver;
-            if d.end.is_none() && d.egress.has_frame() && !d.pacing {
-                // A new talk spurt: its first frame now, then every 20 ms.
-                d.pacing = true;
-                pacer.reset_immediately();
-            }
-            while let Some(frame) = d.frames.pop_front() {
-                if audio_tx.try_send(frame).is_err() {
-                    // The transport is not keeping up: the frame is late, so lost.
-                    d.dropped_frames += 1;
-                }
-            }
-            send_events(d, &events_tx).await;
-            if d.end.is_some() {
-                break;
-            }
-            let pacing = d.pacing;
-            tokio::select! {
-                biased;
-                c = control.recv() => self.driver.handle_control(c.unwrap_or(Control::Hangup)),
-                _ = pacer.tick(), if pacing => self.driver.send_frame(),
-                () = self.next_input() => {}
-                frame = audio.recv() => match frame {
-                    Some(frame) => self.driver.handle_frame(&frame),
-                    None => self.driver.handle_control(Control::Hangup),
-                },
-            }
-            self.driver.drain_outputs();
-        }
-        let log = self.driver.finish();
-        send_events(&mut self.driver, &events_tx).await;
-        log
     }
 }
 
-/// Sends the driver's events down the events lane: urgent ones wait for
-/// room, live transcripts are dropped when the transport lags.
-async fn send_events(driver: &mut Driver, events_tx: &mpsc::Sender<SessionEvent>) {
-    while let Some(event) = driver.events.pop_front() {
-        if matches!(event, SessionEvent::Transcript { .. }) {
-            let _ = events_tx.try_send(event);
-        } else {
-            let _ = events_tx.send(event).await;
-        }
-    }
+/// Something a provider sent, for [`Session::handle_input`].
+#[derive(Debug)]
+pub struct SessionInput(Input);
+
+#[derive(Debug)]
+enum Input {
+    Worker(WorkerEvent),
+    Stt(SttLaneEvent),
+    Verdict(u64, f32),
 }
 
 /// One session in the `active_sessions` gauge, for as long as it lives.
@@ -369,6 +316,8 @@ struct PendingLatency {
 const MAX_UNPAIRED_SENT: usize = 8;
 
 struct Driver {
+    /// The time of the call being handled (the transport's clock).
+    now: Instant,
     ctx: Arc<WorkerContext>,
     turns: TurnMachine,
     egress: Egress,
@@ -418,7 +367,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(parts: SessionParts) -> Self {
+    fn new(now: Instant, parts: SessionParts) -> Self {
         let SessionParts { config, providers, vad, recording } = parts;
         let call = CancellationToken::new();
         let (stt_tx, stt_input) = mpsc::channel(100);
@@ -448,6 +397,7 @@ impl Driver {
         let turns = TurnMachine::new(config.turn.clone());
         let echo = config.echo_cancellation.then(EchoCanceller::new);
         Self {
+            now,
             ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() }),
             turns,
             egress: Egress::new(),
@@ -469,7 +419,7 @@ impl Driver {
             frames: VecDeque::new(),
             workers: HashMap::new(),
             history,
-            started: Instant::now(),
+            started: now,
             transcript: Vec::new(),
             log_events,
             latencies: Vec::new(),
@@ -492,12 +442,17 @@ impl Driver {
         &self.ctx.config
     }
 
+    /// `ago` before now (or now, this early in the process's life).
+    fn before(&self, ago: Duration) -> Instant {
+        self.now.checked_sub(ago).unwrap_or(self.now)
+    }
+
     fn ms_since_start(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.started).as_millis() as u64
     }
 
     fn log(&mut self, kind: CallEventKind) {
-        let at_ms = self.ms_since_start(Instant::now());
+        let at_ms = self.ms_since_start(self.now);
         self.log_events.push(CallEvent { at_ms, kind });
     }
 
@@ -534,7 +489,7 @@ impl Driver {
     }
 
     fn commit(&mut self, turn: TurnId, text: String, source: TurnSource) {
-        let now = Instant::now();
+        let now = self.now;
         let at_ms = self.ms_since_start(self.caller_stopped.unwrap_or(now));
         self.transcript.push(TranscriptLine {
             turn: turn.0,
@@ -592,7 +547,7 @@ impl Driver {
         if spoken.text.is_empty() {
             return;
         }
-        let at_ms = self.ms_since_start(Instant::now()).saturating_sub(spoken.played_ms);
+        let at_ms = self.ms_since_start(self.now).saturating_sub(spoken.played_ms);
         self.transcript.push(TranscriptLine {
             turn: spoken.turn.0,
             speaker: Speaker::Agent,
@@ -637,9 +592,10 @@ impl Driver {
                     if let PlayoutEvent::Started { turn } = playout
                         && let Some(p) = self.pending_latency.get_mut(&turn)
                     {
-                        p.latency.first_frame_ms = Some(p.caller_stopped.elapsed().as_millis() as u64);
+                        p.latency.first_frame_ms =
+                            Some(self.now.saturating_duration_since(p.caller_stopped).as_millis() as u64);
                     }
-                    self.turns.handle_playout(now(), playout);
+                    self.turns.handle_playout(self.now, playout);
                 }
                 EgressEvent::Finished(spoken) => {
                     let turn = spoken.turn;
@@ -651,7 +607,7 @@ impl Driver {
                             AfterTurn::EndCall => {
                                 let goodbye =
                                     said_nothing.then(|| self.config().turn.goodbye.clone()).flatten();
-                                self.turns.handle_end_call(now(), goodbye);
+                                self.turns.handle_end_call(self.now, goodbye);
                             }
                             AfterTurn::Transfer(target) => {
                                 self.events.push_back(SessionEvent::Transfer { target: target.clone() });
@@ -677,13 +633,13 @@ impl Driver {
             WorkerEvent::FirstToken { turn, at } => {
                 if let Some(p) = self.pending_latency.get_mut(&turn) {
                     p.latency.llm_first_token_ms =
-                        Some(at.saturating_duration_since(p.caller_stopped).as_millis() as u64);
+                        Some(at.into_std().saturating_duration_since(p.caller_stopped).as_millis() as u64);
                 }
             }
             WorkerEvent::FirstAudio { turn, at } => {
                 if let Some(p) = self.pending_latency.get_mut(&turn) {
                     p.latency.tts_first_audio_ms =
-                        Some(at.saturating_duration_since(p.caller_stopped).as_millis() as u64);
+                        Some(at.into_std().saturating_duration_since(p.caller_stopped).as_millis() as u64);
                 }
             }
             WorkerEvent::ToolMessages { turn, messages } if live(&turn, &self.workers) => {
@@ -762,22 +718,22 @@ impl Driver {
         if self.failures >= self.config().max_consecutive_failures {
             self.failing = true;
             let goodbye = self.config().failure_goodbye.clone();
-            self.turns.handle_end_call(now(), Some(goodbye));
+            self.turns.handle_end_call(self.now, Some(goodbye));
         } else if say_fallback {
             let line = self.config().fallback_line.clone();
-            self.turns.say(now(), line, LineKind::Fallback);
+            self.turns.say(self.now, line, LineKind::Fallback);
         }
     }
 
     fn handle_stt(&mut self, event: SttLaneEvent) {
         match event {
             SttLaneEvent::Event(SttEvent::Interim { text }) => {
-                self.turns.handle_transcript(now(), &text, false);
+                self.turns.handle_transcript(self.now, &text, false);
                 self.transcript_event(Speaker::Caller, text, false);
             }
             SttLaneEvent::Event(SttEvent::Final { text, .. }) => {
-                self.final_at = Some(Instant::now());
-                self.turns.handle_transcript(now(), &text, true);
+                self.final_at = Some(self.now);
+                self.turns.handle_transcript(self.now, &text, true);
                 self.transcript_event(Speaker::Caller, text, true);
             }
             // The session's own VAD and endpointer decide turns.
@@ -795,7 +751,7 @@ impl Driver {
             return;
         }
         match control {
-            Control::Dtmf(key) => self.turns.handle_dtmf(now(), key),
+            Control::Dtmf(key) => self.turns.handle_dtmf(self.now, key),
             Control::Hangup => self.end = Some(EndReason::CallerHungUp),
             Control::NoMedia => self.end = Some(EndReason::NoMedia),
         }
@@ -846,15 +802,15 @@ impl Driver {
                 let _ = self.stt_tx.try_send(SttInput::StartOfSpeech);
                 // The voice began when the endpointer's minimum speech began.
                 let onset = Duration::from_millis(u64::from(self.config().endpoint.min_speech_ms));
-                self.turns.handle_speech_start(before(onset));
+                self.turns.handle_speech_start(self.before(onset));
             }
             Some(EndpointEvent::SpeechPause { at_ms }) => {
                 let ago = Duration::from_millis(self.media_ms.saturating_sub(at_ms));
-                self.turns.handle_speech_pause(before(ago));
+                self.turns.handle_speech_pause(self.before(ago));
             }
             Some(EndpointEvent::SpeechResume { .. }) => {
                 let _ = self.stt_tx.try_send(SttInput::Resume);
-                self.turns.handle_speech_resume(now());
+                self.turns.handle_speech_resume(self.now);
             }
             Some(EndpointEvent::TranscribeEarly { .. }) => {
                 self.send_stt_audio();
@@ -870,10 +826,9 @@ impl Driver {
         let EndpointEvent::SpeechEnd { silence_ms, .. } = end else { return };
         self.send_stt_audio();
         let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
-        let at = Instant::now();
-        self.caller_stopped = Some(at.checked_sub(Duration::from_millis(silence_ms)).unwrap_or(at));
+        self.caller_stopped = Some(self.before(Duration::from_millis(silence_ms)));
         self.final_at = None;
-        self.turns.handle_speech_end(now());
+        self.turns.handle_speech_end(self.now);
     }
 
     /// Asks the learned end of turn about the pause that began at `pause`,
@@ -947,7 +902,7 @@ impl Driver {
             events: std::mem::take(&mut self.log_events),
             latencies: std::mem::take(&mut self.latencies),
             end,
-            duration_ms: self.started.elapsed().as_millis() as u64,
+            duration_ms: self.now.saturating_duration_since(self.started).as_millis() as u64,
             recorded_ms: self.recorded_frames * 20,
             dropped_frames: self.dropped_frames,
             usage: self.ctx.usage.total(),
@@ -960,16 +915,6 @@ impl Drop for Driver {
         // However the session ends, its recogniser and turn workers stop with it.
         self.call.cancel();
     }
-}
-
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
-}
-
-/// `ago` before now (or now, this early in the process's life).
-fn before(ago: Duration) -> std::time::Instant {
-    let now = now();
-    now.checked_sub(ago).unwrap_or(now)
 }
 
 fn provider_label(stage: Stage, provider: &str) -> ProviderLabel {

@@ -19,8 +19,11 @@
 //! else is answered 481 and changes nothing. A response counts only if it
 //! answers the request we sent (its Via branch and CSeq).
 
+mod dialog;
 pub mod dialogs;
 pub mod outbound;
+
+pub use dialog::{Dialog, DialogOutput, MediaEvent};
 #[cfg(test)]
 mod tests;
 
@@ -71,16 +74,8 @@ pub enum CallEvent {
     Ended(EndCause),
 }
 
-/// Work for the transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallOutput {
-    /// Send these bytes to the caller.
-    Send(Vec<u8>),
-    /// Send these bytes back to whoever sent the message just handled: a
-    /// refusal of a request that is not the caller's (it may be anyone's).
-    Refuse(Vec<u8>),
-    Event(CallEvent),
-}
+/// Work for the transport, of an inbound call.
+pub type CallOutput = DialogOutput<CallEvent>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

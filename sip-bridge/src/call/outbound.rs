@@ -45,16 +45,8 @@ pub enum OutboundEvent {
     Ended(Outcome),
 }
 
-/// Work for the transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutboundOutput {
-    /// Send to the trunk (or the remote target).
-    Send(Vec<u8>),
-    /// Send back to whoever sent the message just handled: a refusal of a
-    /// request that is not the far end's (it may be anyone's).
-    Refuse(Vec<u8>),
-    Event(OutboundEvent),
-}
+/// Work for the transport (`Send`: to the trunk, or the remote target), of an outbound call.
+pub type OutboundOutput = super::DialogOutput<OutboundEvent>;
 
 /// Who we are and where the call goes.
 #[derive(Clone, PartialEq, Eq)]

@@ -2,8 +2,7 @@
 //! (sender and receiver reports, BYE), parsed and built without
 //! allocation on the media path. Pure.
 
-pub mod clock;
-pub mod dtmf;
+pub mod endpoint;
 pub mod peer;
 pub mod rtcp;
 pub mod stats;

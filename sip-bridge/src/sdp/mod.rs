@@ -294,6 +294,16 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The audio format it names.
+    #[must_use]
+    pub fn media(self) -> voxgate_codecs::Codec {
+        match self {
+            Self::Pcmu => voxgate_codecs::Codec::Pcmu,
+            Self::Pcma => voxgate_codecs::Codec::Pcma,
+            Self::Opus => voxgate_codecs::Codec::Opus,
+        }
+    }
+
     fn matches(self, map: &RtpMap) -> bool {
         match self {
             Self::Pcmu => map.encoding.eq_ignore_ascii_case("PCMU") && map.clock_rate == 8000,
@@ -482,3 +492,20 @@ pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {
 
 #[cfg(test)]
 mod tests;
+
+/// Answers a re-INVITE (hold, resume, another codec or address): our
+/// answer to its `offer` and what it settled; with no usable offer (none,
+/// or nothing we take), an offer of ours at `addr`:`port` and nothing settled.
+#[must_use]
+pub fn reanswer(
+    offer: Option<&str>,
+    codecs: &[Codec],
+    addr: IpAddr,
+    port: u16,
+) -> (String, Option<Negotiated>) {
+    let answered = offer.and_then(|o| Sdp::parse(o).ok()).and_then(|o| answer(&o, codecs, addr, port).ok());
+    match answered {
+        Some((sdp, negotiated)) => (sdp.to_text(), Some(negotiated)),
+        None => (self::offer(addr, port, 1).to_text(), None),
+    }
+}

@@ -4,8 +4,9 @@
 //! in the silence. The timestamp must still move on with the clock through
 //! it (RFC 3550 §5.1), and the first packet of each spurt carries the
 //! marker bit (RFC 3551 §4.1): a receiver's jitter buffer reads a pause as
-//! a pause, not as a burst of very late packets. Pure: the caller passes
-//! the time each frame is sent.
+//! a pause, not as a burst of very late packets. Counted in 64 bits (RTP
+//! takes the low 32; WebRTC's media time the whole). Pure: the caller
+//! passes the time each frame is sent.
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ const PAUSE: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct Talkspurts {
     rate_hz: u32,
-    samples_per_frame: u32,
-    ts: u32,
+    samples_per_frame: u64,
+    ts: u64,
     last: Option<Instant>,
     marker: bool,
 }
@@ -27,17 +28,19 @@ impl Talkspurts {
     /// A stream whose first frame is stamped `initial` (random, RFC 3550).
     #[must_use]
     pub fn new(initial: u32, rate_hz: u32, samples_per_frame: u32) -> Self {
+        let samples_per_frame = u64::from(samples_per_frame);
         Self {
             rate_hz,
             samples_per_frame,
-            ts: initial.wrapping_sub(samples_per_frame),
+            // One frame before `initial`, without going below zero.
+            ts: u64::from(initial) + (1 << 32) - samples_per_frame,
             last: None,
             marker: true,
         }
     }
 
     /// Timestamp and marker bit for a frame sent at `now`.
-    pub fn next(&mut self, now: Instant) -> (u32, bool) {
+    pub fn next(&mut self, now: Instant) -> (u64, bool) {
         let step = match self.last {
             Some(last) if now.saturating_duration_since(last) > PAUSE => {
                 self.marker = true;
@@ -47,10 +50,10 @@ impl Talkspurts {
             }
             _ => self.samples_per_frame,
         };
-        self.ts = self.ts.wrapping_add(step);
+        self.ts += step;
         self.last = Some(now);
         let marker = std::mem::take(&mut self.marker);
-        (self.ts, marker)
+        (self.ts - (1 << 32), marker)
     }
 
     /// The next frame starts a talkspurt (the agent was cut off and speaks anew).
@@ -60,15 +63,16 @@ impl Talkspurts {
 
     /// The timestamp that `now` corresponds to, for RTCP sender reports.
     #[must_use]
-    pub fn at(&self, now: Instant) -> u32 {
-        match self.last {
-            Some(last) => self.ts.wrapping_add(self.samples(now.saturating_duration_since(last))),
-            None => self.ts.wrapping_add(self.samples_per_frame),
-        }
+    pub fn at(&self, now: Instant) -> u64 {
+        let ts = match self.last {
+            Some(last) => self.ts + self.samples(now.saturating_duration_since(last)),
+            None => self.ts + self.samples_per_frame,
+        };
+        ts - (1 << 32)
     }
 
-    fn samples(&self, d: Duration) -> u32 {
-        (d.as_micros() * u128::from(self.rate_hz) / 1_000_000) as u32
+    fn samples(&self, d: Duration) -> u64 {
+        (d.as_micros() * u128::from(self.rate_hz) / 1_000_000) as u64
     }
 }
 
@@ -95,10 +99,15 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_wrap() {
+    fn a_first_timestamp_of_zero_and_the_32_bit_wrap() {
         let t0 = Instant::now();
+        let mut c = Talkspurts::new(0, 48_000, 960);
+        assert_eq!(c.next(t0).0, 0);
         let mut c = Talkspurts::new(u32::MAX - 100, 48_000, 960);
         c.next(t0);
-        assert_eq!(c.next(t0 + Duration::from_millis(20)).0, 859);
+        // 64 bits run on past 2^32; RTP's low 32 bits wrap.
+        let ts = c.next(t0 + Duration::from_millis(20)).0;
+        assert_eq!(ts, u64::from(u32::MAX) + 860);
+        assert_eq!(ts as u32, 859);
     }
 }

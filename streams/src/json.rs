@@ -6,17 +6,16 @@
 //! (`name`), `stop`. Out: `started` (with our `session_id`), `media`,
 //! `mark`, `clear`, `transcript` (`speaker`, `text`, `is_final`).
 
-use super::{Frame, FrameError, Incoming, Protocol, Speaker};
+use super::{FrameError, Incoming, Protocol, Speaker};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::json;
 use voxgate_codecs::dtmf::DtmfKey;
+use voxgate_codecs::{Codec, SampleRate};
 
 /// The most audio one message may carry: 1 s at 16 kHz.
 const MAX_AUDIO_BYTES: usize = 32_000;
-/// Bytes in 20 ms.
-const FRAME_BYTES: usize = 640;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -49,7 +48,6 @@ enum Message {
 pub struct Json {
     session_id: Option<String>,
     started: bool,
-    pending: Vec<u8>,
     sequence: u64,
 }
 
@@ -60,6 +58,10 @@ impl Json {
 }
 
 impl Protocol for Json {
+    fn codec(&self) -> Codec {
+        Codec::PcmLe(SampleRate::HZ_16000)
+    }
+
     fn parse(&mut self, text: &str) -> Result<Incoming, FrameError> {
         let message: Message = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
         Ok(match message {
@@ -82,20 +84,7 @@ impl Protocol for Json {
                 if bytes.len() % 2 != 0 {
                     return Err(FrameError::Size(bytes.len()));
                 }
-                self.pending.extend_from_slice(&bytes);
-                let whole = self.pending.len() / FRAME_BYTES * FRAME_BYTES;
-                let frames = self.pending[..whole]
-                    .chunks_exact(FRAME_BYTES)
-                    .map(|chunk| {
-                        let mut frame: Frame = [0; 320];
-                        for (s, b) in frame.iter_mut().zip(chunk.chunks_exact(2)) {
-                            *s = i16::from_le_bytes([b[0], b[1]]);
-                        }
-                        frame
-                    })
-                    .collect();
-                self.pending.drain(..whole);
-                Incoming::Audio(frames)
+                Incoming::Audio(bytes)
             }
             Message::Dtmf { digit } => {
                 let key = digit.chars().next().filter(|_| digit.chars().count() == 1);
@@ -112,11 +101,8 @@ impl Protocol for Json {
         Some(json!({"type": "started", "session_id": self.id(), "format": "pcm_16k"}).to_string())
     }
 
-    fn audio(&mut self, frame: &Frame) -> Option<String> {
-        let mut bytes = [0u8; FRAME_BYTES];
-        for (b, s) in bytes.chunks_exact_mut(2).zip(frame) {
-            b.copy_from_slice(&s.to_le_bytes());
-        }
+    fn audio(&mut self, payload: &[u8]) -> Option<String> {
+        let bytes = payload;
         let message = json!({
             "type": "media", "session_id": self.id(), "timestamp": self.sequence * 20,
             "sequence": self.sequence, "data": B64.encode(bytes), "format": "pcm_16k",
@@ -134,12 +120,8 @@ impl Protocol for Json {
     }
 
     fn transcript(&mut self, speaker: Speaker, text: &str, is_final: bool) -> Option<String> {
-        let speaker = match speaker {
-            Speaker::Caller => "caller",
-            Speaker::Agent => "agent",
-        };
         Some(
-            json!({"type": "transcript", "session_id": self.id(), "speaker": speaker, "text": text, "is_final": is_final})
+            json!({"type": "transcript", "session_id": self.id(), "speaker": speaker.as_str(), "text": text, "is_final": is_final})
                 .to_string(),
         )
     }
@@ -157,17 +139,17 @@ mod tests {
     }
 
     #[test]
-    fn audio_round_trips_in_20_ms_frames() {
+    fn audio_round_trips_as_little_endian_pcm() {
         let mut j = Json::default();
         assert!(matches!(j.parse(&media(&[1; 320])), Err(FrameError::NotStarted)));
         assert!(matches!(j.parse(r#"{"type": "start", "agent": "Bakery"}"#), Ok(Incoming::Start { .. })));
         assert!(j.started("ws-1").is_some_and(|s| s.contains(r#""session_id":"ws-1""#)));
         let samples: Vec<i16> = (0..480).map(|i| i as i16 - 240).collect();
-        let Ok(Incoming::Audio(frames)) = j.parse(&media(&samples)) else { panic!("audio") };
-        assert_eq!(frames.len(), 1, "1.5 frames: one now");
-        assert_eq!(frames[0][..], samples[..320]);
+        let Ok(Incoming::Audio(bytes)) = j.parse(&media(&samples)) else { panic!("audio") };
+        assert_eq!(bytes.len(), 960, "1.5 frames, as they came");
+        assert_eq!(i16::from_le_bytes([bytes[2], bytes[3]]), samples[1]);
         let out: serde_json::Value =
-            serde_json::from_str(&j.audio(&frames[0]).expect("media")).expect("json");
+            serde_json::from_str(&j.audio(&bytes[..640]).expect("media")).expect("json");
         assert_eq!((out["type"].as_str(), out["session_id"].as_str()), (Some("media"), Some("ws-1")));
         let bytes = B64.decode(out["data"].as_str().expect("data")).expect("base64");
         assert_eq!(bytes.len(), 640);

@@ -1,12 +1,12 @@
 //! What a websocket media protocol is to the server: the messages it
 //! understands ([`Incoming`]), what makes one unusable ([`FrameError`]),
 //! and the [`Protocol`] trait that [`super::twilio`] and [`super::json`]
-//! implement. Pure (no I/O), so the fuzz targets compile these files as
-//! they are (`fuzz/src/stream.rs`).
+//! implement.
 
+use voxgate_codecs::Codec;
 use voxgate_codecs::dtmf::DtmfKey;
 
-use super::{Frame, Speaker};
+use super::Speaker;
 
 /// One message from a streaming client, understood.
 #[derive(Debug)]
@@ -20,8 +20,8 @@ pub enum Incoming {
         /// A media token carried in the start message (Twilio's custom parameters).
         token: Option<String>,
     },
-    /// Whole 20 ms frames at 16 kHz (a partial frame waits for the next message).
-    Audio(Vec<Frame>),
+    /// The caller's audio, in the protocol's [`Protocol::codec`], as it came.
+    Audio(Vec<u8>),
     Dtmf(DtmfKey),
     /// A mark we sent: the audio before it has played.
     Mark(String),
@@ -45,8 +45,6 @@ pub enum FrameError {
     Format(String),
     #[error("{0:?} is not a keypad key")]
     Dtmf(String),
-    #[error("audio: {0}")]
-    Codec(String),
 }
 
 /// Who the client says is calling, if it is something a call log can keep:
@@ -60,13 +58,15 @@ pub fn caller_attribute(value: Option<&str>) -> Option<String> {
 
 /// A stream protocol: reads the client's messages, writes ours.
 pub trait Protocol: Send + 'static {
+    /// The audio format both ways.
+    fn codec(&self) -> Codec;
     fn parse(&mut self, text: &str) -> Result<Incoming, FrameError>;
     /// Said once the session runs as call `id` (the JSON protocol tells the client).
     fn started(&mut self, _id: &str) -> Option<String> {
         None
     }
-    /// One 20 ms frame of the agent's voice.
-    fn audio(&mut self, frame: &Frame) -> Option<String>;
+    /// One 20 ms frame of the agent's voice, encoded in [`Protocol::codec`].
+    fn audio(&mut self, payload: &[u8]) -> Option<String>;
     /// Drop what you buffered of the agent's voice (barge-in).
     fn clear(&mut self) -> String;
     /// Tell me when what you have so far has played.

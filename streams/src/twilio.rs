@@ -7,20 +7,16 @@
 //! `media`, `dtmf`, `mark` (ours, played), `stop`. Out: `media`, `mark`,
 //! `clear`.
 
-use super::{Frame, FrameError, Incoming, Protocol};
+use super::{FrameError, Incoming, Protocol};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::json;
-use voxgate_codecs::SampleRate;
+use voxgate_codecs::Codec;
 use voxgate_codecs::dtmf::DtmfKey;
-use voxgate_codecs::g711::G711Law;
-use voxgate_codecs::resample::FrameResampler;
 
 /// The most audio one message may carry: 1 s of µ-law.
 const MAX_AUDIO_BYTES: usize = 8000;
-/// µ-law bytes in 20 ms.
-const FRAME_BYTES: usize = 160;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
@@ -71,36 +67,22 @@ struct Mark {
 }
 
 /// One Twilio-style stream's state.
+#[derive(Debug, Default)]
 pub struct Twilio {
     stream_sid: Option<String>,
-    /// µ-law bytes short of a whole 20 ms frame.
-    pending: Vec<u8>,
-    upsample: FrameResampler,
-    downsample: FrameResampler,
-    pcm8: [i16; FRAME_BYTES],
 }
 
 impl Twilio {
-    /// A stream before its `start`.
-    ///
-    /// # Errors
-    /// The resamplers cannot be built (never, for 8 and 16 kHz).
-    pub fn new() -> Result<Self, voxgate_codecs::CodecError> {
-        Ok(Self {
-            stream_sid: None,
-            pending: Vec::with_capacity(FRAME_BYTES * 2),
-            upsample: FrameResampler::new(SampleRate::HZ_8000, SampleRate::HZ_16000)?,
-            downsample: FrameResampler::new(SampleRate::HZ_16000, SampleRate::HZ_8000)?,
-            pcm8: [0; FRAME_BYTES],
-        })
-    }
-
     fn sid(&self) -> &str {
         self.stream_sid.as_deref().unwrap_or_default()
     }
 }
 
 impl Protocol for Twilio {
+    fn codec(&self) -> Codec {
+        Codec::Pcmu
+    }
+
     fn parse(&mut self, text: &str) -> Result<Incoming, FrameError> {
         let message: Message = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
         Ok(match message {
@@ -136,22 +118,7 @@ impl Protocol for Twilio {
                 if media.payload.len() > MAX_AUDIO_BYTES * 4 / 3 + 4 {
                     return Err(FrameError::Size(media.payload.len() * 3 / 4));
                 }
-                let bytes = B64.decode(media.payload.as_bytes()).map_err(|_| FrameError::Base64)?;
-                self.pending.extend_from_slice(&bytes);
-                let mut frames = Vec::with_capacity(self.pending.len() / FRAME_BYTES);
-                let whole = self.pending.len() / FRAME_BYTES * FRAME_BYTES;
-                for chunk in self.pending[..whole].chunks_exact(FRAME_BYTES) {
-                    G711Law::Ulaw
-                        .decode(chunk, &mut self.pcm8)
-                        .map_err(|e| FrameError::Codec(e.to_string()))?;
-                    let mut frame: Frame = [0; 320];
-                    self.upsample
-                        .process(&self.pcm8, &mut frame)
-                        .map_err(|e| FrameError::Codec(e.to_string()))?;
-                    frames.push(frame);
-                }
-                self.pending.drain(..whole);
-                Incoming::Audio(frames)
+                Incoming::Audio(B64.decode(media.payload.as_bytes()).map_err(|_| FrameError::Base64)?)
             }
             Message::Dtmf { dtmf } => {
                 let key = dtmf.digit.chars().next().filter(|_| dtmf.digit.chars().count() == 1);
@@ -162,11 +129,8 @@ impl Protocol for Twilio {
         })
     }
 
-    fn audio(&mut self, frame: &Frame) -> Option<String> {
-        self.downsample.process(frame, &mut self.pcm8).ok()?;
-        let mut ulaw = [0u8; FRAME_BYTES];
-        G711Law::Ulaw.encode(&self.pcm8, &mut ulaw).ok()?;
-        let payload = B64.encode(ulaw);
+    fn audio(&mut self, payload: &[u8]) -> Option<String> {
+        let payload = B64.encode(payload);
         Some(json!({"event": "media", "streamSid": self.sid(), "media": {"payload": payload}}).to_string())
     }
 
@@ -199,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_call_as_twilio_sends_it() {
-        let mut t = Twilio::new().expect("resamplers");
+        let mut t = Twilio::default();
         let connected = r#"{"event": "connected", "protocol": "Call", "version": "1.0.0"}"#;
         assert!(matches!(t.parse(connected), Ok(Incoming::Nothing)));
         assert!(matches!(t.parse(&media(&[0xFF; 160])), Err(FrameError::NotStarted)));
@@ -208,9 +172,9 @@ mod tests {
         };
         assert_eq!((agent.as_deref(), external_id.as_deref()), (Some("Bakery"), Some("CA1")));
         assert_eq!(caller.as_deref(), Some("+15550100"));
-        // 1.5 frames, then another half: one frame each time.
-        assert!(matches!(t.parse(&media(&[0xFF; 240])), Ok(Incoming::Audio(f)) if f.len() == 1));
-        assert!(matches!(t.parse(&media(&[0xFF; 80])), Ok(Incoming::Audio(f)) if f.len() == 1));
+        // The audio as it came, whatever its length.
+        assert!(matches!(t.parse(&media(&[0xFF; 240])), Ok(Incoming::Audio(b)) if b == [0xFF; 240]));
+        assert!(matches!(t.parse(&media(&[0x7F; 80])), Ok(Incoming::Audio(b)) if b == [0x7F; 80]));
         let dtmf = json!({"event": "dtmf", "streamSid": "MZ1", "sequenceNumber": "5",
             "dtmf": {"track": "inbound_track", "digit": "#"}})
         .to_string();
@@ -224,10 +188,10 @@ mod tests {
 
     #[test]
     fn what_we_send_names_the_stream() {
-        let mut t = Twilio::new().expect("resamplers");
+        let mut t = Twilio::default();
         t.parse(&start()).expect("start");
         let media: serde_json::Value =
-            serde_json::from_str(&t.audio(&[0; 320]).expect("media")).expect("json");
+            serde_json::from_str(&t.audio(&[0xFF; 160]).expect("media")).expect("json");
         assert_eq!(media["event"], "media");
         assert_eq!(media["streamSid"], "MZ1");
         let payload = B64.decode(media["media"]["payload"].as_str().expect("payload")).expect("base64");
@@ -240,7 +204,7 @@ mod tests {
 
     #[test]
     fn bad_messages_are_errors_not_panics() {
-        let mut t = Twilio::new().expect("resamplers");
+        let mut t = Twilio::default();
         t.parse(&start()).expect("start");
         let too_big = media(&vec![0xFF; MAX_AUDIO_BYTES + 160]);
         let bad_b64 = r#"{"event": "media", "media": {"payload": "%%%"}}"#;
