@@ -3,6 +3,7 @@
 //! `cargo bench -p voxgate-benches --bench frame`; figures go to BENCHMARKS.md.
 
 use std::hint::black_box;
+#[cfg(feature = "models")]
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,9 @@ use voxgate_codecs::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
 use voxgate_codecs::resample::FrameResampler;
 use voxgate_codecs::{AudioDecoder, SampleRate};
 use voxgate_pipeline::dsp::jitter::{JitterBuffer, JitterConfig, RtpPacket};
-use voxgate_pipeline::dsp::vad::{SileroVad, VoiceActivityDetector, WebRtcMode, WebRtcVad};
+#[cfg(feature = "models")]
+use voxgate_pipeline::dsp::vad::SileroVad;
+use voxgate_pipeline::dsp::vad::{VoiceActivityDetector, WebRtcMode, WebRtcVad};
 
 /// Speech-like test signal: two harmonics with a slow amplitude wobble.
 fn voice(rate: SampleRate, frames: usize) -> Vec<i16> {
@@ -153,6 +156,13 @@ fn vad(c: &mut Criterion) {
         });
     });
 
+    #[cfg(feature = "models")]
+    silero(c, &frames);
+}
+
+/// Silero, when the models are there (the `models` feature).
+#[cfg(feature = "models")]
+fn silero(c: &mut Criterion, frames: &[&[i16]]) {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     match SileroVad::new(
         &models.join("onnxruntime/libonnxruntime.so"),

@@ -52,6 +52,7 @@ pub mod call;
 pub mod dsp;
 pub mod knowledge;
 pub mod metrics;
+#[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod providers;
 pub mod session;

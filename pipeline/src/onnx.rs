@@ -82,8 +82,16 @@ impl SessionPool {
     /// The runtime or the model failed to load.
     pub fn load(library: &Path, model: &Path) -> Result<Self, OnnxError> {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self::with_sessions(library, model, cores)
+    }
+
+    /// `n` sessions of `model` (at least one).
+    ///
+    /// # Errors
+    /// The runtime or the model failed to load.
+    pub fn with_sessions(library: &Path, model: &Path, n: usize) -> Result<Self, OnnxError> {
         let sessions =
-            (0..cores).map(|_| session(library, model).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+            (0..n.max(1)).map(|_| session(library, model).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
         Ok(Self(sessions.into()))
     }
 

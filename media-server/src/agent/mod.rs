@@ -326,12 +326,18 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
             sample_rate: SampleRate::HZ_24000,
         })),
     };
-    let tools = spec
-        .tools
-        .iter()
-        .map(|tool| tool.to_pipeline(config.allow_private_targets()))
-        .collect::<Result<Vec<_>, _>>()
-        .context("the agent's tools")?;
+    let tools =
+        spec.tools
+            .iter()
+            .map(|tool| {
+                let tool = tool.to_pipeline(config.allow_private_targets())?;
+                Ok::<
+                    Arc<dyn voxgate_pipeline::session::tools::Tool>,
+                    voxgate_pipeline::session::tools::ToolError,
+                >(Arc::new(tool))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("the agent's tools")?;
     let knowledge: Option<Arc<dyn Knowledge>> = if text.trim().is_empty() {
         None
     } else {
@@ -346,7 +352,7 @@ pub fn build(spec: &AgentSpec, config: &Config, local: &LocalModels) -> anyhow::
     // Scripted agents (load tests) load no model at all.
     let learned_turns = spec.stt.provider != SttChoice::Scripted;
     if learned_turns && let Some(model) = local.smart_turn(config)? {
-        session.turn_detector = Some(model);
+        session.turn_detector = Some(Arc::new(model));
         session.endpoint.turn_check_ms = config.vad.turn_check_ms;
         session.endpoint.incomplete_silence_ms = config.vad.incomplete_silence_ms;
     }

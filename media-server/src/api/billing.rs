@@ -93,9 +93,9 @@ fn month_range(month: &str) -> Option<(i64, i64)> {
     (from >= 0).then_some((from, to))
 }
 
-/// The start of this month, UTC, in Unix ms.
-fn this_month() -> i64 {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+/// The start of the month `now` is in, UTC, in Unix ms.
+fn month_start(now: jiff::Timestamp) -> i64 {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     month_range(&format!("{:04}-{:02}", today.year(), today.month())).map_or(0, |(from, _)| from)
 }
 
@@ -112,7 +112,9 @@ pub async fn usage(
         (Some(m), None, None) => month_range(m)
             .ok_or_else(|| ApiError::BadRequest("month must be YYYY-MM, e.g. 2026-11".into()))?,
         (Some(_), _, _) => return Err(ApiError::BadRequest("give month, or from and to, not both".into())),
-        (None, from, to) => (from.unwrap_or_else(this_month), to.unwrap_or(i64::MAX)),
+        (None, from, to) => {
+            (from.unwrap_or_else(|| month_start(jiff::Timestamp::now())), to.unwrap_or(i64::MAX))
+        }
     };
     if from < 0 || to < 0 {
         return Err(ApiError::BadRequest("from and to are Unix milliseconds, not below 0".into()));
@@ -146,6 +148,11 @@ mod tests {
         for bad in ["2026", "2026-13", "26-11", "2026-x", "1969-12", "2026-1"] {
             assert_eq!(month_range(bad), None, "{bad}");
         }
-        assert!(this_month() <= crate::store::now_ms());
+        // Within a month, on its first millisecond, and on its last.
+        let at = |ms: i64| month_start(jiff::Timestamp::from_millisecond(ms).expect("a time"));
+        assert_eq!(at(1_794_830_400_000), 1_793_491_200_000, "2026-11-16 12:00");
+        assert_eq!(at(1_793_491_200_000), 1_793_491_200_000);
+        assert_eq!(at(1_796_083_199_999), 1_793_491_200_000);
+        assert_eq!(at(1_796_083_200_000), 1_796_083_200_000, "December");
     }
 }

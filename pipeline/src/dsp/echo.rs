@@ -13,8 +13,8 @@
 //! double-talk check), so an echo the filter has not learnt yet does not
 //! stop the agent either.
 
+use super::Frame;
 use crate::dsp::vad::FRAME_SAMPLES;
-use crate::session::Frame;
 
 /// The longest echo path the filter models: the handset's delay (up to
 /// 300 ms) plus both sides' jitter buffers and the network.

@@ -4,7 +4,11 @@ pub mod conceal;
 pub mod echo;
 pub mod endpoint;
 pub mod jitter;
+#[cfg(any(feature = "onnx", feature = "whisper"))]
 pub mod log_mel;
 pub mod playout;
 pub mod smart_turn;
 pub mod vad;
+
+/// One 20 ms frame of 16 kHz mono audio, the format inside a call.
+pub type Frame = [i16; vad::FRAME_SAMPLES];

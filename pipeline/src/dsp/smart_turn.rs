@@ -15,28 +15,44 @@
 //! one probability, complete above 0.5. (As pipecat's local analyser feeds
 //! it; the model ships in the `pipecat-ai` wheel, BSD-2-Clause.)
 
+#[cfg(feature = "onnx")]
 use std::path::Path;
 
+#[cfg(feature = "onnx")]
 use ort::value::TensorRef;
 
-use super::log_mel::{LogMel, N_MELS, RATE};
+#[cfg(feature = "onnx")]
+use super::log_mel::{HOP, LogMel, N_MELS};
+#[cfg(feature = "onnx")]
 use crate::onnx::{self, OnnxError};
+
+/// Whether a pause ends the caller's turn, read from their last seconds of
+/// audio by a learned model ([`SmartTurnModel`] with the `onnx` feature).
+pub trait TurnDetector: Send + Sync + std::fmt::Debug {
+    /// How likely the turn is complete (16 kHz audio so far; the model reads
+    /// the end). Tens of milliseconds of a core: called from a blocking
+    /// thread. `None`: no verdict (silence decides).
+    fn complete(&self, audio: &[i16]) -> Option<f32>;
+}
 
 /// Seconds of audio the model reads.
 pub const WINDOW_SECONDS: usize = 8;
 /// Samples it reads.
-pub const WINDOW_SAMPLES: usize = WINDOW_SECONDS * RATE;
-const FRAMES: usize = WINDOW_SAMPLES / super::log_mel::HOP;
+pub const WINDOW_SAMPLES: usize = WINDOW_SECONDS * 16_000;
+#[cfg(feature = "onnx")]
+const FRAMES: usize = WINDOW_SAMPLES / HOP;
 /// Above this the turn is complete.
 pub const COMPLETE: f32 = 0.5;
 
 /// The loaded model: a session per core, like Silero's.
+#[cfg(feature = "onnx")]
 #[derive(Clone)]
 pub struct SmartTurnModel {
     sessions: onnx::SessionPool,
     mel: LogMel,
 }
 
+#[cfg(feature = "onnx")]
 impl std::fmt::Debug for SmartTurnModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SmartTurnModel")
@@ -45,6 +61,7 @@ impl std::fmt::Debug for SmartTurnModel {
 
 /// The model's input for `audio` (16 kHz): its last 8 s, zero-padded at the
 /// front, normalised, as log-mel features `[N_MELS][800]`.
+#[cfg(feature = "onnx")]
 #[must_use]
 pub fn features(mel: &LogMel, audio: &[i16]) -> Vec<f32> {
     let tail = &audio[audio.len().saturating_sub(WINDOW_SAMPLES)..];
@@ -62,6 +79,7 @@ pub fn features(mel: &LogMel, audio: &[i16]) -> Vec<f32> {
     mel.compute(&x, FRAMES)
 }
 
+#[cfg(feature = "onnx")]
 impl SmartTurnModel {
     /// Loads the model with the ONNX Runtime library at `onnxruntime`.
     ///
@@ -92,9 +110,18 @@ impl SmartTurnModel {
     }
 }
 
-#[cfg(test)]
+#[cfg(feature = "onnx")]
+impl TurnDetector for SmartTurnModel {
+    fn complete(&self, audio: &[i16]) -> Option<f32> {
+        // A failed inference is no verdict: silence decides, as without the model.
+        self.predict(audio).ok()
+    }
+}
+
+#[cfg(all(test, feature = "onnx"))]
 mod tests {
     use super::*;
+    use crate::dsp::log_mel::RATE;
 
     #[test]
     fn features_read_the_last_eight_seconds_padded_at_the_front() {

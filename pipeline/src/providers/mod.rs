@@ -7,11 +7,16 @@
 //! the turn's [`CancellationToken`] is cancelled (barge-in) or the receiver
 //! is dropped.
 
+#[cfg(feature = "cloud")]
 pub mod deepgram;
+#[cfg(feature = "cloud")]
 pub mod deepgram_speech;
+#[cfg(feature = "cloud")]
 mod http_pcm;
 pub mod local;
+#[cfg(feature = "cloud")]
 pub mod openai;
+#[cfg(feature = "cloud")]
 pub mod openai_speech;
 pub mod scripted;
 

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::tools::HttpTool;
+use super::tools::Tool;
 use crate::dsp::endpoint::EndpointConfig;
-use crate::dsp::smart_turn::SmartTurnModel;
+pub use crate::dsp::smart_turn::TurnDetector;
+pub use crate::knowledge::Knowledge;
 use crate::providers::{LanguageModel, SpeechToText, TextToSpeech};
 use crate::turn::TurnConfig;
 
@@ -26,7 +27,7 @@ pub struct SessionConfig {
     pub echo_cancellation: bool,
     /// The learned end of turn the endpointer asks at each pause (with
     /// `endpoint.turn_check_ms`); `None`: silence alone ends a turn.
-    pub turn_detector: Option<SmartTurnModel>,
+    pub turn_detector: Option<Arc<dyn TurnDetector>>,
     /// The agent's instructions.
     pub system_prompt: String,
     /// Longest reply per LLM round, in tokens.
@@ -35,8 +36,8 @@ pub struct SessionConfig {
     pub temperature: f32,
     /// Knowledge passages put into the prompt per caller turn.
     pub knowledge_passages: usize,
-    /// HTTP tools the agent may call.
-    pub tools: Vec<HttpTool>,
+    /// Tools the agent may call (HTTP tools).
+    pub tools: Vec<Arc<dyn Tool>>,
     /// Offer the built-in `end_call` tool.
     pub end_call_tool: bool,
     /// Where `transfer_to_human` sends the caller; `None`: no such tool.
@@ -87,12 +88,6 @@ impl Default for SessionConfig {
                 .to_owned(),
         }
     }
-}
-
-/// Passages of the agent's knowledge that answer a question.
-pub trait Knowledge: Send + Sync {
-    /// Up to `k` passages for `query`, best first. Runs on a blocking thread.
-    fn retrieve(&self, query: &str, k: usize) -> Vec<String>;
 }
 
 /// The providers a call uses; shared by all calls of an agent.

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use chat::{ChatEvent, ChatHandle, spawn_chat};
-pub use config::{Knowledge, Providers, SessionConfig};
+pub use config::{Knowledge, Providers, SessionConfig, TurnDetector};
 pub use egress::{Egress, EgressEvent, Spoken};
 pub use log::{
     CallEvent, CallEventKind, CallLog, EndReason, Speaker, Stage, TranscriptLine, TurnLatency, Usage,
@@ -65,8 +65,7 @@ use crate::metrics::{ProviderLabel, StageLabel, metrics};
 use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
 use crate::turn::{LineKind, PlayoutEvent, TurnId, TurnMachine, TurnOutput, TurnSource};
 
-/// One 20 ms frame of 16 kHz mono audio, the format inside a call.
-pub type Frame = [i16; FRAME_SAMPLES];
+pub use crate::dsp::Frame;
 
 /// The caller's audio goes to the recogniser 100 ms at a time (and at each
 /// speech mark): a message per 20 ms frame cost two task hops per frame.
@@ -839,7 +838,7 @@ impl Driver {
         let tx = self.verdict_tx.clone();
         tokio::task::spawn_blocking(move || {
             // A failed inference is no verdict: silence decides, as without the model.
-            if let Ok(p) = model.predict(&audio) {
+            if let Some(p) = model.complete(&audio) {
                 let _ = tx.try_send((pause, p));
             }
         });

@@ -18,7 +18,7 @@ use super::config::{Providers, SessionConfig};
 use super::grounding::{Gate, Verdict, repeats};
 use super::log::{Stage, UsageMeter};
 use super::sentences::SentenceSplitter;
-use super::tools::{self, END_CALL, HttpTool, SEND_DTMF, TRANSFER};
+use super::tools::{self, END_CALL, SEND_DTMF, TRANSFER, Tool};
 use crate::providers::{
     CancellationToken, ChatMessage, ChatRequest, LlmEvent, ProviderError, Role, ToolCall, ToolSpec,
 };
@@ -91,8 +91,8 @@ impl WorkerContext {
         specs
     }
 
-    fn tool(&self, name: &str) -> Option<&HttpTool> {
-        self.config.tools.iter().find(|t| t.spec().name == name)
+    fn tool(&self, name: &str) -> Option<&dyn Tool> {
+        self.config.tools.iter().find(|t| t.spec().name == name).map(AsRef::as_ref)
     }
 }
 

@@ -1,12 +1,16 @@
-//! Tools the agent can call: HTTP tools defined on the agent, whose
-//! arguments are checked against their JSON schema before the request is
-//! made, and the built-ins `end_call` and `transfer_to_human`, which the
-//! session and its transport carry out.
+//! Tools the agent can call: tools defined on the agent ([`Tool`]; HTTP
+//! tools, whose arguments are checked against their JSON schema before
+//! the request is made, with the `tools` feature), and the built-ins
+//! `end_call`, `transfer_to_human` and `send_dtmf`, which the session and
+//! its transport carry out.
 
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::time::Duration;
+#[cfg(feature = "tools")]
+use std::time::Instant;
 
 use serde_json::{Value, json};
-
+#[cfg(feature = "tools")]
 use voxgate_guarded_http::Guarded;
 
 use crate::providers::{ToolCall, ToolSpec};
@@ -19,7 +23,17 @@ pub const TRANSFER: &str = "transfer_to_human";
 pub const SEND_DTMF: &str = "send_dtmf";
 
 /// The longest tool result handed back to the model.
+#[cfg(feature = "tools")]
 const MAX_RESULT_CHARS: usize = 4000;
+
+/// A tool defined on an agent.
+pub trait Tool: Send + Sync + std::fmt::Debug {
+    /// What the model is told about it.
+    fn spec(&self) -> &ToolSpec;
+    /// Runs the call: what the model should read (the result, or why it
+    /// failed) and whether it succeeded.
+    fn run<'a>(&'a self, call: &'a ToolCall) -> Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>>;
+}
 
 /// A tool definition was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +52,7 @@ pub enum ToolError {
 /// request goes through the guarded client ([`voxgate_guarded_http`]):
 /// public addresses only unless the operator allows private ones, no
 /// redirects, no proxy, at most 64 KiB of the answer read.
+#[cfg(feature = "tools")]
 #[derive(Clone)]
 pub struct HttpTool {
     spec: ToolSpec,
@@ -48,6 +63,7 @@ pub struct HttpTool {
     http: Guarded,
 }
 
+#[cfg(feature = "tools")]
 impl std::fmt::Debug for HttpTool {
     // Header values are often credentials: never print them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +76,18 @@ impl std::fmt::Debug for HttpTool {
     }
 }
 
+#[cfg(feature = "tools")]
+impl Tool for HttpTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn run<'a>(&'a self, call: &'a ToolCall) -> Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>> {
+        Box::pin(HttpTool::run(self, call))
+    }
+}
+
+#[cfg(feature = "tools")]
 impl HttpTool {
     /// A tool named `name` whose arguments follow `schema`.
     ///
@@ -226,6 +254,7 @@ mod tests {
         assert!(dtmf_digits(&call(&format!(r#"{{"digits": "{}"}}"#, "1".repeat(33)))).is_err());
     }
 
+    #[cfg(feature = "tools")]
     fn tool() -> HttpTool {
         let schema = json!({
             "type": "object",
@@ -245,6 +274,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tools")]
     fn arguments_are_checked_against_the_schema() {
         let t = tool();
         assert!(t.check(r#"{"date":"friday","people":2}"#).is_ok());
@@ -256,6 +286,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tools")]
     fn reserved_names_and_bad_schemas_are_refused() {
         let ok = json!({"type": "object"});
         let new = |name: &str, schema: Value| {
@@ -268,6 +299,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tools")]
     fn header_values_never_show_in_debug_output() {
         let t = HttpTool::new(
             "crm",

@@ -7,14 +7,17 @@
 //!
 //! Both take 20 ms frames of 16 kHz mono audio, the canonical format inside a call.
 
+#[cfg(feature = "onnx")]
 mod silero;
 mod webrtc;
 
 use std::path::PathBuf;
 
+#[cfg(feature = "onnx")]
 pub use silero::{SileroModel, SileroVad};
 pub use webrtc::{WebRtcMode, WebRtcVad};
 
+#[cfg(feature = "onnx")]
 use crate::onnx::OnnxError;
 
 /// Samples in one 20 ms frame at 16 kHz.
@@ -31,8 +34,12 @@ pub enum VadError {
     #[error("webrtc vad rejected the frame")]
     WebRtc,
     /// ONNX Runtime failed.
+    #[cfg(feature = "onnx")]
     #[error(transparent)]
     Onnx(#[from] OnnxError),
+    /// Silero was asked for in a build without ONNX Runtime (the `onnx` feature).
+    #[error("this build has no Silero VAD (built without the `onnx` feature)")]
+    Unavailable,
     /// The model's output was not what Silero gives.
     #[error("unexpected model output: {what}")]
     ModelOutput { what: &'static str },
@@ -99,10 +106,18 @@ pub fn build(config: &VadConfig) -> Result<Box<dyn VoiceActivityDetector>, VadEr
     let silero_present = config.silero_model.exists() && config.onnxruntime.exists();
     match config.kind {
         VadKind::WebRtc => Ok(Box::new(WebRtcVad::new(config.webrtc_mode))),
-        VadKind::Silero => Ok(Box::new(SileroVad::new(&config.onnxruntime, &config.silero_model)?)),
-        VadKind::Auto if silero_present => {
-            Ok(Box::new(SileroVad::new(&config.onnxruntime, &config.silero_model)?))
-        }
+        VadKind::Silero => silero(config),
+        VadKind::Auto if silero_present && cfg!(feature = "onnx") => silero(config),
         VadKind::Auto => Ok(Box::new(WebRtcVad::new(config.webrtc_mode))),
     }
+}
+
+#[cfg(feature = "onnx")]
+fn silero(config: &VadConfig) -> Result<Box<dyn VoiceActivityDetector>, VadError> {
+    Ok(Box::new(SileroVad::new(&config.onnxruntime, &config.silero_model)?))
+}
+
+#[cfg(not(feature = "onnx"))]
+fn silero(_: &VadConfig) -> Result<Box<dyn VoiceActivityDetector>, VadError> {
+    Err(VadError::Unavailable)
 }

@@ -1,17 +1,26 @@
 //! Providers that run on this machine with no network: Whisper (STT),
 //! Piper and espeak-ng (TTS), SmolLM2 with MiniLM retrieval (LLM).
 
+#[cfg(feature = "embeddings")]
 pub mod embed;
+#[cfg(feature = "onnx")]
 pub mod espeak;
+#[cfg(feature = "llama")]
 pub mod llm;
+#[cfg(feature = "onnx")]
 pub mod piper;
+#[cfg(feature = "llama")]
 mod prompt_cache;
+#[cfg(feature = "whisper")]
 pub mod stt;
+#[cfg(feature = "onnx")]
 pub mod tts;
+#[cfg(feature = "whisper")]
 pub mod whisper;
 
 use std::path::PathBuf;
 
+#[cfg(feature = "onnx")]
 use crate::onnx::OnnxError;
 
 /// A local model could not be loaded or run.
@@ -42,6 +51,7 @@ pub enum LocalModelError {
     #[error("espeak-ng: {message}")]
     Espeak { message: String },
     /// ONNX Runtime failed.
+    #[cfg(feature = "onnx")]
     #[error(transparent)]
     Onnx(#[from] OnnxError),
 }
