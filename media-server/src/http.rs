@@ -1,52 +1,18 @@
-//! The HTTP side: health and readiness, metrics, the media endpoints
-//! (websocket streams, WebRTC, chat, the widget) and the control API
-//! ([`crate::api`]). Public endpoints are rate limited per client network.
+//! The HTTP listener: health and readiness, metrics, the media plane's
+//! endpoints ([`voxgate_media::http`]: websocket streams, WebRTC, chat, the
+//! widget) and the control plane's ([`voxgate_control::api`], the dashboard). Public
+//! endpoints are rate limited per client network.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::config::Secret;
-use crate::sip::Dialer;
-
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// Where this server's HTTP listener is bound (agent tests call it back here).
-    pub addr: std::net::SocketAddr,
-    /// The VAD backend in use.
-    pub vad: &'static str,
-    /// The agent and its providers, e.g. `local-stt`.
-    pub agent: AgentInfo,
-    /// Places outbound calls; `None` when SIP is off.
-    pub dialer: Option<Dialer>,
-    /// `http.api_key`: a control API key for the default tenant; empty: none.
-    pub api_key: Secret,
-    /// Records, logins, recordings.
-    pub control: Arc<crate::api::Control>,
-    /// Requests to public endpoints, per client address.
-    pub public_limit: Option<Arc<PublicLimit>>,
-    /// What calls are made of (websocket streams start them here).
-    pub calls: std::sync::Arc<crate::calls::CallContext>,
-    /// WebRTC calls in progress.
-    pub webrtc: crate::webrtc::Calls,
-}
-
-/// What `/healthz` says about the agent.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentInfo {
-    pub name: String,
-    pub stt: &'static str,
-    pub llm: &'static str,
-    pub tts: &'static str,
-}
+use voxgate_control::api::{AgentInfo, AppState};
 
 #[derive(Debug, Serialize)]
 struct Health {
@@ -85,74 +51,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// A token bucket per client network (/24, /56), for the public endpoints:
-/// the same bounded limiter as SIP's.
-pub type PublicLimit = std::sync::Mutex<voxgate_sip_bridge::limiter::RateLimiter>;
-
-/// A limiter allowing `per_second` requests per client network, bursts of
-/// twice that, remembering at most 100 000 networks; `None` for 0.
-#[must_use]
-pub fn public_limit(per_second: u32) -> Option<Arc<PublicLimit>> {
-    (per_second > 0).then(|| {
-        Arc::new(std::sync::Mutex::new(voxgate_sip_bridge::limiter::RateLimiter::new(per_second, 100_000)))
-    })
-}
-
-/// Refuses (429) a client that exceeds its share of the public endpoints.
-async fn rate_limited(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
-    if let Some(limit) = &state.public_limit {
-        let admitted = limit
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .admit(std::time::Instant::now(), peer.ip());
-        if !admitted {
-            return crate::api::ApiError::TooManyRequests.into_response();
-        }
-    }
-    next.run(request).await
-}
-/// Whether `given` is `secret`, compared in time that does not depend on
-/// where they differ.
-pub fn same_secret(given: &str, secret: &str) -> bool {
-    let (a, b) = (given.as_bytes(), secret.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// All routes.
-pub fn router(state: AppState) -> Router {
-    let public = Router::new()
-        .route("/v1/chat", get(crate::chat::chat))
-        .route(
-            "/v1/webrtc/offer",
-            axum::routing::post(crate::webrtc::offer)
-                .layer(axum::extract::DefaultBodyLimit::max(crate::webrtc::MAX_OFFER_BYTES)),
-        )
-        .route("/v1/webrtc/{id}", axum::routing::delete(crate::webrtc::hang_up))
-        .route("/", get(crate::widget::demo))
-        .route("/widget.js", get(crate::widget::script))
-        .route("/widget/frame", get(crate::widget::frame))
-        .route("/widget/token", get(crate::widget::token))
-        .route("/dashboard", get(crate::dashboard::page))
-        .route("/dashboard/app.js", get(crate::dashboard::script))
-        .route("/v1/auth/login", axum::routing::post(crate::api::login))
-        .route("/v1/recordings/{key}", get(crate::api::download))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limited));
+/// All routes: the media plane's (`media`) and the control plane's.
+pub fn router(state: AppState, media: voxgate_media::http::MediaState) -> Router {
+    let media = voxgate_media::http::router(media, state.public_limit.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/v1/streams/twilio", get(crate::stream::twilio))
-        .route("/v1/streams/twilio/{agent}", get(crate::stream::twilio_for))
-        .route("/v1/streams/json", get(crate::stream::json))
-        .merge(public)
-        .merge(crate::api::router())
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(handler_panicked))
+        .merge(voxgate_control::api::router(state.public_limit.clone()))
         .with_state(state)
+        .merge(media)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(handler_panicked))
 }
 
 /// A handler that panicked is a bug: it is logged and answered 500 in the
@@ -236,7 +145,7 @@ pub async fn serve(
             continue;
         };
         let service = app.clone().map_request(move |mut request: axum::extract::Request<_>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
         });
         let service = hyper_util::service::TowerToHyperService::new(service);

@@ -1,45 +1,39 @@
 //! `voxgate`: the Voxgate media server.
 //!
+//! Two libraries make the server: the media plane ([`voxgate_media`]: SIP,
+//! WebRTC, websocket streams, chat, the widget, each an IO edge around the
+//! call core) and the control plane ([`voxgate_control`]: the control API,
+//! agents, call records, recordings, post-call work, campaigns). The media
+//! plane finds agents through the control plane's `AgentDirectory` and
+//! reports calls to its `CallHooks`; the control plane places calls through
+//! the media plane's `Dialer`. This binary composes them.
+//!
 //! # Layout
-//! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides.
-//! - [`agent`]: the agent callers talk to, with its providers.
-//! - [`sip`]: phone calls in and out: the SIP socket, per call RTP bridged to a session.
-//! - [`http`]: the HTTP listener: health, metrics, media endpoints, and
-//!   [`api`], the control API (`/v1`, OpenAPI at `/v1/openapi.json`).
-//! - [`auth`]: logins (argon2, JWT) and API keys; [`store`]: records in
-//!   SQLite or PostgreSQL; [`recordings`]: recordings and signed links.
-//! - [`calls`]: what every call leaves behind, whatever carried it.
+//! - `main.rs`: the command line, and [`start`]: the stores, the agents,
+//!   SIP, the workers and the HTTP listener, wired together.
+//! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides, read
+//!   into each plane's own sections ([`voxgate_media::MediaConfig`],
+//!   [`voxgate_control::ControlConfig`]).
+//! - [`http`]: the HTTP listener: health, readiness, metrics, and both
+//!   planes' routers merged.
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
 //! configuration; `voxgate admin create` makes an operator; `voxgate test`
 //! runs an agent test file ([`agent_tests`]).
 
-mod admission;
-mod agent;
-mod agent_tests;
-mod api;
-mod auth;
-mod calls;
-mod campaigns;
-mod chat;
 mod config;
-mod dashboard;
 mod http;
-mod media_access;
-mod post_call;
-mod recordings;
-mod redact;
-mod sip;
-mod spool;
-mod store;
-mod stream;
-mod webrtc;
-mod widget;
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+use voxgate_control::{
+    DEFAULT_TENANT, agent, agent_tests, api, auth, campaigns, ledger, post_call, recordings, spool, store,
+};
 
 use crate::config::Config;
 
@@ -133,9 +127,6 @@ enum AdminCommand {
         tenant: String,
     },
 }
-
-/// The tenant of the configured agent (and of `http.api_key`).
-const DEFAULT_TENANT: &str = "default";
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Config::load(path.map(PathBuf::as_path), std::env::vars()).context("loading configuration")
@@ -268,15 +259,15 @@ fn private(config: &mut Config, scratch: &std::path::Path) {
 /// `voxgate test`: starts a private server, makes the file's agents, runs the cases.
 async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<agent_tests::Report> {
     let server = start(config).await?;
-    let calls = server.state.calls.clone();
+    let (calls, store) = (server.state.calls.clone(), server.state.control.store.clone());
     let tenant = calls.default_tenant.clone();
     let mut agents = std::collections::BTreeMap::new();
     for (key, spec) in &plan.agents {
         for number in &spec.numbers {
-            calls.store.assign_number(number, &tenant).await?;
+            store.assign_number(number, &tenant).await?;
         }
         let json = serde_json::to_string(spec)?;
-        let row = calls.store.create_agent(&tenant, &spec.name, &json, &spec.numbers).await?;
+        let row = store.create_agent(&tenant, &spec.name, &json, &spec.numbers).await?;
         agents.insert(key.clone(), row.id);
     }
     let runner = agent_tests::Runner {
@@ -285,7 +276,8 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
             media_key: String::new(),
             tokens: Some(calls.tokens.clone()),
         },
-        calls,
+        store,
+        models_dir: server.state.config.models.dir.clone(),
         tenant,
         agent: String::new(),
         agents,
@@ -306,7 +298,7 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
 /// A started server.
 struct Server {
     addr: std::net::SocketAddr,
-    state: http::AppState,
+    state: api::AppState,
     /// Ends the HTTP listener (gracefully), then everything else.
     http_stop: tokio_util::sync::CancellationToken,
     stop: tokio_util::sync::CancellationToken,
@@ -336,19 +328,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Loads the agents, opens the store, starts SIP and the HTTP listener.
 async fn start(config: Config) -> anyhow::Result<Server> {
+    let media_config = config.media();
+    let control_config = config.control();
     // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
-    let vad = voxgate_pipeline::dsp::vad::build(&config.vad_config())
+    let vad = voxgate_pipeline::dsp::vad::build(&media_config.vad_config())
         .context("loading the voice activity detector")?;
     tracing::info!(vad = vad.name(), models = %config.models.dir.display(), "media pipeline ready");
-    crate::calls::prepare(&config).await?;
+    voxgate_media::calls::prepare(&media_config).await?;
     let store = store::Store::open(&config.storage.database_url).await.context("opening the database")?;
-    let agents = std::sync::Arc::new(
-        agent::registry::Agents::new(&config, store.clone()).await.context("loading the agent")?,
+    let agents = Arc::new(
+        agent::registry::Agents::new(&control_config, store.clone()).await.context("loading the agent")?,
     );
     let agent = agents.configured();
     let p = &agent.providers;
     let info =
-        http::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
+        api::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
     tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
     let stop = tokio_util::sync::CancellationToken::new();
     let default_tenant = store.tenant_named(DEFAULT_TENANT).await?;
@@ -358,20 +352,77 @@ async fn start(config: Config) -> anyhow::Result<Server> {
             format!("sip.numbers: {number} is assigned to another tenant (voxgate numbers release {number})")
         })?;
     }
-    let tokens =
-        auth::Tokens::load(config.auth.jwt_secret.expose(), u64::from(config.auth.token_ttl_s), &store)
-            .await?;
-    let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
-    let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
-    let control = std::sync::Arc::new(api::Control {
+    let control = Arc::new(api::Control {
         store: store.clone(),
-        tokens,
+        tokens: auth::Tokens::load(
+            config.auth.jwt_secret.expose(),
+            u64::from(config.auth.token_ttl_s),
+            &store,
+        )
+        .await?,
         default_tenant: default_tenant.clone(),
         reports: Default::default(),
         tests: Default::default(),
         logins: Default::default(),
     });
-    let recordings = std::sync::Arc::new(recordings::Recordings::new(
+    let ledger = open_ledger(&control_config, &store, &agents, &default_tenant, &stop).await?;
+    let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
+    let calls = Arc::new(voxgate_media::calls::CallContext {
+        admission: voxgate_media::admission::Admission::new(config.limits.clone()),
+        config: media_config,
+        agents: agents.clone(),
+        hooks: ledger.clone(),
+        default_tenant,
+        tokens: voxgate_media::media_access::MediaTokens::new(media_token_key.as_bytes()),
+    });
+    let (sip_task, dialer) = if config.sip.enabled {
+        let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
+        tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
+        // Campaigns dial through the SIP trunk.
+        let scheduler = campaigns::Scheduler::new(store.clone(), agents.clone(), dialer.clone());
+        Arc::new(scheduler).spawn(stop.clone());
+        (Some(task), Some(dialer))
+    } else {
+        (None, None)
+    };
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "HTTP listening");
+    let media = voxgate_media::http::MediaState { calls: calls.clone(), webrtc: Default::default() };
+    let state = api::AppState {
+        addr,
+        vad: vad.name(),
+        agent: info,
+        dialer,
+        api_key: config.http.api_key.clone(),
+        public_limit: voxgate_media::http::public_limit(config.http.public_rate_limit),
+        config: Arc::new(control_config),
+        calls,
+        agents,
+        ledger,
+        control,
+    };
+    let app = http::router(state.clone(), media);
+    let limits = http::ConnectionLimits::from_config(&config.http);
+    let http_stop = tokio_util::sync::CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
+    Ok(Server { addr, state, http_stop, stop, http_task, sip_task })
+}
+
+/// The call records' keeper, with its recordings and post-call work
+/// running; what a previous run left (spooled records, calls a crash
+/// interrupted, recordings not yet uploaded) is taken up first.
+async fn open_ledger(
+    config: &config::ControlConfig,
+    store: &store::Store,
+    agents: &Arc<agent::registry::Agents>,
+    default_tenant: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Arc<ledger::Ledger>> {
+    let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
+    let recordings = Arc::new(recordings::Recordings::new(
         config.storage.recordings_dir.clone(),
         url_key.as_bytes(),
         &config.s3,
@@ -385,60 +436,28 @@ async fn start(config: Config) -> anyhow::Result<Server> {
             }
         }
     }
-    let post_call = std::sync::Arc::new(post_call::PostCallWork::new(
-        &config,
+    let post_call = Arc::new(post_call::PostCallWork::new(
+        config,
         store.clone(),
         agents.clone(),
-        default_tenant.clone(),
+        default_tenant.to_owned(),
     )?);
-    post_call.spawn_workers(&stop);
-    post_call.spawn_purge(&stop);
-    let calls = std::sync::Arc::new(calls::CallContext {
-        config: config.clone(),
-        agents: agents.clone(),
+    post_call.spawn_workers(stop);
+    post_call.spawn_purge(stop);
+    let ledger = Arc::new(ledger::Ledger {
+        store: store.clone(),
+        default_tenant: default_tenant.to_owned(),
         recordings,
-        store,
-        default_tenant,
         post_call,
-        admission: admission::Admission::new(config.limits.clone()),
         spool: spool::Spool::new(&config.storage.recordings_dir),
-        tokens: media_access::MediaTokens::new(media_token_key.as_bytes()),
+        recordings_dir: config.media.recordings_dir.clone(),
+        max_call_duration_s: config.agent.max_call_duration_s,
     });
     // Records a previous run kept while the database was away, then calls it was running.
-    calls.spool.flush(&calls).await;
-    spool::Spool::spawn_flusher(calls.clone(), stop.clone());
-    calls::recover_interrupted(&calls).await;
-    let (sip_task, dialer) = if config.sip.enabled {
-        let (addr, task, dialer) = sip::start(calls.clone(), stop.clone()).await?;
-        tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
-        // Campaigns dial through the SIP trunk.
-        let scheduler = campaigns::Scheduler::new(calls.store.clone(), agents.clone(), dialer.clone());
-        std::sync::Arc::new(scheduler).spawn(stop.clone());
-        (Some(task), Some(dialer))
-    } else {
-        (None, None)
-    };
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "HTTP listening");
-    let state = http::AppState {
-        addr,
-        vad: vad.name(),
-        agent: info,
-        dialer,
-        api_key: config.http.api_key.clone(),
-        calls,
-        webrtc: webrtc::Calls::default(),
-        control,
-        public_limit: http::public_limit(config.http.public_rate_limit),
-    };
-    let app = http::router(state.clone());
-    let limits = http::ConnectionLimits::from_config(&config.http);
-    let http_stop = tokio_util::sync::CancellationToken::new();
-    let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
-    Ok(Server { addr, state, http_stop, stop, http_task, sip_task })
+    ledger.flush_spool().await;
+    ledger.clone().spawn_spool_flusher(stop.clone());
+    ledger.recover_interrupted().await;
+    Ok(ledger)
 }
 
 async fn shutdown_signal() {

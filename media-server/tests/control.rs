@@ -116,6 +116,7 @@ async fn short_call(server: &Server, agent: &str, seconds: u32) -> TestResult {
 }
 
 /// Everything an operator does, on the database at `database_url`.
+#[allow(clippy::too_many_lines, reason = "one operator's story, read top to bottom")]
 fn operator_story(database_url: &str) -> TestResult {
     let server = server(database_url, &[])?;
     let db = if database_url.is_empty() {

@@ -82,6 +82,16 @@ fn wait_for_call(
     Err(format!("no such call within {within:?}: {:?}", calls(server)?).into())
 }
 
+/// The audio a recording being written holds on disk, in ms (by its
+/// header's byte rate, to the end of the file); `None` before it has a header.
+fn on_disk_ms(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let head = bytes.get(..bytes.len().min(256))?;
+    let data_start = head.windows(4).position(|w| w == b"data")? + 8;
+    let byte_rate = u64::from(u32::from_le_bytes(bytes.get(28..32)?.try_into().ok()?));
+    Some((bytes.len().saturating_sub(data_start) as u64) * 1000 / byte_rate.max(1))
+}
+
 /// A recording's length in ms, and the mean absolute sample of each channel.
 fn read_wav(bytes: &[u8]) -> Result<(u64, f64, f64), Box<dyn std::error::Error>> {
     let mut wav = hound::WavReader::new(std::io::Cursor::new(bytes))?;
@@ -103,31 +113,37 @@ fn a_call_survives_kill_9_of_the_server_as_an_interrupted_record_with_its_record
     let mut sipp = caller(&first, &scratch.0, None, 30_000)?;
     // The record says the call runs as soon as it is answered.
     let live = wait_for_call(&first, Duration::from_secs(15), |c| c["status"] == "in_progress")?;
-    let answered = Instant::now();
-    std::thread::sleep(Duration::from_millis(3000));
+    let id = live["id"].as_str().ok_or("no id")?.to_owned();
+    // Killed once three seconds of the call are on disk (the recorder
+    // writes about once a second), whatever the machine's speed.
+    let file = scratch.0.join(format!("recordings/{id}.wav"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on_disk_ms(&file).is_none_or(|ms| ms < 3000) {
+        assert!(Instant::now() < deadline, "the recording never reached 3 s on disk");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     first.kill();
-    let ran_ms = answered.elapsed().as_millis() as u64;
+    let on_disk = on_disk_ms(&file).ok_or("the recording is gone")?;
     let _ = sipp.kill();
     let _ = sipp.wait();
 
     let second = start_server(&env(&scratch.0, &[]))?;
-    let id = live["id"].as_str().ok_or("no id")?;
-    let call = wait_for_call(&second, Duration::from_secs(10), |c| c["id"] == id)?;
+    let call = wait_for_call(&second, Duration::from_secs(10), |c| c["id"] == id.as_str())?;
     assert_eq!(call["status"], "interrupted", "{call}");
-    // The recording plays to within a second of the kill.
+    // The recording plays to its last whole frame on disk at the kill.
     let (status, detail) =
-        http(&second, "GET", &format!("/v1/calls/{}", url_escape(id)), Some(API_KEY), None)?;
+        http(&second, "GET", &format!("/v1/calls/{}", url_escape(&id)), Some(API_KEY), None)?;
     assert_eq!(status, 200, "{detail}");
     let duration = detail["duration_ms"].as_u64().ok_or("no duration")?;
-    let (wav_ms, _, agent) = read_wav(&recording(&second, id, API_KEY)?)?;
+    let (wav_ms, _, agent) = read_wav(&recording(&second, &id, API_KEY)?)?;
     assert_eq!(duration, wav_ms, "{detail}");
     assert!(
-        wav_ms + 1000 >= ran_ms && wav_ms <= ran_ms + 300,
-        "recorded {wav_ms} ms of a call killed after {ran_ms} ms"
+        wav_ms >= 3000 && wav_ms.abs_diff(on_disk) <= 1,
+        "recorded {wav_ms} ms of the {on_disk} ms on disk"
     );
     assert!(agent > 100.0, "the agent's greeting is in the recording (mean {agent})");
     // Like any ended call, it is billed (post-call work ran on it).
-    let record = wait_for_post_call(&second, id)?;
+    let record = wait_for_post_call(&second, &id)?;
     assert!(record["post_call"]["jobs"].as_array().is_some_and(|j| !j.is_empty()), "{record}");
     Ok(())
 }

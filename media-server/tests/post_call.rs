@@ -381,6 +381,7 @@ fn server_env(llm: &str, smtp_port: u16) -> Vec<(&'static str, String)> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines, reason = "one chat's whole aftermath, read top to bottom")]
 fn a_chat_is_analysed_billed_emailed_synced_and_announced() -> TestResult {
     let (llm, _) = model()?;
     let (smtp_port, mail) = smtp_sink()?;

@@ -455,6 +455,137 @@ async fn jitter_metrics(url: &str) -> HashMap<String, f64> {
         .collect()
 }
 
+/// What a run measured, before it is summed up.
+struct Run {
+    results: Vec<CallResult>,
+    /// The server's jitter and tick metrics before and after.
+    before: HashMap<String, f64>,
+    after: HashMap<String, f64>,
+    /// The server's CPU while every call was up, and the load generator's own.
+    cpu_pct: f64,
+    own_cpu_pct: f64,
+    /// The server's largest and idle resident memory, MiB.
+    rss_max: f64,
+    rss_idle: f64,
+    held_s: f64,
+}
+
+/// The run's figures, as BENCHMARKS.md and the plots read them.
+fn report(args: &Args, profile: &str, run: &Run) -> serde_json::Value {
+    let results = &run.results;
+    let answered = results.iter().filter(|r| r.setup_ms.is_some()).count();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.failure.as_ref()).collect();
+    let ended_by_server = results.iter().filter(|r| r.ended_by_server).count();
+    let mut setup: Vec<f64> = results.iter().filter_map(|r| r.setup_ms).collect();
+    let mut turn: Vec<f64> = results.iter().flat_map(|r| r.measured.turn_ms.iter().copied()).collect();
+    let mut barge: Vec<f64> = results.iter().flat_map(|r| r.measured.barge_in_ms.iter().copied()).collect();
+    let mut lateness: Vec<f64> =
+        results.iter().flat_map(|r| r.measured.lateness_ms.iter().copied()).collect();
+    let sum = |f: fn(&Measured) -> u64| results.iter().map(|r| f(&r.measured)).sum::<u64>();
+    let (frames, late, lost) = (sum(|m| m.frames), sum(|m| m.late), sum(|m| m.lost));
+    let (unmarked, unanswered) = (sum(|m| m.unmarked_spurts), sum(|m| m.unanswered));
+    let (cpu_pct, own_cpu_pct, rss_max, rss_idle) = (run.cpu_pct, run.own_cpu_pct, run.rss_max, run.rss_idle);
+    let (before, after) = (&run.before, &run.after);
+    let n = answered.max(1) as f64;
+    let delta = |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    let fate = |f: &str| delta(&format!("voxgate_jitter_packets_total{{fate=\"{f}\"}}"));
+    let jb_received = fate("received");
+    let jb_late = fate("late");
+    let jb_count = delta("voxgate_jitter_delay_seconds_count");
+    let jb_delay_ms =
+        if jb_count > 0.0 { delta("voxgate_jitter_delay_seconds_sum") / jb_count * 1000.0 } else { 0.0 };
+    // The server's media ticks in the held period, and how many ran later
+    // than 1, 4 and 16 ms (from the histogram's cumulative buckets).
+    let ticks = delta("voxgate_media_tick_lateness_seconds_count");
+    let ticks_later = |ms: f64| {
+        let le = after
+            .keys()
+            .filter_map(|k| k.strip_prefix("voxgate_media_tick_lateness_seconds_bucket{le=\""))
+            .filter_map(|k| k.strip_suffix("\"}"))
+            .find(|le| le.parse::<f64>().is_ok_and(|v| (v * 1000.0 - ms).abs() < 1e-6));
+        le.map_or(0.0, |le| {
+            ticks - delta(&format!("voxgate_media_tick_lateness_seconds_bucket{{le=\"{le}\"}}"))
+        })
+    };
+    let p = |v: &mut Vec<f64>, q: f64| percentile(v, q);
+    // The distributions, as (quantile, ms) every 5 %, for the CDF plots.
+    let cdf = |v: &mut Vec<f64>, less: f64| -> Vec<(f64, f64)> {
+        (1..=20).map(|i| f64::from(i) / 20.0).map(|q| (q, percentile(v, q) - less)).collect()
+    };
+    serde_json::json!({
+        "label": args.label, "profile": profile, "calls": args.calls, "hold_s": args.hold,
+        "answered": answered, "failed": failures.len(), "ended_by_server": ended_by_server,
+        "setup_ms": {"p50": p(&mut setup, 0.5), "p99": p(&mut setup, 0.99), "max": p(&mut setup, 1.0)},
+        "server_cpu_pct": cpu_pct, "cpu_pct_per_call": cpu_pct / n,
+        "server_rss_mib": rss_max, "server_rss_idle_mib": rss_idle, "rss_kib_per_call": (rss_max - rss_idle) * 1024.0 / n,
+        "loadgen_cpu_pct": own_cpu_pct,
+        "agent_frames": frames, "late_frames": late, "lost_frames": lost, "unmarked_spurts": unmarked,
+        "lateness_ms": {"p50": p(&mut lateness, 0.5), "p99": p(&mut lateness, 0.99), "max": p(&mut lateness, 1.0)},
+        "turn_ms": {"n": turn.len(), "p50": p(&mut turn, 0.5), "p99": p(&mut turn, 0.99), "max": p(&mut turn, 1.0)},
+        "waits_ms": args.waits_ms,
+        "server_added_ms": {"p50": p(&mut turn, 0.5) - args.waits_ms, "p99": p(&mut turn, 0.99) - args.waits_ms},
+        "barge_in_ms": {"n": barge.len(), "p50": p(&mut barge, 0.5), "p99": p(&mut barge, 0.99), "cdf": cdf(&mut barge, 0.0)},
+        "server_added_cdf": cdf(&mut turn, args.waits_ms),
+        "unanswered": unanswered,
+        "jitter": {"received": jb_received, "late": jb_late, "lost": fate("lost"), "concealed": fate("concealed"),
+                   "duplicate": fate("duplicate"), "late_rate": if jb_received > 0.0 { jb_late / jb_received } else { 0.0 },
+                   "mean_delay_ms": jb_delay_ms},
+        "media_ticks": {"count": ticks, "over_1ms": ticks_later(1.0), "over_4ms": ticks_later(4.0), "over_16ms": ticks_later(16.0)},
+    })
+}
+
+/// The report in a few lines.
+fn print_summary(args: &Args, r: &serde_json::Value, held_s: f64) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    println!(
+        "{} calls ({}, {}) held {held_s:.0} s: {} answered, {} failed, {} ended by the server\n\
+         setup p50 {:.1} ms p99 {:.1} ms | server CPU {:.0}% of a core ({:.3}% per call), RSS {:.0} MiB \
+         (idle {:.0}; {:.0} KiB per call) | load generator CPU {:.0}%\n\
+         agent frames {}: {} late (> 20 ms), {} lost, {} talkspurts unmarked; lateness p99 {:.1} ms max {:.1} ms\n\
+         turn latency n={} p50 {:.0} ms p99 {:.0} ms (server-added, less {:.0} ms of set waits: p50 {:.0} ms p99 {:.0} ms); barge-in n={} p50 {:.0} ms p99 {:.0} ms; {} unanswered\n\
+         server jitter buffer: {} received, {} late, mean delay {:.0} ms\n\
+         server media ticks: {}, later than 1 ms {:.0}, 4 ms {:.0}, 16 ms {:.0}",
+        args.calls,
+        args.label,
+        r["profile"].as_str().unwrap_or_default(),
+        u(&r["answered"]),
+        u(&r["failed"]),
+        u(&r["ended_by_server"]),
+        f(&r["setup_ms"]["p50"]),
+        f(&r["setup_ms"]["p99"]),
+        f(&r["server_cpu_pct"]),
+        f(&r["cpu_pct_per_call"]),
+        f(&r["server_rss_mib"]),
+        f(&r["server_rss_idle_mib"]),
+        f(&r["rss_kib_per_call"]),
+        f(&r["loadgen_cpu_pct"]),
+        u(&r["agent_frames"]),
+        u(&r["late_frames"]),
+        u(&r["lost_frames"]),
+        u(&r["unmarked_spurts"]),
+        f(&r["lateness_ms"]["p99"]),
+        f(&r["lateness_ms"]["max"]),
+        u(&r["turn_ms"]["n"]),
+        f(&r["turn_ms"]["p50"]),
+        f(&r["turn_ms"]["p99"]),
+        args.waits_ms,
+        f(&r["server_added_ms"]["p50"]),
+        f(&r["server_added_ms"]["p99"]),
+        u(&r["barge_in_ms"]["n"]),
+        f(&r["barge_in_ms"]["p50"]),
+        f(&r["barge_in_ms"]["p99"]),
+        u(&r["unanswered"]),
+        f(&r["jitter"]["received"]),
+        f(&r["jitter"]["late"]),
+        f(&r["jitter"]["mean_delay_ms"]),
+        f(&r["media_ticks"]["count"]),
+        f(&r["media_ticks"]["over_1ms"]),
+        f(&r["media_ticks"]["over_4ms"]),
+        f(&r["media_ticks"]["over_16ms"]),
+    );
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
@@ -538,98 +669,19 @@ async fn main() -> anyhow::Result<()> {
         None => HashMap::new(),
     };
 
-    // ------------------------------------------------------------ report
-    let answered = results.iter().filter(|r| r.setup_ms.is_some()).count();
-    let failures: Vec<&String> = results.iter().filter_map(|r| r.failure.as_ref()).collect();
-    let ended_by_server = results.iter().filter(|r| r.ended_by_server).count();
-    let mut setup: Vec<f64> = results.iter().filter_map(|r| r.setup_ms).collect();
-    let mut turn: Vec<f64> = results.iter().flat_map(|r| r.measured.turn_ms.iter().copied()).collect();
-    let mut barge: Vec<f64> = results.iter().flat_map(|r| r.measured.barge_in_ms.iter().copied()).collect();
-    let mut lateness: Vec<f64> =
-        results.iter().flat_map(|r| r.measured.lateness_ms.iter().copied()).collect();
-    let sum = |f: fn(&Measured) -> u64| results.iter().map(|r| f(&r.measured)).sum::<u64>();
-    let (frames, late, lost) = (sum(|m| m.frames), sum(|m| m.late), sum(|m| m.lost));
-    let (unmarked, unanswered) = (sum(|m| m.unmarked_spurts), sum(|m| m.unanswered));
-    let cpu_pct = (cpu1 - cpu0) / held_s * 100.0;
-    let own_cpu_pct = (own_cpu1 - own_cpu0) / (ramp_s + held_s) * 100.0;
-    let n = answered.max(1) as f64;
-    let delta = |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
-    let fate = |f: &str| delta(&format!("voxgate_jitter_packets_total{{fate=\"{f}\"}}"));
-    let jb_received = fate("received");
-    let jb_late = fate("late");
-    let jb_count = delta("voxgate_jitter_delay_seconds_count");
-    let jb_delay_ms =
-        if jb_count > 0.0 { delta("voxgate_jitter_delay_seconds_sum") / jb_count * 1000.0 } else { 0.0 };
-    // The server's media ticks in the held period, and how many ran later
-    // than 1, 4 and 16 ms (from the histogram's cumulative buckets).
-    let ticks = delta("voxgate_media_tick_lateness_seconds_count");
-    let ticks_later = |ms: f64| {
-        let le = after
-            .keys()
-            .filter_map(|k| k.strip_prefix("voxgate_media_tick_lateness_seconds_bucket{le=\""))
-            .filter_map(|k| k.strip_suffix("\"}"))
-            .find(|le| le.parse::<f64>().is_ok_and(|v| (v * 1000.0 - ms).abs() < 1e-6));
-        le.map_or(0.0, |le| {
-            ticks - delta(&format!("voxgate_media_tick_lateness_seconds_bucket{{le=\"{le}\"}}"))
-        })
+    let run = Run {
+        results,
+        before,
+        after,
+        cpu_pct: (cpu1 - cpu0) / held_s * 100.0,
+        own_cpu_pct: (own_cpu1 - own_cpu0) / (ramp_s + held_s) * 100.0,
+        rss_max,
+        rss_idle,
+        held_s,
     };
-    let p = |v: &mut Vec<f64>, q: f64| percentile(v, q);
-    // The distributions, as (quantile, ms) every 5 %, for the CDF plots.
-    let cdf = |v: &mut Vec<f64>, less: f64| -> Vec<(f64, f64)> {
-        (1..=20).map(|i| f64::from(i) / 20.0).map(|q| (q, percentile(v, q) - less)).collect()
-    };
-    let report = serde_json::json!({
-        "label": args.label, "profile": profile.name, "calls": args.calls, "hold_s": args.hold,
-        "answered": answered, "failed": failures.len(), "ended_by_server": ended_by_server,
-        "setup_ms": {"p50": p(&mut setup, 0.5), "p99": p(&mut setup, 0.99), "max": p(&mut setup, 1.0)},
-        "server_cpu_pct": cpu_pct, "cpu_pct_per_call": cpu_pct / n,
-        "server_rss_mib": rss_max, "server_rss_idle_mib": rss_idle, "rss_kib_per_call": (rss_max - rss_idle) * 1024.0 / n,
-        "loadgen_cpu_pct": own_cpu_pct,
-        "agent_frames": frames, "late_frames": late, "lost_frames": lost, "unmarked_spurts": unmarked,
-        "lateness_ms": {"p50": p(&mut lateness, 0.5), "p99": p(&mut lateness, 0.99), "max": p(&mut lateness, 1.0)},
-        "turn_ms": {"n": turn.len(), "p50": p(&mut turn, 0.5), "p99": p(&mut turn, 0.99), "max": p(&mut turn, 1.0)},
-        "waits_ms": args.waits_ms,
-        "server_added_ms": {"p50": p(&mut turn, 0.5) - args.waits_ms, "p99": p(&mut turn, 0.99) - args.waits_ms},
-        "barge_in_ms": {"n": barge.len(), "p50": p(&mut barge, 0.5), "p99": p(&mut barge, 0.99), "cdf": cdf(&mut barge, 0.0)},
-        "server_added_cdf": cdf(&mut turn, args.waits_ms),
-        "unanswered": unanswered,
-        "jitter": {"received": jb_received, "late": jb_late, "lost": fate("lost"), "concealed": fate("concealed"),
-                   "duplicate": fate("duplicate"), "late_rate": if jb_received > 0.0 { jb_late / jb_received } else { 0.0 },
-                   "mean_delay_ms": jb_delay_ms},
-        "media_ticks": {"count": ticks, "over_1ms": ticks_later(1.0), "over_4ms": ticks_later(4.0), "over_16ms": ticks_later(16.0)},
-    });
-    println!(
-        "{} calls ({}, {}) held {held_s:.0} s: {answered} answered, {} failed, {ended_by_server} ended by the server\n\
-         setup p50 {:.1} ms p99 {:.1} ms | server CPU {cpu_pct:.0}% of a core ({:.3}% per call), RSS {rss_max:.0} MiB \
-         (idle {rss_idle:.0}; {:.0} KiB per call) | load generator CPU {own_cpu_pct:.0}%\n\
-         agent frames {frames}: {late} late (> 20 ms), {lost} lost, {unmarked} talkspurts unmarked; lateness p99 {:.1} ms max {:.1} ms\n\
-         turn latency n={} p50 {:.0} ms p99 {:.0} ms (server-added, less {:.0} ms of set waits: p50 {:.0} ms p99 {:.0} ms); barge-in n={} p50 {:.0} ms p99 {:.0} ms; {unanswered} unanswered\n\
-         server jitter buffer: {jb_received} received, {jb_late} late, mean delay {jb_delay_ms:.0} ms\n\
-         server media ticks: {ticks}, later than 1 ms {:.0}, 4 ms {:.0}, 16 ms {:.0}",
-        args.calls,
-        args.label,
-        profile.name,
-        failures.len(),
-        report["setup_ms"]["p50"].as_f64().unwrap_or(0.0),
-        report["setup_ms"]["p99"].as_f64().unwrap_or(0.0),
-        cpu_pct / n,
-        (rss_max - rss_idle) * 1024.0 / n,
-        report["lateness_ms"]["p99"].as_f64().unwrap_or(0.0),
-        report["lateness_ms"]["max"].as_f64().unwrap_or(0.0),
-        turn.len(),
-        report["turn_ms"]["p50"].as_f64().unwrap_or(0.0),
-        report["turn_ms"]["p99"].as_f64().unwrap_or(0.0),
-        args.waits_ms,
-        report["server_added_ms"]["p50"].as_f64().unwrap_or(0.0),
-        report["server_added_ms"]["p99"].as_f64().unwrap_or(0.0),
-        barge.len(),
-        report["barge_in_ms"]["p50"].as_f64().unwrap_or(0.0),
-        report["barge_in_ms"]["p99"].as_f64().unwrap_or(0.0),
-        ticks_later(1.0),
-        ticks_later(4.0),
-        ticks_later(16.0),
-    );
-    if let Some(first) = failures.first() {
+    let report = report(&args, profile.name, &run);
+    print_summary(&args, &report, run.held_s);
+    if let Some(first) = run.results.iter().find_map(|r| r.failure.as_ref()) {
         println!("failures, e.g.: {first}");
     }
     if let Some(path) = &args.json {

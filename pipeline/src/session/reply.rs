@@ -428,14 +428,7 @@ pub(crate) async fn converse(
     let config = &ctx.config;
     // A long call or chat sends its latest turns, not all of them.
     let mut messages = super::history::within_budget(messages, config.max_history_tokens);
-    let knowledge = match ctx.providers.knowledge.clone() {
-        Some(k) if config.knowledge_passages > 0 => {
-            let n = config.knowledge_passages;
-            let query = query.clone();
-            tokio::task::spawn_blocking(move || k.retrieve(&query, n)).await.unwrap_or_default()
-        }
-        _ => Vec::new(),
-    };
+    let knowledge = retrieve(ctx, &query).await;
     // A fact question's answer is checked against the facts before it is said.
     words.check_with(Gate::for_question(&query, &knowledge));
     // Any other turn: a reply that only says the caller's words back asks them again.
@@ -518,71 +511,118 @@ pub(crate) async fn converse(
         if calls.is_empty() {
             return Ok(());
         }
-        // Built-ins end the turn: the transport acts once it has played.
-        if calls.iter().any(|c| c.name == END_CALL) {
-            let _ = tx.send(WorkerEvent::EndCall { turn }).await;
+        if ended_by_built_in(ctx, &calls, turn, tx).await {
             return Ok(());
         }
-        if calls.iter().any(|c| c.name == TRANSFER)
-            && let Some(target) = config.transfer_target.clone()
-        {
-            let _ = tx.send(WorkerEvent::Transfer { turn, target }).await;
-            return Ok(());
-        }
-        let mut exchange =
-            vec![ChatMessage { tool_calls: calls.clone(), ..ChatMessage::new(Role::Assistant, text) }];
-        for call in &calls {
-            let result = match ctx.tool(&call.name) {
-                // Keys go out through the transport, in order with the agent's audio.
-                None if call.name == SEND_DTMF && config.dtmf_tool => {
-                    let (content, ok) = match tools::dtmf_digits(call) {
-                        Ok(digits) => {
-                            let content = format!(r#"{{"pressed":"{digits}"}}"#);
-                            let _ = tx.send(WorkerEvent::Dtmf { turn, digits }).await;
-                            (content, true)
-                        }
-                        Err(e) => (serde_json::json!({ "error": e }).to_string(), false),
-                    };
-                    tools::ToolResult { content, ok, elapsed: Duration::ZERO }
-                }
-                None => tools::ToolResult {
-                    content: format!(r#"{{"error":"no tool named {}"}}"#, call.name.replace('"', "")),
-                    ok: false,
-                    elapsed: Duration::ZERO,
-                },
-                Some(tool) => {
-                    let running = tool.run(call);
-                    tokio::pin!(running);
-                    match (&config.filler, filler_said) {
-                        (Some((after, line)), false) => tokio::select! {
-                            r = &mut running => r,
-                            () = tokio::time::sleep(*after) => {
-                                filler_said = true;
-                                spoke = true;
-                                words.line(line);
-                                running.await
-                            }
-                        },
-                        _ => running.await,
-                    }
-                }
-            };
-            let _ = tx
-                .send(WorkerEvent::ToolRan {
-                    name: call.name.clone(),
-                    ok: result.ok,
-                    elapsed: result.elapsed,
-                })
-                .await;
-            exchange.push(ChatMessage {
-                tool_call_id: Some(call.id.clone()),
-                ..ChatMessage::new(Role::Tool, result.content)
-            });
-        }
+        let exchange = run_tools(ctx, (text, calls), turn, tx, words, &mut filler_said).await;
+        spoke |= filler_said;
         messages.extend(exchange.iter().cloned());
         let _ = tx.send(WorkerEvent::ToolMessages { turn, messages: exchange }).await;
     }
     Ok(())
+}
+
+/// The passages of the agent's knowledge that answer `query` (none without knowledge).
+async fn retrieve(ctx: &WorkerContext, query: &str) -> Vec<String> {
+    match ctx.providers.knowledge.clone() {
+        Some(k) if ctx.config.knowledge_passages > 0 => {
+            let (n, query) = (ctx.config.knowledge_passages, query.to_owned());
+            tokio::task::spawn_blocking(move || k.retrieve(&query, n)).await.unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a built-in tool among `calls` ends the turn (the transport acts
+/// once what was said has played): hanging up, or a transfer.
+async fn ended_by_built_in(
+    ctx: &WorkerContext,
+    calls: &[ToolCall],
+    turn: TurnId,
+    tx: &mpsc::Sender<WorkerEvent>,
+) -> bool {
+    if calls.iter().any(|c| c.name == END_CALL) {
+        let _ = tx.send(WorkerEvent::EndCall { turn }).await;
+        return true;
+    }
+    if calls.iter().any(|c| c.name == TRANSFER)
+        && let Some(target) = ctx.config.transfer_target.clone()
+    {
+        let _ = tx.send(WorkerEvent::Transfer { turn, target }).await;
+        return true;
+    }
+    false
+}
+
+/// Runs the model's tool calls in order: the exchange (its message that
+/// called them, then each result) to send back to it.
+async fn run_tools(
+    ctx: &WorkerContext,
+    (text, calls): (String, Vec<ToolCall>),
+    turn: TurnId,
+    tx: &mpsc::Sender<WorkerEvent>,
+    words: &mut Words<'_>,
+    filler_said: &mut bool,
+) -> Vec<ChatMessage> {
+    let mut exchange =
+        vec![ChatMessage { tool_calls: calls.clone(), ..ChatMessage::new(Role::Assistant, text) }];
+    for call in &calls {
+        let result = run_tool(ctx, call, turn, tx, words, filler_said).await;
+        let _ = tx
+            .send(WorkerEvent::ToolRan { name: call.name.clone(), ok: result.ok, elapsed: result.elapsed })
+            .await;
+        exchange.push(ChatMessage {
+            tool_call_id: Some(call.id.clone()),
+            ..ChatMessage::new(Role::Tool, result.content)
+        });
+    }
+    exchange
+}
+
+/// Runs one tool call; a slow tool gets the filler line once a turn
+/// (`filler_said` then holds).
+async fn run_tool(
+    ctx: &WorkerContext,
+    call: &ToolCall,
+    turn: TurnId,
+    tx: &mpsc::Sender<WorkerEvent>,
+    words: &mut Words<'_>,
+    filler_said: &mut bool,
+) -> tools::ToolResult {
+    match ctx.tool(&call.name) {
+        // Keys go out through the transport, in order with the agent's audio.
+        None if call.name == SEND_DTMF && ctx.config.dtmf_tool => {
+            let (content, ok) = match tools::dtmf_digits(call) {
+                Ok(digits) => {
+                    let content = format!(r#"{{"pressed":"{digits}"}}"#);
+                    let _ = tx.send(WorkerEvent::Dtmf { turn, digits }).await;
+                    (content, true)
+                }
+                Err(e) => (serde_json::json!({ "error": e }).to_string(), false),
+            };
+            tools::ToolResult { content, ok, elapsed: Duration::ZERO }
+        }
+        None => tools::ToolResult {
+            content: format!(r#"{{"error":"no tool named {}"}}"#, call.name.replace('"', "")),
+            ok: false,
+            elapsed: Duration::ZERO,
+        },
+        Some(tool) => {
+            let running = tool.run(call);
+            tokio::pin!(running);
+            match (&ctx.config.filler, *filler_said) {
+                (Some((after, line)), false) => tokio::select! {
+                    r = &mut running => r,
+                    () = tokio::time::sleep(*after) => {
+                        *filler_said = true;
+                        words.line(line);
+                        running.await
+                    }
+                },
+                _ => running.await,
+            }
+        }
+    }
 }
 
 async fn retrying(

@@ -1,0 +1,39 @@
+//! The control plane: what operators run Voxgate through, and what every
+//! call leaves behind. It builds the agents the media plane's calls talk to
+//! ([`agent::registry::Agents`] is its `AgentDirectory`), keeps each call's
+//! record ([`ledger::Ledger`] is its `CallHooks`), and places outbound calls
+//! through its `Dialer`.
+//!
+//! # Layout
+//! - [`config`]: the sections it reads, as [`ControlConfig`].
+//! - [`agent`]: agents built from their definitions ([`agent::spec`]), with
+//!   their providers and local models; [`agent::registry`] caches them and
+//!   routes numbers to them.
+//! - [`ledger`]: every call's record, its recording's upload and its
+//!   post-call work; [`spool`]: records waiting for the database.
+//! - [`store`]: records in SQLite or PostgreSQL (migrations in `migrations/`).
+//! - [`api`]: the control API under `/v1` (OpenAPI at `/v1/openapi.json`),
+//!   with [`auth`]: logins (argon2, JWT), API keys, roles and scopes.
+//! - [`recordings`]: recordings on disk or S3, and signed links to them.
+//! - [`post_call`]: the job queue's analytics, email, CRM, webhooks, billing.
+//! - [`campaigns`]: outbound calls on a schedule, with retries.
+//! - [`dashboard`]: the operators' page.
+//! - [`agent_tests`]: scripted calls judged on what the caller heard (`voxgate test`).
+
+pub mod agent;
+pub mod agent_tests;
+pub mod api;
+pub mod auth;
+pub mod campaigns;
+pub mod config;
+pub mod dashboard;
+pub mod ledger;
+pub mod post_call;
+pub mod recordings;
+pub mod spool;
+pub mod store;
+
+pub use config::ControlConfig;
+
+/// The tenant of the configured agent (and of `http.api_key`).
+pub const DEFAULT_TENANT: &str = "default";

@@ -1,0 +1,242 @@
+//! A call from a phone: answer the INVITE (after ringing, if configured),
+//! negotiate the codec, then hand the call to the media bridge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use voxgate_pipeline::metrics::ChannelLabel;
+use voxgate_sip_bridge::call::{CallEvent, InboundCall};
+use voxgate_sip_bridge::check::Checked;
+use voxgate_sip_bridge::message::Request;
+use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
+
+use super::CallFailed;
+use super::media::{self, CODECS, RtpSockets, SipLeg};
+use super::{Peer, Shared, Signal, host_port, rand_u32};
+use crate::agent::CallAgent;
+use crate::calls::CallContext;
+use voxgate_domain::{CallId, CallInfo, Channel};
+
+/// An inbound call's signalling and where its messages go.
+type Inbound = SipLeg<InboundCall>;
+
+/// Waits for the next message or timer, then sends what follows.
+async fn step(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> Result<Vec<CallEvent>, CallFailed> {
+    inbound.step(signalling, cancel).await.ok_or(CallFailed::SignallingClosed)
+}
+
+/// An INVITE that starts a call.
+pub(super) struct Invite {
+    pub request: Request,
+    pub checked: Checked,
+    /// When it arrived, for the call-setup metric.
+    pub received: std::time::Instant,
+    /// The agent the dialled number routes to ([`crate::agent::CONFIGURED`] or an id).
+    pub agent: String,
+}
+
+/// Runs one inbound call from its checked INVITE to the end.
+pub(super) async fn run_call(
+    shared: Arc<Shared>,
+    Invite { request: invite, checked, received, agent }: Invite,
+    peer: Peer,
+    mut signalling: mpsc::Receiver<Signal>,
+    cancel: CancellationToken,
+) {
+    let call_id = checked.call_id.clone();
+    let tag = format!("vg{:016x}", rand::random::<u64>());
+    let advertised = shared.advertised_for(peer.addr());
+    let local = host_port(advertised, shared.sip_port);
+    let contact = format!("sip:voxgate@{local}");
+    let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
+    let mut inbound = SipLeg::new(call, peer, shared.socket.clone());
+    inbound.flush();
+    let agent = match shared.calls.agents.get(&agent).await {
+        Ok(agent) => agent,
+        Err(e) => {
+            // Routed a moment ago; deleted since, or unbuildable (a model missing).
+            tracing::warn!(sip_call_id = %call_id, error = %e, "no agent for the call");
+            inbound.dialog.reject(std::time::Instant::now(), 480, "Temporarily Unavailable");
+            inbound.flush();
+            return;
+        }
+    };
+    // Within the limits, or refused before anything is taken for it.
+    let _seat = match shared.calls.admit(Channel::Sip, &agent) {
+        Ok(seat) => seat,
+        Err(full) => {
+            let (status, reason) = full.sip_status();
+            let retry = [("Retry-After", shared.calls.admission.retry_after_s().to_string())];
+            inbound.dialog.reject_with(std::time::Instant::now(), status, reason, &retry);
+            inbound.flush();
+            finish_signalling(&mut inbound, &mut signalling, &cancel).await;
+            return;
+        }
+    };
+    // Our id for the call; the caller chose its Call-ID (and may reuse one).
+    let mut info = CallContext::inbound(CallId::random(), Channel::Sip, &agent);
+    info.external_id = Some(call_id.clone());
+    tracing::info!(call_id = %info.id, sip_call_id = %call_id, "call taken");
+    info.caller = invite.headers.get("from").and_then(user_part);
+    info.callee = invite.headers.get("to").and_then(user_part);
+    match answer(&shared, (&agent, &info), &mut inbound, &invite, received, &mut signalling, &cancel).await {
+        Ok(None) => tracing::info!(call_id = %info.id, "call ended before it was answered"),
+        Ok(Some(log)) => shared.calls.ended(&info, &log).await,
+        Err(e) => {
+            tracing::warn!(call_id = %info.id, error = %e, "call failed");
+            inbound.dialog.hangup(std::time::Instant::now());
+            inbound.flush();
+        }
+    }
+}
+
+/// Rings, answers with our SDP, and runs the media of `call` (the agent
+/// taking it, and who is calling whom); `None` when the caller cancelled first.
+async fn answer(
+    shared: &Shared,
+    (agent, info): (&CallAgent, &CallInfo),
+    inbound: &mut Inbound,
+    invite: &Request,
+    received: std::time::Instant,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> Result<Option<voxgate_pipeline::session::CallLog>, CallFailed> {
+    let config = &shared.calls.config;
+    let sockets = RtpSockets::bind(config, shared.advertised_for(inbound.peer().addr())).await?;
+    let (advertised, rtp_port) = (sockets.advertised, sockets.port);
+    // Usually the INVITE carries the offer; without one, ours goes in the
+    // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
+    let (local_sdp, early) = if invite.body.is_empty() {
+        (sdp::offer(advertised, rtp_port, u64::from(rand_u32())), None)
+    } else {
+        let answered = Sdp::parse(&String::from_utf8_lossy(&invite.body))
+            .and_then(|offer| sdp::answer(&offer, &CODECS, advertised, rtp_port));
+        match answered {
+            Ok((answer, n)) => (answer, Some(n)),
+            Err(e) => {
+                inbound.dialog.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+                inbound.flush();
+                return Err(e.into());
+            }
+        }
+    };
+    if config.sip.ring_ms > 0 {
+        inbound.dialog.ring();
+        inbound.flush();
+        // The caller may cancel while it rings.
+        let ring = tokio::time::sleep(Duration::from_millis(u64::from(config.sip.ring_ms)));
+        tokio::pin!(ring);
+        loop {
+            let events = tokio::select! {
+                () = &mut ring => break,
+                e = step(inbound, signalling, cancel) => e?,
+            };
+            if events.iter().any(|e| matches!(e, CallEvent::Ended(_))) {
+                // Cancelled: the 487 still waits for its ACK.
+                finish_signalling(inbound, signalling, cancel).await;
+                return Ok(None);
+            }
+        }
+    }
+    inbound.dialog.answer(std::time::Instant::now(), &local_sdp.to_text());
+    inbound.flush();
+    let setup = voxgate_pipeline::metrics::metrics();
+    setup
+        .call_setup
+        .get_or_create(&ChannelLabel { channel: Channel::Sip.as_str() })
+        .observe(received.elapsed().as_secs_f64());
+    // Media starts with the caller's ACK, never before: the agent's first
+    // words go to an address the caller has confirmed.
+    let negotiated = match early {
+        Some(n) => {
+            wait_for_ack(inbound, signalling, cancel).await?;
+            n
+        }
+        None => answer_in_ack(inbound, signalling, cancel).await?,
+    };
+    shared.calls.started(info).await;
+    let log = media::run(shared, (&info.id, agent), inbound, sockets, negotiated, signalling, cancel).await?;
+    Ok(Some(log))
+}
+
+/// Waits for the ACK that carries the caller's answer to our offer.
+async fn answer_in_ack(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> Result<Negotiated, CallFailed> {
+    loop {
+        for event in step(inbound, signalling, cancel).await? {
+            match event {
+                CallEvent::Confirmed { sdp } => {
+                    let answer = sdp.ok_or(CallFailed::NoAnswerInAck)?;
+                    return Ok(sdp::accept_answer(&Sdp::parse(&answer)?, &CODECS)?);
+                }
+                CallEvent::Ended(cause) => return Err(CallFailed::EndedBeforeAck(format!("{cause:?}"))),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Steps the signalling until the caller's ACK confirms the answer.
+async fn wait_for_ack(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> Result<(), CallFailed> {
+    loop {
+        for event in step(inbound, signalling, cancel).await? {
+            match event {
+                CallEvent::Confirmed { .. } => return Ok(()),
+                CallEvent::Ended(cause) => return Err(CallFailed::EndedBeforeAck(format!("{cause:?}"))),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs the signalling of a call that ended before it was answered (the
+/// final response waits for its ACK).
+async fn finish_signalling(
+    inbound: &mut Inbound,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) {
+    let deadline = Instant::now() + voxgate_sip_bridge::call::TIMEOUT;
+    while inbound.dialog.poll_timeout().is_some() && Instant::now() < deadline {
+        if inbound.step(signalling, cancel).await.is_none() {
+            break;
+        }
+    }
+}
+
+/// The user (a number, usually) of a From or To header; a `tel:` URI's number.
+fn user_part(header: &str) -> Option<String> {
+    use voxgate_sip_bridge::message::{NameAddr, Uri};
+    match NameAddr::parse(header, "From").ok()?.uri {
+        Uri::Sip(u) => u.user_decoded().filter(|u| !u.is_empty()),
+        Uri::Tel(n) => Some(n.split(';').next().unwrap_or_default().to_owned()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_caller_is_the_from_user() {
+        assert_eq!(
+            super::user_part("\"Ann\" <sip:+15550100@pbx.example>;tag=1").as_deref(),
+            Some("+15550100")
+        );
+        assert_eq!(super::user_part("<tel:+15550100;phone-context=x>").as_deref(), Some("+15550100"));
+        assert_eq!(super::user_part("sip:pbx.example"), None);
+    }
+}

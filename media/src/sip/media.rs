@@ -1,0 +1,333 @@
+//! The media of one SIP call, whichever side placed it: the RTP and RTCP
+//! sockets and the call's clock. The call core ([`CallCore`]) does the
+//! media, the RTP endpoint (sans-IO, in sip-bridge) the packets, and the
+//! call's signalling ([`SipLeg`]) runs alongside in the same task.
+//!
+//! ```text
+//! RTP in -> RtpEndpoint (latch, payload types, keys) -> CallCore -> RtpEndpoint (SSRC, seq) -> RTP out
+//! ```
+//!
+//! One 20 ms tick is the call's clock: on each, the RTP that arrived since
+//! the last tick is read (with the kernel's arrival times; see
+//! [`super::rtp_socket`]) and the core answers with the agent's frame. One
+//! task wake-up a frame, both ways.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use voxgate_codecs::dtmf::DtmfKey;
+use voxgate_pipeline::call::{
+    Action, Arrival, CallClock, CallCore, MediaFrame, MediaKind, Output, Wake, now,
+};
+use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
+use voxgate_pipeline::session::{CallLog, Control};
+use voxgate_pipeline::timer::DeadlineTimer;
+use voxgate_sip_bridge::call::{Dialog, DialogOutput, MediaEvent};
+use voxgate_sip_bridge::message::Message;
+use voxgate_sip_bridge::rtp::endpoint::{Incoming, RtpEndpoint};
+use voxgate_sip_bridge::rtp::peer::{MediaPeer, OwnAddresses};
+use voxgate_sip_bridge::rtp::stats::ntp_now;
+use voxgate_sip_bridge::sdp::{self, Codec, Negotiated};
+
+use super::rtp_socket::{MAX_PER_TICK, TickedSocket};
+use super::{Peer, Shared, Signal, rand_u32};
+use crate::agent::CallAgent;
+use crate::calls::Carrier;
+use crate::config::MediaConfig;
+
+/// The codecs we offer and accept, best first.
+pub(super) const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+
+/// What sees a dialog's events first.
+type Observer<E> = Box<dyn FnMut(&E) + Send>;
+
+/// A call's signalling and where its messages go.
+pub(super) struct SipLeg<D: Dialog> {
+    pub dialog: D,
+    peer: Peer,
+    /// The sender of the message just handled: its refusal goes there.
+    sender: Option<Peer>,
+    socket: Arc<UdpSocket>,
+    /// Sees each event first (an outbound call reports its progress).
+    observe: Observer<D::Event>,
+}
+
+impl<D: Dialog> SipLeg<D> {
+    pub(super) fn new(dialog: D, peer: Peer, socket: Arc<UdpSocket>) -> Self {
+        Self { dialog, peer, sender: None, socket, observe: Box::new(|_| {}) }
+    }
+
+    /// Calls `observe` with every event, before anyone else sees it.
+    pub(super) fn observed(self, observe: impl FnMut(&D::Event) + Send + 'static) -> Self {
+        Self { observe: Box::new(observe), ..self }
+    }
+
+    pub(super) fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Requests and answers go to `peer` from now on (a remote target).
+    pub(super) fn set_peer(&mut self, peer: Peer) {
+        self.peer = peer;
+    }
+
+    pub(super) fn handle_message(&mut self, now: Instant, message: Message, from: Peer) {
+        self.sender = Some(from);
+        self.dialog.handle_message(now, message);
+    }
+
+    /// Sends what is due; returns the events.
+    pub(super) fn flush(&mut self) -> Vec<D::Event> {
+        let mut events = Vec::new();
+        while let Some(output) = self.dialog.poll_output() {
+            match output {
+                DialogOutput::Send(bytes) => self.peer.send(&self.socket, bytes),
+                DialogOutput::Refuse(bytes) => {
+                    self.sender.as_ref().unwrap_or(&self.peer).send(&self.socket, bytes)
+                }
+                DialogOutput::Event(e) => {
+                    (self.observe)(&e);
+                    events.push(e);
+                }
+            }
+        }
+        events
+    }
+
+    /// Waits for the next message or timer (or `cancel`: hang up), then
+    /// sends what follows; `None` once the signalling loop is gone.
+    pub(super) async fn step(
+        &mut self,
+        signalling: &mut mpsc::Receiver<Signal>,
+        cancel: &CancellationToken,
+    ) -> Option<Vec<D::Event>> {
+        let next = self.dialog.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            () = cancel.cancelled(), if !self.dialog.is_ended() => self.dialog.hangup(now()),
+            msg = signalling.recv() => match msg {
+                Some((m, from)) => self.handle_message(now(), m, from),
+                None => return None,
+            },
+            () = super::sleep_until(next) => self.dialog.handle_timeout(now()),
+        }
+        Some(self.flush())
+    }
+}
+
+/// A call's RTP and RTCP sockets, bound before the SDP is written.
+pub(super) struct RtpSockets {
+    pub rtp: UdpSocket,
+    /// On the next port; without it, reports are skipped.
+    pub rtcp: Option<UdpSocket>,
+    /// The address our SDP names.
+    pub advertised: IpAddr,
+    pub port: u16,
+}
+
+impl RtpSockets {
+    /// Binds a pair on a free even port of the configured range: on the
+    /// advertised address, or every interface when SIP listens on all.
+    pub(super) async fn bind(
+        config: &MediaConfig,
+        advertised: IpAddr,
+    ) -> Result<Self, crate::error::StartError> {
+        let ip = if config.sip.udp_listen.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            advertised
+        };
+        let rtp = crate::calls::bind_media_port(config, ip).await?;
+        let port = rtp.local_addr()?.port();
+        let rtcp = UdpSocket::bind(SocketAddr::new(rtp.local_addr()?.ip(), port + 1)).await.ok();
+        Ok(Self { rtp, rtcp, advertised, port })
+    }
+}
+
+/// The sockets and the RTP endpoint of a call.
+struct Rtp {
+    rtp: TickedSocket,
+    /// Reports come every few seconds: read at our own report's turn.
+    rtcp: Option<TickedSocket>,
+    endpoint: RtpEndpoint,
+    /// Where our SDP says we are, for a re-INVITE's answer.
+    advertised: IpAddr,
+    port: u16,
+    buf: Vec<u8>,
+}
+
+impl Rtp {
+    /// What the caller sent since the last tick, into the core.
+    fn receive(&mut self, core: &mut CallCore, now: Instant) {
+        for _ in 0..MAX_PER_TICK {
+            let Some(got) = self.rtp.try_recv(&mut self.buf) else { break };
+            match self.endpoint.handle_datagram(got.at, got.from, &self.buf[..got.len]) {
+                Incoming::Audio(p) => {
+                    let packet = JitterPacket {
+                        seq: p.seq,
+                        timestamp: p.timestamp,
+                        ssrc: p.ssrc,
+                        marker: p.marker,
+                        payload: p.payload,
+                    };
+                    core.handle_packet(got.at, packet);
+                }
+                Incoming::Key(key) => core.handle_control(now, Control::Dtmf(key)),
+                Incoming::Nothing => {}
+            }
+        }
+    }
+
+    fn send(&mut self, now: Instant, frame: &MediaFrame<'_>) {
+        let event = frame.kind == MediaKind::TelephoneEvent;
+        // RTP carries the media clock's low 32 bits.
+        let timestamp = frame.timestamp as u32;
+        if let Some((bytes, dest)) = self.endpoint.write(now, event, frame.payload, timestamp, frame.marker) {
+            self.rtp.send_to(bytes, dest);
+        }
+    }
+
+    /// Reads the peer's reports and sends ours (with a BYE once `ending`).
+    fn report(&mut self, core: &CallCore, ending: bool) {
+        let Some(socket) = self.rtcp.as_mut() else { return };
+        for _ in 0..MAX_PER_TICK {
+            let Some(got) = socket.try_recv(&mut self.buf) else { break };
+            self.endpoint.handle_rtcp(got.at, &self.buf[..got.len]);
+        }
+        let now = now();
+        let rate = self.endpoint.negotiated().codec.media().sample_rate().hz();
+        let jitter = (core.caller_jitter_ms() * f64::from(rate) / 1000.0) as u32;
+        let timestamp = core.media_timestamp(now) as u32;
+        if let Some((bytes, dest)) = self.endpoint.report(now, ntp_now(), timestamp, jitter, ending) {
+            socket.send_to(bytes, dest);
+        }
+    }
+
+    /// Answers a re-INVITE: another codec or address, or hold and resume.
+    fn reinvite(&mut self, core: &mut CallCore, dialog: &mut impl Dialog, offer: Option<&str>) {
+        let (answer, settled) = sdp::reanswer(offer, &CODECS, self.advertised, self.port);
+        if let Some(negotiated) = settled {
+            let new_stream = match core.change_codec(negotiated.codec.media(), rand_u32()) {
+                Ok(rate_changed) => rate_changed.then(|| (rand_u32(), rand_u32() as u16)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the re-INVITE's codec cannot be set up; keeping ours");
+                    None
+                }
+            };
+            self.endpoint.renegotiate(negotiated, new_stream);
+        }
+        dialog.answer_reinvite(now(), &answer);
+    }
+}
+
+/// Runs a call's media and its signalling until both are over; returns
+/// the call log.
+pub(super) async fn run<D: Dialog>(
+    shared: &Shared,
+    (id, agent): (&str, &CallAgent),
+    leg: &mut SipLeg<D>,
+    sockets: RtpSockets,
+    negotiated: Negotiated,
+    signalling: &mut mpsc::Receiver<Signal>,
+    cancel: &CancellationToken,
+) -> Result<CallLog, super::CallFailed> {
+    let calls = &shared.calls;
+    let RtpSockets { rtp, rtcp, advertised, port } = sockets;
+    // Where media goes and whose packets are the caller's (sans-IO, in sip-bridge).
+    let own = OwnAddresses {
+        ips: vec![advertised, rtp.local_addr()?.ip()],
+        ports: vec![shared.sip_port, port, port + 1],
+    };
+    let no_media = Duration::from_secs(u64::from(calls.config.rtp.no_media_timeout_s));
+    let peer = MediaPeer::new(negotiated.remote, Some(leg.peer().addr().ip()), own, no_media);
+    let carrier = Carrier {
+        codec: negotiated.codec.media(),
+        arrival: Arrival::Packets(calls.config.jitter()),
+        telephone_events: negotiated.dtmf_payload_type.is_some(),
+        no_media: Some(no_media),
+    };
+    let mut core = calls.start_core(id, agent, carrier)?;
+    let mut media = Rtp {
+        rtp: TickedSocket::new(rtp)?,
+        rtcp: rtcp.and_then(|s| TickedSocket::new(s).ok()),
+        endpoint: RtpEndpoint::new(negotiated, peer, rand_u32(), rand_u32() as u16),
+        advertised,
+        port,
+        buf: vec![0; 2048],
+    };
+    if leg.dialog.is_confirmed() {
+        media.endpoint.confirm(now());
+    }
+    let (mut clock, mut dialog_timer) = (CallClock::new(), DeadlineTimer::new());
+    let mut reports = tokio::time::interval(Duration::from_secs(5));
+    // We asked the dialog to end (a hang-up, or a transfer).
+    let mut ending = false;
+    loop {
+        dialog_timer.set_std(leg.dialog.poll_timeout());
+        tokio::select! {
+            () = cancel.cancelled(), if !ending => {
+                ending = true;
+                leg.dialog.hangup(now());
+            }
+            msg = signalling.recv() => match msg {
+                Some((m, from)) => leg.handle_message(now(), m, from),
+                None => break,
+            },
+            () = dialog_timer.fired() => leg.dialog.handle_timeout(now()),
+            wake = clock.wait(&mut core) => if let Wake::Tick(now) = wake {
+                media.receive(&mut core, now);
+                core.handle_tick(now);
+            },
+            _ = reports.tick() => media.report(&core, ending),
+        }
+        while let Some(output) = core.poll_output() {
+            match output {
+                Output::Media(frame) => media.send(now(), &frame),
+                Output::Action(Action::Transfer { target }) => {
+                    tracing::info!(%target, "blind transfer (REFER)");
+                    // The REFER, not a BYE, ends the dialog.
+                    ending = true;
+                    leg.dialog.transfer(now(), &target);
+                }
+                Output::Action(Action::HangUp) if !ending => {
+                    ending = true;
+                    leg.dialog.hangup(now());
+                }
+                Output::Action(Action::Dtmf { .. }) => {
+                    tracing::warn!("the far end takes no telephone-events; keys not sent");
+                }
+                Output::Action(_) => {}
+            }
+        }
+        // Answering an event (a re-INVITE) may give the dialog more to send.
+        while let events = leg.flush()
+            && !events.is_empty()
+        {
+            for event in events.iter().filter_map(D::media_event) {
+                match event {
+                    MediaEvent::Ended => {
+                        tracing::info!("signalling ended");
+                        ending = true;
+                        core.hang_up(now());
+                    }
+                    MediaEvent::Dtmf(c) => {
+                        if let Some(key) = DtmfKey::from_char(c) {
+                            core.handle_control(now(), Control::Dtmf(key));
+                        }
+                    }
+                    MediaEvent::Confirmed => media.endpoint.confirm(now()),
+                    MediaEvent::ReInvite { offer } => {
+                        media.reinvite(&mut core, &mut leg.dialog, offer.as_deref())
+                    }
+                }
+            }
+        }
+        if leg.dialog.is_ended() {
+            break;
+        }
+    }
+    Ok(core.finish(now()))
+}

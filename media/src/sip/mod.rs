@@ -1,0 +1,424 @@
+//! Phone calls over SIP: the signalling socket (UDP and TCP), and one
+//! task per call.
+//!
+//! The signalling loop parses each datagram once: messages of a dialog in
+//! progress (by Call-ID) go to that dialog's task; everything else goes to
+//! the [`Responder`] (OPTIONS, refusals, routing).
+//!
+//! - [`inbound`]: a caller's INVITE answered, then its media.
+//! - [`outbound`]: calls we place through the trunk ([`Dialer`]).
+//! - [`media`]: the RTP socket and the call core of a call of either kind.
+//! - [`trunk`]: registration with the trunk, and where outbound requests go.
+
+mod inbound;
+mod media;
+mod outbound;
+mod rtp_socket;
+mod trunk;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use voxgate_sip_bridge::call::dialogs;
+use voxgate_sip_bridge::message::{self, Framing, Message};
+use voxgate_sip_bridge::responder::{Action, Responder};
+
+use crate::calls::CallContext;
+pub use outbound::{CallStatus, DialError, Dialer, OutboundStatus};
+
+/// SIP could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SipError {
+    #[error("binding SIP on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading number routes: {0}")]
+    Routes(#[from] crate::agent::DirectoryError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a call's signalling or media stopped short.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum CallFailed {
+    #[error("signalling closed")]
+    SignallingClosed,
+    #[error("ended before the ACK: {0}")]
+    EndedBeforeAck(String),
+    #[error("the ACK carried no SDP answer")]
+    NoAnswerInAck,
+    #[error(transparent)]
+    Sdp(#[from] voxgate_sip_bridge::sdp::SdpError),
+    #[error(transparent)]
+    Start(#[from] crate::error::StartError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a message came from, and so where its answers go.
+#[derive(Debug, Clone)]
+enum Peer {
+    Udp(SocketAddr),
+    /// A TCP connection: its address and its writer.
+    Tcp(SocketAddr, mpsc::Sender<Vec<u8>>),
+}
+
+impl Peer {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Udp(a) | Self::Tcp(a, _) => *a,
+        }
+    }
+
+    /// Sends in order without waiting (a full UDP buffer or TCP queue
+    /// drops the message; retransmission covers UDP).
+    fn send(&self, socket: &UdpSocket, bytes: Vec<u8>) {
+        let result = match self {
+            Self::Udp(a) => socket.try_send_to(&bytes, *a).map(|_| ()).map_err(|e| e.to_string()),
+            Self::Tcp(_, tx) => tx.try_send(bytes).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %self.addr(), error = %e, "SIP send failed");
+        }
+    }
+
+    fn framing(&self) -> Framing {
+        match self {
+            Self::Udp(_) => Framing::Datagram,
+            Self::Tcp(..) => Framing::Stream,
+        }
+    }
+}
+
+/// What every call task shares.
+struct Shared {
+    /// The configuration, the agent, the store.
+    calls: Arc<CallContext>,
+    socket: Arc<UdpSocket>,
+    /// The address written into Contact, Via and SDP ...
+    advertised: IpAddr,
+    /// ... always (a public address or a specific listen address), or only
+    /// when no route to the caller says better.
+    explicit: bool,
+    sip_port: u16,
+    /// Opens and closes the dialogs the signalling loop routes to.
+    dialogs: mpsc::Sender<DialogTable>,
+}
+
+/// A message for a dialog of ours, and who sent it (where a refusal goes:
+/// a Call-ID alone does not make the sender the call's peer).
+type Signal = (Message, Peer);
+
+/// Changes to the signalling loop's table of dialogs (by Call-ID).
+enum DialogTable {
+    Open(String, mpsc::Sender<Signal>),
+    Close(String),
+}
+
+impl Shared {
+    /// The address a caller at `peer` should send to: the configured one,
+    /// or the local interface the system routes to `peer` through (so a
+    /// phone on the LAN gets the LAN address, one on this machine loopback).
+    fn advertised_for(&self, peer: SocketAddr) -> IpAddr {
+        if self.explicit {
+            return self.advertised;
+        }
+        let any: SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        std::net::UdpSocket::bind(any)
+            .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()))
+            .map_or(self.advertised, |a| a.ip())
+    }
+}
+
+/// Binds the SIP socket (so a bad address fails start-up) and returns the
+/// task that serves it until `cancel`, and the [`Dialer`] for outbound calls.
+///
+/// # Errors
+/// The socket cannot be bound.
+pub async fn start(
+    calls: Arc<CallContext>,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>, Dialer), SipError> {
+    let config = &calls.config;
+    let bind_error = |addr| move |source| SipError::Bind { addr, source };
+    let socket = UdpSocket::bind(config.sip.udp_listen).await.map_err(bind_error(config.sip.udp_listen))?;
+    let tcp = tokio::net::TcpListener::bind(config.sip.tcp_listen)
+        .await
+        .map_err(bind_error(config.sip.tcp_listen))?;
+    let local = socket.local_addr()?;
+    crate::calls::prepare(config).await?;
+    let (advertised, explicit) = match config.sip.public_address.parse::<IpAddr>() {
+        Ok(ip) => (ip, true),
+        Err(_) if !local.ip().is_unspecified() => (local.ip(), true),
+        // Listening on every interface: per caller, the interface that reaches it.
+        Err(_) => (IpAddr::V4(Ipv4Addr::LOCALHOST), false),
+    };
+    let (dialogs, dialogs_rx) = mpsc::channel(256);
+    let shared = Arc::new(Shared {
+        calls: calls.clone(),
+        socket: Arc::new(socket),
+        advertised,
+        explicit,
+        sip_port: local.port(),
+        dialogs,
+    });
+    let (stream_tx, stream_rx) = mpsc::channel(256);
+    tokio::spawn(accept_tcp(tcp, stream_tx, config.sip.clone(), cancel.clone()));
+    if !shared.calls.config.trunk.registrar.is_empty() {
+        tokio::spawn(trunk::register(shared.clone(), cancel.clone()));
+    }
+    let dialer = Dialer::new(shared.clone(), cancel.clone());
+    let routes = watch_routes(shared.calls.agents.clone(), cancel.clone()).await?;
+    Ok((local, tokio::spawn(signalling(shared, routes, stream_rx, dialogs_rx, cancel)), dialer))
+}
+
+/// SIP over TCP connections open, in all and per source address: a host
+/// cannot hold the listener with connections it never uses.
+#[derive(Debug, Default)]
+struct TcpConnections(std::sync::Mutex<(usize, HashMap<IpAddr, usize>)>);
+
+/// One connection's place; given back when it closes.
+struct TcpPlace(Arc<TcpConnections>, IpAddr);
+
+impl TcpConnections {
+    fn open(self: &Arc<Self>, from: IpAddr, limits: &crate::config::SipConfig) -> Option<TcpPlace> {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (all, by_source) = &mut *counts;
+        let mine = by_source.get(&from).copied().unwrap_or(0);
+        if *all >= limits.tcp_max_connections as usize || mine >= limits.tcp_max_per_source as usize {
+            return None;
+        }
+        *all += 1;
+        by_source.insert(from, mine + 1);
+        Some(TcpPlace(self.clone(), from))
+    }
+}
+
+impl Drop for TcpPlace {
+    fn drop(&mut self) {
+        let mut counts = self.0.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (all, by_source) = &mut *counts;
+        *all = all.saturating_sub(1);
+        if let Some(n) = by_source.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_source.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Accepts SIP over TCP: each connection's messages, framed by
+/// Content-Length, join the UDP ones; answers go back on the connection.
+/// At most `sip.tcp_max_connections` connections, `sip.tcp_max_per_source`
+/// from one address; one that sends nothing for `sip.tcp_idle_timeout_s` is closed.
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    incoming: mpsc::Sender<(Vec<u8>, Peer)>,
+    config: crate::config::SipConfig,
+    cancel: CancellationToken,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let open = Arc::new(TcpConnections::default());
+    let idle = std::time::Duration::from_secs(u64::from(config.tcp_idle_timeout_s.max(1)));
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TCP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(place) = open.open(addr.ip(), &config) else {
+            tracing::warn!(source = %addr.ip(), "SIP TCP connection refused: at sip.tcp_max_connections or tcp_max_per_source");
+            drop(stream);
+            continue;
+        };
+        let (mut reader, mut writer) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (incoming, cancel) = (incoming.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let _place = place;
+            let peer = Peer::Tcp(addr, tx);
+            let mut buf: Vec<u8> = Vec::with_capacity(4096);
+            let mut chunk = vec![0u8; 8192];
+            loop {
+                let n = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = tokio::time::timeout(idle, reader.read(&mut chunk)) => match r {
+                        Err(_) => {
+                            tracing::debug!(source = %addr, "SIP TCP connection idle; closed");
+                            return;
+                        }
+                        Ok(Ok(0) | Err(_)) => return,
+                        Ok(Ok(n)) => n,
+                    },
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    match message::stream_message_len(&buf) {
+                        Ok(Some(len)) => {
+                            let msg: Vec<u8> = buf.drain(..len).collect();
+                            if incoming.send((msg, peer.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        // Framing that cannot be recovered: close (RFC 4475 clerr, ncl).
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn signalling(
+    shared: Arc<Shared>,
+    mut routes: tokio::sync::watch::Receiver<HashMap<String, String>>,
+    mut stream_rx: mpsc::Receiver<(Vec<u8>, Peer)>,
+    mut dialogs_rx: mpsc::Receiver<DialogTable>,
+    cancel: CancellationToken,
+) {
+    let mut responder = Responder::new(routes.borrow_and_update().clone(), shared.calls.config.sip_policy());
+    let mut calls: HashMap<String, mpsc::Sender<Signal>> = HashMap::new();
+    let mut buf = vec![0u8; message::MAX_MESSAGE_BYTES + 1];
+    loop {
+        let (bytes, peer): (Vec<u8>, Peer) = tokio::select! {
+            () = cancel.cancelled() => return,
+            // Dialogs of ours (outbound calls, the trunk registration) and calls that ended.
+            Some(change) = dialogs_rx.recv() => {
+                match change {
+                    DialogTable::Open(call_id, tx) => calls.insert(call_id, tx),
+                    DialogTable::Close(call_id) => calls.remove(&call_id),
+                };
+                continue;
+            }
+            Some(streamed) = stream_rx.recv() => streamed,
+            Ok(()) = routes.changed() => {
+                responder.set_routes(routes.borrow_and_update().clone());
+                continue;
+            }
+            r = shared.socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => (buf[..n].to_vec(), Peer::Udp(from)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP receive failed");
+                    continue;
+                }
+            },
+        };
+        let framing = peer.framing();
+        let received_at = std::time::Instant::now();
+        if let Ok(msg) = message::parse(&bytes, framing)
+            && let Some(tx) = dialogs::keys(&msg).iter().find_map(|key| calls.get(key))
+        {
+            // The dialog checks its tags: a stranger's request is refused there.
+            let _ = tx.try_send((msg, peer));
+            continue;
+        }
+        match responder.handle(std::time::Instant::now(), peer.addr(), &bytes, framing) {
+            Action::Nothing => {}
+            Action::Reply(response) => peer.send(&shared.socket, response.to_bytes()),
+            Action::Invite { request, checked, agent } => {
+                let call_id = checked.call_id.clone();
+                tracing::info!(sip_call_id = %call_id, from = %peer.addr(), agent = %agent, "incoming call");
+                let (tx, rx) = mpsc::channel(32);
+                // Callers choose Call-IDs: two may pick the same one, so a
+                // caller's call is keyed by its Call-ID and its From tag.
+                let key = dialogs::caller_key(&call_id, checked.from.tag().unwrap_or_default());
+                calls.insert(key.clone(), tx);
+                let call = inbound::run_call(
+                    shared.clone(),
+                    inbound::Invite { request: *request, checked: *checked, received: received_at, agent },
+                    peer,
+                    rx,
+                    cancel.child_token(),
+                );
+                spawn_call(&shared, key, call);
+            }
+        }
+    }
+}
+
+/// Dialled number -> agent, kept current: read at once, again after every
+/// change through this node's API, and every 30 s (changes made on other nodes).
+async fn watch_routes(
+    agents: Arc<dyn crate::agent::AgentDirectory>,
+    cancel: CancellationToken,
+) -> Result<tokio::sync::watch::Receiver<HashMap<String, String>>, crate::agent::DirectoryError> {
+    let mut changes = agents.changes();
+    let (tx, rx) = tokio::sync::watch::channel(agents.routes().await?);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                r = changes.changed() => if r.is_err() { return },
+                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            }
+            match agents.routes().await {
+                Ok(routes) => {
+                    tx.send_if_modified(|current| {
+                        let changed = *current != routes;
+                        *current = routes;
+                        changed
+                    });
+                }
+                // Keep the last good routes while the database is away.
+                Err(e) => tracing::warn!(error = %e, "cannot read number routes"),
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Runs a call's task; when it ends (or panics: that call hangs up,
+/// never the server), its key leaves the dialog table.
+fn spawn_call(shared: &Shared, key: String, call: impl Future<Output = ()> + Send + 'static) {
+    let dialogs = shared.dialogs.clone();
+    tokio::spawn(async move {
+        if let Err(e) = tokio::spawn(call).await {
+            let sip_call_id = key.split('\n').next().unwrap_or_default();
+            tracing::error!(%sip_call_id, error = %e, "call task failed");
+        }
+        let _ = dialogs.send(DialogTable::Close(key)).await;
+    });
+}
+
+fn host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+fn rand_u32() -> u32 {
+    rand::random()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
