@@ -19,6 +19,19 @@
 //! - [`campaigns`]: outbound calls on a schedule, with retries.
 //! - [`dashboard`]: the operators' page.
 //! - [`agent_tests`]: scripted calls judged on what the caller heard (`voxgate test`).
+//!
+//! # Example
+//!
+//! What a request needs before any handler runs, by method and route:
+//!
+//! ```
+//! use axum::http::Method;
+//! use voxgate_control::auth::{Need, need};
+//!
+//! assert_eq!(need(&Method::GET, "/v1/calls"), Need::Read);
+//! assert_eq!(need(&Method::POST, "/v1/calls"), Need::PlaceCalls);
+//! assert_eq!(need(&Method::POST, "/v1/users"), Need::Admin);
+//! ```
 
 pub mod agent;
 pub mod agent_tests;

@@ -20,6 +20,22 @@
 //! - [`http`]: those endpoints' router; [`error`]: why a call could not
 //!   start, and the endpoints' refusals.
 //! - [`redact`]: phone numbers as logs show them.
+//!
+//! # Example
+//!
+//! The settings every call reads, checked as start-up checks them:
+//!
+//! ```
+//! use voxgate_media::MediaConfig;
+//!
+//! let mut config = MediaConfig::default();
+//! assert!(config.check().is_ok());
+//! config.rtp.port_min = config.rtp.port_max;
+//! assert_eq!(config.check().unwrap_err().setting, "rtp.port_min");
+//! // A call's recording is named by its id, made safe as a file name.
+//! let path = voxgate_media::calls::recording_path(std::path::Path::new("rec"), "call_1/../x");
+//! assert_eq!(path, std::path::Path::new("rec/call_1_.._x.wav"));
+//! ```
 
 pub mod admission;
 pub mod agent;
