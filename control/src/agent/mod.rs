@@ -9,7 +9,6 @@ pub mod spec;
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use voxgate_codecs::SampleRate;
 use voxgate_pipeline::dsp::smart_turn::SmartTurnModel;
 use voxgate_pipeline::knowledge::LocalKnowledge;
@@ -131,11 +130,37 @@ impl std::fmt::Debug for LocalModels {
     }
 }
 
+/// An agent could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A local model it needs does not load.
+    #[error("loading {model}: {source}")]
+    Model {
+        model: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// One of its tools is not valid.
+    #[error("the agent's tools: {0}")]
+    Tools(#[from] voxgate_pipeline::session::tools::ToolError),
+    /// The build's thread panicked (a bug).
+    #[error("the build panicked: {0}")]
+    Panicked(String),
+}
+
+/// A failure to load `model`, as a [`BuildError`].
+fn loading<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    model: &'static str,
+) -> impl FnOnce(E) -> BuildError {
+    move |e| BuildError::Model { model, source: e.into() }
+}
+
 /// The shared instance in `slot`, loaded by `load` if there is none yet.
 fn shared<T: ?Sized>(
     slot: &Mutex<Option<Arc<T>>>,
-    load: impl FnOnce() -> anyhow::Result<Arc<T>>,
-) -> anyhow::Result<Arc<T>> {
+    load: impl FnOnce() -> Result<Arc<T>, BuildError>,
+) -> Result<Arc<T>, BuildError> {
     // Loading under the lock: a second agent waits rather than loading twice.
     let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(v) = slot.as_ref() {
@@ -166,37 +191,37 @@ impl LocalModels {
     }
 
     /// Whisper, biased toward `vocabulary` (the model itself is shared).
-    fn whisper(&self, vocabulary: &[String]) -> anyhow::Result<Arc<dyn SpeechToText>> {
+    fn whisper(&self, vocabulary: &[String]) -> Result<Arc<dyn SpeechToText>, BuildError> {
         let shared = shared(&self.whisper, || {
             let config = WhisperConfig {
                 model_dir: self.whisper_dir.clone(),
                 min_window_ms: self.whisper_min_window_ms,
                 ..WhisperConfig::with_models_dir(&self.dir)
             };
-            let w = WhisperStt::load(&config).context("loading Whisper")?;
+            let w = WhisperStt::load(&config).map_err(loading("Whisper"))?;
             Ok(Arc::new(LocalStt::new(w)))
         })?;
         if !self.whisper_vocabulary {
             return Ok(shared);
         }
-        Ok(Arc::new(shared.with_vocabulary(vocabulary).context("Whisper's vocabulary prompt")?))
+        Ok(Arc::new(shared.with_vocabulary(vocabulary).map_err(loading("Whisper's vocabulary prompt"))?))
     }
 
-    fn smollm(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
+    fn smollm(&self) -> Result<Arc<dyn LanguageModel>, BuildError> {
         shared(&self.smollm, || {
-            let m = SmolLm::load(&self.llm).context("loading the language model")?;
+            let m = SmolLm::load(&self.llm).map_err(loading("the language model"))?;
             Ok(Arc::new(m) as Arc<dyn LanguageModel>)
         })
     }
 
-    fn smollm_analyst(&self) -> anyhow::Result<Arc<dyn LanguageModel>> {
+    fn smollm_analyst(&self) -> Result<Arc<dyn LanguageModel>, BuildError> {
         shared(&self.smollm_analyst, || {
-            let m = SmolLm::load(&self.llm).context("loading the language model")?;
+            let m = SmolLm::load(&self.llm).map_err(loading("the language model"))?;
             Ok(Arc::new(m) as Arc<dyn LanguageModel>)
         })
     }
 
-    fn tts(&self) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+    fn tts(&self) -> Result<Arc<dyn TextToSpeech>, BuildError> {
         shared(&self.tts, || {
             let (tts, piper_error) = LocalTts::load(&PiperConfig::with_models_dir(&self.dir));
             if let Some(e) = piper_error {
@@ -208,7 +233,7 @@ impl LocalModels {
 
     /// Smart Turn, as `[vad] turn_model` asks: `None` when off, or when
     /// "auto" finds no model.
-    fn smart_turn(&self, config: &ControlConfig) -> anyhow::Result<Option<SmartTurnModel>> {
+    fn smart_turn(&self, config: &ControlConfig) -> Result<Option<SmartTurnModel>, BuildError> {
         let model = self.dir.join("smart-turn/smart-turn-v3.2-cpu.onnx");
         match config.media.vad.turn_model {
             TurnModel::Off => return Ok(None),
@@ -217,15 +242,15 @@ impl LocalModels {
         }
         let onnxruntime = config.media.vad_config().onnxruntime;
         let loaded = shared(&self.smart_turn, || {
-            Ok(Arc::new(SmartTurnModel::load(&onnxruntime, &model).context("loading Smart Turn")?))
+            Ok(Arc::new(SmartTurnModel::load(&onnxruntime, &model).map_err(loading("Smart Turn"))?))
         })?;
         Ok(Some((*loaded).clone()))
     }
 
-    fn embedder(&self) -> anyhow::Result<Arc<Embedder>> {
+    fn embedder(&self) -> Result<Arc<Embedder>, BuildError> {
         shared(&self.embedder, || {
             Ok(Arc::new(
-                Embedder::load(&EmbedderConfig::with_models_dir(&self.dir)).context("loading MiniLM")?,
+                Embedder::load(&EmbedderConfig::with_models_dir(&self.dir)).map_err(loading("MiniLM"))?,
             ))
         })
     }
@@ -247,7 +272,7 @@ fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
 ///
 /// # Errors
 /// A local model that is needed but cannot be loaded, or embedding fails.
-pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> anyhow::Result<Agent> {
+pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> Result<Agent, BuildError> {
     let text: String = spec
         .knowledge
         .iter()
@@ -272,12 +297,12 @@ pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> a
                     voxgate_pipeline::session::tools::ToolError,
                 >(Arc::new(tool))
             })
-            .collect::<Result<Vec<_>, _>>()
-            .context("the agent's tools")?;
+            .collect::<Result<Vec<_>, _>>()?;
     let knowledge: Option<Arc<dyn Knowledge>> = if text.trim().is_empty() {
         None
     } else {
-        let base = LocalKnowledge::build(local.embedder()?, &text).context("embedding the knowledge")?;
+        let base =
+            LocalKnowledge::build(local.embedder()?, &text).map_err(loading("the knowledge's embeddings"))?;
         Some(Arc::new(base))
     };
     let mut session = SessionConfig { tools, ..session_config(spec) };
@@ -311,7 +336,7 @@ fn speech_to_text(
     config: &ControlConfig,
     local: &LocalModels,
     vocabulary: Vec<String>,
-) -> anyhow::Result<Arc<dyn SpeechToText>> {
+) -> Result<Arc<dyn SpeechToText>, BuildError> {
     Ok(match spec.stt.provider {
         SttChoice::Local => local.whisper(&vocabulary)?,
         SttChoice::Scripted => {
@@ -340,7 +365,7 @@ fn language_model(
     spec: &AgentSpec,
     config: &ControlConfig,
     local: &LocalModels,
-) -> anyhow::Result<(Arc<dyn LanguageModel>, Analyst)> {
+) -> Result<(Arc<dyn LanguageModel>, Analyst), BuildError> {
     Ok(match spec.llm.provider {
         LlmChoice::Local if config.post_call.local_model_analytics => {
             (local.smollm()?, Some(local.smollm_analyst()?))
@@ -371,7 +396,7 @@ fn text_to_speech(
     spec: &AgentSpec,
     config: &ControlConfig,
     local: &LocalModels,
-) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+) -> Result<Arc<dyn TextToSpeech>, BuildError> {
     Ok(match spec.tts.provider {
         TtsChoice::Local => local.tts()?,
         TtsChoice::Scripted => {

@@ -40,11 +40,11 @@ pub enum AgentError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("building agent {id}: {source:#}")]
+    #[error("building agent {id}: {source}")]
     Build {
         id: String,
         #[source]
-        source: anyhow::Error,
+        source: super::BuildError,
     },
 }
 
@@ -65,14 +65,15 @@ impl Agents {
     ///
     /// # Errors
     /// Its models cannot be loaded.
-    pub async fn new(config: &ControlConfig, store: Store) -> anyhow::Result<Self> {
+    pub async fn new(config: &ControlConfig, store: Store) -> Result<Self, super::BuildError> {
         let local = Arc::new(LocalModels::new(&config.models));
         let configured = {
             let (config, local) = (config.clone(), local.clone());
             tokio::task::spawn_blocking(move || {
                 super::build(&AgentSpec::from_config(&config), &config, &local)
             })
-            .await??
+            .await
+            .map_err(|e| super::BuildError::Panicked(e.to_string()))??
         };
         Ok(Self {
             store,
@@ -108,7 +109,10 @@ impl Agents {
         let (config, local) = (self.config.clone(), self.local.clone());
         let built = tokio::task::spawn_blocking(move || super::build(&spec, &config, &local))
             .await
-            .map_err(|e| AgentError::Build { id: id.to_owned(), source: e.into() })?
+            .map_err(|e| AgentError::Build {
+                id: id.to_owned(),
+                source: super::BuildError::Panicked(e.to_string()),
+            })?
             .map_err(|source| AgentError::Build { id: id.to_owned(), source })?;
         let mut agent = built;
         agent.call.id = Some(row.id.clone().into());

@@ -110,7 +110,7 @@ impl PostCallWork {
         store: Store,
         agents: Arc<Agents>,
         default_tenant: String,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, email::EmailError> {
         let http = voxgate_guarded_http::shared(config.allow_private_targets());
         Ok(Self {
             store,
