@@ -15,7 +15,8 @@
 //! - [`api`]: the control API under `/v1` (OpenAPI at `/v1/openapi.json`),
 //!   with [`auth`]: logins (argon2, JWT), API keys, roles and scopes.
 //! - [`recordings`]: recordings on disk or S3, and signed links to them.
-//! - [`post_call`]: the job queue's analytics, email, CRM, webhooks, billing.
+//! - [`post_call`]: the job queue's analytics, email, CRM, webhooks, billing;
+//!   [`metrics`]: its tries.
 //! - [`campaigns`]: outbound calls on a schedule, with retries.
 //! - [`dashboard`]: the operators' page.
 //! - [`agent_tests`]: scripted calls judged on what the caller heard (`voxgate test`).
@@ -41,6 +42,7 @@ pub mod campaigns;
 pub mod config;
 pub mod dashboard;
 pub mod ledger;
+pub mod metrics;
 pub mod post_call;
 pub mod recordings;
 pub mod spool;

@@ -29,7 +29,13 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
 /// Prometheus text format.
 async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(axum::http::header::CONTENT_TYPE, content_type)], voxgate_pipeline::metrics::encode())
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        voxgate_pipeline::metrics::encode_with(&[
+            voxgate_media::metrics::registry(),
+            voxgate_control::metrics::registry(),
+        ]),
+    )
 }
 
 /// `GET /readyz`: 200 when the database answers, else 503 (take this node
@@ -203,5 +209,21 @@ mod tests {
         let fine = client.get(format!("http://{addr}/fine")).send().await.expect("an answer");
         assert_eq!(fine.text().await.expect("a body"), "fine");
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn metrics_hold_every_planes_and_end_once() {
+        use voxgate_control::metrics::JobLabel;
+        use voxgate_media::metrics::ChannelLabel;
+        let chat = ChannelLabel::from(voxgate_domain::Channel::Chat);
+        voxgate_media::metrics::metrics().bad_frames.get_or_create(&chat).inc();
+        let email = JobLabel { kind: "email".into(), outcome: "done" };
+        voxgate_control::metrics::metrics().post_call_jobs.get_or_create(&email).inc();
+        let (_, text) = metrics().await;
+        assert!(text.contains("voxgate_bad_frames_total{channel=\"chat\"} 1"), "{text}");
+        assert!(text.contains("voxgate_post_call_jobs_total{kind=\"email\",outcome=\"done\"} 1"), "{text}");
+        assert!(text.contains("# TYPE voxgate_active_sessions gauge"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -116,9 +116,8 @@ impl Admission {
         };
         if let Some(full) = full {
             drop(counts);
-            let label =
-                voxgate_pipeline::metrics::RefusalLabel { channel: channel.as_str(), reason: full.as_str() };
-            voxgate_pipeline::metrics::metrics().calls_refused.get_or_create(&label).inc();
+            let label = crate::metrics::RefusalLabel { channel: channel.as_str(), reason: full.as_str() };
+            crate::metrics::metrics().calls_refused.get_or_create(&label).inc();
             tracing::warn!(
                 channel = channel.as_str(),
                 tenant,

@@ -114,9 +114,9 @@ impl CallContext {
             turns = log.latencies.len(),
             "call ended"
         );
-        let m = voxgate_pipeline::metrics::metrics();
+        let m = crate::metrics::metrics();
         m.calls_ended
-            .get_or_create(&voxgate_pipeline::metrics::OutcomeLabel {
+            .get_or_create(&crate::metrics::OutcomeLabel {
                 channel: call.channel.as_str(),
                 outcome: status(&log.end).as_str(),
             })

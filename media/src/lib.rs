@@ -19,7 +19,8 @@
 //! - [`media_access`]: the keys and tokens that open the public media endpoints.
 //! - [`http`]: those endpoints' router; [`error`]: why a call could not
 //!   start, and the endpoints' refusals.
-//! - [`redact`]: phone numbers as logs show them.
+//! - [`redact`]: phone numbers as logs show them; [`metrics`]: calls set
+//!   up, ended and refused, by channel.
 //!
 //! # Example
 //!
@@ -46,6 +47,7 @@ pub mod error;
 pub mod hooks;
 pub mod http;
 pub mod media_access;
+pub mod metrics;
 pub mod redact;
 pub mod sip;
 pub mod stream;

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
+use crate::metrics::{ChannelLabel, metrics};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +31,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output as CoreOutput, Wake, now};
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
-use voxgate_pipeline::metrics::{ChannelLabel, metrics};
 
 use crate::calls::{self, CallContext, Carrier};
 use crate::error::{Refusal, StartError};
@@ -303,7 +303,7 @@ impl Browser {
                 tracing::info!(call_id = %self.id, "WebRTC connected");
                 metrics()
                     .call_setup
-                    .get_or_create(&ChannelLabel { channel: "webrtc" })
+                    .get_or_create(&ChannelLabel::from(Channel::WebRtc))
                     .observe(self.received.elapsed().as_secs_f64());
                 self.connected = true;
                 // Connected: no longer pending.

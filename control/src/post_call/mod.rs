@@ -191,8 +191,8 @@ impl PostCallWork {
             let max_attempts = self.config.post_call.max_attempts.max(1);
             let outcome = attempt(&job, max_attempts, self.run(&job, &stop)).await;
             let count = |outcome| {
-                let label = voxgate_pipeline::metrics::JobLabel { kind: job.kind.clone(), outcome };
-                voxgate_pipeline::metrics::metrics().post_call_jobs.get_or_create(&label).inc();
+                let label = crate::metrics::JobLabel { kind: job.kind.clone(), outcome };
+                crate::metrics::metrics().post_call_jobs.get_or_create(&label).inc();
             };
             let recorded = match outcome {
                 Ok(()) => {

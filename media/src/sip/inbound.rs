@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::ChannelLabel;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use voxgate_pipeline::metrics::ChannelLabel;
 use voxgate_sip_bridge::call::{CallEvent, InboundCall};
 use voxgate_sip_bridge::check::Checked;
 use voxgate_sip_bridge::message::Request;
@@ -147,10 +147,10 @@ async fn answer(
     }
     inbound.dialog.answer(std::time::Instant::now(), &local_sdp.to_text());
     inbound.flush();
-    let setup = voxgate_pipeline::metrics::metrics();
+    let setup = crate::metrics::metrics();
     setup
         .call_setup
-        .get_or_create(&ChannelLabel { channel: Channel::Sip.as_str() })
+        .get_or_create(&ChannelLabel::from(Channel::Sip))
         .observe(received.elapsed().as_secs_f64());
     // Media starts with the caller's ACK, never before: the agent's first
     // words go to an address the caller has confirmed.

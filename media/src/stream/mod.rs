@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::{ChannelLabel, metrics};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -20,7 +21,6 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output, Wake, now};
-use voxgate_pipeline::metrics::{ChannelLabel, metrics};
 use voxgate_pipeline::session::{Control, Speaker};
 use voxgate_streams::{Incoming, Protocol, json, twilio};
 
@@ -199,7 +199,7 @@ impl Limits {
     /// One more bad message; the reason to close, if there is one.
     pub fn bad(&mut self, why: &dyn std::fmt::Display) -> Option<&'static str> {
         self.bad += 1;
-        metrics().bad_frames.get_or_create(&ChannelLabel { channel: self.channel.as_str() }).inc();
+        metrics().bad_frames.get_or_create(&ChannelLabel::from(self.channel)).inc();
         tracing::debug!(channel = self.channel.as_str(), error = %why, "bad stream message ignored");
         (self.bad >= MAX_BAD).then_some("too many bad messages")
     }
@@ -316,7 +316,7 @@ async fn serve<P: Protocol>(
     }
     metrics()
         .call_setup
-        .get_or_create(&ChannelLabel { channel: channel.as_str() })
+        .get_or_create(&ChannelLabel::from(channel))
         .observe(received.elapsed().as_secs_f64());
     let (log, (code, reason)) = Stream { protocol, limits, id, core, turn_marks: 0 }.run(socket).await;
     calls.ended(&info, &log).await;
