@@ -397,7 +397,7 @@ async fn start(config: Config) -> anyhow::Result<Server> {
         agent: info,
         dialer,
         api_key: config.http.api_key.clone(),
-        public_limit: voxgate_media::http::public_limit(config.http.public_rate_limit),
+        public_limit: voxgate_media::http::public_limit(calls.config.public_rate_limit),
         config: Arc::new(control_config),
         calls,
         agents,
