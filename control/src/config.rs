@@ -86,9 +86,6 @@ impl ControlConfig {
                 return Err(invalid(setting, "must be 0..=1000"));
             }
         }
-        if !["starttls", "tls", "none"].contains(&self.smtp.security.as_str()) {
-            return Err(invalid("smtp.security", "must be starttls, tls or none"));
-        }
         if !(0.0..=1.0).contains(&self.endpointing.threshold) {
             return Err(invalid("endpointing.threshold", "must be 0.0..=1.0"));
         }
@@ -149,6 +146,18 @@ impl Default for PostCallSettings {
     }
 }
 
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain, then upgraded (STARTTLS): the submission port's way.
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
+    /// No encryption: a relay on this machine or a test sink only.
+    None,
+}
+
 /// Where visitors' emails are sent from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -156,8 +165,7 @@ pub struct SmtpSettings {
     /// The SMTP server; empty: no email is sent (attempts are logged as failed).
     pub host: String,
     pub port: u16,
-    /// `starttls` (upgrade, the submission port's way), `tls` (TLS from the start) or `none`.
-    pub security: String,
+    pub security: SmtpSecurity,
     pub username: String,
     pub password: Secret,
     /// The sender, e.g. `Sunrise Bakery <hello@example.com>`.
@@ -169,7 +177,7 @@ impl Default for SmtpSettings {
         Self {
             host: String::new(),
             port: 587,
-            security: "starttls".into(),
+            security: SmtpSecurity::Starttls,
             username: String::new(),
             password: Secret::default(),
             from: "Voxgate <noreply@localhost>".into(),

@@ -188,9 +188,12 @@ mod empty_is_none {
 pub struct SipConfig {
     pub enabled: bool,
     pub udp_listen: SocketAddr,
+    /// The same address as `udp_listen` with port 0: the port UDP was given.
     pub tcp_listen: SocketAddr,
-    /// The address put in Via, Contact and SDP; empty means the listen address.
-    pub public_address: String,
+    /// The address put in Via, Contact and SDP (behind NAT); empty: the
+    /// listen address, or per caller the interface that reaches it.
+    #[serde(with = "empty_is_none")]
+    pub public_address: Option<IpAddr>,
     /// Numbers (SIP user parts) that reach the agent; others get 404.
     pub numbers: Vec<String>,
     /// Ring (180 Ringing) this long before answering; 0 answers at once.
@@ -215,7 +218,7 @@ impl Default for SipConfig {
             enabled: true,
             udp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
-            public_address: String::new(),
+            public_address: None,
             numbers: vec!["1000".to_owned()],
             ring_ms: 0,
             trusted: ["127.0.0.0/8", "::1/128"].map(|n| n.parse().expect("a CIDR")).to_vec(),
@@ -283,10 +286,17 @@ pub struct WidgetConfig {
     pub colour: String,
     /// An image URL; empty: the title's first letter.
     pub avatar: String,
-    /// `bottom-right` or `bottom-left`.
-    pub position: String,
+    pub position: WidgetPosition,
     /// Origins (`https://www.example.com`) whose pages may show the widget; empty: any.
     pub allowed_origins: Vec<String>,
+}
+
+/// The corner of the page the widget's button sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WidgetPosition {
+    BottomRight,
+    BottomLeft,
 }
 
 impl WidgetConfig {
@@ -299,9 +309,6 @@ impl WidgetConfig {
             && self.colour[1..].chars().all(|c| c.is_ascii_hexdigit());
         if !hex {
             return Some(("widget.colour", "not #rrggbb".into()));
-        }
-        if !["bottom-right", "bottom-left"].contains(&self.position.as_str()) {
-            return Some(("widget.position", "bottom-right or bottom-left".into()));
         }
         let origin_ok = |o: &String| {
             let host = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")).unwrap_or_default();
@@ -329,7 +336,7 @@ impl Default for WidgetConfig {
             title: "Sunrise Bakery".to_owned(),
             colour: "#d9480f".to_owned(),
             avatar: String::new(),
-            position: "bottom-right".to_owned(),
+            position: WidgetPosition::BottomRight,
             allowed_origins: Vec::new(),
         }
     }

@@ -7,7 +7,7 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
-use crate::config::SmtpSettings;
+use crate::config::{SmtpSecurity, SmtpSettings};
 
 /// The body used when the agent sets no template of its own.
 pub const DEFAULT_TEMPLATE: &str = "Hello,\n\nThank you for talking with {{agent}}. Here is a summary of your \
@@ -54,10 +54,10 @@ impl Mailer {
             return Ok(Self { transport: None, from: settings.from.clone() });
         }
         let host = settings.host.trim();
-        let builder = match settings.security.as_str() {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
-            "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
+        let builder = match settings.security {
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
         };
         let mut builder = builder.port(settings.port).timeout(Some(Duration::from_secs(20)));
         if !settings.username.is_empty() {

@@ -152,16 +152,17 @@ pub async fn start(
     let config = &calls.config;
     let bind_error = |addr| move |source| SipError::Bind { addr, source };
     let socket = UdpSocket::bind(config.sip.udp_listen).await.map_err(bind_error(config.sip.udp_listen))?;
-    let tcp = tokio::net::TcpListener::bind(config.sip.tcp_listen)
-        .await
-        .map_err(bind_error(config.sip.tcp_listen))?;
     let local = socket.local_addr()?;
+    // SIP's two transports share one port: asked for any port on both, TCP takes the one UDP got.
+    let same = config.sip.tcp_listen == config.sip.udp_listen && local.port() != config.sip.udp_listen.port();
+    let tcp_listen = if same { local } else { config.sip.tcp_listen };
+    let tcp = tokio::net::TcpListener::bind(tcp_listen).await.map_err(bind_error(tcp_listen))?;
     crate::calls::prepare(config).await?;
-    let (advertised, explicit) = match config.sip.public_address.parse::<IpAddr>() {
-        Ok(ip) => (ip, true),
-        Err(_) if !local.ip().is_unspecified() => (local.ip(), true),
+    let (advertised, explicit) = match config.sip.public_address {
+        Some(ip) => (ip, true),
+        None if !local.ip().is_unspecified() => (local.ip(), true),
         // Listening on every interface: per caller, the interface that reaches it.
-        Err(_) => (IpAddr::V4(Ipv4Addr::LOCALHOST), false),
+        None => (IpAddr::V4(Ipv4Addr::LOCALHOST), false),
     };
     let (dialogs, dialogs_rx) = mpsc::channel(256);
     let shared = Arc::new(Shared {
