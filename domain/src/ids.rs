@@ -3,6 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A new unguessable id with `prefix`, e.g. `job_5f0c1a...` (96 random
+/// bits): the typed ids' [`CallId::random`] and the store's other rows.
+#[must_use]
+pub fn random_id(prefix: &str) -> String {
+    format!("{prefix}_{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>())
+}
+
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -17,7 +24,7 @@ macro_rules! id {
             /// A new unguessable id, e.g. `call_5f0c1a...` (96 random bits).
             #[must_use]
             pub fn random() -> Self {
-                Self(format!("{}_{:016x}{:08x}", $prefix, rand::random::<u64>(), rand::random::<u32>()))
+                Self(random_id($prefix))
             }
 
             #[must_use]

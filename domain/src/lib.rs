@@ -21,7 +21,7 @@ mod secret;
 
 use serde::{Deserialize, Serialize};
 
-pub use ids::{AgentId, CallId, TenantId};
+pub use ids::{AgentId, CallId, TenantId, random_id};
 pub use secret::Secret;
 
 /// Who spoke a transcript line.

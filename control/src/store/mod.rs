@@ -69,10 +69,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// A new random id with a type prefix, e.g. `agt_5f0c1a...`.
-#[must_use]
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>())
-}
+pub use voxgate_domain::random_id as new_id;
 
 impl Store {
     /// Opens (creating if need be) the database at `url` and migrates it.
