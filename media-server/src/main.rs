@@ -1,41 +1,19 @@
-//! `voxgate`: the Voxgate media server.
-//!
-//! Two libraries make the server: the media plane ([`voxgate_media`]: SIP,
-//! WebRTC, websocket streams, chat, the widget, each an IO edge around the
-//! call core) and the control plane ([`voxgate_control`]: the control API,
-//! agents, call records, recordings, post-call work, campaigns). The media
-//! plane finds agents through the control plane's `AgentDirectory` and
-//! reports calls to its `CallHooks`; the control plane places calls through
-//! the media plane's `Dialer`. This binary composes them.
-//!
-//! # Layout
-//! - `main.rs`: the command line, and [`start`]: the stores, the agents,
-//!   SIP, the workers and the HTTP listener, wired together.
-//! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides, read
-//!   into each plane's own sections ([`voxgate_media::MediaConfig`],
-//!   [`voxgate_control::ControlConfig`]).
-//! - [`http`]: the HTTP listener: health, readiness, metrics, and both
-//!   planes' routers merged.
+//! `voxgate`: the Voxgate media server's command line. The server itself
+//! is the library ([`voxgate_media_server`]: its config, its wiring in
+//! `start`, its HTTP listener).
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
 //! configuration; `voxgate admin create` makes an operator; `voxgate test`
 //! runs an agent test file ([`agent_tests`]).
 
-mod config;
-mod http;
-
 use std::path::PathBuf;
-
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use voxgate_control::{
-    DEFAULT_TENANT, agent, agent_tests, api, auth, campaigns, ledger, post_call, recordings, spool, store,
-};
-
-use crate::config::Config;
+use voxgate_control::{DEFAULT_TENANT, agent, agent_tests, auth, store};
+use voxgate_media_server::config::{self, Config};
+use voxgate_media_server::start;
 
 /// An open-source media server for AI voice agents.
 #[derive(Debug, Parser)]
@@ -272,7 +250,7 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
     }
     let runner = agent_tests::Runner {
         line: agent_tests::caller::Line {
-            base: format!("ws://{}", server.addr),
+            base: format!("ws://{}", server.http),
             media_key: String::new(),
             tokens: Some(calls.tokens.clone()),
         },
@@ -291,173 +269,14 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
             eprintln!("[{done}/{total}] {verdict}  {}", case.name);
         })
         .await;
-    server.stop().await?;
+    server.stop().await.context("the HTTP server task")?;
     Ok(report)
-}
-
-/// A started server.
-struct Server {
-    addr: std::net::SocketAddr,
-    state: api::AppState,
-    /// Ends the HTTP listener (gracefully), then everything else.
-    http_stop: tokio_util::sync::CancellationToken,
-    stop: tokio_util::sync::CancellationToken,
-    http_task: tokio::task::JoinHandle<()>,
-    sip_task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Stops the listener, then SIP and the workers.
-    async fn stop(self) -> anyhow::Result<()> {
-        self.http_stop.cancel();
-        let served = self.http_task.await;
-        self.stop.cancel();
-        if let Some(task) = self.sip_task {
-            let _ = task.await;
-        }
-        tracing::info!("stopped");
-        served.context("the HTTP server task")
-    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = start(config).await?;
     shutdown_signal().await;
-    server.stop().await
-}
-
-/// Loads the agents, opens the store, starts SIP and the HTTP listener.
-async fn start(config: Config) -> anyhow::Result<Server> {
-    let media_config = config.media();
-    let control_config = config.control();
-    // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
-    let vad = voxgate_pipeline::dsp::vad::build(&media_config.vad_config())
-        .context("loading the voice activity detector")?;
-    tracing::info!(vad = vad.name(), models = %config.models.dir.display(), "media pipeline ready");
-    voxgate_media::calls::prepare(&media_config).await?;
-    let store = store::Store::open(&config.storage.database_url).await.context("opening the database")?;
-    let agents = Arc::new(
-        agent::registry::Agents::new(&control_config, store.clone()).await.context("loading the agent")?,
-    );
-    let agent = agents.configured();
-    let p = &agent.providers;
-    let info =
-        api::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
-    tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let default_tenant = store.tenant_named(DEFAULT_TENANT).await?;
-    // The configured agent's numbers are the default tenant's, and nobody else's.
-    for number in &config.sip.numbers {
-        store.assign_number(number, &default_tenant).await.with_context(|| {
-            format!("sip.numbers: {number} is assigned to another tenant (voxgate numbers release {number})")
-        })?;
-    }
-    let control = Arc::new(api::Control {
-        store: store.clone(),
-        tokens: auth::Tokens::load(
-            config.auth.jwt_secret.expose(),
-            u64::from(config.auth.token_ttl_s),
-            &store,
-        )
-        .await?,
-        default_tenant: default_tenant.clone(),
-        reports: Default::default(),
-        tests: Default::default(),
-        logins: Default::default(),
-    });
-    let ledger = open_ledger(&control_config, &store, &agents, &default_tenant, &stop).await?;
-    let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
-    let calls = Arc::new(voxgate_media::calls::CallContext {
-        admission: voxgate_media::admission::Admission::new(config.limits.clone()),
-        config: media_config,
-        agents: agents.clone(),
-        hooks: ledger.clone(),
-        default_tenant,
-        tokens: voxgate_media::media_access::MediaTokens::new(media_token_key.as_bytes()),
-    });
-    let (sip_task, dialer) = if config.sip.enabled {
-        let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
-        tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
-        // Campaigns dial through the SIP trunk.
-        let scheduler = campaigns::Scheduler::new(store.clone(), agents.clone(), dialer.clone());
-        Arc::new(scheduler).spawn(stop.clone());
-        (Some(task), Some(dialer))
-    } else {
-        (None, None)
-    };
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "HTTP listening");
-    let media = voxgate_media::http::MediaState { calls: calls.clone(), webrtc: Default::default() };
-    let state = api::AppState {
-        addr,
-        vad: vad.name(),
-        agent: info,
-        dialer,
-        api_key: config.http.api_key.clone(),
-        public_limit: voxgate_media::http::public_limit(calls.config.public_rate_limit),
-        config: Arc::new(control_config),
-        calls,
-        agents,
-        ledger,
-        control,
-    };
-    let app = http::router(state.clone(), media);
-    let limits = http::ConnectionLimits::from_config(&config.http);
-    let http_stop = tokio_util::sync::CancellationToken::new();
-    let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
-    Ok(Server { addr, state, http_stop, stop, http_task, sip_task })
-}
-
-/// The call records' keeper, with its recordings and post-call work
-/// running; what a previous run left (spooled records, calls a crash
-/// interrupted, recordings not yet uploaded) is taken up first.
-async fn open_ledger(
-    config: &config::ControlConfig,
-    store: &store::Store,
-    agents: &Arc<agent::registry::Agents>,
-    default_tenant: &str,
-    stop: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Arc<ledger::Ledger>> {
-    let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
-    let recordings = Arc::new(recordings::Recordings::new(
-        config.storage.recordings_dir.clone(),
-        url_key.as_bytes(),
-        &config.s3,
-    ));
-    if recordings.uses_s3() {
-        // Recordings a previous run could not upload (S3 down, a restart mid-retry).
-        for (call_id, file) in store.local_recordings().await? {
-            let path = config.storage.recordings_dir.join(&file);
-            if path.exists() {
-                recordings.upload_in_background(store.clone(), call_id, path);
-            }
-        }
-    }
-    let post_call = Arc::new(post_call::PostCallWork::new(
-        config,
-        store.clone(),
-        agents.clone(),
-        default_tenant.to_owned(),
-    )?);
-    post_call.spawn_workers(stop);
-    post_call.spawn_purge(stop);
-    let ledger = Arc::new(ledger::Ledger {
-        store: store.clone(),
-        default_tenant: default_tenant.to_owned(),
-        recordings,
-        post_call,
-        spool: spool::Spool::new(&config.storage.recordings_dir),
-        recordings_dir: config.media.recordings_dir.clone(),
-        max_call_duration_s: config.agent.max_call_duration_s,
-    });
-    // Records a previous run kept while the database was away, then calls it was running.
-    ledger.flush_spool().await;
-    ledger.clone().spawn_spool_flusher(stop.clone());
-    ledger.recover_interrupted().await;
-    Ok(ledger)
+    server.stop().await.context("the HTTP server task")
 }
 
 async fn shutdown_signal() {

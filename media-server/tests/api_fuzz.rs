@@ -59,6 +59,7 @@ fn schemathesis_finds_nothing_wrong_with_the_control_api() -> TestResult {
         String::from_utf8_lossy(&output.stderr)
     );
     // No request was a server error on our side either.
+    assert!(server.started_log.iter().any(|l| l.contains("HTTP listening")), "the log is captured");
     let errors: Vec<String> = server.log.try_iter().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     Ok(())

@@ -481,6 +481,60 @@ fn an_operator_runs_agents_keys_and_calls_on_postgres() -> TestResult {
     operator_story(&pg.url)
 }
 
+/// The methods `path` (its `{parameters}` filled in) answers, as the
+/// server's 405 to a TRACE lists them in `Allow`, HEAD aside.
+fn allowed(server: &Server, path: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    use std::io::{Read as _, Write as _};
+    let filled: String =
+        path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
+    let mut stream = std::net::TcpStream::connect(server.http)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "TRACE {filled} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n",
+        server.http
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(head.starts_with("HTTP/1.1 405"), "TRACE {filled}: {head}");
+    let allow = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("allow:").map(str::to_owned))
+        .ok_or_else(|| format!("no Allow in: {head}"))?;
+    let mut methods: Vec<String> =
+        allow.split(',').map(|m| m.trim().to_owned()).filter(|m| m != "head").collect();
+    methods.sort();
+    Ok(methods)
+}
+
+/// The OpenAPI document and the server agree: each route of the control
+/// API's table answers exactly the methods documented for it, and every
+/// documented path is one of them.
+#[test]
+fn every_route_is_documented_and_every_documented_route_is_served() -> TestResult {
+    let server = server("", &[("VOXGATE_HTTP__PUBLIC_RATE_LIMIT", "0".to_owned())])?;
+    let (status, doc) = http(&server, "GET", "/v1/openapi.json", Some(API_KEY), None)?;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().ok_or("no paths")?;
+    let routes = voxgate_control::api::routes();
+    for (path, ..) in &routes {
+        if *path == "/v1/openapi.json" {
+            continue; // the document itself
+        }
+        let documented =
+            paths.get(*path).ok_or_else(|| format!("{path} missing from the OpenAPI document"))?;
+        let mut in_doc: Vec<String> =
+            documented.as_object().ok_or("not an object")?.keys().cloned().collect();
+        in_doc.sort();
+        assert_eq!(in_doc, allowed(&server, path)?, "the methods of {path}");
+    }
+    for path in paths.keys() {
+        assert!(routes.iter().any(|(p, ..)| p == path), "{path} is documented but not served");
+    }
+    Ok(())
+}
+
 #[test]
 fn public_endpoints_are_rate_limited_per_client() -> TestResult {
     let server = server("", &[("VOXGATE_HTTP__PUBLIC_RATE_LIMIT", "1".to_owned())])?;

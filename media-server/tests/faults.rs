@@ -109,7 +109,7 @@ fn read_wav(bytes: &[u8]) -> Result<(u64, f64, f64), Box<dyn std::error::Error>>
 #[test]
 fn a_call_survives_kill_9_of_the_server_as_an_interrupted_record_with_its_recording() -> TestResult {
     let scratch = Scratch::new("kill9")?;
-    let mut first = start_server(&env(&scratch.0, &[]))?;
+    let mut first = common::start_process(&env(&scratch.0, &[]))?;
     let mut sipp = caller(&first, &scratch.0, None, 30_000)?;
     // The record says the call runs as soon as it is answered.
     let live = wait_for_call(&first, Duration::from_secs(15), |c| c["status"] == "in_progress")?;

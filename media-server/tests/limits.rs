@@ -159,7 +159,7 @@ fn offers_that_never_connect_hold_few_ports_per_network() -> TestResult {
 
 #[test]
 fn past_the_limits_every_channel_refuses_clearly_and_a_place_comes_back() -> TestResult {
-    let server = start_server(&[
+    let server = common::start_process(&[
         ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
         ("VOXGATE_LIMITS__MAX_CALLS", "2".to_owned()),
         ("VOXGATE_LIMITS__RETRY_AFTER_S", "7".to_owned()),

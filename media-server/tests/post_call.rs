@@ -389,7 +389,7 @@ fn a_chat_is_analysed_billed_emailed_synced_and_announced() -> TestResult {
     let hooks = TcpListener::bind("127.0.0.1:0")?;
     let hook_url = format!("http://{}/hooks/voxgate", hooks.local_addr()?);
     let received = receiver(hooks, true)?;
-    let server = start_server(&server_env(&llm, smtp_port))?;
+    let server = common::start_process(&server_env(&llm, smtp_port))?;
     let agent_id = create_agent(&server, &agent("good", &crm_url, &hook_url))?;
 
     let first = chat(

@@ -9,7 +9,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::caller::{call, hang_up, press, request};
-use common::{TestResult, caller_lines, start_listening_server, start_server};
+use common::{TestResult, caller_lines, logged, start_listening_server, start_server};
 
 #[test]
 fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
@@ -17,7 +17,7 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
     press(&rtp, media_port, &[4, 2, 11])?;
-    std::thread::sleep(Duration::from_millis(1500));
+    logged(&server, "caller's turn committed", 1)?;
     hang_up(&server, &sip, &to_tagged)?;
 
     assert_eq!(caller_lines(&server)?, ["42"]);
@@ -29,6 +29,7 @@ fn rtp_telephone_events_become_the_callers_turn() -> TestResult {
 /// them included (valid-looking key presses, audio, garbage, 1,000 a second).
 #[test]
 fn a_strangers_rtp_at_the_media_port_is_ignored() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let server = start_listening_server()?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let (sip, to_tagged, media_port) = call(&server, &rtp, "0 101")?;
@@ -36,15 +37,16 @@ fn a_strangers_rtp_at_the_media_port_is_ignored() -> TestResult {
     let mut first = vec![0x80, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
     first.extend_from_slice(&[0xFF; 160]);
     rtp.send_to(&first, ("127.0.0.1", media_port))?;
-    std::thread::sleep(Duration::from_millis(100));
+    logged(&server, "media latched", 1)?;
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let rounds = std::sync::Arc::new(AtomicU32::new(0));
     let stranger = {
-        let stop = stop.clone();
+        let (stop, rounds) = (stop.clone(), rounds.clone());
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         std::thread::spawn(move || -> std::io::Result<u32> {
             let mut sent = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let seq = (sent as u16).to_be_bytes();
                 let ts = (sent * 160).to_be_bytes();
                 // Key 9 and #, ended; audio; and bytes that are not RTP.
@@ -56,14 +58,19 @@ fn a_strangers_rtp_at_the_media_port_is_ignored() -> TestResult {
                     socket.send_to(packet, ("127.0.0.1", media_port))?;
                 }
                 sent += 1;
+                rounds.store(sent, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(3));
             }
             Ok(sent * 3)
         })
     };
+    // The flood is on before the caller's keys, and goes on until they are taken.
+    while rounds.load(Ordering::Relaxed) < 400 && !stranger.is_finished() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     press(&rtp, media_port, &[4, 2, 11])?;
-    std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    logged(&server, "caller's turn committed", 1)?;
+    stop.store(true, Ordering::Relaxed);
     let flooded = stranger.join().map_err(|_| "the stranger's thread panicked")??;
     hang_up(&server, &sip, &to_tagged)?;
 

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{TestResult, free_udp_port, root, start_server};
+use common::{TestResult, free_udp_port, root, start_process};
 use voxgate_codecs::SampleRate;
 use voxgate_codecs::resample::FrameResampler;
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
@@ -93,7 +93,7 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
     }
     w.finalize()?;
 
-    let server = start_server(&[("VOXGATE_STORAGE__RECORDINGS_DIR", recordings.display().to_string())])?;
+    let server = start_process(&[("VOXGATE_STORAGE__RECORDINGS_DIR", recordings.display().to_string())])?;
     let (sip_port, phone_port) = (server.sip_port, free_udp_port()?);
     std::fs::write(phone.join("accounts"), format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"))?;
     std::fs::write(

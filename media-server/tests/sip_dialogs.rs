@@ -77,7 +77,7 @@ fn a_strangers_requests_in_a_call_get_481_and_the_call_goes_on() -> TestResult {
 
     // The call is still the caller's: their keys are heard, the stranger's 9 is not.
     press(&rtp, media_port, &[4, 2, 11])?;
-    std::thread::sleep(Duration::from_millis(1500));
+    common::logged(&server, "caller's turn committed", 1)?;
     hang_up(&server, &sip, &to_tagged)?;
     assert_eq!(caller_lines(&server)?, ["42"]);
     Ok(())
@@ -180,7 +180,7 @@ fn callers_who_reuse_or_collide_a_call_id_each_get_their_own_call() -> TestResul
         let rtp = UdpSocket::bind("127.0.0.1:0")?;
         let (sip, to_tagged, media_port) = call_as(call_id, &server, &rtp, "0 101")?;
         press(&rtp, media_port, &[key, 11])?;
-        std::thread::sleep(Duration::from_millis(1000));
+        common::logged(&server, "caller's turn committed", 1)?;
         hang_up_as(call_id, &server, &sip, &to_tagged)?;
         // Until its record is written.
         for _ in 0..100 {
@@ -225,7 +225,7 @@ fn two_callers_with_one_call_id_at_once_each_get_their_own_call() -> TestResult 
     assert_ne!(media_a, media_b, "two calls, two media ports");
     press(&rtp_a, media_a, &[1, 11])?;
     press(&rtp_b, media_b, &[2, 11])?;
-    std::thread::sleep(Duration::from_millis(1000));
+    common::logged(&server, "caller's turn committed", 2)?;
     hang_up_tagged("same@host", "caller-a", &server, &sip_a, &to_a)?;
     hang_up_tagged("same@host", "caller-b", &server, &sip_b, &to_b)?;
     let mut listed = Vec::new();
@@ -280,6 +280,7 @@ fn no_media_goes_out_before_the_ack_and_a_first_stranger_does_not_take_the_call(
         ("VOXGATE_AGENT__TTS", "scripted".to_owned()),
         ("VOXGATE_AGENT__KNOWLEDGE", String::new()),
         ("VOXGATE_AGENT__GREETING", "Hello, you are through to the desk.".to_owned()),
+        common::turn_log(),
     ])?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
     let call_id = "media-before-ack";
@@ -298,7 +299,7 @@ fn no_media_goes_out_before_the_ack_and_a_first_stranger_does_not_take_the_call(
     assert!(rtp_within(&rtp, 1500)? > 10, "the caller hears the agent");
     assert_eq!(rtp_within(&stranger, 200)?, 0, "the stranger took the media");
     press(&rtp, media_port, &[4, 2, 11])?;
-    std::thread::sleep(Duration::from_millis(1500));
+    common::logged(&server, "caller's turn committed", 1)?;
     common::caller::hang_up_as(call_id, &server, &sip, &to_tagged)?;
     assert_eq!(caller_lines(&server)?, ["42"], "only the caller's keys reached the call");
     Ok(())

@@ -50,7 +50,7 @@ fn webrtc_vad() -> (&'static str, String) {
 
 #[test]
 fn calls_end_by_caller_bye_and_by_server_bye() -> TestResult {
-    let server = start_server(&[webrtc_vad(), ("VOXGATE_RTP__NO_MEDIA_TIMEOUT_S", "2".to_owned())])?;
+    let server = common::start_process(&[webrtc_vad(), ("VOXGATE_RTP__NO_MEDIA_TIMEOUT_S", "2".to_owned())])?;
     // SIPp's built-in caller: INVITE, ACK, BYE.
     sipp(server.sip_port, &["-sn", "uac", "-m", "3", "-l", "3"])?;
     // No RTP from the caller: the server says BYE, and its call log says why.
@@ -235,7 +235,10 @@ fn a_stored_agents_number_reaches_it_and_a_deleted_one_no_longer_does() -> TestR
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(sipp_to(server.sip_port, "+15550142", &["-sn", "uac", "-m", "1", "-l", "1"]).is_err());
     // The number is in the call's record, not in the logs.
-    let leaked: Vec<String> = server.log.try_iter().filter(|l| l.contains("550142")).collect();
+    let mut lines = common::log_until(&server, |l| l.contains("call ended"));
+    lines.extend(server.log.try_iter());
+    assert!(lines.iter().any(|l| l.contains("call ended")), "the call is in the log: {lines:#?}");
+    let leaked: Vec<&String> = lines.iter().filter(|l| l.contains("550142")).collect();
     assert!(leaked.is_empty(), "{leaked:#?}");
     Ok(())
 }

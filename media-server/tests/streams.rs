@@ -155,7 +155,7 @@ async fn closed(socket: &mut Socket) -> Result<(CloseCode, String), Box<dyn std:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_json_stream_talks_and_bad_input_closes_it_with_a_reason() -> TestResult {
-    let server = start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned())])?;
+    let server = common::start_process(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned())])?;
 
     // A simple client: start, audio, the greeting back, stop.
     let mut socket = connect(&server, "/v1/streams/json").await?;

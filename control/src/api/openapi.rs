@@ -127,36 +127,11 @@ pub async fn serve() -> Json<serde_json::Value> {
 
 #[cfg(test)]
 mod tests {
-    /// The methods a route answers, as its 405 `Allow` header would list
-    /// them (axum keeps that list in the method router).
-    fn methods(handlers: &axum::routing::MethodRouter<crate::api::AppState>) -> Vec<String> {
-        let debug = format!("{handlers:?}");
-        let allow = debug.split("allow_header: Bytes(b\"").nth(1).and_then(|rest| rest.split('"').next());
-        let allow = allow.unwrap_or_else(|| panic!("no Allow list in {debug}"));
-        let mut methods: Vec<String> =
-            allow.split(',').filter(|m| *m != "HEAD").map(str::to_ascii_lowercase).collect();
-        methods.sort();
-        methods
-    }
-
+    /// The document's own shape. That it matches the routes served is
+    /// checked on a running server (`media-server/tests/control.rs`).
     #[test]
-    fn every_route_is_documented_and_every_documented_route_is_served() {
+    fn the_document_is_openapi_3_with_the_common_errors() {
         let doc = super::openapi();
-        let paths = doc["paths"].as_object().unwrap();
-        let routes = crate::api::routes();
-        for (path, _, handlers) in &routes {
-            if *path == "/v1/openapi.json" {
-                continue; // the document itself
-            }
-            let documented =
-                paths.get(*path).unwrap_or_else(|| panic!("{path} missing from the OpenAPI document"));
-            let mut in_doc: Vec<String> = documented.as_object().unwrap().keys().cloned().collect();
-            in_doc.sort();
-            assert_eq!(in_doc, methods(handlers), "the methods of {path}");
-        }
-        for path in paths.keys() {
-            assert!(routes.iter().any(|(p, ..)| p == path), "{path} is documented but not served");
-        }
         assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
         assert!(doc["components"]["schemas"]["AgentSpec"].is_object());
         assert_eq!(

@@ -1,5 +1,11 @@
-//! Shared by the integration tests: start `voxgate serve` on free local
-//! ports and stop it when the test ends.
+//! Shared by the integration tests: start the server on free local ports
+//! and stop it when the test ends.
+//!
+//! A test's server runs in the test's own process ([`start_server`]): the
+//! library's `start` on a runtime of its own, which says where it listens,
+//! with its log captured line by line. A test that needs what only a
+//! process shows (killed with SIGKILL, or the process-wide metrics counted
+//! from zero) runs the `voxgate` binary instead ([`start_process`]).
 
 #![allow(dead_code)] // each test file uses some of these
 
@@ -9,8 +15,10 @@ pub mod postgres;
 pub mod sipp;
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -24,18 +32,26 @@ pub fn free_udp_port() -> std::io::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A running server; killed (and its recordings folder removed) when dropped.
+/// A running server; stopped (and its recordings folder removed) when dropped.
 pub struct Server {
-    child: Child,
+    /// SIP, UDP and TCP.
     pub sip_port: u16,
     /// The HTTP listener.
-    pub http: std::net::SocketAddr,
+    pub http: SocketAddr,
     /// Log lines as they come, after those of its start ([`Server::started_log`]).
     pub log: mpsc::Receiver<String>,
     /// The lines it logged while starting.
     pub started_log: Vec<String>,
     /// Where its recordings and database go (a temporary folder, never the checkout).
     pub recordings: PathBuf,
+    run: Run,
+}
+
+enum Run {
+    /// The library on a thread of the test: a message on `stop` stops it.
+    InProcess { stop: Option<tokio::sync::oneshot::Sender<()>>, thread: Option<std::thread::JoinHandle<()>> },
+    /// The binary.
+    Process(Child),
 }
 
 /// The control API key the test servers accept (`http.api_key`, the default tenant's).
@@ -44,30 +60,193 @@ pub const API_KEY: &str = "test-api-key-0123456789";
 impl Server {
     /// Kills the server at once (SIGKILL: no shutdown, no flushing), as a
     /// crash or the OOM killer would; its folder stays for another server.
+    /// Only a server started with [`start_process`] can be killed.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let Run::Process(child) = &mut self.run else {
+            panic!("only a process can be killed: start_process")
+        };
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.run {
+            Run::InProcess { stop, thread } => {
+                drop(stop.take());
+                if let Some(thread) = thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            Run::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.recordings);
     }
 }
 
-/// Starts the server with SIP on a free 127.0.0.1 port, HTTP on another,
-/// and `env` overrides; returns once it listens for both.
+/// A folder of its own for each server of this test process.
+fn scratch_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("voxgate-test-{}-{n}", std::process::id()))
+}
+
+/// What every test server is given before the test's own `env`: loopback
+/// ports, a scratch folder, the API key.
+fn base_env(recordings: &Path, sip: &str) -> Vec<(String, String)> {
+    [
+        ("VOXGATE_HTTP__LISTEN", "127.0.0.1:0".to_owned()),
+        ("VOXGATE_SIP__UDP_LISTEN", sip.to_owned()),
+        ("VOXGATE_SIP__TCP_LISTEN", sip.to_owned()),
+        ("VOXGATE_STORAGE__RECORDINGS_DIR", recordings.display().to_string()),
+        ("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", recordings.display())),
+        ("VOXGATE_HTTP__API_KEY", API_KEY.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Starts the server in this process with SIP and HTTP on ports the
+/// system picks on 127.0.0.1 and `env` as `VOXGATE_*` overrides of
+/// `config.toml`; returns once it listens for both, with its addresses.
 ///
-/// A port found free can be taken again before the server binds it (by
-/// another test, or as the local port of some TCP connection), so a start
-/// that fails on an address in use is tried again on new ports.
+/// SIP's TCP listener takes the port UDP got, which some TCP socket may
+/// hold: a start that fails on an address in use is tried again.
 pub fn start_server(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error::Error>> {
+    for _ in 1..3 {
+        match start_in_process(env) {
+            Err(e) if e.to_string().contains("in use") => eprintln!("test server: {e}; trying again"),
+            started => return started,
+        }
+    }
+    start_in_process(env)
+}
+
+fn start_in_process(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error::Error>> {
+    use voxgate_media_server::config::Config;
+    let recordings = scratch_dir();
+    // As the binary would: the process's VOXGATE_* settings, then the test's.
+    let mut vars: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| k.starts_with("VOXGATE_")).collect();
+    if !vars.iter().any(|(k, _)| k == "VOXGATE_MODELS__DIR") {
+        vars.push(("VOXGATE_MODELS__DIR".to_owned(), root().join("models").display().to_string()));
+    }
+    vars.extend(base_env(&recordings, "127.0.0.1:0"));
+    vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let config = Config::load(Some(&root().join("config.toml")), vars)?;
+    let (tx, log) = mpsc::channel();
+    let logs = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log.filter)?)
+            .with_ansi(false)
+            .with_writer(Lines(tx))
+            .finish(),
+    );
+    let (ready_tx, ready) = mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let on_start = logs.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            // Every thread of this server logs to its own lines.
+            .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_start)))
+            .build()
+            .expect("a runtime");
+        let _logs = tracing::dispatcher::set_default(&logs);
+        runtime.block_on(async move {
+            match voxgate_media_server::start(config).await {
+                Ok(server) => {
+                    let _ = ready_tx.send(Ok((server.http, server.sip)));
+                    let _ = stopped.await;
+                    let _ = server.stop().await;
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                }
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(10));
+    });
+    let mut server = Server {
+        sip_port: 0,
+        http: ([0, 0, 0, 0], 0).into(),
+        log,
+        started_log: Vec::new(),
+        recordings,
+        run: Run::InProcess { stop: Some(stop), thread: Some(thread) },
+    };
+    let (http, sip) =
+        ready.recv_timeout(Duration::from_secs(90)).map_err(|_| "the server did not start")??;
+    server.http = http;
+    server.sip_port = sip.map_or(0, |a| a.port());
+    server.started_log = server.log.try_iter().collect();
+    Ok(server)
+}
+
+/// The server's log lines from now until one matches `found` (included),
+/// or 10 s pass: all of them.
+pub fn log_until(server: &Server, mut found: impl FnMut(&str) -> bool) -> Vec<String> {
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    while let Ok(line) = server.log.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        let done = found(&line);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+/// Hands a server's log to the test, a line at a time.
+#[derive(Clone)]
+struct Lines(mpsc::Sender<String>);
+
+/// One log event's text, sent as lines when the event is written.
+struct LineWriter(mpsc::Sender<String>, Vec<u8>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+    type Writer = LineWriter;
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter(self.0.clone(), Vec::new())
+    }
+}
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        for line in String::from_utf8_lossy(&self.1).lines() {
+            let _ = self.0.send(line.to_owned());
+        }
+    }
+}
+
+/// Starts the `voxgate` binary, as [`start_server`] starts the library:
+/// for a test that kills the server, or counts the process-wide metrics.
+///
+/// The binary's SIP port is found free first, and can be taken again before
+/// the server binds it (by another test, or as the local port of some TCP
+/// connection), so a start that fails on an address in use is tried again.
+/// It says where HTTP listens in its log.
+pub fn start_process(env: &[(&str, String)]) -> Result<Server, Box<dyn std::error::Error>> {
     let mut attempt = 1;
     loop {
-        match try_start_server(env) {
+        match try_start_process(env) {
             Ok(server) => return Ok(server),
             Err(StartError { log, in_use: true }) if attempt < 3 => {
                 eprintln!("test server: address in use, trying new ports ({})", log.last().map_or("", |l| l));
@@ -87,19 +266,14 @@ struct StartError {
     in_use: bool,
 }
 
-fn try_start_server(env: &[(&str, String)]) -> Result<Server, StartError> {
+fn try_start_process(env: &[(&str, String)]) -> Result<Server, StartError> {
     let io = |e: std::io::Error| StartError { log: vec![e.to_string()], in_use: false };
     let sip_port = free_udp_port().map_err(io)?;
-    let recordings = std::env::temp_dir().join(format!("voxgate-test-{}-{sip_port}", std::process::id()));
+    let recordings = scratch_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
     cmd.current_dir(root())
         .args(["serve", "--config", "config.toml"])
-        .env("VOXGATE_HTTP__LISTEN", "127.0.0.1:0")
-        .env("VOXGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip_port}"))
-        .env("VOXGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip_port}"))
-        .env("VOXGATE_STORAGE__RECORDINGS_DIR", &recordings)
-        .env("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", recordings.display()))
-        .env("VOXGATE_HTTP__API_KEY", API_KEY)
+        .envs(base_env(&recordings, &format!("127.0.0.1:{sip_port}")))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -115,8 +289,14 @@ fn try_start_server(env: &[(&str, String)]) -> Result<Server, StartError> {
             }
         }
     });
-    let mut server =
-        Server { child, sip_port, http: ([0, 0, 0, 0], 0).into(), log, started_log: Vec::new(), recordings };
+    let mut server = Server {
+        sip_port,
+        http: ([0, 0, 0, 0], 0).into(),
+        log,
+        started_log: Vec::new(),
+        recordings,
+        run: Run::Process(child),
+    };
     let started = Instant::now();
     let mut sip = false;
     loop {
@@ -320,9 +500,32 @@ pub fn lines(call: &serde_json::Value, speaker: &str) -> Result<Vec<String>, Box
 }
 
 /// A server whose agent listens first (no greeting), with the WebRTC VAD:
-/// for callers written in the tests, who press keys rather than talk.
+/// for callers written in the tests, who press keys rather than talk. It
+/// logs when a call's media latches and when the caller's turn is taken
+/// ([`logged`] waits for those).
 pub fn start_listening_server() -> Result<Server, Box<dyn std::error::Error>> {
-    start_server(&[("VOXGATE_VAD__BACKEND", "webrtc".to_owned()), ("VOXGATE_AGENT__GREETING", String::new())])
+    start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_AGENT__GREETING", String::new()),
+        turn_log(),
+    ])
+}
+
+/// The setting that logs when a call's media latches and when the
+/// caller's turn is taken, for [`logged`].
+pub fn turn_log() -> (&'static str, String) {
+    ("VOXGATE_LOG__FILTER", "info,voxgate_sip_bridge=debug,voxgate_pipeline::session=debug".to_owned())
+}
+
+/// Waits (10 s at most) until the server has logged `times` more lines
+/// containing `what`.
+pub fn logged(server: &Server, what: &str, times: usize) -> TestResult {
+    let mut seen = 0;
+    let lines = log_until(server, |l| {
+        seen += usize::from(l.contains(what));
+        seen == times
+    });
+    if seen == times { Ok(()) } else { Err(format!("{seen} of {times} {what:?} in {lines:#?}").into()) }
 }
 
 /// An OpenAI-compatible chat server on 127.0.0.1 that streams `line` and a

@@ -498,6 +498,7 @@ impl Driver {
             interrupted: false,
         });
         self.log(CallEventKind::TurnCommitted { turn: turn.0, dtmf: source == TurnSource::Dtmf });
+        tracing::debug!(turn = turn.0, ?source, "caller's turn committed");
         if let (TurnSource::Speech, Some(stopped)) = (source, self.caller_stopped) {
             let since = |t: Instant| Some(t.saturating_duration_since(stopped).as_millis() as u64);
             let latency = TurnLatency {

@@ -96,6 +96,7 @@ impl MediaPeer {
         let expected = self.sdp.is_some_and(|s| unmapped(s.ip()) == ip)
             || self.signalling_ip.is_some_and(|s| unmapped(s) == ip);
         if expected && sendable(from, &self.own) {
+            tracing::debug!(%from, "media latched");
             self.latched = Some(from);
             true
         } else {

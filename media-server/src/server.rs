@@ -1,0 +1,215 @@
+//! [`start`]: the stores, the agents, SIP, the workers and the HTTP
+//! listener, wired together into a running [`Server`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use voxgate_control::store::{Store, StoreError};
+use voxgate_control::{DEFAULT_TENANT, agent, api, auth, campaigns, ledger, post_call, recordings, spool};
+
+use crate::config::{Config, ControlConfig};
+use crate::http;
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("loading the voice activity detector: {0}")]
+    Vad(#[from] voxgate_pipeline::dsp::vad::VadError),
+    #[error("preparing the recordings folder: {0}")]
+    Recordings(#[source] std::io::Error),
+    #[error("the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("loading the agent: {0}")]
+    Agent(#[from] agent::BuildError),
+    #[error("sip.numbers: {number} is assigned to another tenant (voxgate numbers release {number})")]
+    NumberTaken {
+        number: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("post-call work: {0}")]
+    PostCall(#[from] post_call::email::EmailError),
+    #[error(transparent)]
+    Sip(#[from] voxgate_media::sip::SipError),
+    #[error("binding HTTP on {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started server: stop it with [`Server::stop`].
+pub struct Server {
+    /// Where the HTTP listener took its port.
+    pub http: SocketAddr,
+    /// Where SIP listens (UDP, and TCP on the same port), when enabled.
+    pub sip: Option<SocketAddr>,
+    /// What the handlers share: the store, the agents, the call context.
+    pub state: api::AppState,
+    /// Ends the HTTP listener (gracefully), then everything else.
+    http_stop: CancellationToken,
+    stop: CancellationToken,
+    http_task: tokio::task::JoinHandle<()>,
+    sip_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("http", &self.http).field("sip", &self.sip).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Stops the listener (requests in flight are answered), then SIP and the workers.
+    ///
+    /// # Errors
+    /// The HTTP task panicked.
+    pub async fn stop(self) -> Result<(), tokio::task::JoinError> {
+        self.http_stop.cancel();
+        let served = self.http_task.await;
+        self.stop.cancel();
+        if let Some(task) = self.sip_task {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Loads the agents, opens the store, starts SIP and the HTTP listener.
+///
+/// # Errors
+/// A model, the database, a configured number or a listening address is not usable.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let media_config = config.media();
+    let control_config = config.control();
+    // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
+    let vad = voxgate_pipeline::dsp::vad::build(&media_config.vad_config())?;
+    tracing::info!(vad = vad.name(), models = %config.models.dir.display(), "media pipeline ready");
+    voxgate_media::calls::prepare(&media_config).await.map_err(StartError::Recordings)?;
+    let store = Store::open(&config.storage.database_url).await?;
+    let agents = Arc::new(agent::registry::Agents::new(&control_config, store.clone()).await?);
+    let agent = agents.configured();
+    let p = &agent.providers;
+    let info =
+        api::AgentInfo { name: agent.name.clone(), stt: p.stt.name(), llm: p.llm.name(), tts: p.tts.name() };
+    tracing::info!(agent = %info.name, stt = info.stt, llm = info.llm, tts = info.tts, "agent ready");
+    let stop = CancellationToken::new();
+    let default_tenant = store.tenant_named(DEFAULT_TENANT).await?;
+    // The configured agent's numbers are the default tenant's, and nobody else's.
+    for number in &config.sip.numbers {
+        store
+            .assign_number(number, &default_tenant)
+            .await
+            .map_err(|source| StartError::NumberTaken { number: number.clone(), source })?;
+    }
+    let control = Arc::new(api::Control {
+        store: store.clone(),
+        tokens: auth::Tokens::load(
+            config.auth.jwt_secret.expose(),
+            u64::from(config.auth.token_ttl_s),
+            &store,
+        )
+        .await?,
+        default_tenant: default_tenant.clone(),
+        reports: Default::default(),
+        tests: Default::default(),
+        logins: Default::default(),
+    });
+    let ledger = open_ledger(&control_config, &store, &agents, &default_tenant, &stop).await?;
+    let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
+    let calls = Arc::new(voxgate_media::calls::CallContext {
+        admission: voxgate_media::admission::Admission::new(config.limits.clone()),
+        config: media_config,
+        agents: agents.clone(),
+        hooks: ledger.clone(),
+        default_tenant,
+        tokens: voxgate_media::media_access::MediaTokens::new(media_token_key.as_bytes()),
+    });
+    let (sip, sip_task, dialer) = if config.sip.enabled {
+        let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
+        tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
+        // Campaigns dial through the SIP trunk.
+        let scheduler = campaigns::Scheduler::new(store.clone(), agents.clone(), dialer.clone());
+        Arc::new(scheduler).spawn(stop.clone());
+        (Some(addr), Some(task), Some(dialer))
+    } else {
+        (None, None, None)
+    };
+    let listen = config.http.listen;
+    let http_error = |source| StartError::Http { addr: listen, source };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(http_error)?;
+    let addr = listener.local_addr().map_err(http_error)?;
+    tracing::info!(%addr, "HTTP listening");
+    let media = voxgate_media::http::MediaState { calls: calls.clone(), webrtc: Default::default() };
+    let state = api::AppState {
+        addr,
+        vad: vad.name(),
+        agent: info,
+        dialer,
+        api_key: config.http.api_key.clone(),
+        public_limit: voxgate_media::http::public_limit(calls.config.public_rate_limit),
+        config: Arc::new(control_config),
+        calls,
+        agents,
+        ledger,
+        control,
+    };
+    let app = http::router(state.clone(), media);
+    let limits = http::ConnectionLimits::from_config(&config.http);
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
+    Ok(Server { http: addr, sip, state, http_stop, stop, http_task, sip_task })
+}
+
+/// The call records' keeper, with its recordings and post-call work
+/// running; what a previous run left (spooled records, calls a crash
+/// interrupted, recordings not yet uploaded) is taken up first.
+async fn open_ledger(
+    config: &ControlConfig,
+    store: &Store,
+    agents: &Arc<agent::registry::Agents>,
+    default_tenant: &str,
+    stop: &CancellationToken,
+) -> Result<Arc<ledger::Ledger>, StartError> {
+    let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
+    let recordings = Arc::new(recordings::Recordings::new(
+        config.storage.recordings_dir.clone(),
+        url_key.as_bytes(),
+        &config.s3,
+    ));
+    if recordings.uses_s3() {
+        // Recordings a previous run could not upload (S3 down, a restart mid-retry).
+        for (call_id, file) in store.local_recordings().await? {
+            let path = config.storage.recordings_dir.join(&file);
+            if path.exists() {
+                recordings.upload_in_background(store.clone(), call_id, path);
+            }
+        }
+    }
+    let post_call = Arc::new(post_call::PostCallWork::new(
+        config,
+        store.clone(),
+        agents.clone(),
+        default_tenant.to_owned(),
+    )?);
+    post_call.spawn_workers(stop);
+    post_call.spawn_purge(stop);
+    let ledger = Arc::new(ledger::Ledger {
+        store: store.clone(),
+        default_tenant: default_tenant.to_owned(),
+        recordings,
+        post_call,
+        spool: spool::Spool::new(&config.storage.recordings_dir),
+        recordings_dir: config.media.recordings_dir.clone(),
+        max_call_duration_s: config.agent.max_call_duration_s,
+    });
+    // Records a previous run kept while the database was away, then calls it was running.
+    ledger.flush_spool().await;
+    ledger.clone().spawn_spool_flusher(stop.clone());
+    ledger.recover_interrupted().await;
+    Ok(ledger)
+}
