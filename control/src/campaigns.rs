@@ -19,7 +19,8 @@ use utoipa::ToSchema;
 
 use crate::agent::registry::Agents;
 use crate::store::{CampaignRow, NewCall, Store, now_ms};
-use voxgate_media::sip::{CallStatus, Dialer, OutboundStatus};
+use voxgate_calls::Dialer;
+use voxgate_calls::dial::{DialStatus, OutboundStatus};
 
 /// How long a dialled number is held before another node may dial it again
 /// (its node died mid-call): longer than any call.
@@ -112,14 +113,14 @@ impl Default for RetryPolicy {
 #[must_use]
 pub fn after_attempt(
     policy: &RetryPolicy,
-    outcome: CallStatus,
+    outcome: DialStatus,
     attempts: u32,
     now: i64,
 ) -> (&'static str, i64) {
     let (rule, status) = match outcome {
-        CallStatus::Busy => (policy.busy, "busy"),
-        CallStatus::NoAnswer => (policy.no_answer, "no_answer"),
-        CallStatus::Failed => (policy.failed, "failed"),
+        DialStatus::Busy => (policy.busy, "busy"),
+        DialStatus::NoAnswer => (policy.no_answer, "no_answer"),
+        DialStatus::Failed => (policy.failed, "failed"),
         _ => return ("completed", 0),
     };
     if attempts < rule.max_attempts {
@@ -134,12 +135,12 @@ pub fn after_attempt(
 pub struct Scheduler {
     store: Store,
     agents: Arc<Agents>,
-    dialer: Dialer,
+    dialer: Arc<dyn Dialer>,
 }
 
 impl Scheduler {
     #[must_use]
-    pub fn new(store: Store, agents: Arc<Agents>, dialer: Dialer) -> Self {
+    pub fn new(store: Store, agents: Arc<Agents>, dialer: Arc<dyn Dialer>) -> Self {
         Self { store, agents, dialer }
     }
 
@@ -218,14 +219,14 @@ impl Scheduler {
                     (s, Some(code)) => format!("{} ({code})", s.as_str()),
                     (s, None) => s.as_str().to_owned(),
                 };
-                if !matches!(last.status, CallStatus::Completed | CallStatus::Transferred) {
+                if !matches!(last.status, DialStatus::Completed | DialStatus::Transferred) {
                     self.log_unanswered(campaign, number, &last).await;
                 }
                 (last.status, Some(last.id), result)
             }
             Err(e) => {
                 tracing::warn!(campaign = %campaign.id, error = %e, "campaign call not placed");
-                (CallStatus::Failed, None, e)
+                (DialStatus::Failed, None, e)
             }
         };
         let (status, due) = after_attempt(&policy, outcome, attempt, now_ms());
@@ -250,7 +251,7 @@ impl Scheduler {
                     return OutboundStatus {
                         id: id.to_owned(),
                         to: String::new(),
-                        status: CallStatus::Failed,
+                        status: DialStatus::Failed,
                         sip_status: None,
                         hung_up_by: None,
                         transferred_to: None,
@@ -325,11 +326,11 @@ mod tests {
     #[test]
     fn outcomes_are_retried_until_the_policy_runs_out() {
         let p = RetryPolicy::default();
-        assert_eq!(after_attempt(&p, CallStatus::Busy, 1, 1000), ("pending", 601_000));
-        assert_eq!(after_attempt(&p, CallStatus::Busy, 3, 1000), ("busy", 0));
-        assert_eq!(after_attempt(&p, CallStatus::NoAnswer, 2, 0), ("pending", 1_800_000));
-        assert_eq!(after_attempt(&p, CallStatus::Failed, 2, 0), ("failed", 0));
-        assert_eq!(after_attempt(&p, CallStatus::Completed, 1, 0), ("completed", 0));
-        assert_eq!(after_attempt(&p, CallStatus::Transferred, 1, 0), ("completed", 0));
+        assert_eq!(after_attempt(&p, DialStatus::Busy, 1, 1000), ("pending", 601_000));
+        assert_eq!(after_attempt(&p, DialStatus::Busy, 3, 1000), ("busy", 0));
+        assert_eq!(after_attempt(&p, DialStatus::NoAnswer, 2, 0), ("pending", 1_800_000));
+        assert_eq!(after_attempt(&p, DialStatus::Failed, 2, 0), ("failed", 0));
+        assert_eq!(after_attempt(&p, DialStatus::Completed, 1, 0), ("completed", 0));
+        assert_eq!(after_attempt(&p, DialStatus::Transferred, 1, 0), ("completed", 0));
     }
 }

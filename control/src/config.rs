@@ -2,15 +2,16 @@
 //! (`[storage]`, `[models]`, `[agent]`, `[endpointing]`, `[openai]`,
 //! `[deepgram]`, `[auth]`, `[s3]`, `[post_call]`, `[outbound]`, `[smtp]`,
 //! `[billing]`, `[scripted]`), and [`ControlConfig`], which gathers them
-//! with the media plane's and the listener's address and key.
+//! with what it reads of the media plane's sections (the configured
+//! agent's numbers and widget, the turn settings, the limits) and of
+//! `[http]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+pub use voxgate_calls::settings::{Invalid, LimitsSettings, TurnModel, VadSettings, WidgetConfig};
 pub use voxgate_domain::Secret;
-use voxgate_media::MediaConfig;
-pub use voxgate_media::config::{Invalid, TurnModel, WidgetConfig};
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> Invalid {
     Invalid { setting, reason: reason.into() }
@@ -19,9 +20,20 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> Invalid {
 /// What the control plane runs on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlConfig {
-    /// The media plane's settings (numbers, limits, the widget, where
-    /// recordings are written, ...).
-    pub media: MediaConfig,
+    /// `[sip] numbers`: the configured agent's numbers.
+    pub numbers: Vec<String>,
+    /// `[widget]`: the configured agent's widget.
+    pub widget: WidgetConfig,
+    /// `[vad]`: the turn settings agents' sessions get.
+    pub vad: VadSettings,
+    /// `[limits]`: the operator's maxima on agents' sessions.
+    pub limits: LimitsSettings,
+    /// `[http] media_key`: the media endpoints' key (agent tests call with it).
+    pub media_key: Secret,
+    /// `[http] public_url`: how clients reach this server; empty: the request's `Host`.
+    pub public_url: String,
+    /// `[log] show_pii`: numbers in full in logs.
+    pub show_pii: bool,
     /// Where the HTTP listener listens (`[http] listen`): agent tests call
     /// this server back there, and recording links name it when
     /// `http.public_url` is empty.
@@ -46,7 +58,13 @@ pub struct ControlConfig {
 impl Default for ControlConfig {
     fn default() -> Self {
         Self {
-            media: MediaConfig::default(),
+            numbers: vec!["1000".to_owned()],
+            widget: WidgetConfig::default(),
+            vad: VadSettings::default(),
+            limits: LimitsSettings::default(),
+            media_key: Secret::default(),
+            public_url: String::new(),
+            show_pii: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api_key: Secret::default(),
             storage: StorageConfig::default(),

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use voxgate_calls::CallHooks;
+use voxgate_calls::hooks::recording_path;
 use voxgate_domain::{CallInfo, CallStatus};
-use voxgate_media::CallHooks;
-use voxgate_media::calls::recording_path;
 use voxgate_pipeline::session::{CallEventKind, CallLog, EndReason};
 
 use crate::store::{NewCall, Store};
@@ -180,7 +180,7 @@ impl Ledger {
         let recording = self.recording_path(&call.id);
         let has_recording = usable_recording(&call.id, &recording, log).await;
         let record = NewCall {
-            status: voxgate_media::calls::status(&log.end).as_str().to_owned(),
+            status: voxgate_calls::hooks::status(&log.end).as_str().to_owned(),
             started_at: ended_at - duration_ms,
             ended_at,
             duration_ms,

@@ -2,7 +2,8 @@
 //! call leaves behind. It builds the agents the media plane's calls talk to
 //! ([`agent::registry::Agents`] is its `AgentDirectory`), keeps each call's
 //! record ([`ledger::Ledger`] is its `CallHooks`), and places outbound calls
-//! through its `Dialer`.
+//! through a `Dialer`. Those traits are `voxgate-calls`'; this crate never
+//! imports the media plane's.
 //!
 //! # Layout
 //! - [`config`]: the sections it reads, as [`ControlConfig`].

@@ -308,7 +308,7 @@ fn s3_client(s3: &S3Settings) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
-/// Whether `key` is a recording's file name as [`voxgate_media::calls::recording_path`]
+/// Whether `key` is a recording's file name as [`voxgate_calls::hooks::recording_path`]
 /// makes them: no path separators, no way out of the folder.
 fn is_key(key: &str) -> bool {
     !key.is_empty()

@@ -34,7 +34,7 @@ impl Spool {
     }
 
     fn file(&self, call_id: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", voxgate_media::calls::file_stem(call_id)))
+        self.dir.join(format!("{}.json", voxgate_calls::hooks::file_stem(call_id)))
     }
 
     /// The records waiting, each with its file (for [`Spool::done`]). A

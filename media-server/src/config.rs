@@ -226,7 +226,13 @@ impl Config {
     #[must_use]
     pub fn control(&self) -> ControlConfig {
         ControlConfig {
-            media: self.media(),
+            numbers: self.sip.numbers.clone(),
+            widget: self.widget.clone(),
+            vad: self.vad.clone(),
+            limits: self.limits.clone(),
+            media_key: self.http.media_key.clone(),
+            public_url: self.http.public_url.clone(),
+            show_pii: self.log.show_pii,
             listen: self.http.listen,
             api_key: self.http.api_key.clone(),
             storage: self.storage.clone(),

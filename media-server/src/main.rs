@@ -237,8 +237,8 @@ fn private(config: &mut Config, scratch: &std::path::Path) {
 /// `voxgate test`: starts a private server, makes the file's agents, runs the cases.
 async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<agent_tests::Report> {
     let server = start(config).await?;
-    let (calls, store) = (server.state.calls.clone(), server.state.control.store.clone());
-    let tenant = calls.default_tenant.clone();
+    let store = server.state.control.store.clone();
+    let tenant = server.state.control.default_tenant.clone();
     let mut agents = std::collections::BTreeMap::new();
     for (key, spec) in &plan.agents {
         for number in &spec.numbers {
@@ -252,7 +252,7 @@ async fn test(config: Config, plan: &agent_tests::TestPlan) -> anyhow::Result<ag
         line: agent_tests::caller::Line {
             base: format!("ws://{}", server.http),
             media_key: String::new(),
-            tokens: Some(calls.tokens.clone()),
+            tokens: Some(server.state.media_tokens.clone()),
         },
         store,
         models_dir: server.state.config.models.dir.clone(),

@@ -127,12 +127,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         agents: agents.clone(),
         hooks: ledger.clone(),
         default_tenant,
-        tokens: voxgate_media::media_access::MediaTokens::new(media_token_key.as_bytes()),
+        tokens: voxgate_calls::tokens::MediaTokens::new(media_token_key.as_bytes()),
     });
     let (sip, sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
         // Campaigns dial through the SIP trunk.
+        let dialer: Arc<dyn voxgate_calls::Dialer> = Arc::new(dialer);
         let scheduler = campaigns::Scheduler::new(store.clone(), agents.clone(), dialer.clone());
         Arc::new(scheduler).spawn(stop.clone());
         (Some(addr), Some(task), Some(dialer))
@@ -151,9 +152,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         agent: info,
         dialer,
         api_key: config.http.api_key.clone(),
-        public_limit: voxgate_media::http::public_limit(calls.config.public_rate_limit),
+        public_limit: voxgate_calls::limit::public_limit(calls.config.public_rate_limit),
         config: Arc::new(control_config),
-        calls,
+        media_tokens: calls.tokens.clone(),
         agents,
         ledger,
         control,
@@ -204,7 +205,7 @@ async fn open_ledger(
         recordings,
         post_call,
         spool: spool::Spool::new(&config.storage.recordings_dir),
-        recordings_dir: config.media.recordings_dir.clone(),
+        recordings_dir: config.storage.recordings_dir.clone(),
         max_call_duration_s: config.agent.max_call_duration_s,
     });
     // Records a previous run kept while the database was away, then calls it was running.

@@ -2,16 +2,16 @@
 //! websocket stream, WebRTC, chat): admission, the call core with its
 //! recording, and the reports to [`CallHooks`].
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use voxgate_domain::{CallId, CallInfo, CallStatus, Channel};
-use voxgate_pipeline::session::{CallLog, EndReason};
+use voxgate_calls::hooks::{recording_path, status};
+use voxgate_domain::{CallId, CallInfo, Channel};
+use voxgate_pipeline::session::CallLog;
 
-use crate::agent::{AgentDirectory, CallAgent};
 use crate::config::MediaConfig;
 use crate::error::{NoFreePort, StartError};
-use crate::hooks::CallHooks;
+use voxgate_calls::CallHooks;
+use voxgate_calls::agent::{AgentDirectory, CallAgent};
 
 /// What starting a call needs, whatever carries it.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub struct CallContext {
     /// How many calls run at once.
     pub admission: Arc<crate::admission::Admission>,
     /// Signs and checks the tokens that open one agent's media endpoints.
-    pub tokens: crate::media_access::MediaTokens,
+    pub tokens: voxgate_calls::tokens::MediaTokens,
 }
 
 impl CallContext {
@@ -108,8 +108,8 @@ impl CallContext {
         tracing::info!(
             call_id = %call.id,
             channel = call.channel.as_str(),
-            caller = %crate::redact::number(call.caller.as_deref(), pii),
-            callee = %crate::redact::number(call.callee.as_deref(), pii),
+            caller = %voxgate_calls::redact::number(call.caller.as_deref(), pii),
+            callee = %voxgate_calls::redact::number(call.callee.as_deref(), pii),
             end = ?log.end,
             turns = log.latencies.len(),
             "call ended"
@@ -146,23 +146,6 @@ pub struct Carrier {
     pub no_media: Option<std::time::Duration>,
 }
 
-/// Where call `call_id`'s recording goes in `dir`. The folder is made at
-/// start-up ([`prepare`]), so starting a call touches no disk.
-#[must_use]
-pub fn recording_path(dir: &Path, call_id: &str) -> PathBuf {
-    dir.join(format!("{}.wav", file_stem(call_id)))
-}
-
-/// A call's id as a file name (its recording's, its spooled record's).
-#[must_use]
-pub fn file_stem(call_id: &str) -> String {
-    call_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-        .take(96)
-        .collect()
-}
-
 /// Makes the recordings folder.
 ///
 /// # Errors
@@ -172,21 +155,6 @@ pub async fn prepare(config: &MediaConfig) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("making {}: {e}", dir.display())))
-}
-
-/// How a call that ended so is recorded.
-#[must_use]
-pub fn status(end: &EndReason) -> CallStatus {
-    match end {
-        EndReason::CallerHungUp => CallStatus::CallerHungUp,
-        EndReason::NoMedia => CallStatus::NoMedia,
-        EndReason::MaxSilence => CallStatus::MaxSilence,
-        EndReason::MaxDuration => CallStatus::MaxDuration,
-        EndReason::AgentEnded => CallStatus::AgentEnded,
-        EndReason::ProviderFailure => CallStatus::ProviderFailure,
-        EndReason::Transferred { .. } => CallStatus::Transferred,
-        EndReason::Interrupted => CallStatus::Interrupted,
-    }
 }
 
 /// Binds a media (RTP) socket on a free even port of the configured range.

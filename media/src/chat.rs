@@ -19,10 +19,10 @@ use voxgate_pipeline::session::{ChatEvent, spawn_chat};
 
 use voxgate_domain::{CallId, Channel};
 
-use crate::agent::CallAgent;
 use crate::calls::CallContext;
 use crate::error::Refusal;
 use crate::stream::{KeyQuery, Limits, close, upgrade};
+use voxgate_calls::agent::CallAgent;
 
 /// The longest message a visitor may send, in characters.
 const MAX_TEXT_CHARS: usize = 4000;

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::agent::DirectoryError;
+use voxgate_calls::agent::DirectoryError;
 
 /// No RTP port of the configured range is free.
 #[derive(Debug, thiserror::Error)]

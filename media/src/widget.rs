@@ -13,10 +13,10 @@ use serde_json::json;
 
 use std::sync::Arc;
 
-use crate::agent::CallAgent;
 use crate::calls::CallContext;
 use crate::error::Refusal;
 use crate::stream::KeyQuery;
+use voxgate_calls::agent::CallAgent;
 
 /// The settings the widget's scripts read.
 fn settings(agent: &CallAgent) -> serde_json::Value {
@@ -43,7 +43,7 @@ fn js_literal(value: &serde_json::Value) -> String {
 async fn agent(ctx: &Arc<CallContext>, query: &KeyQuery) -> Result<CallAgent, Response> {
     let agent = ctx.agents.get(&query.agent).await.map_err(|e| Refusal::from(e).into_response())?;
     let media_key = ctx.config.media_key.expose();
-    let with_key = !media_key.is_empty() && crate::media_access::same_secret(&query.key, media_key);
+    let with_key = !media_key.is_empty() && voxgate_calls::tokens::same_secret(&query.key, media_key);
     if agent.public || with_key { Ok(agent) } else { Err(Refusal::NotFound("agent").into_response()) }
 }
 
@@ -55,7 +55,7 @@ pub async fn token(State(ctx): State<Arc<CallContext>>, Query(query): Query<KeyQ
         Ok(a) => a,
         Err(refused) => return refused,
     };
-    let (token, expires_at) = ctx.tokens.mint(&agent, crate::media_access::WIDGET_TOKEN_TTL);
+    let (token, expires_at) = ctx.tokens.mint(&agent, voxgate_calls::tokens::WIDGET_TOKEN_TTL);
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(json!({ "token": token, "expires_at": expires_at })))
         .into_response()
 }
@@ -106,7 +106,7 @@ pub async fn frame(State(ctx): State<Arc<CallContext>>, Query(query): Query<KeyQ
         Err(refused) => return refused,
     };
     // The frame carries a media token for its agent, renewed by its script (GET /widget/token).
-    let (token, expires_at) = ctx.tokens.mint(&agent, crate::media_access::WIDGET_TOKEN_TTL);
+    let (token, expires_at) = ctx.tokens.mint(&agent, voxgate_calls::tokens::WIDGET_TOKEN_TTL);
     let mut settings = settings(&agent);
     settings["token"] = json!(token);
     settings["token_expires_at"] = json!(expires_at);

@@ -16,10 +16,11 @@ use futures::{SinkExt as _, StreamExt as _};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use voxgate_calls::{AgentDirectory, CallAgent, CallHooks, DirectoryError};
 use voxgate_domain::{CallInfo, Channel};
+use voxgate_media::MediaConfig;
 use voxgate_media::calls::CallContext;
 use voxgate_media::config::VadBackend;
-use voxgate_media::{AgentDirectory, CallAgent, CallHooks, DirectoryError, MediaConfig};
 use voxgate_pipeline::providers::scripted::{LlmScript, ScriptedLlm, ScriptedStt, ScriptedTts};
 use voxgate_pipeline::session::{CallLog, Providers, SessionConfig, Speaker};
 
@@ -100,7 +101,7 @@ async fn plane(recordings: &std::path::Path) -> Result<(SocketAddr, Arc<Kept>), 
         agents: Arc::new(OneAgent(agent, tokio::sync::watch::channel(0).0)),
         hooks: hooks.clone(),
         default_tenant: "ten_default".into(),
-        tokens: voxgate_media::media_access::MediaTokens::new(b"test key"),
+        tokens: voxgate_calls::tokens::MediaTokens::new(b"test key"),
     });
     let state = voxgate_media::http::MediaState { calls, webrtc: Default::default() };
     let app = voxgate_media::http::router(state, None);

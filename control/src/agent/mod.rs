@@ -28,7 +28,7 @@ use voxgate_pipeline::session::{Knowledge, Providers, SessionConfig};
 
 use crate::config::{ControlConfig, LlmChoice, SttChoice, TtsChoice, TurnModel};
 use spec::{AgentSpec, DocFormat};
-use voxgate_media::CallAgent;
+use voxgate_calls::CallAgent;
 
 /// An agent ready to take calls, with what runs after them.
 #[derive(Clone)]
@@ -235,12 +235,13 @@ impl LocalModels {
     /// "auto" finds no model.
     fn smart_turn(&self, config: &ControlConfig) -> Result<Option<SmartTurnModel>, BuildError> {
         let model = self.dir.join("smart-turn/smart-turn-v3.2-cpu.onnx");
-        match config.media.vad.turn_model {
+        match config.vad.turn_model {
             TurnModel::Off => return Ok(None),
             TurnModel::Auto if !model.exists() => return Ok(None),
             TurnModel::Auto | TurnModel::SmartTurn => {}
         }
-        let onnxruntime = config.media.vad_config().onnxruntime;
+        let onnxruntime =
+            voxgate_pipeline::dsp::vad::VadConfig::with_models_dir(&config.models.dir).onnxruntime;
         let loaded = shared(&self.smart_turn, || {
             Ok(Arc::new(SmartTurnModel::load(&onnxruntime, &model).map_err(loading("Smart Turn"))?))
         })?;
@@ -307,15 +308,15 @@ pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> R
     };
     let mut session = SessionConfig { tools, ..session_config(spec) };
     // "No limit" from a tenant is the operator's maximum.
-    config.media.limits.cap(&mut session.turn);
-    session.max_history_tokens = config.media.limits.max_history_tokens as usize;
-    session.endpoint.transcribe_early_ms = config.media.vad.transcribe_early_ms;
+    config.limits.cap(&mut session.turn);
+    session.max_history_tokens = config.limits.max_history_tokens as usize;
+    session.endpoint.transcribe_early_ms = config.vad.transcribe_early_ms;
     // Scripted agents (load tests) load no model at all.
     let learned_turns = spec.stt.provider != SttChoice::Scripted;
     if learned_turns && let Some(model) = local.smart_turn(config)? {
         session.turn_detector = Some(Arc::new(model));
-        session.endpoint.turn_check_ms = config.media.vad.turn_check_ms;
-        session.endpoint.incomplete_silence_ms = config.media.vad.incomplete_silence_ms;
+        session.endpoint.turn_check_ms = config.vad.turn_check_ms;
+        session.endpoint.incomplete_silence_ms = config.vad.incomplete_silence_ms;
     }
     let call = CallAgent {
         id: None,

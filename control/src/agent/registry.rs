@@ -19,12 +19,12 @@ use super::spec::AgentSpec;
 use super::{Agent, LocalModels};
 use crate::config::ControlConfig;
 use crate::store::{Store, StoreError};
-use voxgate_media::DirectoryError;
+use voxgate_calls::DirectoryError;
 
 /// How long a built agent is reused before it is read again.
 pub const TTL: Duration = Duration::from_secs(600);
 
-pub use voxgate_media::agent::CONFIGURED;
+pub use voxgate_calls::agent::CONFIGURED;
 
 /// An agent could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -156,19 +156,19 @@ impl Agents {
     /// The database fails.
     pub async fn routes(&self) -> Result<HashMap<String, String>, StoreError> {
         let mut routes: HashMap<String, String> =
-            self.config.media.sip.numbers.iter().map(|n| (n.clone(), CONFIGURED.to_owned())).collect();
+            self.config.numbers.iter().map(|n| (n.clone(), CONFIGURED.to_owned())).collect();
         routes.extend(self.store.numbers().await?);
         Ok(routes)
     }
 }
 /// The media plane finds its agents here.
 #[async_trait::async_trait]
-impl voxgate_media::AgentDirectory for Agents {
-    fn configured(&self) -> voxgate_media::CallAgent {
+impl voxgate_calls::AgentDirectory for Agents {
+    fn configured(&self) -> voxgate_calls::CallAgent {
         self.configured.call.clone()
     }
 
-    async fn get(&self, id: &str) -> Result<voxgate_media::CallAgent, DirectoryError> {
+    async fn get(&self, id: &str) -> Result<voxgate_calls::CallAgent, DirectoryError> {
         Agents::get(self, id).await.map(|a| a.call).map_err(DirectoryError::from)
     }
 

@@ -332,8 +332,8 @@ impl AgentSpec {
                     content: a.knowledge.clone(),
                 }]
             },
-            numbers: config.media.sip.numbers.clone(),
-            widget: config.media.widget.clone(),
+            numbers: config.numbers.clone(),
+            widget: config.widget.clone(),
             transfer_to: a.transfer_to.clone(),
             send_dtmf: a.send_dtmf,
             max_concurrent_calls: 0,

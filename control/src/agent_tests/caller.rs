@@ -34,7 +34,7 @@ pub struct Line {
     pub media_key: String,
     /// Mints a media token for each call's agent (its id; empty: the
     /// configured one), so calls reach agents that are not public.
-    pub tokens: Option<voxgate_media::media_access::MediaTokens>,
+    pub tokens: Option<voxgate_calls::tokens::MediaTokens>,
 }
 
 /// One turn as the caller lived it.

@@ -121,8 +121,8 @@ pub async fn start(
         models_dir: state.config.models.dir.clone(),
         line: Line {
             base: format!("ws://{addr}"),
-            media_key: state.config.media.media_key.expose().to_owned(),
-            tokens: Some(state.calls.tokens.clone()),
+            media_key: state.config.media_key.expose().to_owned(),
+            tokens: Some(state.media_tokens.clone()),
         },
         tenant: caller.tenant_id.clone(),
         agent: agent_id,

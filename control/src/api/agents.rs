@@ -129,7 +129,7 @@ pub async fn media_token(
     // Only the tenant's own agents; another tenant's is as unknown as a missing one.
     state.control.store.agent(&caller.tenant_id, &id).await?.ok_or(ApiError::NotFound("agent"))?;
     let (token, expires_at) =
-        state.calls.tokens.mint_for(&id, std::time::Duration::from_secs(u64::from(ttl)));
+        state.media_tokens.mint_for(&id, std::time::Duration::from_secs(u64::from(ttl)));
     Ok((StatusCode::CREATED, Json(MediaToken { token, expires_at })))
 }
 

@@ -37,7 +37,7 @@ async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     }
     // The configured key (http.api_key) is the operator's, in the default tenant.
     let configured = state.api_key.expose();
-    if !configured.is_empty() && voxgate_media::media_access::same_secret(given, configured) {
+    if !configured.is_empty() && voxgate_calls::tokens::same_secret(given, configured) {
         return Ok(Caller {
             tenant_id: control.default_tenant.clone(),
             subject: "http.api_key".into(),

@@ -14,7 +14,7 @@ use crate::api::AppState;
 use crate::auth::Caller;
 use crate::recordings::{DEFAULT_TTL_S, SignedUrl};
 use crate::store::{CallFilter, CallRow, now_ms};
-use voxgate_media::sip::{DialError, OutboundStatus};
+use voxgate_calls::dial::{DialError, OutboundStatus};
 
 /// `POST /v1/calls`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -316,7 +316,7 @@ pub async fn recording_url(
 
 /// How clients reach this server: `http.public_url`, else the request's `Host`.
 fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    let configured = state.config.media.public_url.trim_end_matches('/');
+    let configured = state.config.public_url.trim_end_matches('/');
     if !configured.is_empty() {
         return configured.to_owned();
     }

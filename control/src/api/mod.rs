@@ -4,7 +4,7 @@
 //! (`{"error": "...", "field": "..."}`) with a 4xx status for anything the
 //! client sent; a 500 means a bug or a database failure, never bad input.
 //!
-//! The OpenAPI 3 document ([`openapi`]) is built from these handlers.
+//! The OpenAPI 3 document (`openapi.rs`) is built from these handlers.
 //!
 //! [`Caller`]: crate::auth::Caller
 
@@ -39,7 +39,6 @@ use crate::store::{Store, StoreError};
 pub use calls::download;
 pub use keys::login;
 
-/// The control plane's shared parts.
 /// What the control plane's handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -51,7 +50,7 @@ pub struct AppState {
     pub agent: AgentInfo,
     pub config: Arc<crate::config::ControlConfig>,
     /// Places outbound calls; `None` when SIP is off.
-    pub dialer: Option<voxgate_media::sip::Dialer>,
+    pub dialer: Option<Arc<dyn voxgate_calls::Dialer>>,
     /// `http.api_key`: a control API key for the default tenant; empty: none.
     pub api_key: crate::config::Secret,
     /// Records, logins, recordings.
@@ -60,10 +59,10 @@ pub struct AppState {
     pub agents: Arc<crate::agent::registry::Agents>,
     /// Calls' records and recordings.
     pub ledger: Arc<crate::ledger::Ledger>,
-    /// The media plane's calls (the media tokens it checks are minted here).
-    pub calls: Arc<voxgate_media::calls::CallContext>,
+    /// Mints the media tokens the media plane checks.
+    pub media_tokens: voxgate_calls::tokens::MediaTokens,
     /// Requests to public endpoints, per client address.
-    pub public_limit: Option<Arc<voxgate_media::http::PublicLimit>>,
+    pub public_limit: Option<Arc<voxgate_calls::limit::PublicLimit>>,
 }
 
 /// What `/healthz` says about the agent.
@@ -248,7 +247,7 @@ fn rejected_query(e: &QueryRejection) -> ApiError {
 /// Control API bodies are small; knowledge uploads are the largest.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// Who may call a route of [`ROUTES`].
+/// Who may call a route of [`routes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
     /// Anyone (login, signed recording links): rate limited per client network.
@@ -303,7 +302,7 @@ pub fn routes() -> Vec<(&'static str, Reach, MethodRouter<AppState>)> {
 
 /// The control API and the dashboard page. `limit` bounds each client
 /// network's requests to the public routes.
-pub fn router(limit: Option<Arc<voxgate_media::http::PublicLimit>>) -> Router<AppState> {
+pub fn router(limit: Option<Arc<voxgate_calls::limit::PublicLimit>>) -> Router<AppState> {
     let (mut public, mut private) = (Router::new(), Router::new());
     for (path, reach, handlers) in routes() {
         match reach {
@@ -314,7 +313,7 @@ pub fn router(limit: Option<Arc<voxgate_media::http::PublicLimit>>) -> Router<Ap
     let public = public
         .route("/dashboard", get(crate::dashboard::page))
         .route("/dashboard/app.js", get(crate::dashboard::script))
-        .route_layer(axum::middleware::from_fn_with_state(limit, voxgate_media::http::rate_limited));
+        .route_layer(axum::middleware::from_fn_with_state(limit, voxgate_calls::limit::rate_limited));
     private.merge(public).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

@@ -53,7 +53,7 @@ pub async fn assign(
         return Err(refuse("tenant_id", "no such tenant".into()));
     }
     // The configured agent's numbers stay the default tenant's.
-    let configured = state.config.media.sip.numbers.contains(&req.number);
+    let configured = state.config.numbers.contains(&req.number);
     if configured && req.tenant_id != state.control.default_tenant {
         return Err(ApiError::Conflict(format!(
             "number {} is the configured agent's (sip.numbers), reserved for the default tenant",
@@ -61,7 +61,7 @@ pub async fn assign(
         )));
     }
     store.assign_number(&req.number, &req.tenant_id).await?;
-    let shown = voxgate_media::redact::number(Some(&req.number), state.config.media.show_pii);
+    let shown = voxgate_calls::redact::number(Some(&req.number), state.config.show_pii);
     tracing::info!(number = %shown, tenant = %req.tenant_id, by = %caller.subject, "number assigned");
     let assigned = store.assigned_numbers(Some(&req.tenant_id)).await?;
     let row = assigned.into_iter().find(|n| n.number == req.number).ok_or(ApiError::NotFound("number"))?;
@@ -77,7 +77,7 @@ pub async fn release(
     Path(number): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.control.store.release_number(&number).await? {
-        let shown = voxgate_media::redact::number(Some(&number), state.config.media.show_pii);
+        let shown = voxgate_calls::redact::number(Some(&number), state.config.show_pii);
         tracing::info!(number = %shown, by = %caller.subject, "number released");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -16,8 +16,8 @@ use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
 use super::CallFailed;
 use super::media::{self, CODECS, RtpSockets, SipLeg};
 use super::{Peer, Shared, Signal, host_port, rand_u32};
-use crate::agent::CallAgent;
 use crate::calls::CallContext;
+use voxgate_calls::agent::CallAgent;
 use voxgate_domain::{CallId, CallInfo, Channel};
 
 /// An inbound call's signalling and where its messages go.
@@ -38,7 +38,7 @@ pub(super) struct Invite {
     pub checked: Checked,
     /// When it arrived, for the call-setup metric.
     pub received: std::time::Instant,
-    /// The agent the dialled number routes to ([`crate::agent::CONFIGURED`] or an id).
+    /// The agent the dialled number routes to ([`voxgate_calls::agent::CONFIGURED`] or an id).
     pub agent: String,
 }
 

@@ -35,9 +35,9 @@ use voxgate_sip_bridge::sdp::{self, Codec, Negotiated};
 
 use super::rtp_socket::{MAX_PER_TICK, TickedSocket};
 use super::{Peer, Shared, Signal, rand_u32};
-use crate::agent::CallAgent;
 use crate::calls::Carrier;
 use crate::config::MediaConfig;
+use voxgate_calls::agent::CallAgent;
 
 /// The codecs we offer and accept, best first.
 pub(super) const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];

@@ -6,7 +6,7 @@
 //! the [`Responder`] (OPTIONS, refusals, routing).
 //!
 //! - [`inbound`]: a caller's INVITE answered, then its media.
-//! - [`outbound`]: calls we place through the trunk ([`Dialer`]).
+//! - [`outbound`]: calls we place through the trunk ([`SipDialer`]).
 //! - [`media`]: the RTP socket and the call core of a call of either kind.
 //! - [`trunk`]: registration with the trunk, and where outbound requests go.
 
@@ -29,7 +29,7 @@ use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::{Action, Responder};
 
 use crate::calls::CallContext;
-pub use outbound::{CallStatus, DialError, Dialer, OutboundStatus};
+pub use outbound::SipDialer;
 
 /// SIP could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ pub enum SipError {
         source: std::io::Error,
     },
     #[error("reading number routes: {0}")]
-    Routes(#[from] crate::agent::DirectoryError),
+    Routes(#[from] voxgate_calls::agent::DirectoryError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -141,14 +141,14 @@ impl Shared {
 }
 
 /// Binds the SIP socket (so a bad address fails start-up) and returns the
-/// task that serves it until `cancel`, and the [`Dialer`] for outbound calls.
+/// task that serves it until `cancel`, and the [`SipDialer`] for outbound calls.
 ///
 /// # Errors
 /// The socket cannot be bound.
 pub async fn start(
     calls: Arc<CallContext>,
     cancel: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>, Dialer), SipError> {
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>, SipDialer), SipError> {
     let config = &calls.config;
     let bind_error = |addr| move |source| SipError::Bind { addr, source };
     let socket = UdpSocket::bind(config.sip.udp_listen).await.map_err(bind_error(config.sip.udp_listen))?;
@@ -178,7 +178,7 @@ pub async fn start(
     if !shared.calls.config.trunk.registrar.is_empty() {
         tokio::spawn(trunk::register(shared.clone(), cancel.clone()));
     }
-    let dialer = Dialer::new(shared.clone(), cancel.clone());
+    let dialer = SipDialer::new(shared.clone(), cancel.clone());
     let routes = watch_routes(shared.calls.agents.clone(), cancel.clone()).await?;
     Ok((local, tokio::spawn(signalling(shared, routes, stream_rx, dialogs_rx, cancel)), dialer))
 }
@@ -365,9 +365,9 @@ async fn signalling(
 /// Dialled number -> agent, kept current: read at once, again after every
 /// change through this node's API, and every 30 s (changes made on other nodes).
 async fn watch_routes(
-    agents: Arc<dyn crate::agent::AgentDirectory>,
+    agents: Arc<dyn voxgate_calls::agent::AgentDirectory>,
     cancel: CancellationToken,
-) -> Result<tokio::sync::watch::Receiver<HashMap<String, String>>, crate::agent::DirectoryError> {
+) -> Result<tokio::sync::watch::Receiver<HashMap<String, String>>, voxgate_calls::agent::DirectoryError> {
     let mut changes = agents.changes();
     let (tx, rx) = tokio::sync::watch::channel(agents.routes().await?);
     tokio::spawn(async move {

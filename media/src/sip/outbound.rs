@@ -1,4 +1,4 @@
-//! Calls we place: `Dialer::dial` sends an INVITE through the trunk (with
+//! Calls we place: `SipDialer::dial` sends an INVITE through the trunk (with
 //! Digest credentials when it asks), reports ringing, answer and the
 //! outcome (answered / busy / no answer / failed), and once answered runs
 //! the same media bridge and agent session as an inbound call.
@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voxgate_sip_bridge::call::outbound::{Dial, OutboundCall, OutboundEvent, Outcome};
@@ -17,105 +16,17 @@ use voxgate_sip_bridge::sdp::{self, Sdp};
 use super::media::{self, CODECS, RtpSockets, SipLeg};
 use super::trunk::{self, Route};
 use super::{DialogTable, Peer, Shared, Signal, host_port, rand_u32};
-use crate::agent::CallAgent;
 use crate::calls::CallContext;
+use voxgate_calls::agent::CallAgent;
+use voxgate_calls::dial::{DialError, DialStatus, Dialer, OutboundStatus};
 use voxgate_domain::{CallId, CallInfo, Channel, Direction};
-
-/// Where an outbound call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallStatus {
-    Dialing,
-    Ringing,
-    /// Answered and talking to the agent.
-    Answered,
-    /// Answered, then hung up.
-    Completed,
-    /// Answered, then handed to a human (`transferred_to`).
-    Transferred,
-    Busy,
-    NoAnswer,
-    Failed,
-}
-
-impl CallStatus {
-    /// As the API says it (the same as its JSON).
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Dialing => "dialing",
-            Self::Ringing => "ringing",
-            Self::Answered => "answered",
-            Self::Completed => "completed",
-            Self::Transferred => "transferred",
-            Self::Busy => "busy",
-            Self::NoAnswer => "no_answer",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// True once the call has its outcome.
-    #[must_use]
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Transferred | Self::Busy | Self::NoAnswer | Self::Failed)
-    }
-}
-
-/// What the API reports about an outbound call.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutboundStatus {
-    /// The SIP Call-ID; also names the call's recording and log.
-    pub id: String,
-    /// The Request-URI dialled.
-    pub to: String,
-    pub status: CallStatus,
-    /// The final SIP status of a refused call (e.g. 486, 503; 408 when
-    /// nobody answered the INVITE at all).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sip_status: Option<u16>,
-    /// Whether the far end hung up (for completed calls).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hung_up_by: Option<&'static str>,
-    /// Where a transferred call went.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transferred_to: Option<String>,
-    /// Unix milliseconds.
-    pub created_at: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answered_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<u64>,
-    /// Who placed it (only they may see it).
-    #[serde(skip)]
-    pub tenant_id: String,
-    /// The campaign that placed it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub campaign_id: Option<String>,
-}
-
-/// Why a call could not be placed.
-#[derive(Debug, thiserror::Error)]
-pub enum DialError {
-    #[error("cannot dial {0}")]
-    BadTarget(String),
-    #[error("cannot resolve {0}")]
-    Unreachable(String),
-    #[error("no RTP port: {0}")]
-    NoMedia(String),
-    /// The target is not the trunk's, nor on `dial.allowed_hosts`.
-    #[error("not allowed: {0}")]
-    NotAllowed(String),
-    /// The tenant is at one of its `dial` limits.
-    #[error("{0}")]
-    Limit(String),
-}
 
 /// Outbound calls kept for the API; the oldest finished ones go first.
 const KEPT_CALLS: usize = 10_000;
 
 /// Places outbound calls; cheap to clone.
 #[derive(Clone)]
-pub struct Dialer {
+pub struct SipDialer {
     shared: Arc<Shared>,
     cancel: CancellationToken,
     calls: Arc<Mutex<HashMap<String, OutboundStatus>>>,
@@ -126,21 +37,15 @@ fn unix_ms() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl std::fmt::Debug for Dialer {
+impl std::fmt::Debug for SipDialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialer").finish_non_exhaustive()
+        f.debug_struct("SipDialer").finish_non_exhaustive()
     }
 }
 
-impl Dialer {
+impl SipDialer {
     pub(super) fn new(shared: Arc<Shared>, cancel: CancellationToken) -> Self {
         Self { shared, cancel, calls: Arc::default() }
-    }
-
-    /// An outbound call's status, while it is kept.
-    #[must_use]
-    pub fn status(&self, id: &str) -> Option<OutboundStatus> {
-        self.calls.lock().ok()?.get(id).cloned()
     }
 
     fn update(&self, id: &str, change: impl FnOnce(&mut OutboundStatus)) {
@@ -150,16 +55,17 @@ impl Dialer {
             change(s);
         }
     }
+}
 
-    /// Places a call for `tenant_id`, answered by `agent`, to `to` (a `sip:` URI, or a number for the trunk's
-    /// domain) and returns at once; the call's progress is in
-    /// [`Dialer::status`]. Nobody answering within `ring_timeout` (else
-    /// the trunk's) is a no-answer.
-    ///
-    /// # Errors
-    /// `to` cannot be dialled or is not allowed, the tenant is at its
-    /// limits, the next hop does not resolve, or no RTP port is free.
-    pub async fn dial(
+/// Calls out through the trunk: an INVITE (with Digest credentials when it
+/// asks), then the same media bridge and agent session as an inbound call.
+#[async_trait::async_trait]
+impl Dialer for SipDialer {
+    fn status(&self, id: &str) -> Option<OutboundStatus> {
+        self.calls.lock().ok()?.get(id).cloned()
+    }
+
+    async fn dial(
         &self,
         tenant_id: &str,
         agent: CallAgent,
@@ -202,7 +108,7 @@ impl Dialer {
         let status = OutboundStatus {
             id: id.clone(),
             to: target.to_string(),
-            status: CallStatus::Dialing,
+            status: DialStatus::Dialing,
             sip_status: None,
             hung_up_by: None,
             transferred_to: None,
@@ -229,7 +135,7 @@ impl Dialer {
         let (tx, rx) = mpsc::channel(32);
         // Open the dialog before the INVITE leaves, so no answer is missed.
         let _ = shared.dialogs.send(DialogTable::Open(sip_call_id.clone(), tx)).await;
-        let to = crate::redact::number(
+        let to = voxgate_calls::redact::number(
             match &target {
                 voxgate_sip_bridge::message::Uri::Sip(u) => u.user_decoded(),
                 _ => None,
@@ -286,12 +192,12 @@ fn within_limits(
 }
 
 /// Reports an outbound call's progress to the dialer.
-fn report(dialer: &Dialer, id: &str, event: &OutboundEvent) {
+fn report(dialer: &SipDialer, id: &str, event: &OutboundEvent) {
     let now = unix_ms();
     dialer.update(id, |s| match event {
-        OutboundEvent::Ringing => s.status = CallStatus::Ringing,
+        OutboundEvent::Ringing => s.status = DialStatus::Ringing,
         OutboundEvent::Answered { .. } => {
-            s.status = CallStatus::Answered;
+            s.status = DialStatus::Answered;
             s.answered_at = Some(now);
         }
         OutboundEvent::Ended(outcome) => {
@@ -299,17 +205,17 @@ fn report(dialer: &Dialer, id: &str, event: &OutboundEvent) {
             s.status = match outcome {
                 Outcome::Completed { by_remote } => {
                     s.hung_up_by = Some(if *by_remote { "remote" } else { "agent" });
-                    CallStatus::Completed
+                    DialStatus::Completed
                 }
                 Outcome::Transferred { target } => {
                     s.transferred_to = Some(target.clone());
-                    CallStatus::Transferred
+                    DialStatus::Transferred
                 }
-                Outcome::Busy => CallStatus::Busy,
-                Outcome::NoAnswer => CallStatus::NoAnswer,
+                Outcome::Busy => DialStatus::Busy,
+                Outcome::NoAnswer => DialStatus::NoAnswer,
                 Outcome::Failed { status } => {
                     s.sip_status = Some(*status);
-                    CallStatus::Failed
+                    DialStatus::Failed
                 }
             };
             tracing::info!(call_id = %s.id, outcome = ?outcome, "outbound call ended");
@@ -321,7 +227,7 @@ fn report(dialer: &Dialer, id: &str, event: &OutboundEvent) {
 /// Runs one outbound call: rings, and once answered, the agent talks.
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    dialer: Dialer,
+    dialer: SipDialer,
     agent: CallAgent,
     dial: Dial,
     (id, sip_call_id): (String, String),
@@ -403,9 +309,9 @@ async fn run(
 mod tests {
     use std::collections::HashMap;
 
-    use super::{CallStatus, DialError, OutboundStatus, within_limits};
+    use super::{DialError, DialStatus, OutboundStatus, within_limits};
 
-    fn placed(tenant: &str, status: CallStatus, created_at: u64) -> OutboundStatus {
+    fn placed(tenant: &str, status: DialStatus, created_at: u64) -> OutboundStatus {
         OutboundStatus {
             id: format!("call_{tenant}_{created_at}"),
             to: "sip:x@trunk.test".into(),
@@ -430,20 +336,20 @@ mod tests {
         };
         let now = 10 * 24 * 3600 * 1000;
         let mut calls = HashMap::new();
-        for c in [placed("a", CallStatus::Ringing, now - 1000), placed("b", CallStatus::Answered, now - 500)]
+        for c in [placed("a", DialStatus::Ringing, now - 1000), placed("b", DialStatus::Answered, now - 500)]
         {
             calls.insert(c.id.clone(), c);
         }
         assert!(within_limits(&calls, &dial, "a", now).is_ok());
-        let c = placed("a", CallStatus::Dialing, now - 10);
+        let c = placed("a", DialStatus::Dialing, now - 10);
         calls.insert(c.id.clone(), c);
         assert!(matches!(within_limits(&calls, &dial, "a", now), Err(DialError::Limit(_))), "two up");
         assert!(within_limits(&calls, &dial, "b", now).is_ok(), "another tenant's calls do not count");
         // Both end; a third, finished today, makes the day's three.
         for c in calls.values_mut() {
-            c.status = CallStatus::Completed;
+            c.status = DialStatus::Completed;
         }
-        let c = placed("a", CallStatus::NoAnswer, now - 20 * 3600 * 1000);
+        let c = placed("a", DialStatus::NoAnswer, now - 20 * 3600 * 1000);
         calls.insert(c.id.clone(), c);
         assert!(matches!(within_limits(&calls, &dial, "a", now), Err(DialError::Limit(_))), "three today");
         // A day later, they no longer count.
@@ -455,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_status_reads_the_same_as_its_json() {
-        use CallStatus::*;
+        use DialStatus::*;
         for s in [Dialing, Ringing, Answered, Completed, Transferred, Busy, NoAnswer, Failed] {
             assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
         }

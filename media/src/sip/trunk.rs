@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use voxgate_sip_bridge::message::Uri;
 use voxgate_sip_bridge::registration::{Account, Registration, RegistrationEvent, RegistrationOutput};
 
-use super::{DialError, DialogTable, Shared, host_port, rand_u32, sleep_until};
+use super::{DialogTable, Shared, host_port, rand_u32, sleep_until};
 use crate::config::{DialSettings, TrunkSettings};
+use voxgate_calls::dial::DialError;
 
 /// Where an outbound call goes: its Request-URI and the next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]

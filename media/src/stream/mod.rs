@@ -124,7 +124,7 @@ pub async fn twilio_for(
             let url = signed_url(&calls.config.public_url, &headers, &uri);
             let expected = crate::media_access::twilio_signature(&auth_token, &url);
             let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if !crate::media_access::same_secret(given, &expected) {
+            if !voxgate_calls::tokens::same_secret(given, &expected) {
                 tracing::warn!(agent = %agent_id, "Twilio stream refused: missing or wrong X-Twilio-Signature");
                 return (StatusCode::UNAUTHORIZED, "missing or wrong X-Twilio-Signature").into_response();
             }

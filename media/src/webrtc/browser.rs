@@ -17,10 +17,10 @@ use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output as Cor
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 
 use super::pending::PendingPlace;
-use crate::agent::CallAgent;
 use crate::calls::{CallContext, Carrier};
 use crate::error::StartError;
 use crate::metrics::{ChannelLabel, metrics};
+use voxgate_calls::agent::CallAgent;
 use voxgate_domain::Channel;
 
 /// How long a browser has to connect after the answer: the most an

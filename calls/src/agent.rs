@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use voxgate_domain::{AgentId, TenantId};
 use voxgate_pipeline::session::{Providers, SessionConfig};
 
-use crate::config::WidgetConfig;
+use crate::settings::WidgetConfig;
 
 /// An agent ready to take calls.
 #[derive(Clone)]
@@ -23,7 +23,7 @@ pub struct CallAgent {
     pub widget: WidgetConfig,
     /// Calls it takes at once (0: only its tenant's and the server's limits).
     pub max_calls: u32,
-    /// Anonymous visitors may reach it ([`crate::media_access`]).
+    /// Anonymous visitors may reach it (the media plane's `media_access`).
     pub public: bool,
 }
 
@@ -40,9 +40,9 @@ impl std::fmt::Debug for CallAgent {
 /// What [`AgentDirectory::routes`] maps the configured numbers to.
 pub const CONFIGURED: &str = "";
 
-/// An agent could not be had.
+/// An agent could not be had (exhaustive: the media plane answers each
+/// kind in its own way).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DirectoryError {
     /// There is no such agent (404).
     #[error("no agent {0:?}")]
