@@ -163,6 +163,27 @@ async fn the_greeting_goes_out_encoded_with_rtp_timestamps_and_one_marker() {
     assert_eq!(log.transcript[0].text, GREETING);
 }
 
+/// A sound card's rates (the console): 20 ms of 16-bit PCM at 44.1 or
+/// 48 kHz is more than a network packet's 1500 bytes, and goes out whole.
+#[tokio::test(start_paused = true)]
+async fn pcm_at_a_sound_cards_rate_goes_out_a_whole_frame_a_tick() {
+    for rate in [44_100, 48_000] {
+        let codec = Codec::PcmLe(SampleRate(rate));
+        let mut core = CallCore::start(
+            voxgate_pipeline::call::now(),
+            parts(codec, Arrival::InOrder, greeting(), vec![]),
+        )
+        .expect("PCM");
+        let seen = run(&mut core, 4000, |_, _, _| {}).await;
+        let audio = seen.audio();
+        let expected = ScriptedTts::default().samples_for(GREETING).div_ceil(320);
+        assert_eq!(audio.len(), expected, "every frame of the greeting at {rate} Hz");
+        let bytes = SampleRate(rate).samples_per_frame() * 2;
+        assert!(audio.iter().all(|f| f.len == bytes), "{bytes} bytes each at {rate} Hz");
+        finish(core);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_callers_packets_reach_the_session_through_the_jitter_buffer() {
     let question = ulaw_packets(&fixture("store_hours_16k.wav"));

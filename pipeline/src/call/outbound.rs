@@ -51,7 +51,9 @@ impl Outbound {
             dtmf: telephone_events.then(|| DtmfSender::new(samples as u16)),
             event_ts: 0,
             pcm: vec![0; rate.samples_per_frame()],
-            payload: vec![0; 1500],
+            // A packet's worth, or a frame of 16-bit PCM at the codec's rate
+            // if that is more (at 44.1 or 48 kHz it is: a sound card's).
+            payload: vec![0; 1500.max(rate.samples_per_frame() * 2)],
         })
     }
 
