@@ -14,8 +14,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # postgresql: the tests start their own throwaway PostgreSQL servers (the store's
 # scale-out backend); the server itself needs none (SQLite by default).
 # tzdata: campaign windows and analytics days in named time zones (jiff reads /usr/share/zoneinfo).
+# libasound2-dev: `voxgate console` (cpal's ALSA backend); pulseaudio, pulseaudio-utils and
+# libasound2-plugins: its test plays and records through PulseAudio null sinks behind ALSA.
 PACKAGES=(build-essential cmake libclang-dev pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium postgresql tzdata)
+  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -60,11 +60,14 @@ pub enum Channel {
     Websocket,
     /// Text chat.
     Chat,
+    /// This machine's microphone and speakers (`voxgate console`).
+    Console,
 }
 
 impl Channel {
     /// Every channel, in the order the API lists them.
-    pub const ALL: [Self; 5] = [Self::Sip, Self::WebRtc, Self::Twilio, Self::Websocket, Self::Chat];
+    pub const ALL: [Self; 6] =
+        [Self::Sip, Self::WebRtc, Self::Twilio, Self::Websocket, Self::Chat, Self::Console];
 
     /// As records, metrics and the API say it.
     #[must_use]
@@ -75,6 +78,7 @@ impl Channel {
             Self::Twilio => "twilio",
             Self::Websocket => "websocket",
             Self::Chat => "chat",
+            Self::Console => "console",
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! `voxgate serve` runs the server; `voxgate config` prints the effective
 //! configuration; `voxgate admin create` makes an operator; `voxgate test`
-//! runs an agent test file ([`agent_tests`]).
+//! runs an agent test file ([`agent_tests`]); `voxgate console` calls an
+//! agent through this machine's microphone and speakers (`console.rs`).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,9 @@ use clap::{Parser, Subcommand};
 use voxgate_control::{DEFAULT_TENANT, agent, agent_tests, auth, store};
 use voxgate_media_server::config::{self, Config};
 use voxgate_media_server::start;
+
+#[cfg(feature = "console")]
+mod console;
 
 /// An open-source media server for AI voice agents.
 #[derive(Debug, Parser)]
@@ -55,6 +59,28 @@ enum Command {
         /// Only the cases whose name contains this (repeatable: any of them).
         #[arg(long)]
         case: Vec<String>,
+    },
+    /// Talk to an agent through this machine's microphone and speakers: the
+    /// live transcript, turn latencies and a level meter in the terminal;
+    /// digits typed (then Enter) are keys pressed; Ctrl-C hangs up. The call
+    /// is logged and recorded like any (channel `console`).
+    #[cfg(feature = "console")]
+    Console {
+        /// Configuration file.
+        #[arg(long, short, env = "VOXGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// A stored agent's id; default: the configured agent.
+        #[arg(long, default_value = "")]
+        agent: String,
+        /// The microphone, by name (see --list-devices); default: the system's.
+        #[arg(long)]
+        input: Option<String>,
+        /// The speakers, by name; default: the system's.
+        #[arg(long)]
+        output: Option<String>,
+        /// List the audio devices and exit.
+        #[arg(long)]
+        list_devices: bool,
     },
     /// Manage operators.
     Admin {
@@ -145,6 +171,19 @@ fn main() -> anyhow::Result<()> {
             init_logs(&config, &config.log.filter)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(config))
+        }
+        #[cfg(feature = "console")]
+        Command::Console { config, agent, input, output, list_devices } => {
+            if list_devices {
+                for line in voxgate_media::console::list_devices()? {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
+            let config = load(config.as_ref())?;
+            init_logs(&config, "warn")?;
+            let devices = voxgate_media::console::Devices { input, output };
+            tokio::runtime::Runtime::new()?.block_on(console::run(config, &agent, &devices))
         }
         Command::Test { file, config, json, rate, case } => {
             let mut plan = agent_tests::TestPlan::load(&file)?;

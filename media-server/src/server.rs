@@ -47,8 +47,10 @@ pub struct Server {
     pub http: SocketAddr,
     /// Where SIP listens (UDP, and TCP on the same port), when enabled.
     pub sip: Option<SocketAddr>,
-    /// What the handlers share: the store, the agents, the call context.
+    /// What the control plane's handlers share: the store, the agents, the ledger.
     pub state: api::AppState,
+    /// What the media plane's calls are made of (the console starts its call here).
+    pub calls: Arc<voxgate_media::calls::CallContext>,
     /// Ends the HTTP listener (gracefully), then everything else.
     http_stop: CancellationToken,
     stop: CancellationToken,
@@ -146,6 +148,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(http_error)?;
     tracing::info!(%addr, "HTTP listening");
     let media = voxgate_media::http::MediaState { calls: calls.clone(), webrtc: Default::default() };
+    let media_calls = calls.clone();
     let state = api::AppState {
         addr,
         vad: vad.name(),
@@ -163,7 +166,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let limits = http::ConnectionLimits::from_config(&config.http);
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
-    Ok(Server { http: addr, sip, state, http_stop, stop, http_task, sip_task })
+    Ok(Server { http: addr, sip, state, calls: media_calls, http_stop, stop, http_task, sip_task })
 }
 
 /// The call records' keeper, with its recordings and post-call work

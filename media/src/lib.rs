@@ -16,7 +16,8 @@
 //! - [`sip`]: phone calls in and out: the SIP sockets and per call RTP.
 //! - [`webrtc`]: browser calls (str0m); [`stream`]: websocket media streams
 //!   (Twilio's and our JSON protocol); [`chat`]: text chat; [`widget`]: the
-//!   embeddable widget.
+//!   embeddable widget; `console` (feature `console`): this machine's
+//!   microphone and speakers.
 //! - [`media_access`]: what a client of the public media endpoints proved
 //!   (the media key, a media token, Twilio's signature).
 //! - [`http`]: those endpoints' router; [`error`]: why a call could not
@@ -40,6 +41,8 @@ pub mod admission;
 pub mod calls;
 pub mod chat;
 pub mod config;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod media_access;

@@ -14,6 +14,8 @@ pub fn rate_micros(settings: &BillingSettings, channel: &str) -> i64 {
         "sip" => settings.sip_per_minute,
         "webrtc" => settings.webrtc_per_minute,
         "chat" => settings.chat_per_minute,
+        // The operator trying an agent on their own machine: no carrier, no charge.
+        "console" => 0.0,
         _ => settings.stream_per_minute,
     };
     // Rates are checked to be 0..=1000 when the configuration loads.
