@@ -10,12 +10,10 @@ use voxgate_media_server::config::Config;
 use voxgate_pipeline::session::Speaker;
 
 /// Runs one console call of `agent` (empty: the configured one) and says how it went.
-pub async fn run(mut config: Config, agent: &str, devices: &Devices) -> anyhow::Result<()> {
-    // The server's stores, agents and post-call work; no listener anyone else reaches.
-    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.sip.enabled = false;
-    let server = voxgate_media_server::start(config).await?;
-    let calls = server.calls.clone();
+pub async fn run(config: Config, agent: &str, devices: &Devices) -> anyhow::Result<()> {
+    // The server's stores, agents and post-call work; no listener.
+    let planes = voxgate_media_server::assemble(&config).await?;
+    let calls = planes.calls.clone();
     let agent = calls.agents.get(agent).await.with_context(|| format!("the agent {agent:?}"))?;
     eprintln!(
         "voxgate console: talking to {}. Type digits then Enter to press keys; Ctrl-C hangs up.",
@@ -41,7 +39,7 @@ pub async fn run(mut config: Config, agent: &str, devices: &Devices) -> anyhow::
         log.duration_ms as f64 / 1000.0,
         log.transcript.len()
     );
-    server.stop().await.context("stopping")?;
+    planes.stop.cancel();
     Ok(())
 }
 

@@ -13,9 +13,10 @@
 //! - [`config`]: `config.toml` and `VOXGATE_SECTION__KEY` overrides, read
 //!   into each plane's own sections ([`voxgate_media::MediaConfig`],
 //!   [`voxgate_control::ControlConfig`]).
-//! - [`server`]: [`start`] wires the stores, the agents, SIP, the workers
-//!   and the HTTP listener into a running [`Server`], which says where it
-//!   listens and stops on [`Server::stop`].
+//! - [`server`]: [`assemble`] wires the stores, the agents, the workers and
+//!   the media plane's calls into [`Planes`] (what `voxgate console` runs a
+//!   call on); [`start`] adds SIP and the HTTP listener: a running
+//!   [`Server`], which says where it listens and stops on [`Server::stop`].
 //! - [`http`]: the HTTP listener: health, readiness, metrics, and both
 //!   planes' routers merged.
 //! - `main.rs` (the binary): the command line.
@@ -35,4 +36,4 @@ pub mod config;
 pub mod http;
 pub mod server;
 
-pub use server::{Server, StartError, start};
+pub use server::{Planes, Server, StartError, assemble, start};

@@ -81,11 +81,39 @@ impl Server {
     }
 }
 
-/// Loads the agents, opens the store, starts SIP and the HTTP listener.
+/// The two planes wired together, with no listener yet: what a call needs
+/// (the [`CallContext`](voxgate_media::calls::CallContext): agents, hooks,
+/// admission) and what the control API serves. `voxgate console` runs a
+/// call on this alone; [`start`] adds SIP and the HTTP listener.
+pub struct Planes {
+    /// What the media plane's calls are made of.
+    pub calls: Arc<voxgate_media::calls::CallContext>,
+    /// The store, logins and the rest of the control API's state.
+    pub control: Arc<api::Control>,
+    /// The agents, built and cached.
+    pub agents: Arc<agent::registry::Agents>,
+    /// Calls' records, recordings and post-call work.
+    pub ledger: Arc<ledger::Ledger>,
+    /// The configured agent and its providers, for `/healthz`.
+    pub info: api::AgentInfo,
+    /// The VAD backend calls get.
+    pub vad: &'static str,
+    /// Ends the workers (post-call, spool, campaigns, SIP).
+    pub stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Planes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planes").field("agent", &self.info.name).finish_non_exhaustive()
+    }
+}
+
+/// Loads the agents, opens the store and the call records' keeper (taking
+/// up what a previous run left), and wires the media plane's calls to them.
 ///
 /// # Errors
-/// A model, the database, a configured number or a listening address is not usable.
-pub async fn start(config: Config) -> Result<Server, StartError> {
+/// A model, the database or a configured number is not usable.
+pub async fn assemble(config: &Config) -> Result<Planes, StartError> {
     let media_config = config.media();
     let control_config = config.control();
     // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
@@ -131,12 +159,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         default_tenant,
         tokens: voxgate_calls::tokens::MediaTokens::new(media_token_key.as_bytes()),
     });
+    Ok(Planes { calls, control, agents, ledger, info, vad: vad.name(), stop })
+}
+
+/// [`assemble`]s the planes, then starts SIP (and the campaigns that dial
+/// through it) and the HTTP listener.
+///
+/// # Errors
+/// A model, the database, a configured number or a listening address is not usable.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let Planes { calls, control, agents, ledger, info, vad, stop } = assemble(&config).await?;
     let (sip, sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
         // Campaigns dial through the SIP trunk.
         let dialer: Arc<dyn voxgate_calls::Dialer> = Arc::new(dialer);
-        let scheduler = campaigns::Scheduler::new(store.clone(), agents.clone(), dialer.clone());
+        let scheduler = campaigns::Scheduler::new(control.store.clone(), agents.clone(), dialer.clone());
         Arc::new(scheduler).spawn(stop.clone());
         (Some(addr), Some(task), Some(dialer))
     } else {
@@ -148,15 +186,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(http_error)?;
     tracing::info!(%addr, "HTTP listening");
     let media = voxgate_media::http::MediaState { calls: calls.clone(), webrtc: Default::default() };
-    let media_calls = calls.clone();
     let state = api::AppState {
         addr,
-        vad: vad.name(),
+        vad,
         agent: info,
         dialer,
         api_key: config.http.api_key.clone(),
         public_limit: voxgate_calls::limit::public_limit(calls.config.public_rate_limit),
-        config: Arc::new(control_config),
+        config: Arc::new(config.control()),
         media_tokens: calls.tokens.clone(),
         agents,
         ledger,
@@ -166,7 +203,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let limits = http::ConnectionLimits::from_config(&config.http);
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, app, limits, http_stop.clone()));
-    Ok(Server { http: addr, sip, state, calls: media_calls, http_stop, stop, http_task, sip_task })
+    Ok(Server { http: addr, sip, state, calls, http_stop, stop, http_task, sip_task })
 }
 
 /// The call records' keeper, with its recordings and post-call work

@@ -41,7 +41,14 @@ impl Pulse {
         let pulse = Self { child, dir: dir.to_owned() };
         // Up once it answers (a few hundred ms).
         let until = Instant::now() + Duration::from_secs(20);
-        while !pulse.command("pactl").arg("info").stdout(Stdio::null()).status()?.success() {
+        while !pulse
+            .command("pactl")
+            .arg("info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?
+            .success()
+        {
             assert!(Instant::now() < until, "PulseAudio did not start");
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -177,7 +177,11 @@ pub async fn run(
             },
             () = hang_up.cancelled() => call.core.hang_up(now()),
         }
-        call.forward(&mut show)?;
+        if let Err(e) = call.forward(&mut show) {
+            // The call still ends as calls do: logged, recorded, reported.
+            tracing::warn!(error = %e, "the console cannot play the agent; hanging up");
+            call.core.hang_up(now());
+        }
     }
     drop((input, output));
     let log = call.core.finish(now());
