@@ -11,8 +11,9 @@ use voxgate_pipeline::session::Speaker;
 
 /// Runs one console call of `agent` (empty: the configured one) and says how it went.
 pub async fn run(config: Config, agent: &str, devices: &Devices) -> anyhow::Result<()> {
-    // The server's stores, agents and post-call work; no listener.
-    let planes = voxgate_media_server::assemble(&config).await?;
+    // The server's stores, agents and post-call work; no listener. A server
+    // may be running on the same store: its calls are its own to recover.
+    let planes = voxgate_media_server::assemble(&config, voxgate_media_server::Recovery::Leave).await?;
     let calls = planes.calls.clone();
     let agent = calls.agents.get(agent).await.with_context(|| format!("the agent {agent:?}"))?;
     eprintln!(

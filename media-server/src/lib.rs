@@ -36,4 +36,4 @@ pub mod config;
 pub mod http;
 pub mod server;
 
-pub use server::{Planes, Server, StartError, assemble, start};
+pub use server::{Planes, Recovery, Server, StartError, assemble, start};

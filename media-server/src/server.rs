@@ -108,12 +108,23 @@ impl std::fmt::Debug for Planes {
     }
 }
 
+/// Whether a process takes up what a crashed run left: the calls it was
+/// running (their recordings on this disk) and the recordings it did not
+/// upload. The server does. A console beside a running server must not:
+/// that server's live calls, recording on the same disk, would look crashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    TakeUp,
+    Leave,
+}
+
 /// Loads the agents, opens the store and the call records' keeper (taking
-/// up what a previous run left), and wires the media plane's calls to them.
+/// up what a previous run left, with [`Recovery::TakeUp`]), and wires the
+/// media plane's calls to them.
 ///
 /// # Errors
 /// A model, the database or a configured number is not usable.
-pub async fn assemble(config: &Config) -> Result<Planes, StartError> {
+pub async fn assemble(config: &Config, recovery: Recovery) -> Result<Planes, StartError> {
     let media_config = config.media();
     let control_config = config.control();
     // Probe the VAD now so a broken model setup shows at start-up, not on the first call.
@@ -149,7 +160,7 @@ pub async fn assemble(config: &Config) -> Result<Planes, StartError> {
         tests: Default::default(),
         logins: Default::default(),
     });
-    let ledger = open_ledger(&control_config, &store, &agents, &default_tenant, &stop).await?;
+    let ledger = open_ledger(&control_config, &store, &agents, &default_tenant, &stop, recovery).await?;
     let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
     let calls = Arc::new(voxgate_media::calls::CallContext {
         admission: voxgate_media::admission::Admission::new(config.limits.clone()),
@@ -168,7 +179,8 @@ pub async fn assemble(config: &Config) -> Result<Planes, StartError> {
 /// # Errors
 /// A model, the database, a configured number or a listening address is not usable.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let Planes { calls, control, agents, ledger, info, vad, stop } = assemble(&config).await?;
+    let Planes { calls, control, agents, ledger, info, vad, stop } =
+        assemble(&config, Recovery::TakeUp).await?;
     let (sip, sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
@@ -207,14 +219,16 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 }
 
 /// The call records' keeper, with its recordings and post-call work
-/// running; what a previous run left (spooled records, calls a crash
-/// interrupted, recordings not yet uploaded) is taken up first.
+/// running; records a previous run spooled are written first, and with
+/// [`Recovery::TakeUp`] the calls a crash interrupted and the recordings
+/// not yet uploaded are taken up.
 async fn open_ledger(
     config: &ControlConfig,
     store: &Store,
     agents: &Arc<agent::registry::Agents>,
     default_tenant: &str,
     stop: &CancellationToken,
+    recovery: Recovery,
 ) -> Result<Arc<ledger::Ledger>, StartError> {
     let url_key = store.setting_or_init("recording_url_key", || auth::random_hex(32)).await?;
     let recordings = Arc::new(recordings::Recordings::new(
@@ -222,7 +236,7 @@ async fn open_ledger(
         url_key.as_bytes(),
         &config.s3,
     ));
-    if recordings.uses_s3() {
+    if recordings.uses_s3() && recovery == Recovery::TakeUp {
         // Recordings a previous run could not upload (S3 down, a restart mid-retry).
         for (call_id, file) in store.local_recordings().await? {
             let path = config.storage.recordings_dir.join(&file);
@@ -251,6 +265,8 @@ async fn open_ledger(
     // Records a previous run kept while the database was away, then calls it was running.
     ledger.flush_spool().await;
     ledger.clone().spawn_spool_flusher(stop.clone());
-    ledger.recover_interrupted().await;
+    if recovery == Recovery::TakeUp {
+        ledger.recover_interrupted().await;
+    }
     Ok(ledger)
 }

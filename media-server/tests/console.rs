@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, TestResult, root};
+use common::{API_KEY, TestResult, http, root};
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
 
 /// A PulseAudio server of this test's own, with sinks `caller` and
@@ -115,6 +115,18 @@ fn until_line(
     Err(seen)
 }
 
+/// The id of the server's call in progress, once its record says so (10 s at most).
+fn in_progress(server: &common::Server) -> Result<String, Box<dyn std::error::Error>> {
+    for _ in 0..100 {
+        let (_, calls) = http(server, "GET", "/v1/calls?status=in_progress", Some(API_KEY), None)?;
+        if let Some(id) = calls["calls"][0]["id"].as_str() {
+            return Ok(id.to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("no call in progress".into())
+}
+
 #[test]
 fn a_console_call_is_heard_answered_and_recorded_like_any_call() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -124,6 +136,15 @@ fn a_console_call_is_heard_answered_and_recorded_like_any_call() -> TestResult {
         ("VOXGATE_STORAGE__RECORDINGS_DIR", data.join("recordings").display().to_string()),
         ("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", data.display())),
     ];
+
+    // A server on the same store, with a phone call in progress: its call
+    // is its own, and the console must not take it for one a crash left.
+    let env: Vec<(&str, String)> = storage.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let quiet_caller = ("VOXGATE_RTP__NO_MEDIA_TIMEOUT_S", "600".to_owned());
+    let server = common::start_server(&[env, vec![quiet_caller]].concat())?;
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let (sip, to_tagged, _) = common::caller::call(&server, &rtp, "0")?;
+    let phone_call = in_progress(&server)?;
 
     // Its devices: ALSA's `pulse` is there.
     let list = pulse.command(env!("CARGO_BIN_EXE_voxgate")).args(["console", "--list-devices"]).output()?;
@@ -194,9 +215,15 @@ fn a_console_call_is_heard_answered_and_recorded_like_any_call() -> TestResult {
     assert!(text.contains("hello"), "the greeting's start, heard: {text}");
     assert!(text.contains('9') || text.contains("nine"), "the answer, heard: {text}");
 
-    // The call's record and recording, through the control API of a server on the same store.
-    let server = common::start_server(&storage.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>())?;
-    let call = common::call_log(&server)?;
+    // The phone call ran on, untouched; it ends when its caller hangs up.
+    let (_, record) = http(&server, "GET", &format!("/v1/calls/{phone_call}"), Some(API_KEY), None)?;
+    assert_eq!(record["status"], "in_progress", "{record:#}");
+    common::caller::hang_up(&server, &sip, &to_tagged)?;
+
+    // The console call's record and recording, through the control API.
+    let (_, calls) = http(&server, "GET", "/v1/calls?channel=console", Some(API_KEY), None)?;
+    let id = calls["calls"][0]["id"].as_str().ok_or_else(|| format!("no console call in {calls:#}"))?;
+    let (_, call) = http(&server, "GET", &format!("/v1/calls/{id}"), Some(API_KEY), None)?;
     assert_eq!(call["channel"], "console", "{call:#}");
     assert_eq!(call["end"]["reason"], "caller_hung_up", "{call:#}");
     let caller = common::lines(&call, "caller")?;

@@ -83,7 +83,7 @@ pub async fn place(
 pub struct ListQuery {
     pub agent: Option<String>,
     pub campaign: Option<String>,
-    /// `sip`, `webrtc`, `twilio`, `websocket` or `chat`.
+    /// `sip`, `webrtc`, `twilio`, `websocket`, `chat` or `console`.
     pub channel: Option<String>,
     /// How it ended, e.g. `caller_hung_up`, `agent_ended`, `no_media`; `in_progress` while it
     /// runs, `interrupted` if the server stopped (crashed) during it.
