@@ -6,127 +6,17 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-use common::{TestResult, free_udp_port, root, start_process};
-use voxgate_codecs::SampleRate;
-use voxgate_codecs::resample::FrameResampler;
-use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
-
-fn models_dir() -> std::path::PathBuf {
-    std::env::var_os("VOXGATE_MODELS__DIR").map_or_else(|| root().join("models"), std::path::PathBuf::from)
-}
-
-fn read_wav(path: &Path) -> Result<(Vec<i16>, u32), Box<dyn std::error::Error>> {
-    let mut r = hound::WavReader::open(path)?;
-    let rate = r.spec().sample_rate;
-    Ok((r.samples::<i16>().collect::<Result<_, _>>()?, rate))
-}
-
-fn to_16k(samples: &[i16], rate: u32) -> Result<Vec<i16>, Box<dyn std::error::Error>> {
-    let mut r = FrameResampler::new(SampleRate(rate), SampleRate::HZ_16000)?;
-    let n = SampleRate(rate).samples_per_frame();
-    let mut out = vec![0i16; 320];
-    let mut all = Vec::new();
-    let mut padded = samples.to_vec();
-    padded.resize(samples.len().div_ceil(n) * n + 5 * n, 0);
-    for chunk in padded.chunks_exact(n) {
-        r.process(chunk, &mut out)?;
-        all.extend_from_slice(&out);
-    }
-    Ok(all)
-}
-
-/// Transcribes 16 kHz audio a few seconds at a time, each piece cut at its
-/// quietest 20 ms near the end. baresip's dump of what it heard holds only
-/// the agent's talkspurts, back to back, and on the greeting and answer run
-/// together Whisper tiny.en often stops after the first sentence.
-fn transcribe_in_pieces(whisper: &WhisperStt, pcm: &[i16]) -> Result<String, Box<dyn std::error::Error>> {
-    const FRAME: usize = 320;
-    const MOST: usize = 16_000 * 5;
-    let energy = |f: &[i16]| f.iter().map(|&s| i64::from(s).pow(2)).sum::<i64>();
-    let mut text = String::new();
-    let mut rest = pcm;
-    while !rest.is_empty() {
-        let cut = if rest.len() <= MOST {
-            rest.len()
-        } else {
-            // The quietest frame of the piece's last 1.5 s.
-            let from = (MOST - 16_000 * 3 / 2) / FRAME;
-            (from..MOST / FRAME)
-                .min_by_key(|&i| energy(&rest[i * FRAME..(i + 1) * FRAME]))
-                .map_or(MOST, |i| i * FRAME)
-        };
-        let (piece, next) = rest.split_at(cut);
-        text.push_str(&whisper.transcribe(piece)?);
-        text.push(' ');
-        rest = next;
-    }
-    Ok(text)
-}
+use common::heard::ask_by_phone;
+use common::{TestResult, start_process};
 
 #[test]
 fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestResult {
     let work = std::env::temp_dir().join(format!("voxgate-sip-call-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let (recordings, phone) = (work.join("recordings"), work.join("baresip"));
-    std::fs::create_dir_all(phone.join("rec"))?;
-
-    // The caller's side: 5 s of silence (the greeting), the question, 16 s to listen.
-    let (question, rate) = read_wav(&root().join("fixtures/audio/store_hours_16k.wav"))?;
-    assert_eq!(rate, 16_000);
-    let mut say: Vec<i16> = vec![0; 8000 * 5];
-    say.extend(
-        question.chunks(2).map(|p| ((i32::from(p[0]) + i32::from(*p.get(1).unwrap_or(&p[0]))) / 2) as i16),
-    );
-    say.extend(std::iter::repeat_n(0, 8000 * 16));
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(phone.join("say.wav"), spec)?;
-    for s in &say {
-        w.write_sample(*s)?;
-    }
-    w.finalize()?;
 
     let server = start_process(&[("VOXGATE_STORAGE__RECORDINGS_DIR", recordings.display().to_string())])?;
-    let (sip_port, phone_port) = (server.sip_port, free_udp_port()?);
-    std::fs::write(phone.join("accounts"), format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"))?;
-    std::fs::write(
-        phone.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{phone_port}\nnet_interface 127.0.0.1\n\
-             audio_source aufile,{say}\nausrc_srate 8000\nauplay_srate 8000\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\n\
-             snd_path {rec}\nmodule_app account.so\nmodule_app menu.so\n",
-            say = phone.join("say.wav").display(),
-            rec = phone.join("rec").display()
-        ),
-    )?;
-    // The call ends when the caller's file does (about 24 s).
-    let status = Command::new("baresip")
-        .arg("-f")
-        .arg(&phone)
-        .args(["-e", &format!("/dial sip:1000@127.0.0.1:{sip_port}"), "-t", "40"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    assert!(status.success(), "baresip: {status}");
-
-    // What the caller heard: baresip's dump of the decoded stream.
-    let heard_file = std::fs::read_dir(phone.join("rec"))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .ok_or("baresip recorded nothing")?;
-    let (heard, heard_rate) = read_wav(&heard_file)?;
-    let heard = to_16k(&heard, heard_rate)?;
-    let whisper = WhisperStt::load(&WhisperConfig::with_models_dir(&models_dir()))?;
-    let text = transcribe_in_pieces(&whisper, &heard)?.to_lowercase();
+    let text = ask_by_phone(&phone, &format!("sip:1000@127.0.0.1:{}", server.sip_port))?;
     assert!(text.contains("sunrise bakery") || text.contains("thanks for calling"), "no greeting in: {text}");
     // The server's side, through the calls API: the call's record and its recording.
     let log = common::call_log(&server)?;

@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test file uses some of these
 
 pub mod caller;
+pub mod heard;
 pub mod moto;
 pub mod postgres;
 pub mod sipp;
