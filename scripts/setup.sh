@@ -53,7 +53,9 @@ fi
 
 # Test tools from PyPI, into the git-ignored .test-tools/ (only the tests use them):
 # moto[server], the S3 server the recording-store tests start on 127.0.0.1, and
-# schemathesis, which fuzzes the control API from its OpenAPI document.
+# schemathesis, which fuzzes the control API from its OpenAPI document;
+# livekit-api (with livekit-protocol), LiveKit's own Python packages, with which
+# the LiveKit tests decode Twirp requests and check and sign tokens.
 test_tool() { # folder, package it provides, requirement
   if [ ! -f "$root/.test-tools/$1/$2/__init__.py" ]; then
     echo "setup: installing $3 into .test-tools/$1 (for the tests)" >&2
@@ -62,6 +64,7 @@ test_tool() { # folder, package it provides, requirement
   fi
 }
 test_tool moto moto 'moto[server]==5.2.5'
-test_tool schemathesis schemathesis 'schemathesis==4.32.5' 
+test_tool schemathesis schemathesis 'schemathesis==4.32.5'
+test_tool livekit livekit/api 'livekit-api==1.2.2'
 
 "$root/scripts/fetch-models.sh"

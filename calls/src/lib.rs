@@ -13,6 +13,7 @@
 //!   [`AgentDirectory`] that lends them.
 //! - [`hooks`]: [`CallHooks`], and where a call's recording is.
 //! - [`dial`]: the [`Dialer`] and an outbound call's [`dial::OutboundStatus`].
+//! - [`rooms`]: calls LiveKit places into Voxgate for its rooms ([`Rooms`]).
 //! - [`tokens`]: the media tokens one plane mints and the other checks.
 //! - [`settings`]: the settings both read (`[widget]`, `[vad]`, `[limits]`).
 //! - [`limit`]: the public endpoints' rate limit; [`redact`]: phone numbers
@@ -40,9 +41,11 @@ pub mod dial;
 pub mod hooks;
 pub mod limit;
 pub mod redact;
+pub mod rooms;
 pub mod settings;
 pub mod tokens;
 
 pub use agent::{AgentDirectory, CallAgent, DirectoryError};
 pub use dial::Dialer;
 pub use hooks::CallHooks;
+pub use rooms::Rooms;

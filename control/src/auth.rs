@@ -247,7 +247,7 @@ pub fn need(method: &axum::http::Method, route: &str) -> Need {
         r if r.starts_with("/v1/users") || r.starts_with("/v1/api-keys") || r.starts_with("/v1/settings") => {
             Need::Admin
         }
-        "/v1/calls" if !read => Need::PlaceCalls,
+        "/v1/calls" | "/v1/livekit/dispatch" if !read => Need::PlaceCalls,
         _ if read => Need::Read,
         _ => Need::Write,
     }

@@ -280,6 +280,7 @@ impl Scheduler {
             caller: None,
             callee: Some(number.to_owned()),
             external_id: None,
+            room: None,
             started_at: i64::try_from(s.created_at).unwrap_or(ended),
             ended_at: ended,
             duration_ms: 0,

@@ -69,6 +69,7 @@ impl Ledger {
             caller: call.caller.clone(),
             callee: call.callee.clone(),
             external_id: call.external_id.clone(),
+            room: call.room.clone(),
             started_at: 0,
             ended_at: 0,
             duration_ms: 0,

@@ -19,6 +19,7 @@
 //! - [`post_call`]: the job queue's analytics, email, CRM, webhooks, billing;
 //!   [`metrics`]: its tries.
 //! - [`campaigns`]: outbound calls on a schedule, with retries.
+//! - [`livekit`]: Voxgate's agents dispatched into LiveKit rooms.
 //! - [`dashboard`]: the operators' page.
 //! - [`agent_tests`]: scripted calls judged on what the caller heard (`voxgate test`).
 //!
@@ -43,6 +44,7 @@ pub mod campaigns;
 pub mod config;
 pub mod dashboard;
 pub mod ledger;
+pub mod livekit;
 pub mod metrics;
 pub mod post_call;
 pub mod recordings;

@@ -193,6 +193,8 @@ pub struct CallInfo {
     /// The carrier's id of the call: the SIP Call-ID, Twilio's `callSid`.
     /// Anyone can choose or reuse one, so it is only an attribute.
     pub external_id: Option<String>,
+    /// The LiveKit room a dispatched call serves.
+    pub room: Option<String>,
 }
 
 impl CallInfo {
@@ -209,6 +211,7 @@ impl CallInfo {
             agent_id: None,
             campaign_id: None,
             external_id: None,
+            room: None,
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct Config {
     pub smtp: SmtpSettings,
     pub billing: BillingSettings,
     pub scripted: ScriptedSettings,
+    /// `[livekit]`: the LiveKit project agents are dispatched into.
+    pub livekit: voxgate_control::livekit::LiveKitSettings,
 }
 
 /// The control API and health endpoint.

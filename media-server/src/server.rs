@@ -29,6 +29,8 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    #[error("[livekit]: {0}")]
+    LiveKit(#[from] voxgate_control::livekit::LiveKitError),
     #[error("post-call work: {0}")]
     PostCall(#[from] post_call::email::EmailError),
     #[error(transparent)]
@@ -98,6 +100,8 @@ pub struct Planes {
     pub info: api::AgentInfo,
     /// The VAD backend calls get.
     pub vad: &'static str,
+    /// The LiveKit project, when `[livekit]` names one.
+    pub livekit: Option<Arc<voxgate_control::livekit::LiveKit>>,
     /// Ends the workers (post-call, spool, campaigns, SIP).
     pub stop: CancellationToken,
 }
@@ -162,6 +166,10 @@ pub async fn assemble(config: &Config, recovery: Recovery) -> Result<Planes, Sta
     });
     let ledger = open_ledger(&control_config, &store, &agents, &default_tenant, &stop, recovery).await?;
     let media_token_key = store.setting_or_init("media_token_key", || auth::random_hex(32)).await?;
+    let livekit = voxgate_control::livekit::LiveKit::new(&config.livekit)?.map(Arc::new);
+    if let Some(lk) = &livekit {
+        tracing::info!(url = lk.url(), "LiveKit rooms served");
+    }
     let calls = Arc::new(voxgate_media::calls::CallContext {
         admission: voxgate_media::admission::Admission::new(config.limits.clone()),
         config: media_config,
@@ -169,8 +177,9 @@ pub async fn assemble(config: &Config, recovery: Recovery) -> Result<Planes, Sta
         hooks: ledger.clone(),
         default_tenant,
         tokens: voxgate_calls::tokens::MediaTokens::new(media_token_key.as_bytes()),
+        rooms: livekit.clone().map(|lk| lk as Arc<dyn voxgate_calls::Rooms>),
     });
-    Ok(Planes { calls, control, agents, ledger, info, vad: vad.name(), stop })
+    Ok(Planes { calls, control, agents, ledger, info, vad: vad.name(), livekit, stop })
 }
 
 /// [`assemble`]s the planes, then starts SIP (and the campaigns that dial
@@ -179,7 +188,7 @@ pub async fn assemble(config: &Config, recovery: Recovery) -> Result<Planes, Sta
 /// # Errors
 /// A model, the database, a configured number or a listening address is not usable.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let Planes { calls, control, agents, ledger, info, vad, stop } =
+    let Planes { calls, control, agents, ledger, info, vad, livekit, stop } =
         assemble(&config, Recovery::TakeUp).await?;
     let (sip, sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
@@ -207,6 +216,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         public_limit: voxgate_calls::limit::public_limit(calls.config.public_rate_limit),
         config: Arc::new(config.control()),
         media_tokens: calls.tokens.clone(),
+        livekit,
         agents,
         ledger,
         control,

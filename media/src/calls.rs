@@ -27,6 +27,8 @@ pub struct CallContext {
     pub admission: Arc<crate::admission::Admission>,
     /// Signs and checks the tokens that open one agent's media endpoints.
     pub tokens: voxgate_calls::tokens::MediaTokens,
+    /// The calls LiveKit places for its rooms; `None`: LiveKit is not configured.
+    pub rooms: Option<Arc<dyn voxgate_calls::Rooms>>,
 }
 
 impl CallContext {

@@ -102,6 +102,7 @@ async fn plane(recordings: &std::path::Path) -> Result<(SocketAddr, Arc<Kept>), 
         hooks: hooks.clone(),
         default_tenant: "ten_default".into(),
         tokens: voxgate_calls::tokens::MediaTokens::new(b"test key"),
+        rooms: None,
     });
     let state = voxgate_media::http::MediaState { calls, webrtc: Default::default() };
     let app = voxgate_media::http::router(state, None);

@@ -114,6 +114,8 @@ pub struct CallSummary {
     /// The carrier's id of the call: the SIP Call-ID, Twilio's `callSid`
     /// (an attribute: `id` is the server's).
     pub external_id: Option<String>,
+    /// The LiveKit room the call served (`POST /v1/livekit/dispatch`).
+    pub room: Option<String>,
     /// Unix ms.
     pub started_at: i64,
     pub ended_at: i64,
@@ -134,6 +136,7 @@ impl From<&CallRow> for CallSummary {
             caller: c.caller.clone(),
             callee: c.callee.clone(),
             external_id: c.external_id.clone(),
+            room: c.room.clone(),
             started_at: c.started_at,
             ended_at: c.ended_at,
             duration_ms: c.duration_ms,

@@ -16,6 +16,7 @@ mod caller;
 mod calls;
 mod campaigns;
 mod keys;
+mod livekit;
 mod numbers;
 mod openapi;
 mod settings;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub media_tokens: voxgate_calls::tokens::MediaTokens,
     /// Requests to public endpoints, per client address.
     pub public_limit: Option<Arc<voxgate_calls::limit::PublicLimit>>,
+    /// The LiveKit project agents are dispatched into; `None`: not configured.
+    pub livekit: Option<Arc<crate::livekit::LiveKit>>,
 }
 
 /// What `/healthz` says about the agent.
@@ -297,6 +300,10 @@ pub fn routes() -> Vec<(&'static str, Reach, MethodRouter<AppState>)> {
         ("/v1/analytics/sentiment", Credentials, get(analytics::sentiment)),
         ("/v1/analytics/categories", Credentials, get(analytics::categories)),
         ("/v1/analytics/top-phrases", Credentials, get(analytics::top_phrases)),
+        ("/v1/livekit/dispatch", Credentials, post(livekit::dispatch)),
+        // LiveKit signs its webhooks with the project's key: no caller credentials.
+        ("/v1/livekit/webhook", Public, post(livekit::webhook)),
+        ("/v1/livekit/token", Credentials, post(livekit::token)),
     ]
 }
 

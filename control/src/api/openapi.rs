@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys, numbers, settings, users};
+use super::{
+    agent_tests, agents, analytics, billing, calls, campaigns, keys, livekit, numbers, settings, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,10 +26,11 @@ use super::{agent_tests, agents, analytics, billing, calls, campaigns, keys, num
         campaigns::create, campaigns::list, campaigns::read, campaigns::add_numbers, campaigns::pause,
         campaigns::resume, campaigns::cancel,
         analytics::calls, analytics::sentiment, analytics::categories, analytics::top_phrases,
+        livekit::dispatch, livekit::webhook, livekit::token,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&Bearer, &CommonErrors),
-    tags((name = "auth"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics")),
+    tags((name = "auth"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics"), (name = "livekit")),
 )]
 struct Doc;
 

@@ -91,6 +91,7 @@ mod tests {
             caller: None,
             callee: None,
             external_id: None,
+            room: None,
             started_at: 0,
             ended_at: 90_000,
             duration_ms: 90_000,

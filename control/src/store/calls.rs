@@ -20,6 +20,9 @@ pub struct NewCall {
     pub callee: Option<String>,
     /// The carrier's id of the call (a SIP Call-ID, Twilio's `callSid`).
     pub external_id: Option<String>,
+    /// The LiveKit room a dispatched call served.
+    #[serde(default)]
+    pub room: Option<String>,
     pub started_at: i64,
     pub ended_at: i64,
     pub duration_ms: i64,
@@ -56,12 +59,12 @@ pub struct CallPage {
 macro_rules! columns {
     () => {
         "id, tenant_id, agent_id, campaign_id, channel, direction, status, caller, callee, \
-         started_at, ended_at, duration_ms, recording, detail, external_id"
+         started_at, ended_at, duration_ms, recording, detail, external_id, room"
     };
     // Lists leave the transcripts in the database: `detail` comes back empty.
     (summary) => {
         "id, tenant_id, agent_id, campaign_id, channel, direction, status, caller, callee, \
-         started_at, ended_at, duration_ms, recording, CAST('' AS TEXT) AS detail, external_id"
+         started_at, ended_at, duration_ms, recording, CAST('' AS TEXT) AS detail, external_id, room"
     };
 }
 
@@ -77,6 +80,7 @@ fn call_row(r: &AnyRow) -> Result<CallRow, sqlx::Error> {
         caller: r.try_get("caller")?,
         callee: r.try_get("callee")?,
         external_id: r.try_get("external_id")?,
+        room: r.try_get("room")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
         duration_ms: r.try_get("duration_ms")?,
@@ -94,7 +98,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO calls (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (id) DO UPDATE SET status = $7, ended_at = $11, duration_ms = $12, recording = $13, detail = $14"
         ))
         .bind(&c.id)
@@ -112,6 +116,7 @@ impl Store {
         .bind(c.recording.as_deref())
         .bind(&c.detail)
         .bind(c.external_id.as_deref())
+        .bind(c.room.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -250,6 +255,7 @@ mod tests {
             caller: Some("+15550100".into()),
             callee: None,
             external_id: Some(format!("{id}@carrier")),
+            room: None,
             started_at,
             ended_at: started_at + 1000,
             duration_ms: 1000,

@@ -18,6 +18,7 @@ use super::media::{self, CODECS, RtpSockets, SipLeg};
 use super::{Peer, Shared, Signal, host_port, rand_u32};
 use crate::calls::CallContext;
 use voxgate_calls::agent::CallAgent;
+use voxgate_calls::rooms::{DISPATCH_HEADER, RoomCall};
 use voxgate_domain::{CallId, CallInfo, Channel};
 
 /// An inbound call's signalling and where its messages go.
@@ -58,7 +59,8 @@ pub(super) async fn run_call(
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
     let mut inbound = SipLeg::new(call, peer, shared.socket.clone());
     inbound.flush();
-    let agent = match shared.calls.agents.get(&agent).await {
+    let agent_id = agent;
+    let agent = match shared.calls.agents.get(&agent_id).await {
         Ok(agent) => agent,
         Err(e) => {
             // Routed a moment ago; deleted since, or unbuildable (a model missing).
@@ -68,6 +70,19 @@ pub(super) async fn run_call(
             return;
         }
     };
+    // A call LiveKit's SIP service places for a room carries its dispatch's token.
+    let Ok(room) = claim_room(&shared, &invite, &agent_id) else {
+        tracing::warn!(sip_call_id = %call_id, "a dispatch token that is unknown, used or not this number's");
+        inbound.dialog.reject(std::time::Instant::now(), 403, "Forbidden");
+        inbound.flush();
+        finish_signalling(&mut inbound, &mut signalling, &cancel).await;
+        return;
+    };
+    if let Some(room) = &room {
+        hang_up_with_the_room(room, &cancel);
+    }
+    // Ends what waits on the call's token (the room's watch) when the call is over.
+    let _done = cancel.clone().drop_guard();
     // Within the limits, or refused before anything is taken for it.
     let _seat = match shared.calls.admit(Channel::Sip, &agent) {
         Ok(seat) => seat,
@@ -86,22 +101,67 @@ pub(super) async fn run_call(
     tracing::info!(call_id = %info.id, sip_call_id = %call_id, "call taken");
     info.caller = invite.headers.get("from").and_then(user_part);
     info.callee = invite.headers.get("to").and_then(user_part);
-    match answer(&shared, (&agent, &info), &mut inbound, &invite, received, &mut signalling, &cancel).await {
-        Ok(None) => tracing::info!(call_id = %info.id, "call ended before it was answered"),
-        Ok(Some(log)) => shared.calls.ended(&info, &log).await,
+    info.room = room.as_ref().map(|r| r.room.clone());
+    let call = (&agent, &info, room.as_ref());
+    let log = match answer(&shared, call, &mut inbound, &invite, received, &mut signalling, &cancel).await {
+        Ok(None) => {
+            tracing::info!(call_id = %info.id, "call ended before it was answered");
+            None
+        }
+        Ok(Some(log)) => {
+            shared.calls.ended(&info, &log).await;
+            Some(log)
+        }
         Err(e) => {
             tracing::warn!(call_id = %info.id, error = %e, "call failed");
             inbound.dialog.hangup(std::time::Instant::now());
             inbound.flush();
+            None
         }
+    };
+    if let (Some(room), Some(rooms)) = (&room, &shared.calls.rooms) {
+        rooms.ended(room, log.as_ref().map(|l| &l.end)).await;
     }
+}
+
+/// The room call whose dispatch token `invite` carries, claimed; `None`
+/// when it carries none.
+///
+/// # Errors
+/// The token is unknown, used, expired, or for another agent than the
+/// dialled number's (`routed`).
+fn claim_room(shared: &Shared, invite: &Request, routed: &str) -> Result<Option<RoomCall>, ()> {
+    let Some(token) = invite.headers.get(DISPATCH_HEADER) else {
+        return Ok(None);
+    };
+    match shared.calls.rooms.as_ref().and_then(|rooms| rooms.claim(token.trim())) {
+        Some(call) if call.agent == routed => {
+            tracing::info!(dispatch = %call.dispatch_id, room = %call.room, "a call for a room");
+            Ok(Some(call))
+        }
+        _ => Err(()),
+    }
+}
+
+/// Hangs the call `cancel` belongs to up when `room` ends.
+fn hang_up_with_the_room(room: &RoomCall, cancel: &CancellationToken) {
+    let (room_ended, call) = (room.hang_up.clone(), cancel.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = room_ended.cancelled() => {
+                tracing::info!("the room ended: hanging up");
+                call.cancel();
+            }
+            () = call.cancelled() => {}
+        }
+    });
 }
 
 /// Rings, answers with our SDP, and runs the media of `call` (the agent
 /// taking it, and who is calling whom); `None` when the caller cancelled first.
 async fn answer(
     shared: &Shared,
-    (agent, info): (&CallAgent, &CallInfo),
+    (agent, info, room): (&CallAgent, &CallInfo, Option<&RoomCall>),
     inbound: &mut Inbound,
     invite: &Request,
     received: std::time::Instant,
@@ -162,7 +222,8 @@ async fn answer(
         None => answer_in_ack(inbound, signalling, cancel).await?,
     };
     shared.calls.started(info).await;
-    let log = media::run(shared, (&info.id, agent), inbound, sockets, negotiated, signalling, cancel).await?;
+    let log =
+        media::run(shared, (&info.id, agent, room), inbound, sockets, negotiated, signalling, cancel).await?;
     Ok(Some(log))
 }
 

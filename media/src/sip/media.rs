@@ -35,9 +35,10 @@ use voxgate_sip_bridge::sdp::{self, Codec, Negotiated};
 
 use super::rtp_socket::{MAX_PER_TICK, TickedSocket};
 use super::{Peer, Shared, Signal, rand_u32};
-use crate::calls::Carrier;
+use crate::calls::{CallContext, Carrier};
 use crate::config::MediaConfig;
 use voxgate_calls::agent::CallAgent;
+use voxgate_calls::rooms::RoomCall;
 
 /// The codecs we offer and accept, best first.
 pub(super) const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
@@ -223,11 +224,26 @@ impl Rtp {
     }
 }
 
+/// The agent hands the caller to `target`: a call placed for a room moves
+/// them through the room, and the agent leaves it; any other call REFERs them.
+fn transfer(calls: &CallContext, room: Option<&RoomCall>, dialog: &mut impl Dialog, target: &str) {
+    if let (Some(room), Some(rooms)) = (room, &calls.rooms) {
+        tracing::info!(%target, room = %room.room, "transfer through the room");
+        let (rooms, room, target) = (rooms.clone(), room.clone(), target.to_owned());
+        tokio::spawn(async move { rooms.transfer(&room, &target).await });
+        dialog.hangup(now());
+    } else {
+        tracing::info!(%target, "blind transfer (REFER)");
+        // The REFER, not a BYE, ends the dialog.
+        dialog.transfer(now(), target);
+    }
+}
+
 /// Runs a call's media and its signalling until both are over; returns
-/// the call log.
+/// the call log. A call placed for a `room` transfers through the room.
 pub(super) async fn run<D: Dialog>(
     shared: &Shared,
-    (id, agent): (&str, &CallAgent),
+    (id, agent, room): (&str, &CallAgent, Option<&RoomCall>),
     leg: &mut SipLeg<D>,
     sockets: RtpSockets,
     negotiated: Negotiated,
@@ -287,10 +303,8 @@ pub(super) async fn run<D: Dialog>(
             match output {
                 Output::Media(frame) => media.send(now(), &frame),
                 Output::Action(Action::Transfer { target }) => {
-                    tracing::info!(%target, "blind transfer (REFER)");
-                    // The REFER, not a BYE, ends the dialog.
                     ending = true;
-                    leg.dialog.transfer(now(), &target);
+                    transfer(calls, room, &mut leg.dialog, &target);
                 }
                 Output::Action(Action::HangUp) if !ending => {
                     ending = true;

@@ -294,7 +294,8 @@ async fn run(
     };
     shared.calls.started(&info).await;
     let result =
-        media::run(&shared, (&id, &agent), &mut out, sockets, negotiated, &mut signalling, &cancel).await;
+        media::run(&shared, (&id, &agent, None), &mut out, sockets, negotiated, &mut signalling, &cancel)
+            .await;
     match result {
         Ok(log) => shared.calls.ended(&info, &log).await,
         Err(e) => {
