@@ -110,17 +110,19 @@ async fn place(state: &AppState, livekit: &LiveKit, room: &str, agent: &str) -> 
 /// room's call. An unsigned or altered one is 401 and changes nothing.
 #[utoipa::path(post, path = "/v1/livekit/webhook", tag = "livekit",
     request_body(content = String, content_type = "application/webhook+json"),
-    responses((status = 200), (status = 401, body = super::ErrorBody),
+    responses((status = 200), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
         (status = 404, description = "LiveKit is not configured", body = super::ErrorBody)))]
 pub async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     let livekit = configured(&state)?;
+    let body =
+        std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let auth = auth.strip_prefix("Bearer ").unwrap_or(auth);
-    let wanted = livekit.webhook(&body, auth).map_err(|e| {
+    let wanted = livekit.webhook(body, auth).map_err(|e| {
         tracing::warn!(error = %e, "a LiveKit webhook refused");
         ApiError::Unauthorized("not signed by this LiveKit project")
     })?;

@@ -91,6 +91,7 @@ pub(super) async fn run_call(
             let retry = [("Retry-After", shared.calls.admission.retry_after_s().to_string())];
             inbound.dialog.reject_with(std::time::Instant::now(), status, reason, &retry);
             inbound.flush();
+            leave_room(&shared, room.as_ref(), None).await;
             finish_signalling(&mut inbound, &mut signalling, &cancel).await;
             return;
         }
@@ -119,8 +120,17 @@ pub(super) async fn run_call(
             None
         }
     };
-    if let (Some(room), Some(rooms)) = (&room, &shared.calls.rooms) {
-        rooms.ended(room, log.as_ref().map(|l| &l.end)).await;
+    leave_room(&shared, room.as_ref(), log.as_ref().map(|l| &l.end)).await;
+}
+
+/// Tells the room a call for it ended so (`None`: never answered).
+async fn leave_room(
+    shared: &Shared,
+    room: Option<&RoomCall>,
+    end: Option<&voxgate_pipeline::session::EndReason>,
+) {
+    if let (Some(room), Some(rooms)) = (room, &shared.calls.rooms) {
+        rooms.ended(room, end).await;
     }
 }
 
