@@ -45,6 +45,12 @@ pub enum CodecError {
     /// Reading or writing a WAV file failed.
     #[error("wav: {0}")]
     Wav(#[from] hound::Error),
+    /// A container (Ogg) that does not hold what it should.
+    #[error("container: {reason}")]
+    Container { reason: &'static str },
+    /// More audio than the caller takes.
+    #[error("more than {seconds} s of audio")]
+    TooLong { seconds: u32 },
     /// Creating a file failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

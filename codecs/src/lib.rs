@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`g711`]: µ-law and A-law per ITU-T G.711 (RTP PCMU/PCMA).
 //! - [`opus`]: Opus through libopus, with packet-loss concealment and in-band FEC.
+//! - [`ogg_opus`]: Opus files (Ogg, RFC 7845), such as WhatsApp voice notes, decoded whole.
 //! - [`pcm`]: L16 (RFC 3551, network byte order) and sample-format helpers.
 //! - [`resample`]: fixed 20 ms frame resampling between 8/16/24/48 kHz over `rubato`.
 //! - [`wav`]: a streaming WAV recorder that survives `kill -9`.
@@ -30,6 +31,7 @@ mod codec;
 pub mod dtmf;
 mod error;
 pub mod g711;
+pub mod ogg_opus;
 pub mod opus;
 pub mod pcm;
 pub mod resample;

@@ -32,6 +32,8 @@ pub enum Speaker {
     Caller,
     /// The AI agent.
     Agent,
+    /// A person of the business's team who took the conversation over (the human desk).
+    Staff,
 }
 
 impl Speaker {
@@ -41,6 +43,7 @@ impl Speaker {
         match self {
             Self::Caller => "caller",
             Self::Agent => "agent",
+            Self::Staff => "staff",
         }
     }
 }
@@ -62,12 +65,15 @@ pub enum Channel {
     Chat,
     /// This machine's microphone and speakers (`voxgate console`).
     Console,
+    /// A WhatsApp conversation (Meta's WhatsApp Cloud API).
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
 }
 
 impl Channel {
     /// Every channel, in the order the API lists them.
-    pub const ALL: [Self; 6] =
-        [Self::Sip, Self::WebRtc, Self::Twilio, Self::Websocket, Self::Chat, Self::Console];
+    pub const ALL: [Self; 7] =
+        [Self::Sip, Self::WebRtc, Self::Twilio, Self::Websocket, Self::Chat, Self::Console, Self::WhatsApp];
 
     /// As records, metrics and the API say it.
     #[must_use]
@@ -79,6 +85,7 @@ impl Channel {
             Self::Websocket => "websocket",
             Self::Chat => "chat",
             Self::Console => "console",
+            Self::WhatsApp => "whatsapp",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod local;
 pub mod openai;
 #[cfg(feature = "cloud")]
 pub mod openai_speech;
+pub mod recording;
 pub mod scripted;
 
 use std::time::Duration;

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub transfer_target: Option<String>,
     /// Offer the built-in `send_dtmf` tool (press keys, e.g. in a phone menu).
     pub dtmf_tool: bool,
+    /// Offer the built-in `escalate_to_human` tool: a text conversation
+    /// with a human desk behind it (WhatsApp) is handed to the team.
+    pub escalate_tool: bool,
     /// Tool rounds (LLM -> tools -> LLM) in one reply.
     pub max_tool_rounds: u32,
     /// The conversation sent to the model, in tokens (roughly): the oldest
@@ -78,6 +81,7 @@ impl Default for SessionConfig {
             end_call_tool: true,
             transfer_target: None,
             dtmf_tool: false,
+            escalate_tool: false,
             max_tool_rounds: 3,
             max_history_tokens: 4000,
             filler: Some((Duration::from_millis(1500), "One moment, please.".to_owned())),

@@ -58,6 +58,8 @@ pub enum CallEventKind {
     ToolCalled { name: String, ok: bool, ms: u64 },
     /// The agent asked to transfer the caller.
     Transfer { target: String },
+    /// The agent handed a text conversation to the human desk.
+    Escalated { reason: String },
     /// The agent pressed keys on the keypad.
     DtmfSent { digits: String },
     /// The recording stopped early.
@@ -170,6 +172,21 @@ pub struct Usage {
     pub tts_characters: u64,
 }
 
+impl std::ops::Add for Usage {
+    type Output = Self;
+
+    /// Both together: a conversation resumed message by message adds each answer's.
+    fn add(self, more: Self) -> Self {
+        Self {
+            stt_audio_ms: self.stt_audio_ms + more.stt_audio_ms,
+            llm_prompt_tokens: self.llm_prompt_tokens + more.llm_prompt_tokens,
+            llm_completion_tokens: self.llm_completion_tokens + more.llm_completion_tokens,
+            llm_tokens_estimated: self.llm_tokens_estimated || more.llm_tokens_estimated,
+            tts_characters: self.tts_characters + more.tts_characters,
+        }
+    }
+}
+
 /// Counts a call's [`Usage`] as its tasks run (shared, lock-free).
 #[derive(Debug, Default)]
 pub(crate) struct UsageMeter {
@@ -215,10 +232,7 @@ impl CallLog {
         self.transcript
             .iter()
             .map(|l| {
-                let who = match l.speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent",
-                };
+                let who = l.speaker.as_str();
                 format!("{who}: {}{}\n", l.text, if l.interrupted { " [interrupted]" } else { "" })
             })
             .collect()

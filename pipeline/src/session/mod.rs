@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use chat::{ChatEvent, ChatHandle, spawn_chat};
+pub use chat::{ChatEvent, ChatHandle, Thread, ThreadAnswer, spawn_chat};
 pub use config::{Knowledge, Providers, SessionConfig, TurnDetector};
 pub use egress::{Egress, EgressEvent, Spoken};
 pub use log::{

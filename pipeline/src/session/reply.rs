@@ -18,7 +18,7 @@ use super::config::{Providers, SessionConfig};
 use super::grounding::{Gate, Verdict, repeats};
 use super::log::{Stage, UsageMeter};
 use super::sentences::SentenceSplitter;
-use super::tools::{self, END_CALL, SEND_DTMF, TRANSFER, Tool};
+use super::tools::{self, END_CALL, ESCALATE, SEND_DTMF, TRANSFER, Tool};
 use crate::providers::{
     CancellationToken, ChatMessage, ChatRequest, LlmEvent, ProviderError, Role, ToolCall, ToolSpec,
 };
@@ -48,6 +48,8 @@ pub(crate) enum WorkerEvent {
     EndCall { turn: TurnId },
     /// The model asked to hand the caller to a human, once this turn has played.
     Transfer { turn: TurnId, target: String },
+    /// The model handed a text conversation to the human desk.
+    Escalate { reason: String },
     /// The agent presses `digits` on the keypad.
     Dtmf { turn: TurnId, digits: String },
     /// A provider failed and is tried again.
@@ -87,6 +89,9 @@ impl WorkerContext {
         }
         if c.dtmf_tool {
             specs.push(tools::send_dtmf_spec());
+        }
+        if c.escalate_tool {
+            specs.push(tools::escalate_spec());
         }
         specs
     }
@@ -549,6 +554,16 @@ async fn ended_by_built_in(
         && let Some(target) = ctx.config.transfer_target.clone()
     {
         let _ = tx.send(WorkerEvent::Transfer { turn, target }).await;
+        return true;
+    }
+    if ctx.config.escalate_tool
+        && let Some(call) = calls.iter().find(|c| c.name == ESCALATE)
+    {
+        let reason = serde_json::from_str::<serde_json::Value>(&call.arguments)
+            .ok()
+            .and_then(|v| v["reason"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = tx.send(WorkerEvent::Escalate { reason }).await;
         return true;
     }
     false

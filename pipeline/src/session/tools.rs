@@ -1,8 +1,8 @@
 //! Tools the agent can call: tools defined on the agent ([`Tool`]; HTTP
 //! tools, whose arguments are checked against their JSON schema before
 //! the request is made, with the `tools` feature), and the built-ins
-//! `end_call`, `transfer_to_human` and `send_dtmf`, which the session and
-//! its transport carry out.
+//! `end_call`, `transfer_to_human`, `send_dtmf` and `escalate_to_human`,
+//! which the session and its transport carry out.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -21,6 +21,8 @@ pub const END_CALL: &str = "end_call";
 pub const TRANSFER: &str = "transfer_to_human";
 /// Name of the built-in tool that presses keys on the phone keypad.
 pub const SEND_DTMF: &str = "send_dtmf";
+/// Name of the built-in tool that hands a text conversation to the human desk.
+pub const ESCALATE: &str = "escalate_to_human";
 
 /// The longest tool result handed back to the model.
 #[cfg(feature = "tools")]
@@ -103,7 +105,7 @@ impl HttpTool {
     ) -> Result<Self, ToolError> {
         let valid_name = (1..=64).contains(&name.len())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid_name || [END_CALL, TRANSFER, SEND_DTMF].contains(&name) {
+        if !valid_name || [END_CALL, TRANSFER, SEND_DTMF, ESCALATE].contains(&name) {
             return Err(ToolError::Name { name: name.to_owned() });
         }
         jsonschema::validator_for(&schema)
@@ -212,6 +214,18 @@ pub fn transfer_spec() -> ToolSpec {
     }
 }
 
+/// The built-in `escalate_to_human` tool's spec.
+#[must_use]
+pub fn escalate_spec() -> ToolSpec {
+    ToolSpec {
+        name: ESCALATE.to_owned(),
+        description: "Hand this conversation to a person of the team, when the customer asks for \
+                      a person or you cannot help. Tell the customer a colleague will reply here."
+            .to_owned(),
+        parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}).to_string(),
+    }
+}
+
 /// The built-in `send_dtmf` tool's spec.
 #[must_use]
 pub fn send_dtmf_spec() -> ToolSpec {
@@ -294,6 +308,7 @@ mod tests {
         };
         assert!(matches!(new(END_CALL, ok.clone()), Err(ToolError::Name { .. })));
         assert!(matches!(new(SEND_DTMF, ok.clone()), Err(ToolError::Name { .. })));
+        assert!(matches!(new(ESCALATE, ok.clone()), Err(ToolError::Name { .. })));
         assert!(matches!(new("has space", ok.clone()), Err(ToolError::Name { .. })));
         assert!(matches!(new("t", json!({"type": 12})), Err(ToolError::Schema { .. })));
     }
