@@ -16,8 +16,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # tzdata: campaign windows and analytics days in named time zones (jiff reads /usr/share/zoneinfo).
 # libasound2-dev: `voxgate console` (cpal's ALSA backend); pulseaudio, pulseaudio-utils and
 # libasound2-plugins: its test plays and records through PulseAudio null sinks behind ALSA.
+# opus-tools: the WhatsApp test's voice notes (opusenc writes Ogg Opus, as WhatsApp does).
 PACKAGES=(build-essential cmake libclang-dev pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins)
+  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -244,7 +244,11 @@ pub fn need(method: &axum::http::Method, route: &str) -> Need {
     let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
     match route {
         "/v1/numbers" | "/v1/numbers/{number}" if !read => Need::Operator,
-        r if r.starts_with("/v1/users") || r.starts_with("/v1/api-keys") || r.starts_with("/v1/settings") => {
+        r if r.starts_with("/v1/users")
+            || r.starts_with("/v1/api-keys")
+            || r.starts_with("/v1/settings")
+            || r.starts_with("/v1/whatsapp/apps") =>
+        {
             Need::Admin
         }
         "/v1/calls" | "/v1/livekit/dispatch" if !read => Need::PlaceCalls,

@@ -99,6 +99,7 @@ impl ControlConfig {
             ("billing.webrtc_per_minute", b.webrtc_per_minute),
             ("billing.stream_per_minute", b.stream_per_minute),
             ("billing.chat_per_minute", b.chat_per_minute),
+            ("billing.whatsapp_per_conversation", b.whatsapp_per_conversation),
         ] {
             if !(rate.is_finite() && (0.0..=1000.0).contains(&rate)) {
                 return Err(invalid(setting, "must be 0..=1000"));
@@ -253,6 +254,8 @@ pub struct BillingSettings {
     /// Twilio Media Streams and plain websocket streams.
     pub stream_per_minute: f64,
     pub chat_per_minute: f64,
+    /// A WhatsApp conversation, whole (they last hours, mostly idle).
+    pub whatsapp_per_conversation: f64,
 }
 
 impl Default for BillingSettings {
@@ -265,6 +268,7 @@ impl Default for BillingSettings {
             webrtc_per_minute: 0.03,
             stream_per_minute: 0.04,
             chat_per_minute: 0.01,
+            whatsapp_per_conversation: 0.02,
         }
     }
 }

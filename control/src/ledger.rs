@@ -102,6 +102,10 @@ impl Ledger {
         };
         let stale_after_ms = i64::from(self.max_call_duration_s.max(3600)) * 1000 + 3_600_000;
         for mut row in running {
+            // A WhatsApp conversation outlives restarts: it is in the store, and closes when idle.
+            if row.channel == voxgate_domain::Channel::WhatsApp.as_str() {
+                continue;
+            }
             let path = self.recording_path(&row.id);
             let repaired = if path.exists() {
                 repair(&row.id, &path).await

@@ -20,6 +20,8 @@
 //!   [`metrics`]: its tries.
 //! - [`campaigns`]: outbound calls on a schedule, with retries.
 //! - [`livekit`]: Voxgate's agents dispatched into LiveKit rooms.
+//! - [`whatsapp`]: tenants' WhatsApp numbers answered by their agents, and
+//!   the desk where people of the team take conversations over.
 //! - [`dashboard`]: the operators' page.
 //! - [`agent_tests`]: scripted calls judged on what the caller heard (`voxgate test`).
 //!
@@ -50,6 +52,7 @@ pub mod post_call;
 pub mod recordings;
 pub mod spool;
 pub mod store;
+pub mod whatsapp;
 
 pub use config::ControlConfig;
 

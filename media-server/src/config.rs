@@ -66,6 +66,8 @@ pub struct Config {
     pub scripted: ScriptedSettings,
     /// `[livekit]`: the LiveKit project agents are dispatched into.
     pub livekit: voxgate_control::livekit::LiveKitSettings,
+    /// `[whatsapp]`: tenants' WhatsApp numbers (Meta's Graph API, idle conversations).
+    pub whatsapp: voxgate_control::whatsapp::WhatsAppSettings,
 }
 
 /// The control API and health endpoint.
@@ -198,6 +200,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.media().check().map_err(|e| ConfigError::Setting { setting: e.setting, reason: e.reason })?;
         self.control().check().map_err(|e| ConfigError::Setting { setting: e.setting, reason: e.reason })?;
+        self.whatsapp.check().map_err(|e| ConfigError::Setting { setting: e.setting, reason: e.reason })?;
         Ok(())
     }
 

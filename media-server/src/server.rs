@@ -31,6 +31,8 @@ pub enum StartError {
     },
     #[error("[livekit]: {0}")]
     LiveKit(#[from] voxgate_control::livekit::LiveKitError),
+    #[error("[whatsapp]: {0}")]
+    WhatsApp(#[from] voxgate_control::whatsapp::graph::GraphError),
     #[error("post-call work: {0}")]
     PostCall(#[from] post_call::email::EmailError),
     #[error(transparent)]
@@ -102,6 +104,8 @@ pub struct Planes {
     pub vad: &'static str,
     /// The LiveKit project, when `[livekit]` names one.
     pub livekit: Option<Arc<voxgate_control::livekit::LiveKit>>,
+    /// Tenants' WhatsApp numbers and conversations.
+    pub whatsapp: Arc<voxgate_control::whatsapp::WhatsApp>,
     /// Ends the workers (post-call, spool, campaigns, SIP).
     pub stop: CancellationToken,
 }
@@ -179,7 +183,15 @@ pub async fn assemble(config: &Config, recovery: Recovery) -> Result<Planes, Sta
         tokens: voxgate_calls::tokens::MediaTokens::new(media_token_key.as_bytes()),
         rooms: livekit.clone().map(|lk| lk as Arc<dyn voxgate_calls::Rooms>),
     });
-    Ok(Planes { calls, control, agents, ledger, info, vad: vad.name(), livekit, stop })
+    let whatsapp = voxgate_control::whatsapp::WhatsApp::new(
+        &config.whatsapp,
+        store.clone(),
+        agents.clone(),
+        ledger.clone(),
+        config.log.show_pii,
+    )
+    .map(Arc::new)?;
+    Ok(Planes { calls, control, agents, ledger, info, vad: vad.name(), livekit, whatsapp, stop })
 }
 
 /// [`assemble`]s the planes, then starts SIP (and the campaigns that dial
@@ -188,8 +200,9 @@ pub async fn assemble(config: &Config, recovery: Recovery) -> Result<Planes, Sta
 /// # Errors
 /// A model, the database, a configured number or a listening address is not usable.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let Planes { calls, control, agents, ledger, info, vad, livekit, stop } =
+    let Planes { calls, control, agents, ledger, info, vad, livekit, whatsapp, stop } =
         assemble(&config, Recovery::TakeUp).await?;
+    whatsapp.spawn_sweeper(stop.clone());
     let (sip, sip_task, dialer) = if config.sip.enabled {
         let (addr, task, dialer) = voxgate_media::sip::start(calls.clone(), stop.clone()).await?;
         tracing::info!(%addr, numbers = ?config.sip.numbers, "SIP listening (UDP)");
@@ -217,6 +230,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         config: Arc::new(config.control()),
         media_tokens: calls.tokens.clone(),
         livekit,
+        whatsapp,
         agents,
         ledger,
         control,

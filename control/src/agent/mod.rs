@@ -43,6 +43,8 @@ pub struct Agent {
     /// `post_call.local_model_analytics` asks for it; `None`: the local
     /// fallback reads them.
     pub analyst: Option<Arc<dyn LanguageModel>>,
+    /// What hands a WhatsApp conversation to the team when the contact writes it (lower case).
+    pub handoff_keywords: Vec<String>,
 }
 
 /// Its call settings read as its own (`agent.tenant_id`, `agent.session`).
@@ -328,7 +330,8 @@ pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> R
         max_calls: spec.max_concurrent_calls,
         public: spec.public,
     };
-    Ok(Agent { call, post_call: spec.post_call.clone(), analyst })
+    let handoff_keywords = spec.handoff_keywords.iter().map(|k| k.trim().to_lowercase()).collect();
+    Ok(Agent { call, post_call: spec.post_call.clone(), analyst, handoff_keywords })
 }
 
 /// The recogniser `spec` names, expecting `vocabulary`.

@@ -48,6 +48,11 @@ pub struct AgentSpec {
     pub transfer_to: String,
     /// Give the agent a tool that presses phone keys (RFC 4733).
     pub send_dtmf: bool,
+    /// Words or phrases that hand a WhatsApp conversation to the team at
+    /// once when the contact writes one (any case), e.g. `human`, `speak to
+    /// a person`; the agent's `escalate_to_human` tool does the same when it
+    /// judges so. At most 20, each 1 to 50 characters.
+    pub handoff_keywords: Vec<String>,
     /// Calls and chats it takes at once, below its tenant's limit (0: only
     /// the tenant's and the server's limits apply); at most 100000.
     #[schema(maximum = 100_000)]
@@ -170,7 +175,8 @@ pub enum DocFormat {
 #[serde(deny_unknown_fields)]
 pub struct HttpTool {
     /// What the model calls it: letters, digits, `_` and `-`, up to 64; not
-    /// a built-in's name (`end_call`, `transfer_to_human`, `send_dtmf`).
+    /// a built-in's name (`end_call`, `transfer_to_human`, `send_dtmf`,
+    /// `escalate_to_human`).
     pub name: String,
     /// When to use it, for the model.
     pub description: String,
@@ -247,13 +253,15 @@ pub struct Webhook {
     pub url: String,
     /// The signing key (secret).
     pub secret: String,
-    /// Any of `call.started`, `call.ended`, `call.analyzed`; empty: all.
+    /// Any of `call.started`, `call.ended`, `call.analyzed`,
+    /// `conversation.escalated` (WhatsApp, handed to the team); empty: all.
     #[serde(default)]
     pub events: Vec<String>,
 }
 
 /// Events a webhook can subscribe to.
-pub const WEBHOOK_EVENTS: [&str; 3] = ["call.started", "call.ended", "call.analyzed"];
+pub const WEBHOOK_EVENTS: [&str; 4] =
+    ["call.started", "call.ended", "call.analyzed", "conversation.escalated"];
 
 impl Default for AgentSpec {
     fn default() -> Self {
@@ -274,6 +282,7 @@ impl Default for AgentSpec {
             post_call: PostCall::default(),
             transfer_to: String::new(),
             send_dtmf: false,
+            handoff_keywords: Vec::new(),
             max_concurrent_calls: 0,
             public: false,
         }
@@ -386,6 +395,12 @@ impl AgentSpec {
         self.validate_tools()?;
         if self.numbers.len() > 100 {
             return Err(refuse("numbers", "at most 100"));
+        }
+        if self.handoff_keywords.len() > 20 {
+            return Err(refuse("handoff_keywords", "at most 20"));
+        }
+        for (i, k) in self.handoff_keywords.iter().enumerate() {
+            len_within(&format!("handoff_keywords[{i}]"), k.trim(), 1, 50)?;
         }
         if self.max_concurrent_calls > 100_000 {
             return Err(refuse("max_concurrent_calls", "must be at most 100000"));

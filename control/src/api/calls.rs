@@ -318,7 +318,7 @@ pub async fn recording_url(
 }
 
 /// How clients reach this server: `http.public_url`, else the request's `Host`.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     let configured = state.config.public_url.trim_end_matches('/');
     if !configured.is_empty() {
         return configured.to_owned();

@@ -15,19 +15,21 @@ mod billing;
 mod caller;
 mod calls;
 mod campaigns;
+mod conversations;
 mod keys;
 mod livekit;
 mod numbers;
 mod openapi;
 mod settings;
 mod users;
+mod whatsapp;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub public_limit: Option<Arc<voxgate_calls::limit::PublicLimit>>,
     /// The LiveKit project agents are dispatched into; `None`: not configured.
     pub livekit: Option<Arc<crate::livekit::LiveKit>>,
+    /// Tenants' WhatsApp numbers and their conversations.
+    pub whatsapp: Arc<crate::whatsapp::WhatsApp>,
 }
 
 /// What `/healthz` says about the agent.
@@ -304,6 +308,18 @@ pub fn routes() -> Vec<(&'static str, Reach, MethodRouter<AppState>)> {
         // LiveKit signs its webhooks with the project's key: no caller credentials.
         ("/v1/livekit/webhook", Public, post(livekit::webhook)),
         ("/v1/livekit/token", Credentials, post(livekit::token)),
+        ("/v1/whatsapp/apps", Credentials, get(whatsapp::list_apps).post(whatsapp::add_app)),
+        ("/v1/whatsapp/apps/{id}", Credentials, delete(whatsapp::remove_app)),
+        ("/v1/whatsapp/apps/{id}/numbers/{phone_number_id}", Credentials, put(whatsapp::route_number)),
+        // Meta signs each app's webhooks with that app's secret: no caller credentials.
+        ("/v1/whatsapp/{app}/webhook", Public, get(whatsapp::verify).post(whatsapp::notify)),
+        ("/v1/conversations", Credentials, get(conversations::list)),
+        ("/v1/conversations/events", Credentials, get(conversations::events)),
+        ("/v1/conversations/{id}", Credentials, get(conversations::read)),
+        ("/v1/conversations/{id}/claim", Credentials, post(conversations::claim)),
+        ("/v1/conversations/{id}/messages", Credentials, post(conversations::reply)),
+        ("/v1/conversations/{id}/hand-back", Credentials, post(conversations::hand_back)),
+        ("/v1/conversations/{id}/close", Credentials, post(conversations::close)),
     ]
 }
 

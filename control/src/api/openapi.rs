@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    agent_tests, agents, analytics, billing, calls, campaigns, keys, livekit, numbers, settings, users,
+    agent_tests, agents, analytics, billing, calls, campaigns, conversations, keys, livekit, numbers,
+    settings, users, whatsapp,
 };
 
 #[derive(OpenApi)]
@@ -27,10 +28,14 @@ use super::{
         campaigns::resume, campaigns::cancel,
         analytics::calls, analytics::sentiment, analytics::categories, analytics::top_phrases,
         livekit::dispatch, livekit::webhook, livekit::token,
+        whatsapp::add_app, whatsapp::list_apps, whatsapp::remove_app, whatsapp::route_number, whatsapp::verify,
+        whatsapp::notify,
+        conversations::list, conversations::events, conversations::read, conversations::claim, conversations::reply,
+        conversations::hand_back, conversations::close,
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&Bearer, &CommonErrors),
-    tags((name = "auth"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics"), (name = "livekit")),
+    tags((name = "auth"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics"), (name = "livekit"), (name = "whatsapp"), (name = "conversations")),
 )]
 struct Doc;
 

@@ -1,5 +1,6 @@
 // The operator dashboard: log in, calls (filters, transcript, recording),
-// analytics charts, agent editing. Plain JS over the control API (/v1);
+// analytics charts, agent editing, and the desk (WhatsApp conversations a
+// person takes over, kept live by the API's event feed). Plain JS over the control API (/v1);
 // the login token stays in this tab's sessionStorage. Data is only ever
 // put in the page as text, never as HTML.
 'use strict';
@@ -67,9 +68,10 @@ for (const b of document.querySelectorAll('nav button')) {
 
 function show(view) {
   for (const b of document.querySelectorAll('nav button')) b.classList.toggle('on', b.dataset.view === view);
-  for (const v of ['calls', 'analytics', 'agents']) $(`#view-${v}`).hidden = v !== view;
+  for (const v of ['calls', 'analytics', 'agents', 'desk']) $(`#view-${v}`).hidden = v !== view;
   if (view === 'analytics') loadAnalytics().catch(report);
   if (view === 'agents') loadAgents().catch(report);
+  if (view === 'desk') loadDesk().catch(report);
 }
 
 function report(e) {
@@ -86,6 +88,8 @@ async function start() {
   select.replaceChildren(el('option', 'Any', { value: '' }));
   for (const a of agents.agents) select.append(el('option', a.name, { value: a.id }));
   await listCalls(true);
+  follow();
+  countWaiting().catch(report);
 }
 
 // ---- Calls -----------------------------------------------------------------
@@ -296,6 +300,121 @@ $('#agent').addEventListener('submit', async (e) => {
     $('#agent-error').textContent = err.message;
   }
 });
+
+// ---- Desk -------------------------------------------------------------------
+
+let current = null;
+let me = null;
+
+const STATUS = {
+  ai: 'with the agent',
+  waiting_for_human: 'waiting for a person',
+  human: 'claimed',
+  closed: 'closed',
+};
+
+async function countWaiting() {
+  const waiting = await api('/v1/conversations?status=waiting_for_human');
+  $('#waiting').textContent = waiting.length ? `(${waiting.length})` : '';
+}
+
+async function loadDesk() {
+  const status = $('#desk-filter').value;
+  const list = await api(`/v1/conversations${status ? `?status=${status}` : ''}`);
+  const body = $('#conversations tbody');
+  body.replaceChildren();
+  for (const c of list) {
+    const row = el('tr', undefined, { 'data-id': c.id, 'data-status': c.status });
+    row.append(
+      el('td', c.contact_name ? `${c.contact_name} (+${c.contact})` : `+${c.contact}`),
+      el('td', STATUS[c.status] || c.status),
+      el('td', new Date(c.last_at).toLocaleString()),
+    );
+    row.addEventListener('click', () => showConversation(c.id).catch(report));
+    body.append(row);
+  }
+}
+
+$('#desk-filter').addEventListener('change', () => loadDesk().catch(report));
+
+async function showConversation(id) {
+  const c = await api(`/v1/conversations/${encodeURIComponent(id)}`);
+  current = c;
+  if (!me) me = await api('/v1/me');
+  $('#conversation').hidden = false;
+  $('#conversation-title').textContent = c.contact_name ? `${c.contact_name} (+${c.contact})` : `+${c.contact}`;
+  const mine = c.status === 'human' && c.claimed_by === me.subject;
+  $('#conversation-status').textContent = c.status === 'human'
+    ? (mine ? 'You have it.' : `Claimed by ${c.claimed_by}.`)
+    : `This conversation is ${STATUS[c.status] || c.status}.`;
+  $('#messages').replaceChildren(...c.messages.map((m) => {
+    const who = { contact: 'Contact', agent: 'Agent', staff: 'Team' }[m.author] || m.author;
+    const box = el('div', undefined, { class: `message ${m.author}` });
+    const note = m.kind === 'voice' ? ' · voice note' : '';
+    const status = m.status ? ` · ${m.status}` : '';
+    box.append(el('small', `${who}${note}${status}`), document.createTextNode(m.text));
+    return box;
+  }));
+  $('#claim').hidden = c.status === 'closed' || mine;
+  $('#hand-back').hidden = c.status === 'closed' || c.status === 'ai';
+  $('#close-conversation').hidden = c.status === 'closed';
+  $('#reply').hidden = !mine;
+  $('#desk-error').textContent = '';
+}
+
+async function act(path, body) {
+  $('#desk-error').textContent = '';
+  try {
+    await api(`/v1/conversations/${encodeURIComponent(current.id)}/${path}`, { method: 'POST', body: body && JSON.stringify(body) });
+    await showConversation(current.id);
+    await loadDesk();
+  } catch (err) {
+    $('#desk-error').textContent = err.message;
+  }
+}
+
+$('#claim').addEventListener('click', () => act('claim'));
+$('#hand-back').addEventListener('click', () => act('hand-back'));
+$('#close-conversation').addEventListener('click', () => act('close'));
+$('#reply').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const text = e.target.elements.text;
+  await act('messages', { text: text.value });
+  if (!$('#desk-error').textContent) text.value = '';
+});
+
+/// The API's event feed, read as a stream (an EventSource cannot send the
+/// token): each event refreshes what it touches. Reconnects after a drop.
+async function follow() {
+  while (token) {
+    try {
+      const r = await fetch('/v1/conversations/events', { headers: { Authorization: `Bearer ${token}` } });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const data = buffer.slice(0, end).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('');
+          buffer = buffer.slice(end + 2);
+          if (data) changed(JSON.parse(data));
+        }
+      }
+    } catch (err) {
+      report(err);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+function changed(event) {
+  countWaiting().catch(report);
+  if (!$('#view-desk').hidden) loadDesk().catch(report);
+  if (current && current.id === event.conversation_id) showConversation(current.id).catch(report);
+}
 
 if (token) start().catch(report);
 else showLogin();

@@ -15,7 +15,8 @@ pub fn rate_micros(settings: &BillingSettings, channel: &str) -> i64 {
         "webrtc" => settings.webrtc_per_minute,
         "chat" => settings.chat_per_minute,
         // The operator trying an agent on their own machine: no carrier, no charge.
-        "console" => 0.0,
+        // A WhatsApp conversation is billed whole, not by the minute (`record`).
+        "console" | "whatsapp" => 0.0,
         _ => settings.stream_per_minute,
     };
     // Rates are checked to be 0..=1000 when the configuration loads.
@@ -37,8 +38,15 @@ pub fn billable_seconds(settings: &BillingSettings, duration_ms: i64) -> i64 {
 /// The billing record of `call`, which used `usage`.
 #[must_use]
 pub fn record(settings: &BillingSettings, call: &CallRow, usage: &Usage) -> BillingRecord {
-    let billable = billable_seconds(settings, call.duration_ms);
+    let per_conversation = call.channel == "whatsapp";
+    let billable = if per_conversation { 0 } else { billable_seconds(settings, call.duration_ms) };
     let rate = rate_micros(settings, &call.channel);
+    // Rounded to the nearest millionth.
+    let amount = if per_conversation {
+        (settings.whatsapp_per_conversation * 1_000_000.0).round() as i64
+    } else {
+        (billable * rate + 30) / 60
+    };
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     BillingRecord {
         call_id: call.id.clone(),
@@ -49,8 +57,7 @@ pub fn record(settings: &BillingSettings, call: &CallRow, usage: &Usage) -> Bill
         duration_ms: call.duration_ms,
         billable_seconds: billable,
         rate_per_minute_micros: rate,
-        // Rounded to the nearest millionth.
-        amount_micros: (billable * rate + 30) / 60,
+        amount_micros: amount,
         stt_audio_ms: int(usage.stt_audio_ms),
         llm_prompt_tokens: int(usage.llm_prompt_tokens),
         llm_completion_tokens: int(usage.llm_completion_tokens),

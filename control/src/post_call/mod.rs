@@ -235,15 +235,44 @@ impl PostCallWork {
         }
     }
 
+    /// A WhatsApp conversation (`conversation_id`, its call's id too) was
+    /// handed to the team: `conversation.escalated` to its agent's webhooks,
+    /// once per handing (`at`, Unix ms).
+    pub async fn conversation_escalated(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        conversation_id: &str,
+        at: i64,
+        data: Value,
+    ) {
+        let Some(agent) = self.agent(Some(agent_id)).await else { return };
+        let event = "conversation.escalated";
+        let body = json!({ "event": event, "call_id": conversation_id, "created_at": at, "data": data });
+        self.queue_body(&agent, tenant, (conversation_id, &at.to_string()), event, &body).await;
+    }
+
     /// Queues `event` to each of `agent`'s webhooks that wants it.
     async fn queue_webhooks(&self, agent: &Agent, tenant: &str, call_id: &str, event: &str, data: Value) {
         let body = json!({ "event": event, "call_id": call_id, "created_at": now_ms(), "data": data });
+        self.queue_body(agent, tenant, (call_id, ""), event, &body).await;
+    }
+
+    /// Queues `body` as `event` of call `call_id` (one delivery per `instance`).
+    async fn queue_body(
+        &self,
+        agent: &Agent,
+        tenant: &str,
+        (call_id, instance): (&str, &str),
+        event: &str,
+        body: &Value,
+    ) {
         for hook in &agent.post_call.webhooks {
             if !hook.events.is_empty() && !hook.events.iter().any(|e| e == event) {
                 continue;
             }
             self.enqueue(NewJob {
-                key: format!("webhook:{call_id}:{event}:{}", hook.url),
+                key: format!("webhook:{call_id}:{event}{instance}:{}", hook.url),
                 kind: "webhook".into(),
                 tenant_id: tenant.to_owned(),
                 call_id: Some(call_id.to_owned()),

@@ -12,6 +12,7 @@ mod jobs;
 mod numbers;
 mod post_call;
 mod tenants;
+mod whatsapp;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,7 @@ pub use jobs::{LeasedJob, NewJob};
 pub use numbers::NumberAssignment;
 pub use post_call::{BillingRecord, Delivery, EmailAttempt, ReportFilter, ReportRow, UsageRow};
 pub use tenants::{ApiKeyRow, NewApiKey, UserRow};
+pub use whatsapp::{ConversationRow, ConversationStatus, MessageRow, WhatsAppApp, WhatsAppNumber};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
