@@ -25,6 +25,59 @@ pub struct CallAgent {
     pub max_calls: u32,
     /// Anonymous visitors may reach it (the media plane's `media_access`).
     pub public: bool,
+    /// What its tenant's plan allows now, as the directory lent it.
+    pub plan: PlanGate,
+}
+
+/// What a tenant's plan allows as a call starts: the directory fills it in
+/// each time it lends an agent, and admission keeps to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanGate {
+    /// The plan's calls at once (0: only the operator's limits).
+    pub max_calls: u32,
+    /// Why the plan takes no calls now; `None`: it takes them.
+    pub closed: Option<PlanClosed>,
+}
+
+/// Why a tenant's plan takes no calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanClosed {
+    /// Suspended: a payment failed, or the subscription ended.
+    Suspended,
+    /// Its free trial is over.
+    TrialEnded,
+    /// This month's minutes are used up.
+    MinutesUsed,
+}
+
+impl PlanClosed {
+    /// As `/metrics` and the API say it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Suspended => "suspended",
+            Self::TrialEnded => "trial_ended",
+            Self::MinutesUsed => "minutes_used",
+        }
+    }
+}
+
+impl PlanClosed {
+    /// What a refused caller or client is told.
+    #[must_use]
+    pub const fn text(self) -> &'static str {
+        match self {
+            Self::Suspended => "the tenant's plan is suspended",
+            Self::TrialEnded => "the tenant's free trial has ended",
+            Self::MinutesUsed => "the tenant's plan has no minutes left this month",
+        }
+    }
+}
+
+impl std::fmt::Display for PlanClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
 }
 
 impl std::fmt::Debug for CallAgent {

@@ -45,7 +45,7 @@ pub mod rooms;
 pub mod settings;
 pub mod tokens;
 
-pub use agent::{AgentDirectory, CallAgent, DirectoryError};
+pub use agent::{AgentDirectory, CallAgent, DirectoryError, PlanClosed, PlanGate};
 pub use dial::Dialer;
 pub use hooks::CallHooks;
 pub use rooms::Rooms;

@@ -1,17 +1,21 @@
 //! How many calls and chats run at once: server-wide (`limits.max_calls`),
-//! per tenant (`limits.max_calls_per_tenant`) and per agent (its
-//! `max_concurrent_calls`). Every channel asks for a [`Seat`] before it
+//! per tenant (`limits.max_calls_per_tenant`, or its plan's concurrent
+//! calls where that is lower) and per agent (its `max_concurrent_calls`);
+//! a tenant whose plan is closed (suspended, trial over, minutes used) gets
+//! none. Every channel asks for a [`Seat`] before it
 //! takes anything else (an RTP port, a session, a model's time); the seat
 //! is given back when the call's task drops it. Past a limit, SIP answers
-//! 503 (the server is full) or 486 (the tenant or agent is), with
-//! `Retry-After`; websockets close with 1013 (try again later); WebRTC
-//! offers get 503. `/metrics` counts the refusals
+//! 503 (the server is full) or 486 (the tenant or agent is), with a
+//! `Reason` header (RFC 3326) and, where waiting helps, `Retry-After`;
+//! websockets close with 1013 (try again later) or, for a closed plan,
+//! 1008 with the reason; WebRTC offers get 503, or 402 for a closed plan. `/metrics` counts the refusals
 //! (`voxgate_calls_refused_total{channel, reason}`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::LimitsSettings;
+use voxgate_calls::{PlanClosed, PlanGate};
 
 /// Which limit a call met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +26,10 @@ pub enum Full {
     Tenant,
     /// The agent's `max_concurrent_calls`.
     Agent,
+    /// The tenant's plan's concurrent calls.
+    PlanCalls,
+    /// The tenant's plan takes no calls now.
+    Plan(PlanClosed),
 }
 
 impl Full {
@@ -32,7 +40,42 @@ impl Full {
             Self::Server => "server",
             Self::Tenant => "tenant",
             Self::Agent => "agent",
+            Self::PlanCalls => "plan_calls",
+            Self::Plan(closed) => closed.as_str(),
         }
+    }
+
+    /// What the refused caller is told (a `Reason` header, a close frame).
+    #[must_use]
+    pub const fn text(self) -> &'static str {
+        match self {
+            Self::Server => "the server is at limits.max_calls",
+            Self::Tenant => "the tenant is at limits.max_calls_per_tenant",
+            Self::Agent => "the agent is at its max_concurrent_calls",
+            Self::PlanCalls => "the tenant is at its plan's concurrent calls",
+            Self::Plan(closed) => closed.text(),
+        }
+    }
+
+    /// The SIP `Reason` header (RFC 3326) a refusal carries.
+    #[must_use]
+    pub fn sip_reason(self) -> String {
+        format!("SIP;cause={};text=\"{}\"", self.sip_status().0, self.text())
+    }
+
+    /// The websocket close code: 1013 (try again later) while a place may
+    /// free up, 1008 (policy) for a closed plan.
+    #[must_use]
+    pub const fn close_code(self) -> u16 {
+        use axum::extract::ws::close_code;
+        if self.passing() { close_code::AGAIN } else { close_code::POLICY }
+    }
+
+    /// Whether the caller may try again soon (`Retry-After`, 1013): a
+    /// place may free up; a closed plan stays closed.
+    #[must_use]
+    pub const fn passing(self) -> bool {
+        !matches!(self, Self::Plan(_))
     }
 
     /// The SIP answer: the server is unavailable, or this callee is busy.
@@ -40,18 +83,14 @@ impl Full {
     pub const fn sip_status(self) -> (u16, &'static str) {
         match self {
             Self::Server => (503, "Service Unavailable"),
-            Self::Tenant | Self::Agent => (486, "Busy Here"),
+            Self::Tenant | Self::Agent | Self::PlanCalls | Self::Plan(_) => (486, "Busy Here"),
         }
     }
 }
 
 impl std::fmt::Display for Full {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Server => "the server is at limits.max_calls",
-            Self::Tenant => "the tenant is at limits.max_calls_per_tenant",
-            Self::Agent => "the agent is at its max_concurrent_calls",
-        })
+        f.write_str(self.text())
     }
 }
 
@@ -91,7 +130,8 @@ impl Admission {
     }
 
     /// A place for a call on `channel` of `tenant`, to `agent` (its id and
-    /// its own limit, 0: none), or the limit it met (counted in `/metrics`).
+    /// its own limit, 0: none), within what the tenant's `plan` allows; or
+    /// the limit it met (counted in `/metrics`).
     ///
     /// # Errors
     /// A limit is reached.
@@ -100,12 +140,21 @@ impl Admission {
         channel: voxgate_domain::Channel,
         tenant: &str,
         agent: Option<(&str, u32)>,
+        plan: PlanGate,
     ) -> Result<Seat, Full> {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let at = |limit: u32, n: u32| limit > 0 && n >= limit;
-        let full = if at(self.limits.max_calls, counts.total) {
+        let tenant_calls = counts.tenants.get(tenant).copied().unwrap_or(0);
+        // Where the operator's limit and the plan's differ, the lower holds.
+        let plan_lower = plan.max_calls > 0
+            && (self.limits.max_calls_per_tenant == 0 || plan.max_calls < self.limits.max_calls_per_tenant);
+        let full = if let Some(closed) = plan.closed {
+            Some(Full::Plan(closed))
+        } else if at(self.limits.max_calls, counts.total) {
             Some(Full::Server)
-        } else if at(self.limits.max_calls_per_tenant, counts.tenants.get(tenant).copied().unwrap_or(0)) {
+        } else if plan_lower && at(plan.max_calls, tenant_calls) {
+            Some(Full::PlanCalls)
+        } else if at(self.limits.max_calls_per_tenant, tenant_calls) {
             Some(Full::Tenant)
         } else if let Some((id, limit)) = agent
             && at(limit, counts.agents.get(id).copied().unwrap_or(0))
@@ -180,28 +229,51 @@ mod tests {
     #[test]
     fn each_limit_holds_and_a_dropped_seat_is_given_back() {
         let a = limits(3, 2);
-        let one = a.admit(Channel::Sip, "acme", None).unwrap();
-        let _two = a.admit(Channel::Sip, "acme", None).unwrap();
-        assert_eq!(a.admit(Channel::WebRtc, "acme", None).unwrap_err(), Full::Tenant);
-        let globex = a.admit(Channel::Sip, "globex", Some(("agt_1", 1))).unwrap();
-        assert_eq!(a.admit(Channel::Sip, "initech", None).unwrap_err(), Full::Server);
+        let one = a.admit(Channel::Sip, "acme", None, PlanGate::default()).unwrap();
+        let _two = a.admit(Channel::Sip, "acme", None, PlanGate::default()).unwrap();
+        assert_eq!(a.admit(Channel::WebRtc, "acme", None, PlanGate::default()).unwrap_err(), Full::Tenant);
+        let globex = a.admit(Channel::Sip, "globex", Some(("agt_1", 1)), PlanGate::default()).unwrap();
+        assert_eq!(a.admit(Channel::Sip, "initech", None, PlanGate::default()).unwrap_err(), Full::Server);
         assert_eq!(running(&a, "acme"), (3, 2));
         drop(one);
         assert_eq!(running(&a, "acme"), (2, 1));
         // The agent's own limit, below its tenant's.
         drop(globex);
-        let _g = a.admit(Channel::Chat, "globex", Some(("agt_1", 1))).unwrap();
-        assert_eq!(a.admit(Channel::Chat, "globex", Some(("agt_1", 1))).unwrap_err(), Full::Agent);
-        let _other_agent = a.admit(Channel::Chat, "globex", Some(("agt_2", 1))).unwrap();
+        let _g = a.admit(Channel::Chat, "globex", Some(("agt_1", 1)), PlanGate::default()).unwrap();
+        assert_eq!(
+            a.admit(Channel::Chat, "globex", Some(("agt_1", 1)), PlanGate::default()).unwrap_err(),
+            Full::Agent
+        );
+        let _other_agent = a.admit(Channel::Chat, "globex", Some(("agt_2", 1)), PlanGate::default()).unwrap();
         assert_eq!(running(&a, "globex"), (3, 2));
-        assert_eq!(a.admit(Channel::Chat, "globex", Some(("agt_3", 0))).unwrap_err(), Full::Server);
+        assert_eq!(
+            a.admit(Channel::Chat, "globex", Some(("agt_3", 0)), PlanGate::default()).unwrap_err(),
+            Full::Server
+        );
+    }
+
+    #[test]
+    fn a_plan_lowers_the_tenants_limit_and_a_closed_plan_takes_nothing() {
+        let a = limits(10, 3);
+        let plan = |max_calls, closed| PlanGate { max_calls, closed };
+        let _one = a.admit(Channel::Sip, "acme", None, plan(1, None)).unwrap();
+        assert_eq!(a.admit(Channel::Chat, "acme", None, plan(1, None)).unwrap_err(), Full::PlanCalls);
+        // A plan above the operator's limit: the operator's holds.
+        let _two = a.admit(Channel::Sip, "acme", None, plan(5, None)).unwrap();
+        let _three = a.admit(Channel::Sip, "acme", None, plan(5, None)).unwrap();
+        assert_eq!(a.admit(Channel::Sip, "acme", None, plan(5, None)).unwrap_err(), Full::Tenant);
+        let closed = a.admit(Channel::Sip, "globex", None, plan(0, Some(PlanClosed::Suspended)));
+        assert_eq!(closed.unwrap_err(), Full::Plan(PlanClosed::Suspended));
+        assert!(!Full::Plan(PlanClosed::MinutesUsed).passing() && Full::PlanCalls.passing());
+        assert_eq!(running(&a, "globex"), (3, 0));
     }
 
     #[test]
     fn no_limit_when_zero_and_the_maps_forget_idle_tenants() {
         let a = limits(0, 0);
-        let seats: Vec<Seat> =
-            (0..100).map(|i| a.admit(Channel::Sip, &format!("t{i}"), None).unwrap()).collect();
+        let seats: Vec<Seat> = (0..100)
+            .map(|i| a.admit(Channel::Sip, &format!("t{i}"), None, PlanGate::default()).unwrap())
+            .collect();
         assert_eq!(running(&a, "t1"), (100, 1));
         drop(seats);
         let counts = a.counts.lock().unwrap();

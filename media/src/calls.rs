@@ -66,7 +66,8 @@ impl CallContext {
         agent: &CallAgent,
     ) -> Result<crate::admission::Seat, crate::admission::Full> {
         let tenant = self.tenant_of(agent);
-        self.admission.admit(channel, tenant, agent.id.as_deref().map(|id| (id, agent.max_calls)))
+        let own = agent.id.as_deref().map(|id| (id, agent.max_calls));
+        self.admission.admit(channel, tenant, own, agent.plan)
     }
 
     /// Starts the call core of call `id` to `agent`: its session, with a

@@ -58,9 +58,10 @@ async fn send(socket: &mut WebSocket, value: serde_json::Value) -> bool {
 }
 
 async fn serve(mut socket: WebSocket, calls: Arc<CallContext>, agent: CallAgent) {
-    // Within the limits, or closed with 1013 (try again later); held until the chat ends.
-    let Ok(_seat) = calls.admit(Channel::Chat, &agent) else {
-        return close(socket, close_code::AGAIN, "busy: at a chat limit; try again later").await;
+    // Within the limits, or closed with the limit met; held until the chat ends.
+    let _seat = match calls.admit(Channel::Chat, &agent) {
+        Ok(seat) => seat,
+        Err(full) => return close(socket, full.close_code(), full.text()).await,
     };
     let id = CallId::random();
     tracing::info!(call_id = %id, "chat started");

@@ -92,6 +92,7 @@ async fn plane(recordings: &std::path::Path) -> Result<(SocketAddr, Arc<Kept>), 
         widget: config.widget.clone(),
         max_calls: 0,
         public: true,
+        plan: voxgate_calls::PlanGate::default(),
     };
     let hooks = Arc::new(Kept::default());
     voxgate_media::calls::prepare(&config).await?;

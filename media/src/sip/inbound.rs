@@ -88,8 +88,11 @@ pub(super) async fn run_call(
         Ok(seat) => seat,
         Err(full) => {
             let (status, reason) = full.sip_status();
-            let retry = [("Retry-After", shared.calls.admission.retry_after_s().to_string())];
-            inbound.dialog.reject_with(std::time::Instant::now(), status, reason, &retry);
+            let mut headers = vec![("Reason", full.sip_reason())];
+            if full.passing() {
+                headers.push(("Retry-After", shared.calls.admission.retry_after_s().to_string()));
+            }
+            inbound.dialog.reject_with(std::time::Instant::now(), status, reason, &headers);
             inbound.flush();
             leave_room(&shared, room.as_ref(), None).await;
             finish_signalling(&mut inbound, &mut signalling, &cancel).await;

@@ -95,9 +95,10 @@ pub(super) async fn serve<P: Protocol>(
             return close(socket, close_code::POLICY, "unknown agent").await;
         }
     };
-    // Within the limits, or closed with 1013 (try again later); held until the stream ends.
-    let Ok(_seat) = calls.admit(channel, &agent) else {
-        return close(socket, close_code::AGAIN, "busy: at a call limit; try again later").await;
+    // Within the limits, or closed with the limit met; held until the stream ends.
+    let _seat = match calls.admit(channel, &agent) {
+        Ok(seat) => seat,
+        Err(full) => return close(socket, full.close_code(), full.text()).await,
     };
     let id = CallId::random().into_string();
     tracing::info!(call_id = %id, channel = channel.as_str(), external_id = ?start.external_id, "media stream started");

@@ -86,6 +86,7 @@ pub async fn offer(
     // Within the limits, before a port is taken; held until the call's task ends.
     let seat = match ctx.admit(Channel::WebRtc, &agent) {
         Ok(seat) => seat,
+        Err(full) if !full.passing() => return error(StatusCode::PAYMENT_REQUIRED, full.text()),
         Err(full) => {
             let retry = ctx.admission.retry_after_s().to_string();
             let mut refused =
