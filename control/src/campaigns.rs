@@ -200,14 +200,15 @@ impl Scheduler {
     async fn place(&self, campaign: &CampaignRow, number: &str, attempt: u32) {
         let policy: RetryPolicy = serde_json::from_str(&campaign.retry).unwrap_or_default();
         let agent = match &campaign.agent_id {
-            None => Ok(self.agents.configured().clone()),
-            Some(id) => self.agents.get(id).await,
+            None => Ok(self.agents.configured().call.clone()),
+            // With its tenant's plan: a closed one dials nothing (admission refuses).
+            Some(id) => self.agents.for_call(id).await,
         };
         let ring = Some(Duration::from_secs(u64::from(campaign.ring_timeout_s)));
         let placed = match agent {
             Ok(agent) => self
                 .dialer
-                .dial(&campaign.tenant_id, agent.call, number, ring, Some(campaign.id.clone()))
+                .dial(&campaign.tenant_id, agent, number, ring, Some(campaign.id.clone()))
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(format!("the agent: {e}")),

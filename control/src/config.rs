@@ -1,7 +1,7 @@
 //! The control plane's settings: the sections of `config.toml` it reads
 //! (`[storage]`, `[models]`, `[agent]`, `[endpointing]`, `[openai]`,
 //! `[deepgram]`, `[auth]`, `[s3]`, `[post_call]`, `[outbound]`, `[smtp]`,
-//! `[billing]`, `[scripted]`), and [`ControlConfig`], which gathers them
+//! `[billing]` with its plans, `[stripe]`, `[signup]`, `[scripted]`), and [`ControlConfig`], which gathers them
 //! with what it reads of the media plane's sections (the configured
 //! agent's numbers and widget, the turn settings, the limits) and of
 //! `[http]`.
@@ -52,6 +52,8 @@ pub struct ControlConfig {
     pub outbound: OutboundSettings,
     pub smtp: SmtpSettings,
     pub billing: BillingSettings,
+    pub stripe: StripeSettings,
+    pub signup: SignupSettings,
     pub scripted: ScriptedSettings,
 }
 
@@ -79,6 +81,8 @@ impl Default for ControlConfig {
             outbound: OutboundSettings::default(),
             smtp: SmtpSettings::default(),
             billing: BillingSettings::default(),
+            stripe: StripeSettings::default(),
+            signup: SignupSettings::default(),
             scripted: ScriptedSettings::default(),
         }
     }
@@ -256,6 +260,8 @@ pub struct BillingSettings {
     pub chat_per_minute: f64,
     /// A WhatsApp conversation, whole (they last hours, mostly idle).
     pub whatsapp_per_conversation: f64,
+    /// The plans tenants sign up for (`[[billing.plans]]`).
+    pub plans: Vec<PlanSettings>,
 }
 
 impl Default for BillingSettings {
@@ -269,7 +275,100 @@ impl Default for BillingSettings {
             stream_per_minute: 0.04,
             chat_per_minute: 0.01,
             whatsapp_per_conversation: 0.02,
+            plans: vec![PlanSettings::free_trial()],
         }
+    }
+}
+
+/// A plan tenants sign up for. Limits of 0 are no limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanSettings {
+    /// What sign-ups and the API call it, e.g. `starter`.
+    pub name: String,
+    /// Stripe's price (`price_…`) of its subscription; empty: a free plan,
+    /// given without payment once the email is verified.
+    pub price_id: String,
+    /// Calls and chats at once.
+    pub max_concurrent_calls: u32,
+    /// Minutes of calls and chats a calendar month (UTC).
+    pub minutes_per_month: u32,
+    /// Agents the tenant keeps.
+    pub max_agents: u32,
+    /// Bytes of knowledge documents over all its agents.
+    pub knowledge_bytes: u64,
+    /// WhatsApp conversations opened a calendar month.
+    pub whatsapp_conversations_per_month: u32,
+    /// Days a tenant has on it from sign-up, then its calls stop; 0: no end.
+    pub trial_days: u32,
+}
+
+impl PlanSettings {
+    /// The free trial the shipped configuration offers.
+    #[must_use]
+    pub fn free_trial() -> Self {
+        Self {
+            name: "free_trial".into(),
+            max_concurrent_calls: 1,
+            minutes_per_month: 60,
+            max_agents: 1,
+            knowledge_bytes: 1_000_000,
+            whatsapp_conversations_per_month: 50,
+            trial_days: 14,
+            ..Self::default()
+        }
+    }
+}
+
+/// `[stripe]`: the Stripe account sign-ups pay through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StripeSettings {
+    /// Stripe's API (a test server's URL in tests).
+    pub api_url: String,
+    /// The secret API key (`sk_…`); empty: `STRIPE_SECRET_KEY` from the environment.
+    pub secret_key: Secret,
+    /// The webhook endpoint's signing secret (`whsec_…`); empty:
+    /// `STRIPE_WEBHOOK_SECRET` from the environment.
+    pub webhook_secret: Secret,
+    /// Where Checkout sends a payer who paid; empty: the dashboard.
+    pub success_url: String,
+    /// Where Checkout sends a payer who gave up; empty: the dashboard.
+    pub cancel_url: String,
+    /// How old (or how far ahead) a signed webhook may be, in seconds.
+    pub tolerance_s: u32,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.stripe.com".into(),
+            secret_key: Secret::default(),
+            webhook_secret: Secret::default(),
+            success_url: String::new(),
+            cancel_url: String::new(),
+            tolerance_s: 300,
+        }
+    }
+}
+
+/// `[signup]`: whether businesses may sign themselves up, and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignupSettings {
+    /// `POST /v1/signup` is open (off: 404, the operator makes tenants).
+    pub enabled: bool,
+    /// Seconds a verification or set-password link works.
+    pub link_ttl_s: u32,
+    /// Sign-ups one email address may ask for in an hour.
+    pub per_email_per_hour: u32,
+    /// Sign-ups one client network (/24, /56) may ask for in an hour.
+    pub per_network_per_hour: u32,
+}
+
+impl Default for SignupSettings {
+    fn default() -> Self {
+        Self { enabled: false, link_ttl_s: 24 * 3600, per_email_per_hour: 3, per_network_per_hour: 20 }
     }
 }
 

@@ -20,6 +20,9 @@
 //!   [`metrics`]: its tries.
 //! - [`campaigns`]: outbound calls on a schedule, with retries.
 //! - [`livekit`]: Voxgate's agents dispatched into LiveKit rooms.
+//! - [`plans`]: what each plan allows, Stripe's API and webhooks, and the
+//!   checks that keep a tenant to its plan; [`signup`]: businesses signing
+//!   themselves up, paying, and their first admin's password link.
 //! - [`whatsapp`]: tenants' WhatsApp numbers answered by their agents, and
 //!   the desk where people of the team take conversations over.
 //! - [`dashboard`]: the operators' page.
@@ -48,8 +51,10 @@ pub mod dashboard;
 pub mod ledger;
 pub mod livekit;
 pub mod metrics;
+pub mod plans;
 pub mod post_call;
 pub mod recordings;
+pub mod signup;
 pub mod spool;
 pub mod store;
 pub mod whatsapp;

@@ -63,6 +63,10 @@ pub struct Config {
     pub outbound: OutboundSettings,
     pub smtp: SmtpSettings,
     pub billing: BillingSettings,
+    /// `[stripe]`: the Stripe account sign-ups pay through.
+    pub stripe: voxgate_control::config::StripeSettings,
+    /// `[signup]`: businesses signing themselves up.
+    pub signup: voxgate_control::config::SignupSettings,
     pub scripted: ScriptedSettings,
     /// `[livekit]`: the LiveKit project agents are dispatched into.
     pub livekit: voxgate_control::livekit::LiveKitSettings,
@@ -201,6 +205,9 @@ impl Config {
         self.media().check().map_err(|e| ConfigError::Setting { setting: e.setting, reason: e.reason })?;
         self.control().check().map_err(|e| ConfigError::Setting { setting: e.setting, reason: e.reason })?;
         self.whatsapp.check().map_err(|e| ConfigError::Setting { setting: e.setting, reason: e.reason })?;
+        if let Some(reason) = voxgate_control::plans::problem(&self.billing.plans) {
+            return Err(ConfigError::Setting { setting: "billing.plans", reason });
+        }
         Ok(())
     }
 
@@ -252,6 +259,8 @@ impl Config {
             outbound: self.outbound.clone(),
             smtp: self.smtp.clone(),
             billing: self.billing.clone(),
+            stripe: self.stripe.clone(),
+            signup: self.signup.clone(),
             scripted: self.scripted.clone(),
         }
     }

@@ -231,6 +231,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         media_tokens: calls.tokens.clone(),
         livekit,
         whatsapp,
+        signups: Arc::new(voxgate_control::signup::Signups::new(
+            control.store.clone(),
+            config.billing.plans.clone(),
+            config.signup.clone(),
+            &config.stripe,
+            post_call::email::Mailer::new(&config.smtp)?,
+        )),
         agents,
         ledger,
         control,

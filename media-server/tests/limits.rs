@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::{API_KEY, Server, TestResult, http, http_text, start_server};
@@ -59,39 +58,10 @@ async fn still_open(socket: &mut Socket, ms: u64) -> bool {
 
 /// A raw INVITE to the configured number; the final response's status line and Retry-After.
 fn invite(server: &Server) -> Result<(String, Option<String>), Box<dyn std::error::Error>> {
-    let sip = UdpSocket::bind("127.0.0.1:0")?;
-    sip.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (my_port, sip_port) = (sip.local_addr()?.port(), server.sip_port);
-    let sdp =
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
-    let to = format!("<sip:1000@127.0.0.1:{sip_port}>");
-    let request =
-        common::caller::request_as("limits-1", "INVITE", 1, &to, "z9hG4bK-lim", sip_port, my_port, sdp);
-    sip.send_to(request.as_bytes(), ("127.0.0.1", sip_port))?;
-    let mut buf = vec![0u8; 8192];
-    loop {
-        let n = sip.recv(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let status = text.lines().next().unwrap_or_default().to_owned();
-        if status.starts_with("SIP/2.0 1") {
-            continue;
-        }
-        let retry = text.lines().find_map(|l| l.strip_prefix("Retry-After: ")).map(str::to_owned);
-        // The ACK for a refusal, so it is not resent.
-        let to_tagged = text.lines().find_map(|l| l.strip_prefix("To: ")).unwrap_or_default().to_owned();
-        let ack = common::caller::request_as(
-            "limits-1",
-            "ACK",
-            1,
-            &to_tagged,
-            "z9hG4bK-lim",
-            sip_port,
-            my_port,
-            "",
-        );
-        sip.send_to(ack.as_bytes(), ("127.0.0.1", sip_port))?;
-        return Ok((status, retry));
-    }
+    let text = common::caller::final_response(server, "1000", "limits-1")?;
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let retry = text.lines().find_map(|l| l.strip_prefix("Retry-After: ")).map(str::to_owned);
+    Ok((status, retry))
 }
 
 /// The status of an answer to an offer, its Retry-After and Location.

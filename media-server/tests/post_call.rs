@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -84,81 +84,6 @@ fn model() -> std::io::Result<(String, Arc<Mutex<u32>>)> {
         );
     })?;
     Ok((url, asked))
-}
-
-/// A message an SMTP client handed over.
-#[derive(Debug)]
-struct Mail {
-    to: Vec<String>,
-    data: String,
-}
-
-/// An SMTP server (RFC 5321, the commands a submission client sends)
-/// that keeps what it is given; for two minutes.
-fn smtp_sink() -> std::io::Result<(u16, mpsc::Receiver<Mail>)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let (tx, rx) = mpsc::channel();
-    listener.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < until {
-            let Ok((stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let mut out = stream.try_clone().expect("clone");
-                let mut lines = BufReader::new(stream);
-                let _ = out.write_all(b"220 sink.test ESMTP ready\r\n");
-                let mut to = Vec::new();
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if lines.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let upper = line.to_ascii_uppercase();
-                    let reply: &[u8] = if upper.starts_with("EHLO") {
-                        b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
-                    } else if upper.starts_with("HELO")
-                        || upper.starts_with("MAIL FROM")
-                        || upper.starts_with("RSET")
-                    {
-                        b"250 OK\r\n"
-                    } else if upper.starts_with("RCPT TO") {
-                        to.push(line[8..].trim().trim_matches(['<', '>']).to_owned());
-                        b"250 OK\r\n"
-                    } else if upper.starts_with("DATA") {
-                        let _ = out.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n");
-                        let mut data = String::new();
-                        loop {
-                            line.clear();
-                            if lines.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == ".\r\n" {
-                                break;
-                            }
-                            data.push_str(&line);
-                        }
-                        let _ = tx.send(Mail { to: std::mem::take(&mut to), data });
-                        b"250 OK queued\r\n"
-                    } else if upper.starts_with("QUIT") {
-                        let _ = out.write_all(b"221 Bye\r\n");
-                        return;
-                    } else {
-                        b"502 Command not implemented\r\n"
-                    };
-                    let _ = out.write_all(reply);
-                }
-            });
-        }
-    });
-    Ok((port, rx))
 }
 
 /// What the CRM holds: contacts by email, and notes per contact id.
@@ -384,7 +309,7 @@ fn server_env(llm: &str, smtp_port: u16) -> Vec<(&'static str, String)> {
 #[allow(clippy::too_many_lines, reason = "one chat's whole aftermath, read top to bottom")]
 fn a_chat_is_analysed_billed_emailed_synced_and_announced() -> TestResult {
     let (llm, _) = model()?;
-    let (smtp_port, mail) = smtp_sink()?;
+    let (smtp_port, mail) = common::smtp::sink()?;
     let (crm_url, crm_state) = crm("pat-test-1")?;
     let hooks = TcpListener::bind("127.0.0.1:0")?;
     let hook_url = format!("http://{}/hooks/voxgate", hooks.local_addr()?);

@@ -123,6 +123,25 @@ impl Agents {
         Ok(agent)
     }
 
+    /// The agent `id` names as a call gets it: with what its tenant's plan
+    /// allows now (admission keeps to it).
+    ///
+    /// # Errors
+    /// No such agent, it cannot be built, or the database fails.
+    pub async fn for_call(&self, id: &str) -> Result<voxgate_calls::CallAgent, AgentError> {
+        let mut call = self.get(id).await?.call;
+        if let Some(tenant) = &call.tenant_id {
+            call.plan = crate::plans::gate(&self.store, self.plans(), tenant).await?;
+        }
+        Ok(call)
+    }
+
+    /// The plans tenants may be on (`[[billing.plans]]`).
+    #[must_use]
+    pub fn plans(&self) -> &[crate::config::PlanSettings] {
+        &self.config.billing.plans
+    }
+
     fn cached(&self, id: &str) -> Option<Agent> {
         let mut cache = self.cache.lock().ok()?;
         match cache.get(id) {
@@ -168,8 +187,9 @@ impl voxgate_calls::AgentDirectory for Agents {
         self.configured.call.clone()
     }
 
+    /// The agent, with what its tenant's plan allows now.
     async fn get(&self, id: &str) -> Result<voxgate_calls::CallAgent, DirectoryError> {
-        Agents::get(self, id).await.map(|a| a.call).map_err(DirectoryError::from)
+        Agents::for_call(self, id).await.map_err(DirectoryError::from)
     }
 
     async fn routes(&self) -> Result<HashMap<String, String>, DirectoryError> {

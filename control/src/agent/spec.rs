@@ -319,6 +319,12 @@ fn http_url(s: &str) -> bool {
 }
 
 impl AgentSpec {
+    /// Bytes of knowledge documents it holds (plans limit them).
+    #[must_use]
+    pub fn knowledge_bytes(&self) -> u64 {
+        self.knowledge.iter().map(|d| d.content.len() as u64).sum()
+    }
+
     /// The agent `[agent]` (and `[endpointing]`, `[widget]`) configure.
     #[must_use]
     pub fn from_config(config: &ControlConfig) -> Self {

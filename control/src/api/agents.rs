@@ -52,6 +52,7 @@ fn to_json(spec: &AgentSpec) -> String {
 /// Creates an agent.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", security(("bearer" = [])), request_body = AgentSpec,
     responses((status = 201, body = Agent), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
+        (status = 402, description = "Past the tenant's plan (agents, knowledge), or it is suspended", body = super::ErrorBody),
         (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -60,6 +61,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
     spec.validate()?;
     spec.name = spec.name.trim().to_owned();
+    within_plan(&state, &caller, None, &spec).await?;
     let row = state
         .control
         .store
@@ -155,12 +157,41 @@ pub async fn update(
     save(&state, &caller, &id, &spec).await
 }
 
+/// Refuses (402) what the tenant's plan does not allow: a new agent past
+/// its agents, or knowledge grown past its bytes. Agent `id` (`None`: a new
+/// one) would become `spec`.
+async fn within_plan(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    spec: &AgentSpec,
+) -> Result<(), ApiError> {
+    let rows = state.control.store.agents(&caller.tenant_id).await?;
+    let mut before = 0;
+    let mut others = 0;
+    for row in &rows {
+        let bytes = spec_of(row)?.knowledge_bytes();
+        before += bytes;
+        if Some(row.id.as_str()) != id {
+            others += bytes;
+        }
+    }
+    let after = others + spec.knowledge_bytes();
+    if id.is_some() && after <= before {
+        return Ok(());
+    }
+    let agents = rows.len() + usize::from(id.is_none());
+    let plans = &state.config.billing.plans;
+    Ok(crate::plans::may_keep(&state.control.store, plans, &caller.tenant_id, agents, after).await?)
+}
+
 async fn save(
     state: &AppState,
     caller: &Caller,
     id: &str,
     spec: &AgentSpec,
 ) -> Result<Json<Agent>, ApiError> {
+    within_plan(state, caller, Some(id), spec).await?;
     let row = state
         .control
         .store

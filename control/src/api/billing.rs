@@ -32,6 +32,9 @@ pub struct UsageQuery {
 /// Usage over a period.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Usage {
+    /// The tenant's plan, its limits and this month's use against them;
+    /// absent: no plan (the operator's limits alone).
+    pub plan: Option<PlanUsage>,
     pub currency: String,
     /// Unix ms, inclusive.
     pub from: i64,
@@ -40,6 +43,65 @@ pub struct Usage {
     pub total: Totals,
     /// One entry per agent and channel (`agent_id` null: the configured agent).
     pub lines: Vec<Line>,
+}
+
+/// A tenant's plan and this calendar month's use of it (UTC).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanUsage {
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Why it takes no calls now (`suspended`, `trial_ended`,
+    /// `minutes_used`); absent: it takes them.
+    pub closed: Option<&'static str>,
+    /// Unix ms; absent: no end.
+    pub trial_ends_at: Option<i64>,
+    /// The month counted from (Unix ms).
+    pub since: i64,
+    /// The plan's limits (0: none).
+    pub limits: crate::config::PlanSettings,
+    pub used: PlanUsed,
+}
+
+/// This month's use, in the plan's units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanUsed {
+    /// Calls and chats, every channel but WhatsApp.
+    pub minutes: f64,
+    pub agents: u64,
+    pub knowledge_bytes: u64,
+    pub whatsapp_conversations: i64,
+}
+
+/// The tenant's plan and its use this month; `None`: no plan.
+async fn plan_usage(state: &AppState, tenant: &str) -> Result<Option<PlanUsage>, ApiError> {
+    let store = &state.control.store;
+    let now = crate::store::now_ms();
+    let standing = crate::plans::standing(store, &state.config.billing.plans, tenant, now).await?;
+    let Some(standing) = standing else { return Ok(None) };
+    let Some(plan) = standing.plan else { return Ok(None) };
+    let since = crate::plans::month_start(now);
+    let agents = store.agents(tenant).await?;
+    let mut knowledge_bytes = 0;
+    for row in &agents {
+        let spec: crate::agent::spec::AgentSpec = serde_json::from_str(&row.spec)
+            .map_err(|source| ApiError::Store(crate::store::StoreError::Corrupt { what: "agent", source }))?;
+        knowledge_bytes += spec.knowledge_bytes();
+    }
+    Ok(Some(PlanUsage {
+        name: plan.name.clone(),
+        status: standing.stored.status,
+        closed: standing.closed.map(voxgate_calls::PlanClosed::as_str),
+        trial_ends_at: standing.stored.trial_ends_at,
+        since,
+        used: PlanUsed {
+            minutes: standing.call_ms as f64 / 60_000.0,
+            agents: agents.len() as u64,
+            knowledge_bytes,
+            whatsapp_conversations: store.conversations_since(tenant, since).await?,
+        },
+        limits: plan,
+    }))
 }
 
 /// Sums of billing records.
@@ -93,14 +155,9 @@ fn month_range(month: &str) -> Option<(i64, i64)> {
     (from >= 0).then_some((from, to))
 }
 
-/// The start of the month `now` is in, UTC, in Unix ms.
-fn month_start(now: jiff::Timestamp) -> i64 {
-    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-    month_range(&format!("{:04}-{:02}", today.year(), today.month())).map_or(0, |(from, _)| from)
-}
-
 /// The tenant's usage over a period (a month, or `from`..`to`; default:
-/// this month so far), by agent and channel.
+/// this month so far), by agent and channel; and its plan's limits beside
+/// this month's use of them.
 #[utoipa::path(get, path = "/v1/billing/usage", tag = "billing", security(("bearer" = [])), params(UsageQuery),
     responses((status = 200, body = Usage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn usage(
@@ -112,9 +169,10 @@ pub async fn usage(
         (Some(m), None, None) => month_range(m)
             .ok_or_else(|| ApiError::BadRequest("month must be YYYY-MM, e.g. 2026-11".into()))?,
         (Some(_), _, _) => return Err(ApiError::BadRequest("give month, or from and to, not both".into())),
-        (None, from, to) => {
-            (from.unwrap_or_else(|| month_start(jiff::Timestamp::now())), to.unwrap_or(i64::MAX))
-        }
+        (None, from, to) => (
+            from.unwrap_or_else(|| crate::plans::month_start(crate::store::now_ms())),
+            to.unwrap_or(i64::MAX),
+        ),
     };
     if from < 0 || to < 0 {
         return Err(ApiError::BadRequest("from and to are Unix milliseconds, not below 0".into()));
@@ -132,7 +190,8 @@ pub async fn usage(
         t.add(r);
         lines.push(Line { agent_id: r.agent_id.clone(), channel: r.channel.clone(), totals: t });
     }
-    Ok(Json(Usage { currency: state.config.billing.currency.clone(), from, to, total, lines }))
+    let plan = plan_usage(&state, &caller.tenant_id).await?;
+    Ok(Json(Usage { plan, currency: state.config.billing.currency.clone(), from, to, total, lines }))
 }
 
 #[cfg(test)]
@@ -148,11 +207,5 @@ mod tests {
         for bad in ["2026", "2026-13", "26-11", "2026-x", "1969-12", "2026-1"] {
             assert_eq!(month_range(bad), None, "{bad}");
         }
-        // Within a month, on its first millisecond, and on its last.
-        let at = |ms: i64| month_start(jiff::Timestamp::from_millisecond(ms).expect("a time"));
-        assert_eq!(at(1_794_830_400_000), 1_793_491_200_000, "2026-11-16 12:00");
-        assert_eq!(at(1_793_491_200_000), 1_793_491_200_000);
-        assert_eq!(at(1_796_083_199_999), 1_793_491_200_000);
-        assert_eq!(at(1_796_083_200_000), 1_796_083_200_000, "December");
     }
 }

@@ -33,7 +33,8 @@ pub struct PlaceCall {
 /// Dials a number or SIP URI through the trunk; follow it with `GET /v1/calls/{id}`.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", security(("bearer" = [])), request_body = PlaceCall,
     responses((status = 201, description = "Dialling", body = Object), (status = 400, body = super::ErrorBody),
-        (status = 401, body = super::ErrorBody), (status = 403, description = "Not the trunk's nor an allowed host", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody), (status = 402, description = "The tenant's plan takes no calls now", body = super::ErrorBody),
+        (status = 403, description = "Not the trunk's nor an allowed host", body = super::ErrorBody),
         (status = 429, description = "The tenant is at a dial limit", body = super::ErrorBody),
         (status = 502, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn place(
@@ -55,12 +56,16 @@ pub async fn place(
     let agent = match req.agent.as_deref().filter(|a| !a.is_empty()) {
         // Only the tenant's own agents; another tenant's is as unknown as a missing one.
         Some(id) => match state.control.store.agent(&caller.tenant_id, id).await? {
-            Some(_) => state.agents.get(id).await?,
+            Some(_) => state.agents.for_call(id).await?,
             None => return Err(ApiError::NotFound("agent")),
         },
-        None => state.agents.configured().clone(),
+        None => state.agents.configured().call.clone(),
     };
-    match dialer.dial(&caller.tenant_id, agent.call, &req.to, ring, None).await {
+    // A suspended plan, an ended trial or a month's minutes used: payment first.
+    if let Some(closed) = agent.plan.closed {
+        return Err(ApiError::PaymentRequired(closed.text().to_owned()));
+    }
+    match dialer.dial(&caller.tenant_id, agent, &req.to, ring, None).await {
         Ok(status) => Ok((StatusCode::CREATED, Json(status)).into_response()),
         Err(e @ DialError::BadTarget(_)) => Err(ApiError::BadRequest(e.to_string())),
         Err(e @ DialError::Unreachable(_)) => {

@@ -21,6 +21,7 @@ mod livekit;
 mod numbers;
 mod openapi;
 mod settings;
+mod signup;
 mod users;
 mod whatsapp;
 
@@ -70,6 +71,8 @@ pub struct AppState {
     pub livekit: Option<Arc<crate::livekit::LiveKit>>,
     /// Tenants' WhatsApp numbers and their conversations.
     pub whatsapp: Arc<crate::whatsapp::WhatsApp>,
+    /// Businesses signing themselves up, and Stripe's word on their payments.
+    pub signups: Arc<crate::signup::Signups>,
 }
 
 /// What `/healthz` says about the agent.
@@ -121,6 +124,9 @@ pub enum ApiError {
     LoginBackoff(u64),
     #[error("{0}")]
     Unavailable(String),
+    /// The tenant's plan does not allow it (or it is suspended).
+    #[error("{0}")]
+    PaymentRequired(String),
     /// A database failure: logged, not shown.
     #[error("internal error")]
     Store(StoreError),
@@ -136,6 +142,15 @@ impl From<crate::agent::registry::AgentError> for ApiError {
                 tracing::error!(error = %e, "agent unavailable");
                 Self::Unavailable("the agent is unavailable".into())
             }
+        }
+    }
+}
+
+impl From<crate::plans::PlanCheck> for ApiError {
+    fn from(e: crate::plans::PlanCheck) -> Self {
+        match e {
+            crate::plans::PlanCheck::Over(over) => Self::PaymentRequired(over.0),
+            crate::plans::PlanCheck::Store(e) => e.into(),
         }
     }
 }
@@ -184,6 +199,7 @@ impl IntoResponse for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::LoginBackoff(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Store(e) => {
                 tracing::error!(error = %e, "control API: database failure");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -270,6 +286,12 @@ pub fn routes() -> Vec<(&'static str, Reach, MethodRouter<AppState>)> {
     use Reach::{Credentials, Public};
     vec![
         ("/v1/auth/login", Public, post(login)),
+        ("/v1/auth/set-password", Public, post(signup::set_password)),
+        ("/v1/plans", Public, get(signup::plans)),
+        ("/v1/signup", Public, post(signup::request)),
+        ("/v1/signup/verify", Public, get(signup::verify)),
+        // Stripe signs its webhooks with the endpoint's secret: no caller credentials.
+        ("/v1/stripe/webhook", Public, post(signup::stripe_webhook)),
         ("/v1/recordings/{key}", Public, get(download)),
         ("/v1/openapi.json", Credentials, get(openapi::serve)),
         ("/v1/me", Credentials, get(keys::me)),

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     agent_tests, agents, analytics, billing, calls, campaigns, conversations, keys, livekit, numbers,
-    settings, users, whatsapp,
+    settings, signup, users, whatsapp,
 };
 
 #[derive(OpenApi)]
@@ -15,7 +15,8 @@ use super::{
     info(title = "Voxgate control API", description = "Agents, calls, recordings and access for a Voxgate media server. \
         Send `Authorization: Bearer <token>` (from /v1/auth/login) or `Bearer <API key>`."),
     paths(
-        keys::login, keys::me, keys::create, keys::list, keys::revoke,
+        keys::login, signup::set_password, signup::plans, signup::request, signup::verify, signup::stripe_webhook,
+        keys::me, keys::create, keys::list, keys::revoke,
         users::list, users::create, users::update, users::remove,
         numbers::list, numbers::assign, numbers::release,
         settings::read_twilio, settings::set_twilio, settings::remove_twilio,
@@ -35,7 +36,7 @@ use super::{
     ),
     components(schemas(super::ErrorBody)),
     modifiers(&Bearer, &CommonErrors),
-    tags((name = "auth"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics"), (name = "livekit"), (name = "whatsapp"), (name = "conversations")),
+    tags((name = "auth"), (name = "signup"), (name = "numbers"), (name = "agents"), (name = "calls"), (name = "campaigns"), (name = "billing"), (name = "analytics"), (name = "livekit"), (name = "whatsapp"), (name = "conversations")),
 )]
 struct Doc;
 

@@ -67,6 +67,7 @@ impl From<WhatsAppError> for ApiError {
             WhatsAppError::NotFound(what) => Self::NotFound(what),
             WhatsAppError::Conflict(why) => Self::Conflict(why),
             e @ WhatsAppError::OutsideWindow => Self::Conflict(e.to_string()),
+            WhatsAppError::OverPlan(why) => Self::PaymentRequired(why),
             e @ WhatsAppError::Graph(_) => {
                 Self::Request { status: StatusCode::BAD_GATEWAY, message: e.to_string() }
             }

@@ -416,5 +416,30 @@ function changed(event) {
   if (current && current.id === event.conversation_id) showConversation(current.id).catch(report);
 }
 
-if (token) start().catch(report);
+// ---- A new account's password (the mailed link: /dashboard?set_password=…) --
+
+const link = new URLSearchParams(location.search).get('set_password');
+
+$('#set-password').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('#set-password-error').textContent = '';
+  const r = await fetch('/v1/auth/set-password', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token: link, password: $('#new-password').value }),
+  });
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({}));
+    $('#set-password-error').textContent = body.error || `Failed (${r.status})`;
+    return;
+  }
+  // The link is used up: off the address bar, then log in with the new password.
+  history.replaceState(null, '', location.pathname);
+  $('#set-password').hidden = true;
+  showLogin();
+  $('#login-error').textContent = 'Password set. Log in.';
+});
+
+if (link) $('#set-password').hidden = false;
+else if (token) start().catch(report);
 else showLogin();

@@ -125,7 +125,8 @@ pub fn address_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<String
 }
 
 /// A plain `local@domain.tld` address.
-fn is_address(word: &str) -> bool {
+#[must_use]
+pub fn is_address(word: &str) -> bool {
     let Some((local, domain)) = word.split_once('@') else { return false };
     let local_ok =
         !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c));

@@ -119,6 +119,18 @@ pub enum WhatsAppError {
     /// approved template now.
     #[error("the contact last wrote over 24 hours ago: only an approved template may be sent")]
     OutsideWindow,
+    /// The tenant's plan opens no more conversations (or is suspended).
+    #[error("{0}")]
+    OverPlan(String),
+}
+
+impl From<crate::plans::PlanCheck> for WhatsAppError {
+    fn from(e: crate::plans::PlanCheck) -> Self {
+        match e {
+            crate::plans::PlanCheck::Over(over) => Self::OverPlan(over.0),
+            crate::plans::PlanCheck::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 /// Something the desk should see at once (the dashboard's live feed).
@@ -282,7 +294,14 @@ impl WhatsApp {
             (other, ..) => ("other", format!("[{}]", other.chars().take(20).collect::<String>())),
         };
         let now = now_ms();
-        let conversation = self.conversation_for(app, number, &m.from, now).await?;
+        let conversation = match self.conversation_for(app, number, &m.from, now).await {
+            Err(WhatsAppError::OverPlan(why)) => {
+                // Taken (Meta would only deliver it again), not stored, not answered.
+                tracing::warn!(tenant = %number.tenant_id, reason = %why, "a WhatsApp message left unanswered: over the plan");
+                return Ok(());
+            }
+            opened => opened?,
+        };
         let message = MessageRow {
             id: message_id(now),
             author: "contact".into(),
@@ -328,6 +347,8 @@ impl WhatsApp {
         }
         // The agent must exist before a conversation is opened for it.
         self.agents.get(&number.agent_id).await?;
+        // WhatsApp is counted in conversations a month, not minutes.
+        crate::plans::may_open_conversation(&self.store, self.agents.plans(), &number.tenant_id).await?;
         let conversation = ConversationRow {
             id: CallId::random().to_string(),
             tenant_id: number.tenant_id.clone(),

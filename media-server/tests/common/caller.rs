@@ -194,3 +194,42 @@ pub fn press(rtp: &UdpSocket, media_port: u16, events: &[u8]) -> TestResult {
     }
     Ok(())
 }
+
+/// A raw INVITE from a fresh socket to `number`, never answered by media:
+/// the final response (after any 1xx), acknowledged so it is not resent.
+pub fn final_response(
+    server: &super::Server,
+    number: &str,
+    call_id: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let sip = UdpSocket::bind("127.0.0.1:0")?;
+    sip.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (my_port, sip_port) = (sip.local_addr()?.port(), server.sip_port);
+    let sdp =
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let to = format!("<sip:{number}@127.0.0.1:{sip_port}>");
+    // The Request-URI names the number (request_as's names 1000).
+    let uri = format!("sip:{number}@");
+    let request = request_as(call_id, "INVITE", 1, &to, "z9hG4bK-final", sip_port, my_port, sdp).replacen(
+        "sip:1000@",
+        &uri,
+        1,
+    );
+    sip.send_to(request.as_bytes(), ("127.0.0.1", sip_port))?;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = sip.recv(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 1") {
+            continue;
+        }
+        let to_tagged = text.lines().find_map(|l| l.strip_prefix("To: ")).unwrap_or_default().to_owned();
+        let ack = request_as(call_id, "ACK", 1, &to_tagged, "z9hG4bK-final", sip_port, my_port, "").replacen(
+            "sip:1000@",
+            &uri,
+            1,
+        );
+        sip.send_to(ack.as_bytes(), ("127.0.0.1", sip_port))?;
+        return Ok(text);
+    }
+}

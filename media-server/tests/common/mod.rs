@@ -14,6 +14,7 @@ pub mod heard;
 pub mod moto;
 pub mod postgres;
 pub mod sipp;
+pub mod smtp;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -373,14 +374,28 @@ pub fn http_bytes(
     key: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let (status, _head, payload) = http_raw(server, method, path, &headers, body.unwrap_or_default())?;
+    Ok((status, payload))
+}
+
+/// One HTTP/1.1 request with `headers` (and a JSON content type); the
+/// status, the response's head and its body (chunks joined).
+pub fn http_raw(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, Vec<u8>), Box<dyn std::error::Error>> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(server.http)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    let body = body.unwrap_or_default();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         server.http,
         body.len()
@@ -388,14 +403,14 @@ pub fn http_bytes(
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let end = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no body")?;
-    let head = String::from_utf8_lossy(&response[..end]);
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
     let status = head.split_whitespace().nth(1).ok_or("no status line")?.parse()?;
     let payload = response[end + 4..].to_vec();
     // Chunked bodies (the server streams some) are joined.
     if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return Ok((status, unchunk(&payload)));
+        return Ok((status, head, unchunk(&payload)));
     }
-    Ok((status, payload))
+    Ok((status, head, payload))
 }
 
 /// Joins an HTTP/1.1 chunked body.
@@ -595,8 +610,6 @@ pub fn json_endpoint(path: &str, body: &'static str) -> std::io::Result<(String,
     Ok((url, seen))
 }
 
-/// Answers each connection to `listener` with `answer`, one at a time,
-/// on a thread that stops by itself after 2 minutes.
 /// Reads one HTTP/1.1 request from `stream`: the head, then Content-Length
 /// bytes of body (5 s at most); as text.
 pub fn read_request(stream: &mut std::net::TcpStream) -> String {
@@ -621,6 +634,8 @@ pub fn read_request(stream: &mut std::net::TcpStream) -> String {
     String::from_utf8_lossy(&request).into_owned()
 }
 
+/// Answers each connection to `listener` with `answer`, one at a time,
+/// on a thread that stops by itself after 2 minutes.
 pub fn serve_http(
     listener: std::net::TcpListener,
     mut answer: impl FnMut(std::net::TcpStream) + Send + 'static,
