@@ -104,12 +104,18 @@ pub fn request(transcript: &[TranscriptLine]) -> ChatRequest {
         .iter()
         .filter(|l| !l.text.trim().is_empty())
         .map(|l| {
-            let who = if l.speaker == Speaker::Caller { "Caller" } else { "Agent" };
+            let who = match l.speaker {
+                Speaker::Caller => "Caller",
+                Speaker::Agent => "Agent",
+                // A person of the team who took the conversation over: not the AI agent.
+                Speaker::Staff => "Staff",
+            };
             format!("{who}: {}\n", l.text.trim())
         })
         .collect();
     let system = format!(
-        "You analyse a conversation between a business's AI agent and a caller. Answer with one JSON object \
+        "You analyse a conversation between a business's AI agent (Staff: a person of its team who took \
+         over) and a caller. Answer with one JSON object \
          and nothing else, fitting this JSON schema:\n{}\n\
          category is exactly one of: {}. quote is copied word for word from the conversation. \
          sentiment is the caller's, from -1 (angry) to 1 (delighted). turn_sentiments has exactly {callers} \
@@ -568,6 +574,18 @@ mod tests {
         let extra = r#"{"intent":"a","summary":"b","category":"Others","justification":"c","quote":"how much",
             "sentiment":0,"turn_sentiments":[0,0],"mood":"x"}"#;
         assert!(matches!(validate(extra, &t), Err(InvalidAnswer::Schema(_))));
+    }
+
+    #[test]
+    fn the_teams_lines_are_not_the_agents() {
+        let t = vec![
+            line(1, Speaker::Caller, "I want a refund"),
+            line(1, Speaker::Agent, "Let me find a colleague."),
+            line(2, Speaker::Staff, "Hi, this is Sam from the bakery."),
+        ];
+        let asked = format!("{:?}", request(&t));
+        assert!(asked.contains("Staff: Hi, this is Sam") && asked.contains("Agent: Let me find"), "{asked}");
+        assert!(!asked.contains("Agent: Hi, this is Sam"), "{asked}");
     }
 
     #[test]
