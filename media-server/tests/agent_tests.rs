@@ -134,18 +134,6 @@ fn a_file_that_cannot_run_is_refused_before_any_call() -> TestResult {
     Ok(())
 }
 
-/// `voxgate admin create` against `database_url`.
-fn admin_create(database_url: &str, email: &str, tenant: &str) -> TestResult {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .current_dir(common::root())
-        .args(["admin", "create", "--config", "config.toml", "--email", email, "--tenant", tenant])
-        .env("VOXGATE_ADMIN_PASSWORD", "rival-password-1")
-        .env("VOXGATE_STORAGE__DATABASE_URL", database_url)
-        .output()?;
-    assert!(out.status.success(), "admin create: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
 #[test]
 fn the_api_runs_a_test_against_a_tenants_agent_and_only_its_tenant_reads_it() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -182,7 +170,7 @@ fn the_api_runs_a_test_against_a_tenants_agent_and_only_its_tenant_reads_it() ->
     assert_eq!(send("POST", &format!("/v1/agents/{id}/tests"), API_KEY, Some(&plan))?.0, 409);
 
     // Another tenant can neither read the run nor test the agent.
-    admin_create(&database_url, "rival@example.com", "rival")?;
+    common::admin_create(&database_url, "rival@example.com", "rival-password-1", "rival")?;
     let (status, login) = http(
         &server,
         "POST",

@@ -24,18 +24,6 @@ fn server(database_url: &str, extra: &[(&str, String)]) -> Result<Server, Box<dy
     start_server(&env)
 }
 
-/// `voxgate admin create` against the server's database.
-fn admin_create(database_url: &str, email: &str, password: &str, tenant: &str) -> TestResult {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .current_dir(common::root())
-        .args(["admin", "create", "--config", "config.toml", "--email", email, "--tenant", tenant])
-        .env("VOXGATE_ADMIN_PASSWORD", password)
-        .env("VOXGATE_STORAGE__DATABASE_URL", database_url)
-        .output()?;
-    assert!(out.status.success(), "admin create: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
 fn send(
     server: &Server,
     method: &str,
@@ -124,8 +112,8 @@ fn operator_story(database_url: &str) -> TestResult {
     } else {
         database_url.to_owned()
     };
-    admin_create(&db, "ann@acme.example", "ann-password-1", "acme")?;
-    admin_create(&db, "bob@globex.example", "bob-password-1", "globex")?;
+    common::admin_create(&db, "ann@acme.example", "ann-password-1", "acme")?;
+    common::admin_create(&db, "bob@globex.example", "bob-password-1", "globex")?;
     // The same email twice is refused.
     let again = Command::new(env!("CARGO_BIN_EXE_voxgate"))
         .current_dir(common::root())

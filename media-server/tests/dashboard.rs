@@ -71,22 +71,8 @@ fn an_operator_logs_in_opens_a_call_plays_its_recording_and_edits_an_agent() -> 
         std::thread::sleep(Duration::from_millis(200));
     }
     // An operator of the default tenant, which owns the configured agent's calls.
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .current_dir(root())
-        .args([
-            "admin",
-            "create",
-            "--config",
-            "config.toml",
-            "--email",
-            "ops@bakery.test",
-            "--tenant",
-            "default",
-        ])
-        .env("VOXGATE_ADMIN_PASSWORD", "a long dashboard password")
-        .env("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", server.recordings.display()))
-        .output()?;
-    assert!(out.status.success(), "admin create: {}", String::from_utf8_lossy(&out.stderr));
+    let database = format!("sqlite://{}/voxgate.db", server.recordings.display());
+    common::admin_create(&database, "ops@bakery.test", "a long dashboard password", "default")?;
 
     let artifacts = root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts)?;

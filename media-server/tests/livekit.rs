@@ -422,25 +422,9 @@ fn livekit_webhooks_are_verified_and_drive_dispatch_transfer_and_hang_up() -> Te
 fn a_tenant_dispatches_and_mints_tokens_only_in_its_own_rooms() -> TestResult {
     let livekit = LiveKit::start()?;
     let server = start_server(&livekit.env())?;
-    let voxgate = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_voxgate"))
-            .current_dir(root())
-            .args(args)
-            .env("VOXGATE_ADMIN_PASSWORD", "admin-password-1")
-            .env(
-                "VOXGATE_STORAGE__DATABASE_URL",
-                format!("sqlite://{}/voxgate.db", server.recordings.display()),
-            )
-            .output()
-    };
     let mut keys = Vec::new();
     for (email, tenant) in [("ann@acme.example", "acme"), ("bob@globex.example", "globex")] {
-        let out = voxgate(&["admin", "create", "--email", email, "--tenant", tenant])?;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let login = json!({"email": email, "password": "admin-password-1"}).to_string();
-        let (status, body) = http(&server, "POST", "/v1/auth/login", None, Some(&login))?;
-        assert_eq!(status, 200, "{body}");
-        keys.push(body["token"].as_str().ok_or("no token")?.to_owned());
+        keys.push(common::tenant_admin(&server, email, "admin-password-1", tenant)?);
     }
     let (ann, bob) = (keys[0].as_str(), keys[1].as_str());
     let (acme, globex) = (tenant_of(&server, ann)?, tenant_of(&server, bob)?);

@@ -585,22 +585,7 @@ fn feed(server: &Server, key: &str) -> Result<mpsc::Receiver<String>, Box<dyn st
 fn a_tenant_s_conversations_and_numbers_are_its_own() -> TestResult {
     let graph = Graph::start(Vec::new())?;
     let server = start_server(&[("VOXGATE_WHATSAPP__GRAPH_URL", graph.url.clone())])?;
-    let voxgate = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_voxgate"))
-            .current_dir(root())
-            .args(args)
-            .env("VOXGATE_ADMIN_PASSWORD", "admin-password-1")
-            .env(
-                "VOXGATE_STORAGE__DATABASE_URL",
-                format!("sqlite://{}/voxgate.db", server.recordings.display()),
-            )
-            .output()
-    };
-    let out = voxgate(&["admin", "create", "--email", "eve@globex.example", "--tenant", "globex"])?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let login = json!({"email": "eve@globex.example", "password": "admin-password-1"}).to_string();
-    let (_, body) = http(&server, "POST", "/v1/auth/login", None, Some(&login))?;
-    let eve = body["token"].as_str().ok_or("no token")?.to_owned();
+    let eve = common::tenant_admin(&server, "eve@globex.example", "admin-password-1", "globex")?;
 
     let app = register(&server, API_KEY, "")?;
     assert_eq!(deliver(&server, &app, &text_from(CONTACT, "wamid.IN1", "Hello"))?, 200);
@@ -672,13 +657,8 @@ fn a_person_at_the_desk_page_claims_and_answers_a_conversation_as_it_arrives() -
     )?;
     assert_eq!(status, 201, "{agent}");
     let app = register(&server, API_KEY, agent["id"].as_str().ok_or("no agent id")?)?;
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .current_dir(root())
-        .args(["admin", "create", "--email", "desk@bakery.test", "--tenant", "default"])
-        .env("VOXGATE_ADMIN_PASSWORD", "a long desk password")
-        .env("VOXGATE_STORAGE__DATABASE_URL", format!("sqlite://{}/voxgate.db", server.recordings.display()))
-        .output()?;
-    assert!(out.status.success(), "admin create: {}", String::from_utf8_lossy(&out.stderr));
+    let database = format!("sqlite://{}/voxgate.db", server.recordings.display());
+    common::admin_create(&database, "desk@bakery.test", "a long desk password", "default")?;
 
     let artifacts = root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts)?;

@@ -343,6 +343,33 @@ pub fn http(
     Ok((status, json))
 }
 
+/// `voxgate admin create` against `database_url`: an admin `email` of
+/// `tenant` (made if new) with `password`.
+pub fn admin_create(database_url: &str, email: &str, password: &str, tenant: &str) -> TestResult {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .current_dir(root())
+        .args(["admin", "create", "--config", "config.toml", "--email", email, "--tenant", tenant])
+        .env("VOXGATE_ADMIN_PASSWORD", password)
+        .env("VOXGATE_STORAGE__DATABASE_URL", database_url)
+        .output()?;
+    assert!(out.status.success(), "admin create: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// [`admin_create`] on `server`'s (SQLite) database, then logged in: the admin's token.
+pub fn tenant_admin(
+    server: &Server,
+    email: &str,
+    password: &str,
+    tenant: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    admin_create(&format!("sqlite://{}/voxgate.db", server.recordings.display()), email, password, tenant)?;
+    let login = serde_json::json!({"email": email, "password": password}).to_string();
+    let (status, body) = http(server, "POST", "/v1/auth/login", None, Some(&login))?;
+    assert_eq!(status, 200, "{body}");
+    Ok(body["token"].as_str().ok_or("no token")?.to_owned())
+}
+
 /// The operator (the configured API key) gives `number` to the tenant of
 /// `credential` (a token or key), as `POST /v1/numbers` does.
 pub fn give_number(server: &Server, number: &str, credential: &str) -> TestResult {
