@@ -64,10 +64,13 @@ pub enum WebhookError {
     /// Signed, but not an event (400).
     #[error("the body is not a Stripe event: {0}")]
     NotAnEvent(String),
-    /// Handling it failed; Stripe will deliver it again (500).
+    /// Handling it failed; Stripe will deliver it again (503).
     #[error("{0}")]
     Failed(#[from] SignupError),
 }
+
+/// Client networks whose sign-ups are counted in one hour, at most.
+const MAX_NETWORKS: usize = 100_000;
 
 /// What a verified email leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,9 +198,12 @@ impl Signups {
         let mut networks = self.networks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let hour = now / 3_600_000;
         networks.retain(|_, (h, _)| *h == hour);
-        let entry = networks
-            .entry(voxgate_sip_bridge::limiter::client_network(client).to_string())
-            .or_insert((hour, 0));
+        let network = voxgate_sip_bridge::limiter::client_network(client).to_string();
+        // A flood from more networks than that in one hour is refused whole.
+        if !networks.contains_key(&network) && networks.len() >= MAX_NETWORKS {
+            return false;
+        }
+        let entry = networks.entry(network).or_insert((hour, 0));
         entry.1 += 1;
         entry.1 <= self.settings.per_network_per_hour
     }
@@ -405,5 +411,25 @@ impl Signups {
         self.store.set_subscription(&tenant, plan, status, subscription).await?;
         tracing::info!(tenant, plan, status, "subscription changed");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sign_ups_are_counted_per_client_network_and_hour() {
+        let (store, _dir) = crate::store::testing::sqlite().await;
+        let settings = SignupSettings { enabled: true, per_network_per_hour: 2, ..SignupSettings::default() };
+        let mailer = Mailer::new(&crate::config::SmtpSettings::default()).expect("a mailer");
+        let signups = Signups::new(store, Vec::new(), settings, &StripeSettings::default(), mailer);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        let hour = 1_800_000_000_000;
+        assert!(signups.network_may_sign_up(ip("198.51.100.7"), hour));
+        assert!(signups.network_may_sign_up(ip("198.51.100.200"), hour), "the same /24");
+        assert!(!signups.network_may_sign_up(ip("198.51.100.7"), hour), "its third this hour");
+        assert!(signups.network_may_sign_up(ip("203.0.113.1"), hour), "another network");
+        assert!(signups.network_may_sign_up(ip("198.51.100.7"), hour + 3_600_000), "the next hour");
     }
 }

@@ -56,6 +56,8 @@ pub struct Agents {
     local: Arc<LocalModels>,
     configured: Agent,
     cache: Mutex<HashMap<String, (Instant, Agent)>>,
+    /// Each tenant's plan, read as its calls start.
+    plans: crate::plans::Plans,
     /// Bumped by every change through the API (the SIP routes reload).
     changes: tokio::sync::watch::Sender<u64>,
 }
@@ -81,6 +83,7 @@ impl Agents {
             local,
             configured,
             cache: Mutex::default(),
+            plans: crate::plans::Plans::new(config.billing.plans.clone()),
             changes: tokio::sync::watch::channel(0).0,
         })
     }
@@ -131,15 +134,15 @@ impl Agents {
     pub async fn for_call(&self, id: &str) -> Result<voxgate_calls::CallAgent, AgentError> {
         let mut call = self.get(id).await?.call;
         if let Some(tenant) = &call.tenant_id {
-            call.plan = crate::plans::gate(&self.store, self.plans(), tenant).await?;
+            call.plan = self.plans.gate(&self.store, tenant).await?;
         }
         Ok(call)
     }
 
-    /// The plans tenants may be on (`[[billing.plans]]`).
+    /// The plans tenants may be on (`[[billing.plans]]`), and where each stands.
     #[must_use]
-    pub fn plans(&self) -> &[crate::config::PlanSettings] {
-        &self.config.billing.plans
+    pub fn plans(&self) -> &crate::plans::Plans {
+        &self.plans
     }
 
     fn cached(&self, id: &str) -> Option<Agent> {

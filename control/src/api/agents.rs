@@ -181,8 +181,8 @@ async fn within_plan(
         return Ok(());
     }
     let agents = rows.len() + usize::from(id.is_none());
-    let plans = &state.config.billing.plans;
-    Ok(crate::plans::may_keep(&state.control.store, plans, &caller.tenant_id, agents, after).await?)
+    let plans = state.agents.plans();
+    Ok(plans.may_keep(&state.control.store, &caller.tenant_id, agents, after).await?)
 }
 
 async fn save(

@@ -77,7 +77,7 @@ pub struct PlanUsed {
 async fn plan_usage(state: &AppState, tenant: &str) -> Result<Option<PlanUsage>, ApiError> {
     let store = &state.control.store;
     let now = crate::store::now_ms();
-    let standing = crate::plans::standing(store, &state.config.billing.plans, tenant, now).await?;
+    let standing = state.agents.plans().standing(store, tenant, now).await?;
     let Some(standing) = standing else { return Ok(None) };
     let Some(plan) = standing.plan else { return Ok(None) };
     let since = crate::plans::month_start(now);
@@ -95,7 +95,8 @@ async fn plan_usage(state: &AppState, tenant: &str) -> Result<Option<PlanUsage>,
         trial_ends_at: standing.stored.trial_ends_at,
         since,
         used: PlanUsed {
-            minutes: standing.call_ms as f64 / 60_000.0,
+            // Summed now, not the half-minute-old sum admission reads.
+            minutes: store.call_ms_since(tenant, since).await? as f64 / 60_000.0,
             agents: agents.len() as u64,
             knowledge_bytes,
             whatsapp_conversations: store.conversations_since(tenant, since).await?,

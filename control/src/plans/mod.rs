@@ -14,6 +14,9 @@ pub mod stripe;
 
 use voxgate_calls::{PlanClosed, PlanGate};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 pub use crate::config::{PlanSettings, SignupSettings, StripeSettings};
 use crate::store::{Store, StoreError, TenantPlan};
 
@@ -58,57 +61,170 @@ pub struct Standing {
     pub stored: TenantPlan,
     /// Why it takes no calls now; `None`: it takes them.
     pub closed: Option<PlanClosed>,
-    /// Milliseconds of calls this month (every channel but WhatsApp).
+    /// Milliseconds of calls this month (every channel but WhatsApp), as
+    /// of at most [`MINUTES_TTL_MS`] ago.
     pub call_ms: i64,
 }
 
-/// Where tenant `tenant` stands at `now_ms`; `None`: no such tenant.
-///
-/// # Errors
-/// The database fails.
-pub async fn standing(
-    store: &Store,
-    plans: &[PlanSettings],
-    tenant: &str,
-    now_ms: i64,
-) -> Result<Option<Standing>, StoreError> {
-    let Some(stored) = store.tenant_plan(tenant).await? else { return Ok(None) };
-    let plan = stored.plan.as_deref().and_then(|name| {
-        let found = named(plans, name).cloned();
-        if found.is_none() {
-            tracing::warn!(
-                tenant,
-                plan = name,
-                "a tenant's plan is not in [[billing.plans]]: no plan limits"
-            );
-        }
-        found
-    });
-    let call_ms = if plan.is_some() { store.call_ms_since(tenant, month_start(now_ms)).await? } else { 0 };
-    let closed = if stored.status == "suspended" {
-        Some(PlanClosed::Suspended)
-    } else if stored.trial_ends_at.is_some_and(|end| end <= now_ms) {
-        Some(PlanClosed::TrialEnded)
-    } else if let Some(p) = &plan
-        && p.minutes_per_month > 0
-        && call_ms >= i64::from(p.minutes_per_month) * 60_000
-    {
-        Some(PlanClosed::MinutesUsed)
-    } else {
-        None
-    };
-    Ok(Some(Standing { plan, stored, closed, call_ms }))
+/// How long a tenant's minutes this month are reused before they are
+/// summed again: a busy tenant's calls cost one sum a half minute, not one
+/// each, and may overrun its minutes by what starts in that time.
+pub const MINUTES_TTL_MS: i64 = 30_000;
+
+/// Tenants whose minutes are kept at once, at most.
+const MAX_KEPT: usize = 100_000;
+
+/// The plans on offer, and each tenant's standing against its own. The
+/// plan and status are read as each call starts (a suspension holds at
+/// once); the month's minutes are kept for [`MINUTES_TTL_MS`].
+#[derive(Debug, Default)]
+pub struct Plans {
+    list: Vec<PlanSettings>,
+    /// Tenant -> (when summed, the month it is of, milliseconds).
+    minutes: Mutex<HashMap<String, (i64, i64, i64)>>,
 }
 
-/// What admission keeps tenant `tenant` to now.
-///
-/// # Errors
-/// The database fails.
-pub async fn gate(store: &Store, plans: &[PlanSettings], tenant: &str) -> Result<PlanGate, StoreError> {
-    Ok(match standing(store, plans, tenant, crate::store::now_ms()).await? {
-        Some(s) => PlanGate { max_calls: s.plan.map_or(0, |p| p.max_concurrent_calls), closed: s.closed },
-        None => PlanGate::default(),
-    })
+impl Plans {
+    #[must_use]
+    pub fn new(list: Vec<PlanSettings>) -> Self {
+        Self { list, minutes: Mutex::default() }
+    }
+
+    /// The plans (`[[billing.plans]]`).
+    #[must_use]
+    pub fn list(&self) -> &[PlanSettings] {
+        &self.list
+    }
+
+    /// Where tenant `tenant` stands at `now_ms`; `None`: no such tenant.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn standing(
+        &self,
+        store: &Store,
+        tenant: &str,
+        now_ms: i64,
+    ) -> Result<Option<Standing>, StoreError> {
+        let Some(stored) = store.tenant_plan(tenant).await? else { return Ok(None) };
+        let plan = stored.plan.as_deref().and_then(|name| {
+            let found = named(&self.list, name).cloned();
+            if found.is_none() {
+                tracing::warn!(
+                    tenant,
+                    plan = name,
+                    "a tenant's plan is not in [[billing.plans]]: no plan limits"
+                );
+            }
+            found
+        });
+        let metered = plan.as_ref().is_some_and(|p| p.minutes_per_month > 0);
+        let call_ms = if metered { self.call_ms(store, tenant, now_ms).await? } else { 0 };
+        let closed = if stored.status == "suspended" {
+            Some(PlanClosed::Suspended)
+        } else if stored.trial_ends_at.is_some_and(|end| end <= now_ms) {
+            Some(PlanClosed::TrialEnded)
+        } else if let Some(p) = &plan
+            && p.minutes_per_month > 0
+            && call_ms >= i64::from(p.minutes_per_month) * 60_000
+        {
+            Some(PlanClosed::MinutesUsed)
+        } else {
+            None
+        };
+        Ok(Some(Standing { plan, stored, closed, call_ms }))
+    }
+
+    /// The tenant's call milliseconds this month, summed at most
+    /// [`MINUTES_TTL_MS`] before `now_ms`.
+    async fn call_ms(&self, store: &Store, tenant: &str, now_ms: i64) -> Result<i64, StoreError> {
+        let month = month_start(now_ms);
+        let kept = self.kept().get(tenant).copied();
+        if let Some((at, of, ms)) = kept
+            && of == month
+            && now_ms - at < MINUTES_TTL_MS
+        {
+            return Ok(ms);
+        }
+        let ms = store.call_ms_since(tenant, month).await?;
+        let mut kept = self.kept();
+        if kept.len() >= MAX_KEPT {
+            kept.retain(|_, (at, _, _)| now_ms - *at < MINUTES_TTL_MS);
+        }
+        if kept.len() < MAX_KEPT {
+            kept.insert(tenant.to_owned(), (now_ms, month, ms));
+        }
+        Ok(ms)
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, i64, i64)>> {
+        self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What admission keeps tenant `tenant` to now.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn gate(&self, store: &Store, tenant: &str) -> Result<PlanGate, StoreError> {
+        Ok(match self.standing(store, tenant, crate::store::now_ms()).await? {
+            Some(s) => PlanGate { max_calls: s.plan.map_or(0, |p| p.max_concurrent_calls), closed: s.closed },
+            None => PlanGate::default(),
+        })
+    }
+
+    /// Whether the tenant may keep `agents` agents and `knowledge` bytes of
+    /// knowledge (what it would have after the change asked for).
+    ///
+    /// # Errors
+    /// Over its plan ([`PlanCheck::Over`]), or the database fails.
+    pub async fn may_keep(
+        &self,
+        store: &Store,
+        tenant: &str,
+        agents: usize,
+        knowledge: u64,
+    ) -> Result<(), PlanCheck> {
+        let Some(s) = self.standing(store, tenant, crate::store::now_ms()).await? else { return Ok(()) };
+        if let Some(closed) = s.closed.filter(|c| *c != PlanClosed::MinutesUsed) {
+            return Err(OverPlan(closed.text().to_owned()).into());
+        }
+        let Some(plan) = s.plan else { return Ok(()) };
+        if plan.max_agents > 0 && agents > plan.max_agents as usize {
+            let why = format!("the {} plan keeps at most {} agents", plan.name, plan.max_agents);
+            return Err(OverPlan(why).into());
+        }
+        if plan.knowledge_bytes > 0 && knowledge > plan.knowledge_bytes {
+            let why = format!(
+                "the {} plan keeps at most {} bytes of knowledge ({knowledge} asked for)",
+                plan.name, plan.knowledge_bytes
+            );
+            return Err(OverPlan(why).into());
+        }
+        Ok(())
+    }
+
+    /// Whether the tenant may open one more WhatsApp conversation this month.
+    ///
+    /// # Errors
+    /// Over its plan ([`PlanCheck::Over`]), or the database fails.
+    pub async fn may_open_conversation(&self, store: &Store, tenant: &str) -> Result<(), PlanCheck> {
+        let now = crate::store::now_ms();
+        let Some(s) = self.standing(store, tenant, now).await? else { return Ok(()) };
+        // WhatsApp is counted in conversations, not minutes.
+        if let Some(closed) = s.closed.filter(|c| *c != PlanClosed::MinutesUsed) {
+            return Err(OverPlan(closed.text().to_owned()).into());
+        }
+        let Some(plan) = s.plan.filter(|p| p.whatsapp_conversations_per_month > 0) else { return Ok(()) };
+        let opened = store.conversations_since(tenant, month_start(now)).await?;
+        if opened >= i64::from(plan.whatsapp_conversations_per_month) {
+            let why = format!(
+                "the {} plan opens at most {} WhatsApp conversations a month",
+                plan.name, plan.whatsapp_conversations_per_month
+            );
+            return Err(OverPlan(why).into());
+        }
+        Ok(())
+    }
 }
 
 /// Something the tenant's plan does not allow (402).
@@ -123,76 +239,6 @@ pub enum PlanCheck {
     Over(#[from] OverPlan),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Whether the tenant may place a call or open a conversation now.
-///
-/// # Errors
-/// Its plan is closed ([`PlanCheck::Over`]), or the database fails.
-pub async fn may_call(store: &Store, plans: &[PlanSettings], tenant: &str) -> Result<(), PlanCheck> {
-    match gate(store, plans, tenant).await?.closed {
-        Some(closed) => Err(OverPlan(closed.text().to_owned()).into()),
-        None => Ok(()),
-    }
-}
-
-/// Whether the tenant may keep `agents` agents and `knowledge` bytes of
-/// knowledge (what it would have after the change asked for).
-///
-/// # Errors
-/// Over its plan ([`PlanCheck::Over`]), or the database fails.
-pub async fn may_keep(
-    store: &Store,
-    plans: &[PlanSettings],
-    tenant: &str,
-    agents: usize,
-    knowledge: u64,
-) -> Result<(), PlanCheck> {
-    let Some(s) = standing(store, plans, tenant, crate::store::now_ms()).await? else { return Ok(()) };
-    if s.closed == Some(PlanClosed::Suspended) || s.closed == Some(PlanClosed::TrialEnded) {
-        return Err(OverPlan(s.closed.map(PlanClosed::text).unwrap_or_default().to_owned()).into());
-    }
-    let Some(plan) = s.plan else { return Ok(()) };
-    if plan.max_agents > 0 && agents > plan.max_agents as usize {
-        return Err(
-            OverPlan(format!("the {} plan keeps at most {} agents", plan.name, plan.max_agents)).into()
-        );
-    }
-    if plan.knowledge_bytes > 0 && knowledge > plan.knowledge_bytes {
-        return Err(OverPlan(format!(
-            "the {} plan keeps at most {} bytes of knowledge ({knowledge} asked for)",
-            plan.name, plan.knowledge_bytes
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// Whether the tenant may open one more WhatsApp conversation this month.
-///
-/// # Errors
-/// Over its plan ([`PlanCheck::Over`]), or the database fails.
-pub async fn may_open_conversation(
-    store: &Store,
-    plans: &[PlanSettings],
-    tenant: &str,
-) -> Result<(), PlanCheck> {
-    let now = crate::store::now_ms();
-    let Some(s) = standing(store, plans, tenant, now).await? else { return Ok(()) };
-    // WhatsApp is counted in conversations, not minutes.
-    if let Some(closed) = s.closed.filter(|c| *c != PlanClosed::MinutesUsed) {
-        return Err(OverPlan(closed.text().to_owned()).into());
-    }
-    let Some(plan) = s.plan.filter(|p| p.whatsapp_conversations_per_month > 0) else { return Ok(()) };
-    let opened = store.conversations_since(tenant, month_start(now)).await?;
-    if opened >= i64::from(plan.whatsapp_conversations_per_month) {
-        return Err(OverPlan(format!(
-            "the {} plan opens at most {} WhatsApp conversations a month",
-            plan.name, plan.whatsapp_conversations_per_month
-        ))
-        .into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -226,31 +272,31 @@ mod tests {
     #[tokio::test]
     async fn a_tenant_stands_by_its_plan_and_status() {
         let (store, _dir) = sqlite().await;
-        let plans = [PlanSettings {
+        let plans = Plans::new(vec![PlanSettings {
             name: "starter".into(),
             max_concurrent_calls: 2,
             max_agents: 1,
             knowledge_bytes: 100,
             ..Default::default()
-        }];
+        }]);
         let tenant = store.create_tenant("Acme").await.unwrap();
-        assert_eq!(gate(&store, &plans, &tenant).await.unwrap(), PlanGate::default(), "no plan");
+        assert_eq!(plans.gate(&store, &tenant).await.unwrap(), PlanGate::default(), "no plan");
         store.set_tenant_plan(&tenant, Some("starter"), "active").await.unwrap();
-        assert_eq!(gate(&store, &plans, &tenant).await.unwrap(), PlanGate { max_calls: 2, closed: None });
-        assert!(may_keep(&store, &plans, &tenant, 1, 100).await.is_ok());
-        assert!(matches!(may_keep(&store, &plans, &tenant, 2, 0).await, Err(PlanCheck::Over(_))));
-        assert!(matches!(may_keep(&store, &plans, &tenant, 1, 101).await, Err(PlanCheck::Over(_))));
+        assert_eq!(plans.gate(&store, &tenant).await.unwrap(), PlanGate { max_calls: 2, closed: None });
+        assert!(plans.may_keep(&store, &tenant, 1, 100).await.is_ok());
+        assert!(matches!(plans.may_keep(&store, &tenant, 2, 0).await, Err(PlanCheck::Over(_))));
+        assert!(matches!(plans.may_keep(&store, &tenant, 1, 101).await, Err(PlanCheck::Over(_))));
         store.set_tenant_plan(&tenant, Some("starter"), "suspended").await.unwrap();
-        let closed = gate(&store, &plans, &tenant).await.unwrap().closed;
+        let closed = plans.gate(&store, &tenant).await.unwrap().closed;
         assert_eq!(closed, Some(PlanClosed::Suspended));
-        assert!(matches!(may_call(&store, &plans, &tenant).await, Err(PlanCheck::Over(_))));
-        assert!(matches!(may_open_conversation(&store, &plans, &tenant).await, Err(PlanCheck::Over(_))));
+        assert!(matches!(plans.may_open_conversation(&store, &tenant).await, Err(PlanCheck::Over(_))));
     }
 
     #[tokio::test]
     async fn a_months_minutes_and_a_trials_end_close_the_plan() {
         let (store, _dir) = sqlite().await;
-        let plans = [PlanSettings { name: "small".into(), minutes_per_month: 60, ..Default::default() }];
+        let list = vec![PlanSettings { name: "small".into(), minutes_per_month: 60, ..Default::default() }];
+        let plans = Plans::new(list.clone());
         let tenant = store.create_tenant("Acme").await.unwrap();
         store.set_tenant_plan(&tenant, Some("small"), "active").await.unwrap();
         let now = crate::store::now_ms();
@@ -275,9 +321,17 @@ mod tests {
         store.save_call(&call("c1", "sip", 59)).await.unwrap();
         // WhatsApp conversations are counted apart, never in minutes.
         store.save_call(&call("c2", "whatsapp", 500)).await.unwrap();
-        assert_eq!(gate(&store, &plans, &tenant).await.unwrap().closed, None);
+        assert_eq!(plans.gate(&store, &tenant).await.unwrap().closed, None);
         store.save_call(&call("c3", "chat", 1)).await.unwrap();
-        assert_eq!(gate(&store, &plans, &tenant).await.unwrap().closed, Some(PlanClosed::MinutesUsed));
+        // The sum is reused for half a minute; then summed again.
+        assert_eq!(plans.gate(&store, &tenant).await.unwrap().closed, None, "kept");
+        let later = now + MINUTES_TTL_MS + 1_000;
+        let closed = plans.standing(&store, &tenant, later).await.unwrap().unwrap().closed;
+        // (Unless that is next month, whose minutes start at none.)
+        let this_month = month_start(later) == month_start(now);
+        assert_eq!(closed, this_month.then_some(PlanClosed::MinutesUsed));
+        let fresh = Plans::new(list);
+        assert_eq!(fresh.gate(&store, &tenant).await.unwrap().closed, Some(PlanClosed::MinutesUsed));
         // A trial that has ended.
         let signup = crate::store::NewSignup {
             email: "bo@example.com",
@@ -297,19 +351,19 @@ mod tests {
             password_token_expires_at: now + 60_000,
         };
         let made = store.provision(provision).await.unwrap().unwrap();
-        let closed = gate(&store, &plans, &made.tenant_id).await.unwrap().closed;
+        let closed = plans.gate(&store, &made.tenant_id).await.unwrap().closed;
         assert_eq!(closed, Some(PlanClosed::TrialEnded));
     }
 
     #[tokio::test]
     async fn whatsapp_is_counted_in_conversations_not_minutes() {
         let (store, _dir) = sqlite().await;
-        let plans = [PlanSettings {
+        let plans = Plans::new(vec![PlanSettings {
             name: "small".into(),
             minutes_per_month: 1,
             whatsapp_conversations_per_month: 2,
             ..Default::default()
-        }];
+        }]);
         let tenant = store.create_tenant("Acme").await.unwrap();
         store.set_tenant_plan(&tenant, Some("small"), "active").await.unwrap();
         let now = crate::store::now_ms();
@@ -330,12 +384,12 @@ mod tests {
             closed_at: None,
         };
         store.add_conversation(&open("c1")).await.unwrap();
-        assert!(may_open_conversation(&store, &plans, &tenant).await.is_ok());
+        assert!(plans.may_open_conversation(&store, &tenant).await.is_ok());
         store.add_conversation(&open("c2")).await.unwrap();
-        assert!(matches!(may_open_conversation(&store, &plans, &tenant).await, Err(PlanCheck::Over(_))));
+        assert!(matches!(plans.may_open_conversation(&store, &tenant).await, Err(PlanCheck::Over(_))));
         // Another tenant's conversations are not this one's.
         let other = store.create_tenant("Globex").await.unwrap();
         store.set_tenant_plan(&other, Some("small"), "active").await.unwrap();
-        assert!(may_open_conversation(&store, &plans, &other).await.is_ok());
+        assert!(plans.may_open_conversation(&store, &other).await.is_ok());
     }
 }

@@ -348,7 +348,7 @@ impl WhatsApp {
         // The agent must exist before a conversation is opened for it.
         self.agents.get(&number.agent_id).await?;
         // WhatsApp is counted in conversations a month, not minutes.
-        crate::plans::may_open_conversation(&self.store, self.agents.plans(), &number.tenant_id).await?;
+        self.agents.plans().may_open_conversation(&self.store, &number.tenant_id).await?;
         let conversation = ConversationRow {
             id: CallId::random().to_string(),
             tenant_id: number.tenant_id.clone(),
