@@ -3,7 +3,7 @@
 //!
 //! A tenant with no plan (one the operator made) has only the operator's
 //! limits. A tenant on a plan gets the lower of the two: admission reads
-//! the plan through the agent directory ([`gate`], as each call's agent is
+//! the plan through the agent directory ([`Plans::gate`], as each call's agent is
 //! lent), and the API checks agents, knowledge and placed calls here.
 //!
 //! - [`stripe`]: Stripe's Checkout Sessions API and its signed webhooks.
