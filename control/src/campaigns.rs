@@ -183,6 +183,11 @@ impl Scheduler {
             if !window.is_open(now) {
                 continue;
             }
+            // A tenant whose plan takes no calls now (suspended, trial over,
+            // minutes used) dials nothing: its numbers wait, attempts unspent.
+            if self.agents.plans().gate(&self.store, &campaign.tenant_id).await?.closed.is_some() {
+                continue;
+            }
             let busy = self.store.dialing(&campaign.id).await?;
             for _ in busy..campaign.max_concurrent {
                 let Some((number, attempt)) = self.store.claim_number(&campaign.id, LEASE_MS).await? else {

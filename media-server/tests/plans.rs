@@ -339,6 +339,23 @@ fn held_to_the_plan(server: &Server, admin: &str) -> TestResult {
     let call = json!({"to": "+15550009999", "agent": agent}).to_string();
     let (status, body) = http(server, "POST", "/v1/calls", Some(admin), Some(&call))?;
     assert_eq!(status, 402, "{body}");
+    // A campaign dials nothing while the plan is closed: its numbers wait, attempts unspent.
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let hhmm = |h: i64| -> Result<String, Box<dyn std::error::Error>> {
+        let t = now.checked_add(jiff::SignedDuration::from_hours(h))?.time();
+        Ok(format!("{:02}:{:02}", t.hour(), t.minute()))
+    };
+    let window =
+        json!({"start": hhmm(-1)?, "end": hhmm(2)?, "time_zone": "UTC", "days": [1, 2, 3, 4, 5, 6, 7]});
+    let body = json!({"name": "Reminders", "agent": agent, "numbers": ["+15550009998"], "window": window});
+    let (status, campaign) = http(server, "POST", "/v1/campaigns", Some(admin), Some(&body.to_string()))?;
+    assert_eq!(status, 201, "{campaign}");
+    let campaign = format!("/v1/campaigns/{}", campaign["id"].as_str().ok_or("no campaign id")?);
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, waiting) = http(server, "GET", &campaign, Some(admin), None)?;
+    assert_eq!(waiting["counts"], json!({"pending": 1}), "{waiting}");
+    assert_eq!(waiting["numbers"][0]["attempts"], 0, "not dialled: {waiting}");
+    assert_eq!(http(server, "POST", &format!("{campaign}/cancel"), Some(admin), None)?.0, 200);
 
     // Paid again, on a bigger plan.
     let updated = event(
