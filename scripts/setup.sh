@@ -17,8 +17,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # libasound2-dev: `voxgate console` (cpal's ALSA backend); pulseaudio, pulseaudio-utils and
 # libasound2-plugins: its test plays and records through PulseAudio null sinks behind ALSA.
 # opus-tools: the WhatsApp test's voice notes (opusenc writes Ogg Opus, as WhatsApp does).
+# libspandsp-dev: the reference G.722 that codecs/tests/g722_reference.rs checks ours against.
 PACKAGES=(build-essential cmake libclang-dev pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools)
+  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools libspandsp-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`g711`]: µ-law and A-law per ITU-T G.711 (RTP PCMU/PCMA).
+//! - [`g722`]: G.722, 16 kHz wideband at 64 kbit/s (RTP clock 8000).
 //! - [`opus`]: Opus through libopus, with packet-loss concealment and in-band FEC.
 //! - [`ogg_opus`]: Opus files (Ogg, RFC 7845), such as WhatsApp voice notes, decoded whole.
 //! - [`pcm`]: L16 (RFC 3551, network byte order) and sample-format helpers.
@@ -31,6 +32,7 @@ mod codec;
 pub mod dtmf;
 mod error;
 pub mod g711;
+pub mod g722;
 pub mod ogg_opus;
 pub mod opus;
 pub mod pcm;
