@@ -2,6 +2,7 @@
 //! decoder and encoder it needs, built in one place.
 
 use crate::g711::G711Law;
+use crate::g722::{G722Decoder, G722Encoder};
 use crate::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
 use crate::{AudioDecoder, CodecError, G711Decoder, SampleRate};
 
@@ -13,6 +14,8 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, 8 kHz (RTP PCMA).
     Pcma,
+    /// G.722, 16 kHz audio on an 8 kHz RTP clock (RTP G722).
+    G722,
     /// Opus, 48 kHz RTP clock (WebRTC, SIP).
     Opus,
     /// 16-bit little-endian PCM at a rate (plain websocket streams).
@@ -20,14 +23,31 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// The codec's sample rate (its RTP clock rate).
+    /// The rate of the audio it carries.
     #[must_use]
     pub fn sample_rate(self) -> SampleRate {
         match self {
             Self::Pcmu | Self::Pcma => SampleRate::HZ_8000,
+            Self::G722 => SampleRate::HZ_16000,
             Self::Opus => SampleRate::HZ_48000,
             Self::PcmLe(rate) => rate,
         }
+    }
+
+    /// Its RTP clock rate, in Hz: the sample rate, but for G.722's 8000
+    /// (RFC 3551) against its 16 kHz audio.
+    #[must_use]
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Self::G722 => crate::g722::RTP_CLOCK_HZ,
+            other => other.sample_rate().hz(),
+        }
+    }
+
+    /// RTP timestamp units in one 20 ms frame.
+    #[must_use]
+    pub fn clock_per_frame(self) -> u32 {
+        self.clock_rate() / 50
     }
 
     /// A decoder of this codec's payloads.
@@ -38,6 +58,7 @@ impl Codec {
         Ok(match self {
             Self::Pcmu => Box::new(G711Decoder(G711Law::Ulaw)),
             Self::Pcma => Box::new(G711Decoder(G711Law::Alaw)),
+            Self::G722 => Box::new(G722Decoder::default()),
             Self::Opus => Box::new(OpusDecoder::new(SampleRate::HZ_48000)?),
             Self::PcmLe(rate) => Box::new(PcmLeDecoder(rate)),
         })
@@ -51,6 +72,7 @@ impl Codec {
         Ok(Encoder(match self {
             Self::Pcmu => Inner::G711(G711Law::Ulaw),
             Self::Pcma => Inner::G711(G711Law::Alaw),
+            Self::G722 => Inner::G722(Box::default()),
             Self::Opus => {
                 Inner::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig::voice(SampleRate::HZ_48000))?))
             }
@@ -66,6 +88,7 @@ pub struct Encoder(Inner);
 #[derive(Debug)]
 enum Inner {
     G711(G711Law),
+    G722(Box<G722Encoder>),
     Opus(Box<OpusEncoder>),
     PcmLe,
 }
@@ -78,6 +101,7 @@ impl Encoder {
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
         match &mut self.0 {
             Inner::G711(law) => law.encode(pcm, out),
+            Inner::G722(encoder) => encoder.encode(pcm, out),
             Inner::Opus(encoder) => encoder.encode(pcm, out),
             Inner::PcmLe => crate::pcm::le16_encode(pcm, out),
         }
@@ -117,7 +141,8 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_a_frame_at_its_rate() -> Result<(), CodecError> {
-        for codec in [Codec::Pcmu, Codec::Pcma, Codec::Opus, Codec::PcmLe(SampleRate::HZ_16000)] {
+        for codec in [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus, Codec::PcmLe(SampleRate::HZ_16000)]
+        {
             let n = codec.sample_rate().samples_per_frame();
             let pcm: Vec<i16> = (0..n).map(|i| ((i as f32 * 0.05).sin() * 8000.0) as i16).collect();
             let mut wire = [0u8; 1500];
@@ -131,6 +156,15 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn g722_runs_a_16_khz_frame_on_an_8_khz_clock() {
+        assert_eq!(
+            (Codec::G722.sample_rate().samples_per_frame(), Codec::G722.clock_per_frame()),
+            (320, 160)
+        );
+        assert_eq!((Codec::Pcmu.clock_per_frame(), Codec::Opus.clock_per_frame()), (160, 960));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::heard::ask_by_phone;
+use common::heard::{PhoneCodec, ask_by_phone, ask_by_phone_with};
 use common::{TestResult, start_process};
 
 #[test]
@@ -55,6 +55,35 @@ fn a_phone_caller_hears_the_greeting_and_an_answer_from_the_knowledge() -> TestR
         .find_map(|l| l.strip_prefix("voxgate_media_tick_lateness_seconds_count "))
         .and_then(|n| n.trim().parse::<u64>().ok());
     assert!(ticks.is_some_and(|n| n > 50 * 15), "{metrics}");
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+#[test]
+fn a_wideband_phone_is_answered_in_g722() -> TestResult {
+    let work = std::env::temp_dir().join(format!("voxgate-sip-g722-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (recordings, phone) = (work.join("recordings"), work.join("baresip"));
+    let server = start_process(&[("VOXGATE_STORAGE__RECORDINGS_DIR", recordings.display().to_string())])?;
+    let uri = format!("sip:1000@127.0.0.1:{}", server.sip_port);
+    let text = ask_by_phone_with(&phone, &uri, PhoneCodec::G722)?;
+    let answered = common::log_until(&server, |l| l.contains("call answered"));
+    assert!(
+        answered.last().is_some_and(|l| l.contains("call answered") && l.contains("G722")),
+        "{answered:?}"
+    );
+    let log = common::call_log(&server)?;
+    assert!(
+        text.contains('9') || text.contains("nine"),
+        "no answer from the knowledge in: {text}\nthe call's transcript: {:#}",
+        log["transcript"]
+    );
+    let asked = log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .any(|l| l["speaker"] == "caller" && l["text"].as_str().is_some_and(|t| t.contains("Saturday")));
+    assert!(asked, "the agent heard the question over G.722: {log:#}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -396,6 +396,54 @@ async fn a_codec_change_keeps_the_stream_at_the_same_rate_and_starts_anew_at_ano
     assert_eq!((opus.audio()[0].timestamp, opus.audio()[0].marker), (7, true));
 }
 
+#[tokio::test(start_paused = true)]
+async fn g722_sends_16_khz_audio_on_an_8_khz_clock_and_a_change_to_it_is_a_new_stream() {
+    let mut core = CallCore::start(
+        voxgate_pipeline::call::now(),
+        parts(Codec::G722, Arrival::Packets(JitterConfig::default()), greeting(), vec![]),
+    )
+    .expect("G.722");
+    let seen = run(&mut core, 400, |_, _, _| {}).await;
+    let audio = seen.audio();
+    assert!(audio.len() > 5, "frames went out");
+    // 320 samples in 160 bytes, 160 timestamp units apart (RFC 3551).
+    assert!(audio.iter().all(|f| f.len == 160), "20 ms of G.722 each");
+    assert!(audio.windows(2).all(|w| w[1].timestamp == w[0].timestamp + 160));
+    // PCMU shares G.722's clock but not its sample rate: a new stream.
+    assert!(matches!(core.change_codec(Codec::Pcmu, 9), Ok(true)));
+    let pcmu = run(&mut core, 100, |_, _, _| {}).await;
+    assert_eq!((pcmu.audio()[0].timestamp, pcmu.audio()[0].marker), (9, true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_callers_jitter_is_measured_on_its_codecs_rtp_clock() {
+    // Steady packets, 20 ms apart: no jitter, whatever the clock (Opus 48 kHz, G.722 8 kHz).
+    for (codec, step) in [(Codec::Opus, 960), (Codec::G722, 160)] {
+        let mut core = CallCore::start(
+            voxgate_pipeline::call::now(),
+            parts(codec, Arrival::Packets(JitterConfig::default()), SessionConfig::default(), vec![]),
+        )
+        .expect("a codec");
+        let mut encoder = codec.encoder().expect("an encoder");
+        let silence = vec![0i16; codec.sample_rate().samples_per_frame()];
+        let mut payload = [0u8; 1500];
+        let len = encoder.encode(&silence, &mut payload).expect("encodes");
+        run(&mut core, 2000, |core, now, tick| {
+            let seq = tick as u16;
+            let packet = RtpPacket {
+                seq,
+                timestamp: u32::from(seq) * step,
+                ssrc: 9,
+                marker: seq == 0,
+                payload: &payload[..len],
+            };
+            core.handle_packet(now, packet);
+        })
+        .await;
+        assert!(core.caller_jitter_ms() < 1.0, "{codec:?}: {} ms", core.caller_jitter_ms());
+    }
+}
+
 /// The bytes re-encoded as µ-law after decoding as A-law: equal only if they were µ-law.
 fn ulaw_of(alaw: &[u8]) -> Vec<u8> {
     use voxgate_codecs::g711::G711Law;

@@ -10,21 +10,49 @@ use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
 
 use super::{free_udp_port, root};
 
+/// The codec a test phone offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneCodec {
+    /// G.711 (PCMU, PCMA): narrowband, 8 kHz.
+    G711,
+    /// G.722 alone: wideband, 16 kHz.
+    G722,
+}
+
 /// A phone (baresip, in folder `phone`) calls `uri`: it waits 5 s (the
 /// greeting), asks what time the bakery opens on Saturday, and listens
 /// 16 s before it hangs up. What it heard, transcribed, in lower case.
 pub fn ask_by_phone(phone: &Path, uri: &str) -> Result<String, Box<dyn std::error::Error>> {
+    ask_by_phone_with(phone, uri, PhoneCodec::G711)
+}
+
+/// [`ask_by_phone`] offering only `codec`.
+pub fn ask_by_phone_with(
+    phone: &Path,
+    uri: &str,
+    codec: PhoneCodec,
+) -> Result<String, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(phone.join("rec"))?;
     let (question, rate) = read_wav(&root().join("fixtures/audio/store_hours_16k.wav"))?;
     assert_eq!(rate, 16_000);
-    let mut say: Vec<i16> = vec![0; 8000 * 5];
-    say.extend(
-        question.chunks(2).map(|p| ((i32::from(p[0]) + i32::from(*p.get(1).unwrap_or(&p[0]))) / 2) as i16),
-    );
-    say.extend(std::iter::repeat_n(0, 8000 * 16));
+    let (rate, module) = match codec {
+        PhoneCodec::G711 => (8000, "g711.so"),
+        PhoneCodec::G722 => (16_000, "g722.so"),
+    };
+    let mut say: Vec<i16> = vec![0; rate as usize * 5];
+    if rate == 8000 {
+        say.extend(
+            question
+                .chunks(2)
+                .map(|p| ((i32::from(p[0]) + i32::from(*p.get(1).unwrap_or(&p[0]))) / 2) as i16),
+        );
+    } else {
+        say.extend_from_slice(&question);
+    }
+    say.extend(std::iter::repeat_n(0, rate as usize * 16));
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 8000,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
@@ -39,8 +67,8 @@ pub fn ask_by_phone(phone: &Path, uri: &str) -> Result<String, Box<dyn std::erro
         phone.join("config"),
         format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{phone_port}\nnet_interface 127.0.0.1\n\
-             audio_source aufile,{say}\nausrc_srate 8000\nauplay_srate 8000\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\n\
+             audio_source aufile,{say}\nausrc_srate {rate}\nauplay_srate {rate}\n\
+             module_path /usr/lib/baresip/modules\nmodule {module}\nmodule aufile.so\nmodule sndfile.so\n\
              snd_path {rec}\nmodule_app account.so\nmodule_app menu.so\n",
             say = phone.join("say.wav").display(),
             rec = phone.join("rec").display()

@@ -234,6 +234,7 @@ async fn answer(
         }
         None => answer_in_ack(inbound, signalling, cancel).await?,
     };
+    tracing::info!(call_id = %info.id, codec = ?negotiated.codec, "call answered");
     shared.calls.started(info).await;
     let log =
         media::run(shared, (&info.id, agent, room), inbound, sockets, negotiated, signalling, cancel).await?;

@@ -41,7 +41,7 @@ use voxgate_calls::agent::CallAgent;
 use voxgate_calls::rooms::RoomCall;
 
 /// The codecs we offer and accept, best first.
-pub(super) const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+pub(super) const CODECS: [Codec; 4] = [Codec::G722, Codec::Pcmu, Codec::Pcma, Codec::Opus];
 
 /// What sees a dialog's events first.
 type Observer<E> = Box<dyn FnMut(&E) + Send>;
@@ -199,7 +199,8 @@ impl Rtp {
             self.endpoint.handle_rtcp(got.at, &self.buf[..got.len]);
         }
         let now = now();
-        let rate = self.endpoint.negotiated().codec.media().sample_rate().hz();
+        // RTCP's jitter counts RTP clock units (8000 Hz for G.722's 16 kHz audio).
+        let rate = self.endpoint.negotiated().codec.media().clock_rate();
         let jitter = (core.caller_jitter_ms() * f64::from(rate) / 1000.0) as u32;
         let timestamp = core.media_timestamp(now) as u32;
         if let Some((bytes, dest)) = self.endpoint.report(now, ntp_now(), timestamp, jitter, ending) {

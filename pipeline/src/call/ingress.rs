@@ -10,7 +10,7 @@ use voxgate_codecs::resample::FrameResampler;
 use voxgate_codecs::{AudioDecoder, Codec, CodecError, SampleRate};
 
 use super::{Arrival, CallError};
-use crate::dsp::jitter::RtpPacket;
+use crate::dsp::jitter::{JitterConfig, RtpPacket};
 use crate::dsp::playout::AudioPlayout;
 use crate::metrics::{FateLabel, metrics};
 use crate::session::Frame;
@@ -46,7 +46,11 @@ impl Ingress {
         let rate = codec.sample_rate();
         let decoder = codec.decoder()?;
         let source = match arrival {
-            Arrival::Packets(jitter) => Source::Packets(Box::new(AudioPlayout::new(jitter, decoder))),
+            Arrival::Packets(jitter) => {
+                // Transit times are measured on the codec's RTP clock.
+                let jitter = JitterConfig { clock_rate: codec.clock_rate(), ..jitter };
+                Source::Packets(Box::new(AudioPlayout::new(jitter, decoder)))
+            }
             Arrival::InOrder => {
                 let bytes_per_sample = match codec {
                     Codec::Pcmu | Codec::Pcma => 1,

@@ -328,7 +328,7 @@ impl CallCore {
     }
 
     /// The caller's audio changes codec (a SIP re-INVITE). True when the
-    /// clock rate changed: a new stream, with its own SSRC and timestamps
+    /// RTP clock or sample rate changed: a new stream, with its own SSRC and timestamps
     /// from `initial_timestamp` (RFC 7160, section 4.1).
     ///
     /// # Errors
@@ -338,7 +338,8 @@ impl CallCore {
             return Ok(false);
         }
         let ingress = Ingress::new(codec, self.arrival.clone())?;
-        let new_rate = codec.sample_rate() != self.outbound.codec().sample_rate();
+        let old = self.outbound.codec();
+        let new_rate = codec.clock_rate() != old.clock_rate() || codec.sample_rate() != old.sample_rate();
         if new_rate {
             self.outbound = Outbound::new(codec, self.outbound.carries_keys(), initial_timestamp)?;
         } else {

@@ -42,13 +42,14 @@ impl Outbound {
         initial_timestamp: u32,
     ) -> Result<Self, CallError> {
         let rate = codec.sample_rate();
-        let samples = rate.samples_per_frame() as u32;
+        // Timestamps count the RTP clock, which is not the sample rate for G.722.
+        let per_frame = codec.clock_per_frame();
         Ok(Self {
             codec,
             resample: resampler(SampleRate::HZ_16000, rate)?,
             encoder: codec.encoder()?,
-            clock: Talkspurts::new(initial_timestamp, rate.hz(), samples),
-            dtmf: telephone_events.then(|| DtmfSender::new(samples as u16)),
+            clock: Talkspurts::new(initial_timestamp, codec.clock_rate(), per_frame),
+            dtmf: telephone_events.then(|| DtmfSender::new(per_frame as u16)),
             event_ts: 0,
             pcm: vec![0; rate.samples_per_frame()],
             // A packet's worth, or a frame of 16-bit PCM at the codec's rate

@@ -289,6 +289,8 @@ fn parse_rtpmap(arg: &str) -> Result<RtpMap, SdpError> {
 pub enum Codec {
     Pcmu,
     Pcma,
+    /// G.722: wideband audio at G.711's bit rate (RTP clock 8000, RFC 3551).
+    G722,
     /// Opus at 48 kHz (mono in practice, `/2` in SDP as RFC 7587 requires).
     Opus,
 }
@@ -300,6 +302,7 @@ impl Codec {
         match self {
             Self::Pcmu => voxgate_codecs::Codec::Pcmu,
             Self::Pcma => voxgate_codecs::Codec::Pcma,
+            Self::G722 => voxgate_codecs::Codec::G722,
             Self::Opus => voxgate_codecs::Codec::Opus,
         }
     }
@@ -308,8 +311,14 @@ impl Codec {
         match self {
             Self::Pcmu => map.encoding.eq_ignore_ascii_case("PCMU") && map.clock_rate == 8000,
             Self::Pcma => map.encoding.eq_ignore_ascii_case("PCMA") && map.clock_rate == 8000,
+            Self::G722 => map.encoding.eq_ignore_ascii_case("G722") && map.clock_rate == 8000,
             Self::Opus => map.encoding.eq_ignore_ascii_case("opus") && map.clock_rate == 48_000,
         }
+    }
+
+    /// Wideband: the recogniser hears twice the band of G.711.
+    const fn wideband(self) -> bool {
+        matches!(self, Self::G722 | Self::Opus)
     }
 }
 
@@ -328,8 +337,8 @@ pub struct Negotiated {
 }
 
 /// Answers `offer` (RFC 3264 §6): the first audio stream with a codec in
-/// `codecs`, chosen in the caller's order of preference; other streams are
-/// refused with port 0.
+/// `codecs`: a wideband one (G.722, Opus) when the caller offers one, else
+/// the caller's first choice; other streams are refused with port 0.
 ///
 /// # Errors
 /// No audio stream offers a codec in `codecs`.
@@ -344,14 +353,7 @@ pub fn answer(
     for m in &offer.media {
         let usable =
             m.kind == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/AVP") && chosen.is_none();
-        let pick = usable
-            .then(|| {
-                m.formats.iter().filter_map(|f| f.parse::<u8>().ok()).find_map(|pt| {
-                    let map = m.rtpmap(pt)?;
-                    codecs.iter().find(|c| c.matches(&map)).map(|&c| (c, map))
-                })
-            })
-            .flatten();
+        let pick = usable.then(|| pick(m, codecs)).flatten();
         let Some((codec, map)) = pick else {
             // Refused stream: same m= line, port 0, first format.
             media.push(Media {
@@ -419,10 +421,27 @@ pub fn answer(
     Ok((answer, negotiated))
 }
 
+/// The codec of `codecs` to answer `m` with: the caller's first wideband
+/// one, else its first (in its order of preference).
+fn pick(m: &Media, codecs: &[Codec]) -> Option<(Codec, RtpMap)> {
+    let offered: Vec<(Codec, RtpMap)> = m
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .filter_map(|pt| {
+            let map = m.rtpmap(pt)?;
+            codecs.iter().find(|c| c.matches(&map)).map(|&c| (c, map))
+        })
+        .collect();
+    let wideband = offered.iter().position(|(c, _)| c.wideband());
+    offered.into_iter().nth(wideband.unwrap_or(0))
+}
+
+/// The RTP clock rate telephone-events must share with `codec`.
 fn map_rate(codec: Codec) -> u32 {
     match codec {
         Codec::Opus => 48_000,
-        Codec::Pcmu | Codec::Pcma => 8000,
+        Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
     }
 }
 
@@ -475,8 +494,10 @@ pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {
             kind: "audio".to_owned(),
             port: local_port,
             proto: "RTP/AVP".to_owned(),
-            formats: ["0", "8", "111", "101"].map(str::to_owned).to_vec(),
+            // G.722 first: wideband where the peer has it.
+            formats: ["9", "0", "8", "111", "101"].map(str::to_owned).to_vec(),
             rtpmaps: vec![
+                map(9, "G722", 8000, None),
                 map(0, "PCMU", 8000, None),
                 map(8, "PCMA", 8000, None),
                 map(111, "opus", 48_000, Some(2)),

@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::*;
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const ALL: &[Codec] = &[Codec::Pcmu, Codec::Pcma, Codec::Opus];
+const ALL: &[Codec] = &[Codec::G722, Codec::Pcmu, Codec::Pcma, Codec::Opus];
 
 /// What baresip offers (g711 + opus + telephone-event).
 const BARESIP: &str = "v=0\r\no=- 2390 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -73,7 +73,28 @@ fn our_offer_parses_and_answers_itself() {
     let parsed = Sdp::parse(&o.to_text()).expect("valid");
     assert_eq!(parsed, o, "print then parse is the identity");
     let (_, n) = answer(&parsed, ALL, LOCAL, 1).expect("ok");
-    assert_eq!((n.codec, n.dtmf_payload_type), (Codec::Pcmu, Some(101)));
+    assert_eq!((n.codec, n.payload_type, n.dtmf_payload_type), (Codec::G722, 9, Some(101)));
+}
+
+#[test]
+fn a_wideband_codec_is_taken_before_the_callers_g711() {
+    let offered = |formats: &str| {
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 10004 RTP/AVP {formats} 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+        );
+        let (a, n) = answer(&Sdp::parse(&text).expect("valid"), ALL, LOCAL, 30_000).expect("ok");
+        (n.codec, a.media[0].formats.clone(), n.dtmf_payload_type)
+    };
+    // G.722 by its static payload type 9, with no rtpmap (RFC 3551).
+    let g722 = (Codec::G722, vec!["9".to_owned(), "101".to_owned()], Some(101));
+    assert_eq!(offered("0 8 9"), g722);
+    assert_eq!(offered("9 0"), g722);
+    assert_eq!(offered("8 0").0, Codec::Pcma, "else the caller's first");
+    // A peer without G.722 among ours: not chosen.
+    let (_, n) = answer(&Sdp::parse(&offer(LOCAL, 1, 1).to_text()).expect("valid"), &[Codec::Pcmu], LOCAL, 1)
+        .expect("ok");
+    assert_eq!(n.codec, Codec::Pcmu);
 }
 
 #[test]
