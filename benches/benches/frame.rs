@@ -182,9 +182,24 @@ fn silero(c: &mut Criterion, frames: &[&[i16]]) {
     }
 }
 
+fn g722(c: &mut Criterion) {
+    use voxgate_codecs::AudioDecoder as _;
+    let pcm = voice(SampleRate::HZ_16000, 1);
+    let mut wire = [0u8; 160];
+    let mut back = [0i16; 320];
+    let (mut encoder, mut decoder) =
+        (voxgate_codecs::g722::G722Encoder::default(), voxgate_codecs::g722::G722Decoder::default());
+    c.bench_function("g722_encode_20ms", |b| {
+        b.iter(|| encoder.encode(black_box(&pcm), &mut wire).ok());
+    });
+    c.bench_function("g722_decode_20ms", |b| {
+        b.iter(|| decoder.decode(black_box(&wire), &mut back).ok());
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    targets = g711, opus, resample, jitter, vad
+    targets = g711, g722, opus, resample, jitter, vad
 }
 criterion_main!(benches);
