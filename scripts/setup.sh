@@ -18,8 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # libasound2-plugins: its test plays and records through PulseAudio null sinks behind ALSA.
 # opus-tools: the WhatsApp test's voice notes (opusenc writes Ogg Opus, as WhatsApp does).
 # libspandsp-dev: the reference G.722 that codecs/tests/g722_reference.rs checks ours against.
+# openssl: the SIP-over-TLS tests issue their certificates with it.
 PACKAGES=(build-essential cmake libclang-dev pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools libspandsp-dev)
+  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools libspandsp-dev openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

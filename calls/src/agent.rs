@@ -27,6 +27,34 @@ pub struct CallAgent {
     pub public: bool,
     /// What its tenant's plan allows now, as the directory lent it.
     pub plan: PlanGate,
+    /// Its phone calls' media protection; `None`: the server's (`rtp.srtp`).
+    pub srtp: Option<SrtpMode>,
+}
+
+/// Whether a phone call's media is SRTP (keys by SDES, only ever sent over
+/// SIP over TLS): `rtp.srtp` for the server, and per trunk and per agent.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    /// Plain RTP; SRTP offers are refused.
+    #[default]
+    Off,
+    /// SRTP when the peer offers it over TLS, plain RTP otherwise.
+    Offer,
+    /// SRTP only: a call over plain SIP, or offering plain RTP, is refused (488).
+    Require,
+}
+
+impl From<SrtpMode> for voxgate_sip_bridge::sdp::Srtp {
+    fn from(m: SrtpMode) -> Self {
+        match m {
+            SrtpMode::Off => Self::Off,
+            SrtpMode::Offer => Self::Offer,
+            SrtpMode::Require => Self::Require,
+        }
+    }
 }
 
 /// What a tenant's plan allows as a call starts: the directory fills it in

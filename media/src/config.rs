@@ -204,6 +204,16 @@ pub struct SipConfig {
     pub tcp_max_per_source: u32,
     /// A TCP connection that sends nothing (not even a keep-alive) this long is closed.
     pub tcp_idle_timeout_s: u32,
+    /// SIP over TLS listens here when `tls_cert` and `tls_key` are set.
+    pub tls_listen: SocketAddr,
+    /// PEM files: our certificate chain and its private key (reread on SIGHUP).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// A PEM file of CAs: when set, a TLS client must present a certificate
+    /// they signed (mutual TLS for trunks); empty: no client certificate asked.
+    pub tls_client_ca: String,
+    /// A TLS connection must finish its handshake within this many seconds.
+    pub tls_handshake_timeout_s: u32,
 }
 
 impl Default for SipConfig {
@@ -221,6 +231,11 @@ impl Default for SipConfig {
             tcp_max_connections: 1024,
             tcp_max_per_source: 16,
             tcp_idle_timeout_s: 600,
+            tls_listen: SocketAddr::from(([0, 0, 0, 0], 5061)),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_client_ca: String::new(),
+            tls_handshake_timeout_s: 10,
         }
     }
 }
@@ -233,11 +248,13 @@ pub struct RtpConfig {
     pub port_max: u16,
     /// A call with no RTP from the caller for this long is hung up.
     pub no_media_timeout_s: u32,
+    /// SRTP for phone calls whose agent and trunk do not say.
+    pub srtp: voxgate_calls::agent::SrtpMode,
 }
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        Self { port_min: 10_000, port_max: 20_000, no_media_timeout_s: 30 }
+        Self { port_min: 10_000, port_max: 20_000, no_media_timeout_s: 30, srtp: Default::default() }
     }
 }
 
@@ -310,6 +327,8 @@ pub struct TrunkSettings {
     pub expires: u32,
     /// An outbound call nobody answers is cancelled after this many seconds.
     pub ring_timeout_s: u32,
+    /// SRTP on calls placed through the trunk; none: the agent's, or `rtp.srtp`.
+    pub srtp: Option<voxgate_calls::agent::SrtpMode>,
 }
 
 impl Default for TrunkSettings {
@@ -323,6 +342,7 @@ impl Default for TrunkSettings {
             realm: String::new(),
             expires: 300,
             ring_timeout_s: 30,
+            srtp: None,
         }
     }
 }

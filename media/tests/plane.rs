@@ -93,6 +93,7 @@ async fn plane(recordings: &std::path::Path) -> Result<(SocketAddr, Arc<Kept>), 
         max_calls: 0,
         public: true,
         plan: voxgate_calls::PlanGate::default(),
+        srtp: None,
     };
     let hooks = Arc::new(Kept::default());
     voxgate_media::calls::prepare(&config).await?;

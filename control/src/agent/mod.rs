@@ -330,6 +330,7 @@ pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> R
         max_calls: spec.max_concurrent_calls,
         public: spec.public,
         plan: voxgate_calls::PlanGate::default(),
+        srtp: spec.srtp,
     };
     let handoff_keywords = spec.handoff_keywords.iter().map(|k| k.trim().to_lowercase()).collect();
     Ok(Agent { call, post_call: spec.post_call.clone(), analyst, handoff_keywords })

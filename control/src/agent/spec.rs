@@ -61,6 +61,9 @@ pub struct AgentSpec {
     /// widget, chat, WebRTC, websocket streams); off, only clients with the
     /// media key or a media token (the widget mints them for public agents).
     pub public: bool,
+    /// Its phone calls' media: `off`, `offer` or `require` SRTP (SDES keys,
+    /// only over SIP over TLS); none: the server's `rtp.srtp`.
+    pub srtp: Option<voxgate_calls::agent::SrtpMode>,
 }
 
 /// Speech to text.
@@ -285,6 +288,7 @@ impl Default for AgentSpec {
             handoff_keywords: Vec::new(),
             max_concurrent_calls: 0,
             public: false,
+            srtp: None,
         }
     }
 }

@@ -32,6 +32,32 @@ pub fn ask_by_phone_with(
     uri: &str,
     codec: PhoneCodec,
 ) -> Result<String, Box<dyn std::error::Error>> {
+    ask(phone, uri, codec, None)
+}
+
+/// A phone's SIP over TLS: `pem` holds its certificate and key (baresip
+/// presents it as a client) and `ca` the server's CA, which it checks.
+pub struct PhoneTls<'a> {
+    pub pem: &'a Path,
+    pub ca: &'a Path,
+}
+
+/// [`ask_by_phone`] over TLS with SRTP required (baresip's `srtp-mand`:
+/// `RTP/SAVP` with SDES keys); `uri` names `transport=tls`.
+pub fn ask_by_phone_securely(
+    phone: &Path,
+    uri: &str,
+    tls: &PhoneTls<'_>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    ask(phone, uri, PhoneCodec::G711, Some(tls))
+}
+
+fn ask(
+    phone: &Path,
+    uri: &str,
+    codec: PhoneCodec,
+    tls: Option<&PhoneTls<'_>>,
+) -> Result<String, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(phone.join("rec"))?;
     let (question, rate) = read_wav(&root().join("fixtures/audio/store_hours_16k.wav"))?;
     assert_eq!(rate, 16_000);
@@ -62,14 +88,25 @@ pub fn ask_by_phone_with(
     }
     w.finalize()?;
     let phone_port = free_udp_port()?;
-    std::fs::write(phone.join("accounts"), format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"))?;
+    let (account, secure) = match tls {
+        None => (format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"), String::new()),
+        Some(tls) => (
+            format!("<sip:caller@127.0.0.1:{phone_port};transport=tls>;regint=0;mediaenc=srtp-mand\n"),
+            format!(
+                "sip_certificate {}\nsip_cafile {}\nmodule srtp.so\n",
+                tls.pem.display(),
+                tls.ca.display()
+            ),
+        ),
+    };
+    std::fs::write(phone.join("accounts"), account)?;
     std::fs::write(
         phone.join("config"),
         format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{phone_port}\nnet_interface 127.0.0.1\n\
              audio_source aufile,{say}\nausrc_srate {rate}\nauplay_srate {rate}\n\
              module_path /usr/lib/baresip/modules\nmodule {module}\nmodule aufile.so\nmodule sndfile.so\n\
-             snd_path {rec}\nmodule_app account.so\nmodule_app menu.so\n",
+             {secure}snd_path {rec}\nmodule_app account.so\nmodule_app menu.so\n",
             say = phone.join("say.wav").display(),
             rec = phone.join("rec").display()
         ),
@@ -95,6 +132,25 @@ pub fn ask_by_phone_with(
     let heard = to_16k(&heard, heard_rate)?;
     let whisper = WhisperStt::load(&WhisperConfig::with_models_dir(&models_dir()))?;
     Ok(transcribe_in_pieces(&whisper, &heard)?.to_lowercase())
+}
+
+/// The phone's question was answered: what it `heard` holds the store's
+/// Saturday hours (9), and the server's last call log has the caller
+/// asking about Saturday (the agent heard it, over `how`).
+pub fn answered_the_question(server: &super::Server, heard: &str, how: &str) -> super::TestResult {
+    let log = super::call_log(server)?;
+    assert!(
+        heard.contains('9') || heard.contains("nine"),
+        "no answer from the knowledge in: {heard}\nthe call's transcript: {:#}",
+        log["transcript"]
+    );
+    let asked = log["transcript"]
+        .as_array()
+        .ok_or("no transcript")?
+        .iter()
+        .any(|l| l["speaker"] == "caller" && l["text"].as_str().is_some_and(|t| t.contains("Saturday")));
+    assert!(asked, "the agent heard the question {how}: {log:#}");
+    Ok(())
 }
 
 pub fn models_dir() -> std::path::PathBuf {

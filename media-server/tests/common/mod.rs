@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test file uses some of these
 
 pub mod caller;
+pub mod certs;
 pub mod heard;
 pub mod moto;
 pub mod postgres;
@@ -60,6 +61,14 @@ enum Run {
 pub const API_KEY: &str = "test-api-key-0123456789";
 
 impl Server {
+    /// The process's id, for a server started with [`start_process`].
+    pub fn pid(&self) -> Option<u32> {
+        match &self.run {
+            Run::Process(child) => Some(child.id()),
+            Run::InProcess { .. } => None,
+        }
+    }
+
     /// Kills the server at once (SIGKILL: no shutdown, no flushing), as a
     /// crash or the OOM killer would; its folder stays for another server.
     /// Only a server started with [`start_process`] can be killed.

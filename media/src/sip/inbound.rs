@@ -54,8 +54,18 @@ pub(super) async fn run_call(
     let call_id = checked.call_id.clone();
     let tag = format!("vg{:016x}", rand::random::<u64>());
     let advertised = shared.advertised_for(peer.addr());
-    let local = host_port(advertised, shared.sip_port);
-    let contact = format!("sip:voxgate@{local}");
+    // A call over TLS continues over TLS: our Contact names the TLS port.
+    let (local, contact) = match shared.tls_port.filter(|_| peer.is_tls()) {
+        Some(port) => {
+            let local = host_port(advertised, port);
+            let contact = format!("sip:voxgate@{local};transport=tls");
+            (local, contact)
+        }
+        None => {
+            let local = host_port(advertised, shared.sip_port);
+            (local.clone(), format!("sip:voxgate@{local}"))
+        }
+    };
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
     let mut inbound = SipLeg::new(call, peer, shared.socket.clone());
     inbound.flush();
@@ -182,15 +192,24 @@ async fn answer(
     cancel: &CancellationToken,
 ) -> Result<Option<voxgate_pipeline::session::CallLog>, CallFailed> {
     let config = &shared.calls.config;
+    let mode = agent.srtp.unwrap_or(config.rtp.srtp);
+    let Some(srtp) = super::media_security(mode, inbound.peer().is_tls()) else {
+        tracing::info!(call_id = %info.id, "refused: the agent requires SRTP, and the call is not over TLS");
+        inbound.dialog.reject(std::time::Instant::now(), 488, "Not Acceptable Here");
+        inbound.flush();
+        return Err(
+            voxgate_sip_bridge::sdp::SdpError::Srtp("SRTP required, and the call is not over TLS").into()
+        );
+    };
     let sockets = RtpSockets::bind(config, shared.advertised_for(inbound.peer().addr())).await?;
     let (advertised, rtp_port) = (sockets.advertised, sockets.port);
     // Usually the INVITE carries the offer; without one, ours goes in the
     // 200 and the caller's answer comes in the ACK (RFC 3261 §13.2.1).
     let (local_sdp, early) = if invite.body.is_empty() {
-        (sdp::offer(advertised, rtp_port, u64::from(rand_u32())), None)
+        (sdp::offer(advertised, rtp_port, u64::from(rand_u32()), srtp), None)
     } else {
         let answered = Sdp::parse(&String::from_utf8_lossy(&invite.body))
-            .and_then(|offer| sdp::answer(&offer, &CODECS, advertised, rtp_port));
+            .and_then(|offer| sdp::answer(&offer, &CODECS, advertised, rtp_port, srtp));
         match answered {
             Ok((answer, n)) => (answer, Some(n)),
             Err(e) => {
@@ -232,27 +251,29 @@ async fn answer(
             wait_for_ack(inbound, signalling, cancel).await?;
             n
         }
-        None => answer_in_ack(inbound, signalling, cancel).await?,
+        None => answer_in_ack(inbound, signalling, cancel, &local_sdp).await?,
     };
-    tracing::info!(call_id = %info.id, codec = ?negotiated.codec, "call answered");
+    let srtp = negotiated.srtp.as_ref().map(|k| k.local.suite.name());
+    tracing::info!(call_id = %info.id, codec = ?negotiated.codec, srtp = srtp.unwrap_or("off"), "call answered");
     shared.calls.started(info).await;
     let log =
         media::run(shared, (&info.id, agent, room), inbound, sockets, negotiated, signalling, cancel).await?;
     Ok(Some(log))
 }
 
-/// Waits for the ACK that carries the caller's answer to our offer.
+/// Waits for the ACK that carries the caller's answer to our offer (`ours`).
 async fn answer_in_ack(
     inbound: &mut Inbound,
     signalling: &mut mpsc::Receiver<Signal>,
     cancel: &CancellationToken,
+    ours: &Sdp,
 ) -> Result<Negotiated, CallFailed> {
     loop {
         for event in step(inbound, signalling, cancel).await? {
             match event {
                 CallEvent::Confirmed { sdp } => {
                     let answer = sdp.ok_or(CallFailed::NoAnswerInAck)?;
-                    return Ok(sdp::accept_answer(&Sdp::parse(&answer)?, &CODECS)?);
+                    return Ok(sdp::accept_answer(&Sdp::parse(&answer)?, &CODECS, ours)?);
                 }
                 CallEvent::Ended(cause) => return Err(CallFailed::EndedBeforeAck(format!("{cause:?}"))),
                 _ => {}

@@ -55,11 +55,14 @@ pub(super) struct SipLeg<D: Dialog> {
     socket: Arc<UdpSocket>,
     /// Sees each event first (an outbound call reports its progress).
     observe: Observer<D::Event>,
+    /// `cancel` has hung the call up (once: a hang-up still waiting for
+    /// its answer must not be asked again, or the wait never yields).
+    hung_up: bool,
 }
 
 impl<D: Dialog> SipLeg<D> {
     pub(super) fn new(dialog: D, peer: Peer, socket: Arc<UdpSocket>) -> Self {
-        Self { dialog, peer, sender: None, socket, observe: Box::new(|_| {}) }
+        Self { dialog, peer, sender: None, socket, observe: Box::new(|_| {}), hung_up: false }
     }
 
     /// Calls `observe` with every event, before anyone else sees it.
@@ -108,7 +111,10 @@ impl<D: Dialog> SipLeg<D> {
     ) -> Option<Vec<D::Event>> {
         let next = self.dialog.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            () = cancel.cancelled(), if !self.dialog.is_ended() => self.dialog.hangup(now()),
+            () = cancel.cancelled(), if !self.dialog.is_ended() && !self.hung_up => {
+                self.hung_up = true;
+                self.dialog.hangup(now());
+            }
             msg = signalling.recv() => match msg {
                 Some((m, from)) => self.handle_message(now(), m, from),
                 None => return None,
@@ -156,6 +162,9 @@ struct Rtp {
     endpoint: RtpEndpoint,
     /// Where our SDP says we are, for a re-INVITE's answer.
     advertised: IpAddr,
+    /// A re-INVITE keeps the call as it began: SRTP stays SRTP (no
+    /// downgrade), plain RTP stays plain.
+    srtp: sdp::Srtp,
     port: u16,
     buf: Vec<u8>,
 }
@@ -210,7 +219,7 @@ impl Rtp {
 
     /// Answers a re-INVITE: another codec or address, or hold and resume.
     fn reinvite(&mut self, core: &mut CallCore, dialog: &mut impl Dialog, offer: Option<&str>) {
-        let (answer, settled) = sdp::reanswer(offer, &CODECS, self.advertised, self.port);
+        let (answer, settled) = sdp::reanswer(offer, &CODECS, self.advertised, self.port, self.srtp);
         if let Some(negotiated) = settled {
             let new_stream = match core.change_codec(negotiated.codec.media(), rand_u32()) {
                 Ok(rate_changed) => rate_changed.then(|| (rand_u32(), rand_u32() as u16)),
@@ -219,7 +228,9 @@ impl Rtp {
                     None
                 }
             };
-            self.endpoint.renegotiate(negotiated, new_stream);
+            if let Err(e) = self.endpoint.renegotiate(negotiated, new_stream) {
+                tracing::warn!(error = %e, "the re-INVITE's keys cannot be set up; keeping ours");
+            }
         }
         dialog.answer_reinvite(now(), &answer);
     }
@@ -266,12 +277,16 @@ pub(super) async fn run<D: Dialog>(
         telephone_events: negotiated.dtmf_payload_type.is_some(),
         no_media: Some(no_media),
     };
+    let srtp = if negotiated.srtp.is_some() { sdp::Srtp::Require } else { sdp::Srtp::Off };
+    let endpoint = RtpEndpoint::new(negotiated, peer, rand_u32(), rand_u32() as u16)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut core = calls.start_core(id, agent, carrier)?;
     let mut media = Rtp {
         rtp: TickedSocket::new(rtp)?,
         rtcp: rtcp.and_then(|s| TickedSocket::new(s).ok()),
-        endpoint: RtpEndpoint::new(negotiated, peer, rand_u32(), rand_u32() as u16),
+        endpoint,
         advertised,
+        srtp,
         port,
         buf: vec![0; 2048],
     };

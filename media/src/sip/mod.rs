@@ -1,5 +1,5 @@
-//! Phone calls over SIP: the signalling socket (UDP and TCP), and one
-//! task per call.
+//! Phone calls over SIP: the signalling sockets (UDP, TCP, and TLS when a
+//! certificate is configured), and one task per call.
 //!
 //! The signalling loop parses each datagram once: messages of a dialog in
 //! progress (by Call-ID) go to that dialog's task; everything else goes to
@@ -9,11 +9,17 @@
 //! - [`outbound`]: calls we place through the trunk ([`SipDialer`]).
 //! - [`media`]: the RTP socket and the call core of a call of either kind.
 //! - [`trunk`]: registration with the trunk, and where outbound requests go.
+//! - [`tls`]: SIP over TLS's certificate, reread on SIGHUP.
+//!
+//! A call's media is SRTP as its [`SrtpMode`] says (the agent's, else the
+//! trunk's for calls we place, else `rtp.srtp`); SDES puts the keys in the
+//! SDP, so SRTP is only ever set up over TLS signalling ([`media_security`]).
 
 mod inbound;
 mod media;
 mod outbound;
 mod rtp_socket;
+mod tls;
 mod trunk;
 
 use std::collections::HashMap;
@@ -24,9 +30,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use voxgate_calls::agent::SrtpMode;
 use voxgate_sip_bridge::call::dialogs;
 use voxgate_sip_bridge::message::{self, Framing, Message};
 use voxgate_sip_bridge::responder::{Action, Responder};
+use voxgate_sip_bridge::sdp::Srtp;
 
 use crate::calls::CallContext;
 pub use outbound::SipDialer;
@@ -43,6 +51,8 @@ pub enum SipError {
     },
     #[error("reading number routes: {0}")]
     Routes(#[from] voxgate_calls::agent::DirectoryError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -71,13 +81,20 @@ enum Peer {
     Udp(SocketAddr),
     /// A TCP connection: its address and its writer.
     Tcp(SocketAddr, mpsc::Sender<Vec<u8>>),
+    /// A TLS connection: its address and its writer.
+    Tls(SocketAddr, mpsc::Sender<Vec<u8>>),
 }
 
 impl Peer {
     fn addr(&self) -> SocketAddr {
         match self {
-            Self::Udp(a) | Self::Tcp(a, _) => *a,
+            Self::Udp(a) | Self::Tcp(a, _) | Self::Tls(a, _) => *a,
         }
+    }
+
+    /// Whether what goes to this peer is private (SDES keys may be sent).
+    fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(..))
     }
 
     /// Sends in order without waiting (a full UDP buffer or TCP queue
@@ -85,7 +102,7 @@ impl Peer {
     fn send(&self, socket: &UdpSocket, bytes: Vec<u8>) {
         let result = match self {
             Self::Udp(a) => socket.try_send_to(&bytes, *a).map(|_| ()).map_err(|e| e.to_string()),
-            Self::Tcp(_, tx) => tx.try_send(bytes).map_err(|e| e.to_string()),
+            Self::Tcp(_, tx) | Self::Tls(_, tx) => tx.try_send(bytes).map_err(|e| e.to_string()),
         };
         if let Err(e) = result {
             tracing::debug!(peer = %self.addr(), error = %e, "SIP send failed");
@@ -95,7 +112,7 @@ impl Peer {
     fn framing(&self) -> Framing {
         match self {
             Self::Udp(_) => Framing::Datagram,
-            Self::Tcp(..) => Framing::Stream,
+            Self::Tcp(..) | Self::Tls(..) => Framing::Stream,
         }
     }
 }
@@ -111,8 +128,21 @@ struct Shared {
     /// when no route to the caller says better.
     explicit: bool,
     sip_port: u16,
+    /// SIP over TLS's port, when it listens.
+    tls_port: Option<u16>,
     /// Opens and closes the dialogs the signalling loop routes to.
     dialogs: mpsc::Sender<DialogTable>,
+}
+
+/// The SRTP a call under `mode` may use, its signalling being TLS or not:
+/// keys never go in SDP over plain signalling, so there SRTP is off, and a
+/// call that requires it cannot be made (`None`: refuse it, 488).
+fn media_security(mode: SrtpMode, tls: bool) -> Option<Srtp> {
+    match (mode, tls) {
+        (SrtpMode::Require, false) => None,
+        (_, false) => Some(Srtp::Off),
+        (mode, true) => Some(mode.into()),
+    }
 }
 
 /// A message for a dialog of ours, and who sent it (where a refusal goes:
@@ -157,6 +187,16 @@ pub async fn start(
     let same = config.sip.tcp_listen == config.sip.udp_listen && local.port() != config.sip.udp_listen.port();
     let tcp_listen = if same { local } else { config.sip.tcp_listen };
     let tcp = tokio::net::TcpListener::bind(tcp_listen).await.map_err(bind_error(tcp_listen))?;
+    // SIP over TLS, when a certificate is configured (a bad one fails start-up).
+    let tls = match tls::Certificate::load(&config.sip)? {
+        Some(cert) => {
+            let addr = config.sip.tls_listen;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error(addr))?;
+            Some((listener, cert))
+        }
+        None => None,
+    };
+    let tls_port = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?.map(|a| a.port());
     crate::calls::prepare(config).await?;
     let (advertised, explicit) = match config.sip.public_address {
         Some(ip) => (ip, true),
@@ -171,10 +211,19 @@ pub async fn start(
         advertised,
         explicit,
         sip_port: local.port(),
+        tls_port,
         dialogs,
     });
     let (stream_tx, stream_rx) = mpsc::channel(256);
-    tokio::spawn(accept_tcp(tcp, stream_tx, config.sip.clone(), cancel.clone()));
+    let open = Arc::new(TcpConnections::default());
+    if let Some((listener, cert)) = tls {
+        tracing::info!(addr = %listener.local_addr()?, "SIP over TLS listening");
+        tokio::spawn(tls::reload_on_sighup(cert.clone(), config.sip.clone(), cancel.clone()));
+        let streams = Streams { incoming: stream_tx.clone(), open: open.clone(), config: config.sip.clone() };
+        tokio::spawn(accept_streams(listener, Some(cert), streams, cancel.clone()));
+    }
+    let streams = Streams { incoming: stream_tx, open, config: config.sip.clone() };
+    tokio::spawn(accept_streams(tcp, None, streams, cancel.clone()));
     if !shared.calls.config.trunk.registrar.is_empty() {
         tokio::spawn(trunk::register(shared.clone(), cancel.clone()));
     }
@@ -219,19 +268,26 @@ impl Drop for TcpPlace {
     }
 }
 
-/// Accepts SIP over TCP: each connection's messages, framed by
-/// Content-Length, join the UDP ones; answers go back on the connection.
-/// At most `sip.tcp_max_connections` connections, `sip.tcp_max_per_source`
-/// from one address; one that sends nothing for `sip.tcp_idle_timeout_s` is closed.
-async fn accept_tcp(
-    listener: tokio::net::TcpListener,
+/// Where stream connections' messages go, and how many may be open.
+#[derive(Clone)]
+struct Streams {
     incoming: mpsc::Sender<(Vec<u8>, Peer)>,
+    open: Arc<TcpConnections>,
     config: crate::config::SipConfig,
+}
+
+/// Accepts SIP over TCP, or over TLS with `tls`: each connection's
+/// messages, framed by Content-Length, join the UDP ones; answers go back
+/// on the connection. At most `sip.tcp_max_connections` connections (TCP
+/// and TLS together), `sip.tcp_max_per_source` from one address; one that
+/// sends nothing for `sip.tcp_idle_timeout_s` is closed, and a TLS
+/// handshake must finish within `sip.tls_handshake_timeout_s`.
+async fn accept_streams(
+    listener: tokio::net::TcpListener,
+    tls: Option<tls::Certificate>,
+    streams: Streams,
     cancel: CancellationToken,
 ) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let open = Arc::new(TcpConnections::default());
-    let idle = std::time::Duration::from_secs(u64::from(config.tcp_idle_timeout_s.max(1)));
     loop {
         let (stream, addr) = tokio::select! {
             () = cancel.cancelled() => return,
@@ -244,54 +300,81 @@ async fn accept_tcp(
                 }
             },
         };
-        let Some(place) = open.open(addr.ip(), &config) else {
+        let Some(place) = streams.open.open(addr.ip(), &streams.config) else {
             tracing::warn!(source = %addr.ip(), "SIP TCP connection refused: at sip.tcp_max_connections or tcp_max_per_source");
             drop(stream);
             continue;
         };
-        let (mut reader, mut writer) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        let (streams, cancel) = (streams.clone(), cancel.clone());
+        let Some(tls) = &tls else {
+            tokio::spawn(serve_stream(stream, addr, false, place, streams, cancel));
+            continue;
+        };
+        let acceptor = tls.acceptor();
+        let handshake =
+            std::time::Duration::from_secs(u64::from(streams.config.tls_handshake_timeout_s.max(1)));
         tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if writer.write_all(&bytes).await.is_err() {
+            match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_stream(stream, addr, true, place, streams, cancel).await,
+                Ok(Err(e)) => tracing::info!(source = %addr, error = %e, "SIP TLS handshake failed"),
+                Err(_) => tracing::info!(source = %addr, "SIP TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// Reads one connection's messages until it closes, idles or the server stops.
+async fn serve_stream<S>(
+    stream: S,
+    addr: SocketAddr,
+    tls: bool,
+    place: TcpPlace,
+    streams: Streams,
+    cancel: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let _place = place;
+    let idle = std::time::Duration::from_secs(u64::from(streams.config.tcp_idle_timeout_s.max(1)));
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let peer = if tls { Peer::Tls(addr, tx) } else { Peer::Tcp(addr, tx) };
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = tokio::time::timeout(idle, reader.read(&mut chunk)) => match r {
+                Err(_) => {
+                    tracing::debug!(source = %addr, "SIP stream connection idle; closed");
                     return;
                 }
-            }
-        });
-        let (incoming, cancel) = (incoming.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let _place = place;
-            let peer = Peer::Tcp(addr, tx);
-            let mut buf: Vec<u8> = Vec::with_capacity(4096);
-            let mut chunk = vec![0u8; 8192];
-            loop {
-                let n = tokio::select! {
-                    () = cancel.cancelled() => return,
-                    r = tokio::time::timeout(idle, reader.read(&mut chunk)) => match r {
-                        Err(_) => {
-                            tracing::debug!(source = %addr, "SIP TCP connection idle; closed");
-                            return;
-                        }
-                        Ok(Ok(0) | Err(_)) => return,
-                        Ok(Ok(n)) => n,
-                    },
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    match message::stream_message_len(&buf) {
-                        Ok(Some(len)) => {
-                            let msg: Vec<u8> = buf.drain(..len).collect();
-                            if incoming.send((msg, peer.clone())).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => break,
-                        // Framing that cannot be recovered: close (RFC 4475 clerr, ncl).
-                        Err(_) => return,
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(n)) => n,
+            },
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match message::stream_message_len(&buf) {
+                Ok(Some(len)) => {
+                    let msg: Vec<u8> = buf.drain(..len).collect();
+                    if streams.incoming.send((msg, peer.clone())).await.is_err() {
+                        return;
                     }
                 }
+                Ok(None) => break,
+                // Framing that cannot be recovered: close (RFC 4475 clerr, ncl).
+                Err(_) => return,
             }
-        });
+        }
     }
 }
 

@@ -80,6 +80,11 @@ impl Dialer for SipDialer {
         // A place among the node's calls, held until the call's task ends.
         let seat =
             shared.calls.admit(Channel::Sip, &agent).map_err(|full| DialError::Limit(full.to_string()))?;
+        // Calls through the trunk go over UDP: keys cannot go with them.
+        let mode = t.srtp.or(agent.srtp).unwrap_or(shared.calls.config.rtp.srtp);
+        let srtp = super::media_security(mode, false).ok_or_else(|| {
+            DialError::NotAllowed("SRTP is required, and calls are placed over UDP, not TLS".into())
+        })?;
         let (credentials, realm) = trunk::credentials(t, &route);
         let Route { target, hop } = route;
         let hop_addr = trunk::resolve(&hop).await?;
@@ -151,7 +156,7 @@ impl Dialer for SipDialer {
             (id, sip_call_id.clone()),
             hop_addr,
             direct,
-            sockets,
+            (sockets, srtp),
             rx,
             self.cancel.child_token(),
         );
@@ -233,14 +238,14 @@ async fn run(
     (id, sip_call_id): (String, String),
     hop: SocketAddr,
     direct: bool,
-    sockets: RtpSockets,
+    (sockets, srtp): (RtpSockets, sdp::Srtp),
     mut signalling: mpsc::Receiver<Signal>,
     cancel: CancellationToken,
 ) {
     let shared = dialer.shared.clone();
-    let offer = sdp::offer(sockets.advertised, sockets.port, u64::from(rand_u32())).to_text();
+    let ours = sdp::offer(sockets.advertised, sockets.port, u64::from(rand_u32()), srtp);
     let tag = format!("vg{:016x}", rand::random::<u64>());
-    let call = OutboundCall::new(std::time::Instant::now(), dial, &sip_call_id, &tag, &offer);
+    let call = OutboundCall::new(std::time::Instant::now(), dial, &sip_call_id, &tag, &ours.to_text());
     let reporter = (dialer.clone(), id.clone());
     let mut out = SipLeg::new(call, Peer::Udp(hop), shared.socket.clone())
         .observed(move |e| report(&reporter.0, &reporter.1, e));
@@ -270,7 +275,7 @@ async fn run(
     {
         out.set_peer(Peer::Udp(addr));
     }
-    let negotiated = match Sdp::parse(&answer).and_then(|a| sdp::accept_answer(&a, &CODECS)) {
+    let negotiated = match Sdp::parse(&answer).and_then(|a| sdp::accept_answer(&a, &CODECS, &ours)) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(call_id = %id, error = %e, "the answer's SDP is unusable; hanging up");

@@ -10,6 +10,10 @@
 //!   confirmed; sender reports with what we sent, receiver reports with
 //!   what came.
 //!
+//! With SRTP keys (SDES), each packet is authenticated and decrypted
+//! before it counts (a forged or replayed one never latches the media),
+//! and ours are protected on the way out; RTCP is SRTCP.
+//!
 //! Time is passed in; the caller owns the sockets.
 
 use std::net::SocketAddr;
@@ -19,6 +23,7 @@ use voxgate_codecs::dtmf::{DtmfKey, TelephoneEvent};
 
 use super::peer::MediaPeer;
 use super::rtcp::{self, Report, SenderInfo};
+use super::srtp::{SrtpError, SrtpSession};
 use super::stats::ReceiverStats;
 use super::{RtpPacket, is_rtcp};
 use crate::sdp::Negotiated;
@@ -47,14 +52,24 @@ pub struct RtpEndpoint {
     rx: ReceiverStats,
     /// The timestamp of the last key reported (its end is sent three times).
     last_key: Option<u32>,
+    /// With SRTP keys: the contexts, and room for a packet decrypted or sealed.
+    srtp: Option<SrtpSession>,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
     out: Vec<u8>,
 }
 
 impl RtpEndpoint {
-    /// A stream with our `ssrc`, first sequence number `seq` (both random, RFC 3550).
-    #[must_use]
-    pub fn new(negotiated: Negotiated, peer: MediaPeer, ssrc: u32, seq: u16) -> Self {
-        Self {
+    /// A stream with our `ssrc`, first sequence number `seq` (both random,
+    /// RFC 3550), SRTP if `negotiated` carries keys.
+    ///
+    /// # Errors
+    /// SRTP keys that cannot be used.
+    pub fn new(negotiated: Negotiated, peer: MediaPeer, ssrc: u32, seq: u16) -> Result<Self, SrtpError> {
+        Ok(Self {
+            srtp: negotiated.srtp.as_ref().map(SrtpSession::new).transpose()?,
+            plain: Vec::with_capacity(1500),
+            sealed: Vec::with_capacity(1500),
             negotiated,
             peer,
             ssrc,
@@ -64,7 +79,13 @@ impl RtpEndpoint {
             rx: ReceiverStats::default(),
             last_key: None,
             out: vec![0; 1500],
-        }
+        })
+    }
+
+    /// Whether the media is SRTP.
+    #[must_use]
+    pub fn secure(&self) -> bool {
+        self.srtp.is_some()
     }
 
     /// What was negotiated.
@@ -86,16 +107,28 @@ impl RtpEndpoint {
 
     /// A re-INVITE settled `negotiated`; with `new_stream` (another clock
     /// rate), our stream starts anew with that SSRC and sequence number.
-    pub fn renegotiate(&mut self, negotiated: Negotiated, new_stream: Option<(u32, u16)>) {
+    /// New SRTP keys start new contexts.
+    ///
+    /// # Errors
+    /// New SRTP keys that cannot be used (nothing changed).
+    pub fn renegotiate(
+        &mut self,
+        negotiated: Negotiated,
+        new_stream: Option<(u32, u16)>,
+    ) -> Result<(), SrtpError> {
+        if negotiated.srtp != self.negotiated.srtp {
+            self.srtp = negotiated.srtp.as_ref().map(SrtpSession::new).transpose()?;
+        }
         self.peer.move_to(negotiated.remote);
         self.negotiated = negotiated;
         if let Some((ssrc, seq)) = new_stream {
             (self.ssrc, self.seq, self.packets, self.octets) = (ssrc, seq, 0, 0);
         }
+        Ok(())
     }
 
     /// A datagram that came to the RTP port from `from` at `at`.
-    pub fn handle_datagram<'a>(&mut self, at: Instant, from: SocketAddr, bytes: &'a [u8]) -> Incoming<'a> {
+    pub fn handle_datagram<'a>(&'a mut self, at: Instant, from: SocketAddr, bytes: &'a [u8]) -> Incoming<'a> {
         if is_rtcp(bytes) {
             self.handle_rtcp(at, bytes);
             return Incoming::Nothing;
@@ -104,9 +137,20 @@ impl RtpEndpoint {
         let audio = p.payload_type == self.negotiated.payload_type;
         let key = Some(p.payload_type) == self.negotiated.dtmf_payload_type;
         // Strict latching: a packet of another source is not the caller's (RTP Bleed).
-        if !(audio || key) || !self.peer.accept(from) {
+        if !(audio || key) || !self.peer.acceptable(from) {
             return Incoming::Nothing;
         }
+        let p = match &mut self.srtp {
+            None => p,
+            Some(srtp) => {
+                if !srtp.unprotect_rtp(bytes, &mut self.plain) {
+                    return Incoming::Nothing;
+                }
+                let Ok(p) = RtpPacket::parse(&self.plain) else { return Incoming::Nothing };
+                p
+            }
+        };
+        self.peer.accept(from);
         if audio {
             self.rx.on_packet(p.ssrc, p.seq);
             return Incoming::Audio(p);
@@ -124,6 +168,15 @@ impl RtpEndpoint {
     /// `at`: its sender reports time our round-trip measurement; its
     /// reception reports say how our audio arrives.
     pub fn handle_rtcp(&mut self, at: Instant, bytes: &[u8]) {
+        let bytes = match &mut self.srtp {
+            None => bytes,
+            Some(srtp) => {
+                if !srtp.unprotect_rtcp(bytes, &mut self.plain) {
+                    return;
+                }
+                &self.plain
+            }
+        };
         let Ok(received) = rtcp::parse(bytes) else { return };
         for report in received.reports {
             if let Some(sender) = report.sender {
@@ -161,10 +214,15 @@ impl RtpEndpoint {
             if event { self.negotiated.dtmf_payload_type? } else { self.negotiated.payload_type };
         let packet = RtpPacket { marker, payload_type, seq: self.seq, timestamp, ssrc: self.ssrc, payload };
         let n = packet.write(&mut self.out).ok()?;
+        if let Some(srtp) = &mut self.srtp
+            && !srtp.protect_rtp(&self.out[..n], &mut self.sealed)
+        {
+            return None;
+        }
         self.seq = self.seq.wrapping_add(1);
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload.len() as u32);
-        Some((&self.out[..n], dest))
+        Some((if self.srtp.is_some() { &self.sealed } else { &self.out[..n] }, dest))
     }
 
     /// Our RTCP report at `now` (`ntp`: the wall clock as NTP; `rtp_timestamp`:
@@ -190,7 +248,12 @@ impl RtpEndpoint {
             blocks: self.rx.report(now, jitter).into_iter().collect(),
         };
         let n = report.write(bye, &mut self.out).ok()?;
-        Some((&self.out[..n], dest))
+        match &mut self.srtp {
+            None => Some((&self.out[..n], dest)),
+            Some(srtp) => {
+                srtp.protect_rtcp(&self.out[..n], &mut self.sealed).then_some((&self.sealed[..], dest))
+            }
+        }
     }
 }
 
@@ -212,9 +275,10 @@ mod tests {
             dtmf_payload_type: Some(101),
             remote: Some(CALLER),
             direction: Direction::SendRecv,
+            srtp: None,
         };
         let peer = MediaPeer::new(Some(CALLER), None, OwnAddresses::default(), Duration::from_secs(5));
-        RtpEndpoint::new(negotiated, peer, 0xABCD, 65_535)
+        RtpEndpoint::new(negotiated, peer, 0xABCD, 65_535).expect("no keys")
     }
 
     fn packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
@@ -247,6 +311,44 @@ mod tests {
         );
         assert_eq!(e.handle_datagram(now, CALLER, &packet(101, 4, 480, &end)), Incoming::Nothing);
         assert_eq!(e.handle_datagram(now, CALLER, &[0x80, 0]), Incoming::Nothing, "too short");
+    }
+
+    #[test]
+    fn with_srtp_only_authentic_packets_count_or_latch_and_ours_are_sealed() {
+        use crate::rtp::srtp::SrtpSession;
+        use crate::sdp::crypto::{self, Crypto, KeySalt, Suite};
+        let offered = [Crypto { tag: 1, key: KeySalt::random(Suite::AesCm128HmacSha1_80) }];
+        let (line, ours) = crypto::answer(&offered).expect("a suite");
+        let mut caller = SrtpSession::new(&crypto::accept(&offered, &[line]).expect("keys")).expect("usable");
+        let mut e = endpoint();
+        e.negotiated.srtp = Some(ours.clone());
+        e.srtp = Some(SrtpSession::new(&ours).expect("usable"));
+        let now = Instant::now();
+        let plain = packet(0, 1, 160, &[0x11; 160]);
+        let mut sealed = Vec::new();
+        assert!(caller.protect_rtp(&plain, &mut sealed));
+        // From the caller's IP, another port: forged (plain) packets neither count nor latch.
+        let forger = SocketAddr::new(CALLER.ip(), 4002);
+        assert_eq!(e.handle_datagram(now, forger, &plain), Incoming::Nothing);
+        assert_eq!(e.handle_datagram(now, CALLER, &plain), Incoming::Nothing);
+        match e.handle_datagram(now, CALLER, &sealed) {
+            Incoming::Audio(p) => assert_eq!((p.seq, p.payload), (1, &[0x11u8; 160][..])),
+            other => panic!("the caller's packet: {other:?}"),
+        }
+        assert_eq!(e.handle_datagram(now, CALLER, &sealed), Incoming::Nothing, "a replay");
+        // Latched to the caller, not the forger.
+        let mut second = Vec::new();
+        assert!(caller.protect_rtp(&packet(0, 2, 320, &[0x22; 160]), &mut second));
+        assert_eq!(e.handle_datagram(now, forger, &second), Incoming::Nothing);
+        // Ours go out sealed, and the caller reads them.
+        e.confirm(now);
+        let (bytes, _) = e.write(now, false, &[0x33; 160], 1000, false).expect("sent");
+        assert_ne!(&bytes[12..172], &[0x33u8; 160][..]);
+        let mut heard = Vec::new();
+        assert!(caller.unprotect_rtp(bytes, &mut heard));
+        assert_eq!(RtpPacket::parse(&heard).expect("RTP").payload, &[0x33u8; 160][..]);
+        let (report, _) = e.report(now, 1 << 32, 1160, 0, false).expect("a report");
+        assert!(caller.unprotect_rtcp(report, &mut heard), "the caller authenticates our SRTCP");
     }
 
     #[test]

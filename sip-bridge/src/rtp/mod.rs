@@ -5,6 +5,7 @@
 pub mod endpoint;
 pub mod peer;
 pub mod rtcp;
+pub mod srtp;
 pub mod stats;
 
 /// A packet that is not valid RTP.

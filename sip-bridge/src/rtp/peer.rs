@@ -86,22 +86,31 @@ impl MediaPeer {
         }
     }
 
-    /// Whether a packet from `from` is the caller's; the first acceptable
-    /// one latches the media to its source.
-    pub fn accept(&mut self, from: SocketAddr) -> bool {
+    /// Whether a packet from `from` may be the caller's (without latching:
+    /// see [`Self::accept`]).
+    #[must_use]
+    pub fn acceptable(&self, from: SocketAddr) -> bool {
         if let Some(latched) = self.latched {
             return latched == from;
         }
         let ip = unmapped(from.ip());
         let expected = self.sdp.is_some_and(|s| unmapped(s.ip()) == ip)
             || self.signalling_ip.is_some_and(|s| unmapped(s) == ip);
-        if expected && sendable(from, &self.own) {
+        expected && sendable(from, &self.own)
+    }
+
+    /// Whether a packet from `from` is the caller's; the first acceptable
+    /// one latches the media to its source. (With SRTP, only a packet that
+    /// passed authentication is offered here.)
+    pub fn accept(&mut self, from: SocketAddr) -> bool {
+        if !self.acceptable(from) {
+            return false;
+        }
+        if self.latched.is_none() {
             tracing::debug!(%from, "media latched");
             self.latched = Some(from);
-            true
-        } else {
-            false
         }
+        true
     }
 
     /// Where media goes at `now`: the latched source, else the SDP's

@@ -2,6 +2,12 @@
 //! that a voice agent needs: pick one codec the caller offered (PCMU, PCMA
 //! or Opus), telephone-event for DTMF if offered, ptime 20, and mirror the
 //! direction (hold: sendonly -> recvonly, inactive -> inactive).
+//!
+//! SRTP keys travel in the SDP ([`crypto`], SDES): what a call may or must
+//! use is its [`Srtp`] policy, and the media layer lets keys into SDP only
+//! over TLS signalling.
+
+pub mod crypto;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -16,6 +22,24 @@ pub enum SdpError {
     /// No audio stream with a codec we speak (answer 488).
     #[error("no acceptable audio codec offered")]
     NoCommonCodec,
+    /// The media's protection is not what the policy allows (answer 488):
+    /// plain RTP where SRTP is required, SRTP where it is off, or no
+    /// crypto suite in common.
+    #[error("media security: {0}")]
+    Srtp(&'static str),
+}
+
+/// Whether a call's media is SRTP (`rtp.srtp`, per trunk and per agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Srtp {
+    /// Plain RTP; an SRTP-only offer is refused.
+    #[default]
+    Off,
+    /// SRTP when the peer offers it; our offers carry keys on plain
+    /// `RTP/AVP` (best effort), so a peer without SRTP still connects.
+    Offer,
+    /// SRTP only: offers are `RTP/SAVP`, and plain RTP is refused.
+    Require,
 }
 
 /// Media direction.
@@ -74,6 +98,8 @@ pub struct Media {
     pub connection: Option<IpAddr>,
     pub direction: Direction,
     pub ptime: Option<u32>,
+    /// The `a=crypto` lines we can use, in the writer's order.
+    pub crypto: Vec<crypto::Crypto>,
 }
 
 impl Media {
@@ -188,6 +214,7 @@ impl Sdp {
                         connection: None,
                         direction: Direction::default(),
                         ptime: None,
+                        crypto: Vec::new(),
                     });
                 }
                 ("a", media) => {
@@ -206,6 +233,7 @@ impl Sdp {
                             }
                         }
                         ("ptime", Some(m)) => m.ptime = arg.trim().parse().ok(),
+                        ("crypto", Some(m)) => m.crypto.extend(crypto::Crypto::parse(arg)),
                         _ => {}
                     }
                 }
@@ -267,6 +295,9 @@ impl Sdp {
             }
             if let Some(p) = m.ptime {
                 let _ = write!(out, "a=ptime:{p}\r\n");
+            }
+            for c in &m.crypto {
+                let _ = write!(out, "a=crypto:{}\r\n", c.to_value());
             }
             let _ = write!(out, "a={}\r\n", m.direction.attr());
         }
@@ -334,27 +365,52 @@ pub struct Negotiated {
     pub remote: Option<std::net::SocketAddr>,
     /// The direction we answered (our point of view).
     pub direction: Direction,
+    /// The SRTP keys, when the media is SRTP.
+    pub srtp: Option<crypto::SrtpKeys>,
+}
+
+/// How an offered stream's media would be protected under `srtp`: keys
+/// (SRTP), none (plain RTP), or not at all (`Err`: refuse the stream).
+fn protection(m: &Media, srtp: Srtp) -> Result<Option<(crypto::Crypto, crypto::SrtpKeys)>, &'static str> {
+    let savp = m.proto.eq_ignore_ascii_case("RTP/SAVP");
+    if !savp && !m.proto.eq_ignore_ascii_case("RTP/AVP") {
+        return Err("a media profile other than RTP/AVP or RTP/SAVP");
+    }
+    // Keys on RTP/AVP are best-effort SRTP: taken unless SRTP is off.
+    let keyed = if srtp == Srtp::Off { None } else { crypto::answer(&m.crypto) };
+    match (keyed, savp, srtp) {
+        (Some(k), ..) => Ok(Some(k)),
+        (None, true, Srtp::Off) => Err("SRTP offered, and SRTP is off here"),
+        (None, true, _) => Err("no SRTP crypto suite in common"),
+        (None, false, Srtp::Require) => Err("plain RTP offered, and SRTP is required"),
+        (None, false, _) => Ok(None),
+    }
 }
 
 /// Answers `offer` (RFC 3264 §6): the first audio stream with a codec in
-/// `codecs`: a wideband one (G.722, Opus) when the caller offers one, else
-/// the caller's first choice; other streams are refused with port 0.
+/// `codecs` and the protection `srtp` allows: a wideband codec (G.722,
+/// Opus) when the caller offers one, else the caller's first choice; other
+/// streams are refused with port 0.
 ///
 /// # Errors
-/// No audio stream offers a codec in `codecs`.
+/// No audio stream offers a codec in `codecs` ([`SdpError::NoCommonCodec`]),
+/// or none is protected as `srtp` allows ([`SdpError::Srtp`]).
 pub fn answer(
     offer: &Sdp,
     codecs: &[Codec],
     local: IpAddr,
     local_port: u16,
+    srtp: Srtp,
 ) -> Result<(Sdp, Negotiated), SdpError> {
     let mut chosen: Option<Negotiated> = None;
+    let mut insecure = None;
     let mut media = Vec::new();
     for m in &offer.media {
-        let usable =
-            m.kind == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/AVP") && chosen.is_none();
-        let pick = usable.then(|| pick(m, codecs)).flatten();
-        let Some((codec, map)) = pick else {
+        let usable = m.kind == "audio" && m.port != 0 && chosen.is_none();
+        let protected =
+            usable.then(|| protection(m, srtp)).and_then(|p| p.map_err(|e| insecure = Some(e)).ok());
+        let pick = protected.is_some().then(|| pick(m, codecs)).flatten();
+        let (Some((codec, map)), Some(keys)) = (pick, protected) else {
             // Refused stream: same m= line, port 0, first format.
             media.push(Media {
                 port: 0,
@@ -363,10 +419,12 @@ pub fn answer(
                 fmtps: Vec::new(),
                 connection: None,
                 ptime: None,
+                crypto: Vec::new(),
                 ..m.clone()
             });
             continue;
         };
+        let (line, keys) = keys.map_or((None, None), |(line, keys)| (Some(line), Some(keys)));
         let dtmf = m.formats.iter().filter_map(|f| f.parse::<u8>().ok()).find_map(|pt| {
             let map = m.rtpmap(pt)?;
             (map.encoding.eq_ignore_ascii_case("telephone-event") && map.clock_rate == map_rate(codec))
@@ -396,6 +454,7 @@ pub fn answer(
                 .filter(|c| !c.is_unspecified())
                 .map(|ip| std::net::SocketAddr::new(ip, m.port)),
             direction,
+            srtp: keys,
         });
         media.push(Media {
             kind: "audio".to_owned(),
@@ -407,9 +466,10 @@ pub fn answer(
             connection: None,
             direction,
             ptime: Some(20),
+            crypto: line.into_iter().collect(),
         });
     }
-    let negotiated = chosen.ok_or(SdpError::NoCommonCodec)?;
+    let negotiated = chosen.ok_or_else(|| insecure.map_or(SdpError::NoCommonCodec, SdpError::Srtp))?;
     let answer = Sdp {
         session_id: offer.session_id,
         session_version: 1,
@@ -445,13 +505,21 @@ fn map_rate(codec: Codec) -> u32 {
     }
 }
 
-/// Reads the answer to our [`offer`]: the first format of the first live
-/// audio stream that is one of `codecs`.
+/// Reads the answer to `ours` (an [`offer`]): the first format of the first
+/// live audio stream that is one of `codecs`, and the SRTP keys if we
+/// offered some and the answer took one.
 ///
 /// # Errors
-/// No audio stream, or none with a codec we offered.
-pub fn accept_answer(answer: &Sdp, codecs: &[Codec]) -> Result<Negotiated, SdpError> {
+/// No audio stream, or none with a codec we offered; or plain RTP where
+/// our offer was SRTP only (`RTP/SAVP`).
+pub fn accept_answer(answer: &Sdp, codecs: &[Codec], ours: &Sdp) -> Result<Negotiated, SdpError> {
     let m = answer.media.iter().find(|m| m.kind == "audio" && m.port != 0).ok_or(SdpError::NoCommonCodec)?;
+    let offered = ours.media.iter().find(|m| m.kind == "audio");
+    let srtp = offered.and_then(|o| crypto::accept(&o.crypto, &m.crypto));
+    let required = offered.is_some_and(|o| o.proto.eq_ignore_ascii_case("RTP/SAVP"));
+    if srtp.is_none() && (required || m.proto.eq_ignore_ascii_case("RTP/SAVP")) {
+        return Err(SdpError::Srtp("the answer's SRTP keys do not match our offer"));
+    }
     let pts: Vec<u8> = m.formats.iter().filter_map(|f| f.parse().ok()).collect();
     let (codec, map) = pts
         .iter()
@@ -472,12 +540,15 @@ pub fn accept_answer(answer: &Sdp, codecs: &[Codec]) -> Result<Negotiated, SdpEr
         dtmf_payload_type: dtmf,
         remote: connection.filter(|c| !c.is_unspecified()).map(|ip| std::net::SocketAddr::new(ip, m.port)),
         direction: m.direction,
+        srtp,
     })
 }
 
-/// An offer of our own (for outbound calls and INVITEs without SDP).
+/// An offer of our own (for outbound calls and INVITEs without SDP), with
+/// fresh SRTP keys unless `srtp` is off (the offer keeps them: see
+/// [`accept_answer`]).
 #[must_use]
-pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {
+pub fn offer(local: IpAddr, local_port: u16, session_id: u64, srtp: Srtp) -> Sdp {
     let map = |pt: u8, encoding: &str, clock_rate: u32, channels: Option<u8>| RtpMap {
         payload_type: pt,
         encoding: encoding.to_owned(),
@@ -493,7 +564,7 @@ pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {
         media: vec![Media {
             kind: "audio".to_owned(),
             port: local_port,
-            proto: "RTP/AVP".to_owned(),
+            proto: if srtp == Srtp::Require { "RTP/SAVP" } else { "RTP/AVP" }.to_owned(),
             // G.722 first: wideband where the peer has it.
             formats: ["9", "0", "8", "111", "101"].map(str::to_owned).to_vec(),
             rtpmaps: vec![
@@ -507,6 +578,7 @@ pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {
             connection: None,
             direction: Direction::SendRecv,
             ptime: Some(20),
+            crypto: if srtp == Srtp::Off { Vec::new() } else { crypto::offer() },
         }],
     }
 }
@@ -514,19 +586,22 @@ pub fn offer(local: IpAddr, local_port: u16, session_id: u64) -> Sdp {
 #[cfg(test)]
 mod tests;
 
-/// Answers a re-INVITE (hold, resume, another codec or address): our
-/// answer to its `offer` and what it settled; with no usable offer (none,
-/// or nothing we take), an offer of ours at `addr`:`port` and nothing settled.
+/// Answers a re-INVITE (hold, resume, another codec, address or keys):
+/// our answer to its `offer` and what it settled; with no usable offer
+/// (none, or nothing we take), an offer of ours at `addr`:`port` and
+/// nothing settled.
 #[must_use]
 pub fn reanswer(
     offer: Option<&str>,
     codecs: &[Codec],
     addr: IpAddr,
     port: u16,
+    srtp: Srtp,
 ) -> (String, Option<Negotiated>) {
-    let answered = offer.and_then(|o| Sdp::parse(o).ok()).and_then(|o| answer(&o, codecs, addr, port).ok());
+    let answered =
+        offer.and_then(|o| Sdp::parse(o).ok()).and_then(|o| answer(&o, codecs, addr, port, srtp).ok());
     match answered {
         Some((sdp, negotiated)) => (sdp.to_text(), Some(negotiated)),
-        None => (self::offer(addr, port, 1).to_text(), None),
+        None => (self::offer(addr, port, 1, srtp).to_text(), None),
     }
 }
