@@ -6,6 +6,8 @@
 //!   over UDP, and SRTP keys are never taken over plain signalling;
 //! - trunks must show a certificate from the configured CA when one is
 //!   asked (mutual TLS);
+//! - the agent calls a phone over TLS (its certificate checked against
+//!   `trunk.tls_ca`) with SRTP, and the phone hears it;
 //! - a renewed certificate is taken on SIGHUP, a broken one is not.
 //!
 //! Certificates are issued for each test by `openssl` (`common::certs`).
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::certs::{self, Leaf};
-use common::heard::{PhoneTls, ask_by_phone_securely};
+use common::heard::{PhoneTls, answering_phone_securely, ask_by_phone_securely};
 use common::{Server, TestResult, start_process, start_server};
 
 /// Where the server's SIP over TLS listens, from its start-up log.
@@ -257,6 +259,145 @@ fn a_renewed_certificate_is_taken_on_sighup_and_a_broken_one_is_not() -> TestRes
     let kept = common::log_until(&server, |l| l.contains("SIP TLS certificate"));
     assert!(kept.last().is_some_and(|l| l.contains("not reloaded")), "{kept:?}");
     assert!(ok(&new_ca)?);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+#[test]
+fn the_agent_calls_a_phone_over_tls_with_srtp_and_checks_its_certificate() -> TestResult {
+    let work = std::env::temp_dir().join(format!("voxgate-sip-tls-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (ca, stranger_ca) = (certs::ca(&work, "trunk")?, certs::ca(&work, "stranger")?);
+    let (server_cert, phone_cert) = (certs::leaf(&work, &ca, "server")?, certs::leaf(&work, &ca, "phone")?);
+    let impostor = certs::leaf(&work, &stranger_ca, "impostor")?;
+    let key = common::API_KEY;
+    let server = start_server(&[
+        ("VOXGATE_SIP__TLS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("VOXGATE_SIP__TLS_CERT", server_cert.cert.display().to_string()),
+        ("VOXGATE_SIP__TLS_KEY", server_cert.key.display().to_string()),
+        ("VOXGATE_TRUNK__TLS_CA", ca.display().to_string()),
+        ("VOXGATE_RTP__SRTP", "require".to_owned()),
+        ("VOXGATE_DIAL__ALLOWED_HOSTS", r#"["127.0.0.1"]"#.to_owned()),
+    ])?;
+    let dial = |to: &str| {
+        common::http(&server, "POST", "/v1/calls", Some(key), Some(&format!(r#"{{"to": "{to}"}}"#)))
+    };
+    // SRTP is required: a call that would go over UDP is not placed.
+    let (status, json) = dial("sip:caller@127.0.0.1:5999")?;
+    assert_eq!(status, 403, "{json}");
+    // A phone whose certificate another CA signed is not called.
+    let (mut stranger, stranger_uri) =
+        answering_phone_securely(&work.join("impostor"), &PhoneTls { pem: &impostor.both, ca: &ca })?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (status, json) = dial(&stranger_uri)?;
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert_eq!(status, 502, "{json}");
+    assert!(json.to_string().contains("TLS"), "{json}");
+    // The phone with a certificate from the trunk's CA is called and talks to the agent.
+    let phone = work.join("phone");
+    let (mut answering, uri) =
+        answering_phone_securely(&phone, &PhoneTls { pem: &phone_cert.both, ca: &ca })?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (status, json) = dial(&uri)?;
+    assert_eq!(status, 201, "{json}");
+    let started = std::time::Instant::now();
+    while answering.try_wait()?.is_none() {
+        if started.elapsed() > Duration::from_secs(70) {
+            let _ = answering.kill();
+            return Err("the phone's call did not end".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answered = common::log_until(&server, |l| l.contains("call answered"));
+    assert!(
+        answered.last().is_some_and(|l| l.contains("srtp=\"AEAD_AES_256_GCM\"")),
+        "the call placed was not SRTP (our first suite, which baresip takes): {answered:?}"
+    );
+    let heard = common::heard::heard(&phone)?;
+    assert!(heard.contains("bakery") || heard.contains("thanks for calling"), "no greeting in: {heard}");
+    common::heard::answered_the_question(&server, &heard, "on the call the agent placed, over SRTP")?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// A TLS server's configuration for `leaf`.
+fn serving(leaf: &Leaf) -> Result<Arc<rustls::ServerConfig>, Box<dyn std::error::Error>> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                CertificateDer::pem_file_iter(&leaf.cert)?.collect::<Result<Vec<_>, _>>()?,
+                PrivateKeyDer::from_pem_file(&leaf.key)?,
+            )?;
+    Ok(Arc::new(config))
+}
+
+#[test]
+fn registration_with_a_sips_registrar_goes_over_tls() -> TestResult {
+    let work = std::env::temp_dir().join(format!("voxgate-sip-tls-reg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let ca = certs::ca(&work, "trunk")?;
+    let registrar_cert = certs::leaf(&work, &ca, "registrar")?;
+    // The trunk's registrar: a TLS server in this test.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let server = start_server(&[
+        ("VOXGATE_TRUNK__REGISTRAR", format!("sips:127.0.0.1:{port}")),
+        ("VOXGATE_TRUNK__AOR", "sip:voxgate@127.0.0.1".to_owned()),
+        ("VOXGATE_TRUNK__TLS_CA", ca.display().to_string()),
+    ])?;
+    let started = std::time::Instant::now();
+    let tcp = loop {
+        match listener.accept() {
+            Ok((tcp, _)) => break tcp,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && started.elapsed() < Duration::from_secs(20) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("the server never connected to the registrar: {e}").into()),
+        }
+    };
+    tcp.set_nonblocking(false)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(serving(&registrar_cert)?)?, tcp);
+    let mut request = String::new();
+    let mut chunk = [0u8; 4096];
+    while !request.contains("\r\n\r\n") {
+        let n = tls.read(&mut chunk)?;
+        if n == 0 {
+            return Err(format!("closed after: {request:?}").into());
+        }
+        request.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    assert!(request.starts_with("REGISTER sips:127.0.0.1:"), "{request}");
+    let header = |name: &str| {
+        request
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    assert!(header("Via").starts_with("SIP/2.0/TLS "), "{request}");
+    assert!(header("Contact").contains(";transport=tls"), "{request}");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=reg\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: {};expires=300\r\n\
+         Content-Length: 0\r\n\r\n",
+        header("Via"),
+        header("From"),
+        header("To"),
+        header("Call-ID"),
+        header("CSeq"),
+        header("Contact")
+    );
+    tls.write_all(ok.as_bytes())?;
+    let registered = common::log_until(&server, |l| l.contains("registered with the trunk"));
+    assert!(registered.last().is_some_and(|l| l.contains("registered with the trunk")), "{registered:?}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

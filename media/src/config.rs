@@ -329,6 +329,9 @@ pub struct TrunkSettings {
     pub ring_timeout_s: u32,
     /// SRTP on calls placed through the trunk; none: the agent's, or `rtp.srtp`.
     pub srtp: Option<voxgate_calls::agent::SrtpMode>,
+    /// A PEM file of the CAs the trunk's TLS certificate must chain to
+    /// (`sips:` or `transport=tls` in its URIs); empty: the system's roots.
+    pub tls_ca: String,
 }
 
 impl Default for TrunkSettings {
@@ -343,6 +346,7 @@ impl Default for TrunkSettings {
             expires: 300,
             ring_timeout_s: 30,
             srtp: None,
+            tls_ca: String::new(),
         }
     }
 }

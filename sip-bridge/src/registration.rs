@@ -60,6 +60,8 @@ pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 pub struct Registration {
     account: Account,
     contact: String,
+    /// `UDP`, `TCP` or `TLS`: Via's transport.
+    transport: String,
     via_host: String,
     call_id: String,
     tag: String,
@@ -74,12 +76,20 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// A registration of `account` with our `contact` URI; starts at once.
+    /// A registration of `account` with our `contact` URI, sent over
+    /// `transport` (`UDP`, `TLS`); starts at once.
     #[must_use]
-    pub fn new(now: Instant, account: Account, contact: &str, via_host: &str, call_id: &str) -> Self {
+    pub fn new(
+        now: Instant,
+        account: Account,
+        (contact, transport): (&str, &str),
+        via_host: &str,
+        call_id: &str,
+    ) -> Self {
         let mut r = Self {
             account,
             contact: contact.to_owned(),
+            transport: transport.to_owned(),
             via_host: via_host.to_owned(),
             call_id: call_id.to_owned(),
             tag: format!("reg{:x}", rand::random::<u32>()),
@@ -98,7 +108,7 @@ impl Registration {
         self.authorized = authorization.is_some();
         let mut headers = message::Headers::default();
         let branch = format!("z9hG4bK-reg-{}-{}", self.tag, self.cseq);
-        headers.push("via", format!("SIP/2.0/UDP {};branch={branch};rport", self.via_host));
+        headers.push("via", format!("SIP/2.0/{} {};branch={branch};rport", self.transport, self.via_host));
         headers.push("max-forwards", "70");
         headers.push("from", format!("<{}>;tag={}", self.account.aor, self.tag));
         headers.push("to", format!("<{}>", self.account.aor));
@@ -250,7 +260,13 @@ mod tests {
     #[test]
     fn a_challenge_is_answered_and_the_registration_refreshed_before_it_expires() {
         let t0 = Instant::now();
-        let mut r = Registration::new(t0, account(), "sip:voxgate@127.0.0.1:5060", "127.0.0.1:5060", "reg-1");
+        let mut r = Registration::new(
+            t0,
+            account(),
+            ("sip:voxgate@127.0.0.1:5060", "UDP"),
+            "127.0.0.1:5060",
+            "reg-1",
+        );
         let first = sent(&mut r);
         assert_eq!(first.len(), 1);
         assert!(first[0].headers.get("authorization").is_none());
@@ -276,7 +292,13 @@ mod tests {
     #[test]
     fn wrong_credentials_fail_and_are_retried_later() {
         let t0 = Instant::now();
-        let mut r = Registration::new(t0, account(), "sip:voxgate@127.0.0.1:5060", "127.0.0.1:5060", "reg-2");
+        let mut r = Registration::new(
+            t0,
+            account(),
+            ("sip:voxgate@127.0.0.1:5060", "UDP"),
+            "127.0.0.1:5060",
+            "reg-2",
+        );
         let first = sent(&mut r);
         let challenge = auth::challenge("trunk", "n1", auth::Algorithm::Md5, false);
         r.handle_message(t0, &reply(&first[0], 401, &[("www-authenticate", challenge.clone())]));
@@ -292,7 +314,13 @@ mod tests {
     #[test]
     fn an_unanswered_register_is_resent_then_fails_with_408() {
         let t0 = Instant::now();
-        let mut r = Registration::new(t0, account(), "sip:voxgate@127.0.0.1:5060", "127.0.0.1:5060", "reg-3");
+        let mut r = Registration::new(
+            t0,
+            account(),
+            ("sip:voxgate@127.0.0.1:5060", "UDP"),
+            "127.0.0.1:5060",
+            "reg-3",
+        );
         sent(&mut r);
         let (mut resends, mut events) = (0, Vec::new());
         while let Some(next) = r.poll_timeout().filter(|&n| n <= t0 + TIMEOUT) {

@@ -58,6 +58,48 @@ fn ask(
     codec: PhoneCodec,
     tls: Option<&PhoneTls<'_>>,
 ) -> Result<String, Box<dyn std::error::Error>> {
+    configure(phone, codec, tls, false)?;
+    let status = Command::new("baresip")
+        .arg("-f")
+        .arg(phone)
+        .args(["-e", &format!("/dial {uri}"), "-t", "40"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("baresip: {status}").into());
+    }
+    heard(phone)
+}
+
+/// A phone (baresip, in folder `phone`) over TLS with SRTP required that
+/// answers the first call at once, asks the bakery question 5 s in, and
+/// hangs up 16 s after; running, with the URI that reaches it. Once it has
+/// exited, [`heard`] is what it heard.
+pub fn answering_phone_securely(
+    phone: &Path,
+    tls: &PhoneTls<'_>,
+) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
+    let port = configure(phone, PhoneCodec::G711, Some(tls), true)?;
+    let child = Command::new("baresip")
+        .arg("-f")
+        .arg(phone)
+        .args(["-t", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // baresip's TLS listens on its SIP port plus one.
+    Ok((child, format!("sip:caller@127.0.0.1:{};transport=tls", port + 1)))
+}
+
+/// Writes a phone's configuration and what it says; returns its SIP port.
+fn configure(
+    phone: &Path,
+    codec: PhoneCodec,
+    tls: Option<&PhoneTls<'_>>,
+    answer: bool,
+) -> Result<u16, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(phone.join("rec"))?;
     let (question, rate) = read_wav(&root().join("fixtures/audio/store_hours_16k.wav"))?;
     assert_eq!(rate, 16_000);
@@ -91,7 +133,10 @@ fn ask(
     let (account, secure) = match tls {
         None => (format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"), String::new()),
         Some(tls) => (
-            format!("<sip:caller@127.0.0.1:{phone_port};transport=tls>;regint=0;mediaenc=srtp-mand\n"),
+            format!(
+                "<sip:caller@127.0.0.1:{phone_port};transport=tls>;regint=0;mediaenc=srtp-mand{}\n",
+                if answer { ";answermode=auto" } else { "" }
+            ),
             format!(
                 "sip_certificate {}\nsip_cafile {}\nmodule srtp.so\n",
                 tls.pem.display(),
@@ -112,17 +157,12 @@ fn ask(
         ),
     )?;
     // The call ends when the caller's file does (about 24 s).
-    let status = Command::new("baresip")
-        .arg("-f")
-        .arg(phone)
-        .args(["-e", &format!("/dial {uri}"), "-t", "40"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if !status.success() {
-        return Err(format!("baresip: {status}").into());
-    }
-    // What the caller heard: baresip's dump of the decoded stream.
+    Ok(phone_port)
+}
+
+/// What the phone in `phone` heard (baresip's dump of the decoded stream),
+/// transcribed, in lower case.
+pub fn heard(phone: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let heard_file = std::fs::read_dir(phone.join("rec"))?
         .filter_map(Result::ok)
         .map(|e| e.path())

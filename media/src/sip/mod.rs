@@ -109,6 +109,14 @@ impl Peer {
         }
     }
 
+    /// Whether messages can still go this way (a connection still open).
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Udp(_) => true,
+            Self::Tcp(_, tx) | Self::Tls(_, tx) => !tx.is_closed(),
+        }
+    }
+
     fn framing(&self) -> Framing {
         match self {
             Self::Udp(_) => Framing::Datagram,
@@ -130,6 +138,8 @@ struct Shared {
     sip_port: u16,
     /// SIP over TLS's port, when it listens.
     tls_port: Option<u16>,
+    /// Where stream connections' messages go (ours to trunks too).
+    streams: Streams,
     /// Opens and closes the dialogs the signalling loop routes to.
     dialogs: mpsc::Sender<DialogTable>,
 }
@@ -205,6 +215,8 @@ pub async fn start(
         None => (IpAddr::V4(Ipv4Addr::LOCALHOST), false),
     };
     let (dialogs, dialogs_rx) = mpsc::channel(256);
+    let (stream_tx, stream_rx) = mpsc::channel(256);
+    let streams = Streams { incoming: stream_tx, open: Arc::default(), config: config.sip.clone() };
     let shared = Arc::new(Shared {
         calls: calls.clone(),
         socket: Arc::new(socket),
@@ -212,17 +224,14 @@ pub async fn start(
         explicit,
         sip_port: local.port(),
         tls_port,
+        streams: streams.clone(),
         dialogs,
     });
-    let (stream_tx, stream_rx) = mpsc::channel(256);
-    let open = Arc::new(TcpConnections::default());
     if let Some((listener, cert)) = tls {
         tracing::info!(addr = %listener.local_addr()?, "SIP over TLS listening");
         tokio::spawn(tls::reload_on_sighup(cert.clone(), config.sip.clone(), cancel.clone()));
-        let streams = Streams { incoming: stream_tx.clone(), open: open.clone(), config: config.sip.clone() };
-        tokio::spawn(accept_streams(listener, Some(cert), streams, cancel.clone()));
+        tokio::spawn(accept_streams(listener, Some(cert), streams.clone(), cancel.clone()));
     }
-    let streams = Streams { incoming: stream_tx, open, config: config.sip.clone() };
     tokio::spawn(accept_streams(tcp, None, streams, cancel.clone()));
     if !shared.calls.config.trunk.registrar.is_empty() {
         tokio::spawn(trunk::register(shared.clone(), cancel.clone()));
@@ -276,6 +285,13 @@ struct Streams {
     config: crate::config::SipConfig,
 }
 
+impl Streams {
+    /// How long a connection from outside may send nothing.
+    fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.config.tcp_idle_timeout_s.max(1)))
+    }
+}
+
 /// Accepts SIP over TCP, or over TLS with `tls`: each connection's
 /// messages, framed by Content-Length, join the UDP ones; answers go back
 /// on the connection. At most `sip.tcp_max_connections` connections (TCP
@@ -306,8 +322,9 @@ async fn accept_streams(
             continue;
         };
         let (streams, cancel) = (streams.clone(), cancel.clone());
+        let idle = Some(streams.idle());
         let Some(tls) = &tls else {
-            tokio::spawn(serve_stream(stream, addr, false, place, streams, cancel));
+            spawn_stream(stream, addr, false, (Some(place), idle), &streams, cancel);
             continue;
         };
         let acceptor = tls.acceptor();
@@ -315,7 +332,9 @@ async fn accept_streams(
             std::time::Duration::from_secs(u64::from(streams.config.tls_handshake_timeout_s.max(1)));
         tokio::spawn(async move {
             match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve_stream(stream, addr, true, place, streams, cancel).await,
+                Ok(Ok(stream)) => {
+                    spawn_stream(stream, addr, true, (Some(place), idle), &streams, cancel);
+                }
                 Ok(Err(e)) => tracing::info!(source = %addr, error = %e, "SIP TLS handshake failed"),
                 Err(_) => tracing::info!(source = %addr, "SIP TLS handshake timed out"),
             }
@@ -323,20 +342,22 @@ async fn accept_streams(
     }
 }
 
-/// Reads one connection's messages until it closes, idles or the server stops.
-async fn serve_stream<S>(
+/// Serves one connection: messages written to the returned [`Peer`] go
+/// out on it; what it brings goes to the signalling loop until it closes,
+/// sends nothing for `idle` (`None`: never idles out, for a connection
+/// of ours that lives as long as its call), or `cancel` fires.
+fn spawn_stream<S>(
     stream: S,
     addr: SocketAddr,
     tls: bool,
-    place: TcpPlace,
-    streams: Streams,
+    (place, idle): (Option<TcpPlace>, Option<std::time::Duration>),
+    streams: &Streams,
     cancel: CancellationToken,
-) where
+) -> Peer
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let _place = place;
-    let idle = std::time::Duration::from_secs(u64::from(streams.config.tcp_idle_timeout_s.max(1)));
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     tokio::spawn(async move {
@@ -347,35 +368,46 @@ async fn serve_stream<S>(
         }
     });
     let peer = if tls { Peer::Tls(addr, tx) } else { Peer::Tcp(addr, tx) };
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        let n = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = tokio::time::timeout(idle, reader.read(&mut chunk)) => match r {
-                Err(_) => {
-                    tracing::debug!(source = %addr, "SIP stream connection idle; closed");
-                    return;
-                }
-                Ok(Ok(0) | Err(_)) => return,
-                Ok(Ok(n)) => n,
-            },
-        };
-        buf.extend_from_slice(&chunk[..n]);
+    let (incoming, theirs) = (streams.incoming.clone(), peer.clone());
+    tokio::spawn(async move {
+        let _place = place;
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 8192];
         loop {
-            match message::stream_message_len(&buf) {
-                Ok(Some(len)) => {
-                    let msg: Vec<u8> = buf.drain(..len).collect();
-                    if streams.incoming.send((msg, peer.clone())).await.is_err() {
+            let read = async {
+                match idle {
+                    Some(idle) => tokio::time::timeout(idle, reader.read(&mut chunk)).await,
+                    None => Ok(reader.read(&mut chunk).await),
+                }
+            };
+            let n = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = read => match r {
+                    Err(_) => {
+                        tracing::debug!(source = %addr, "SIP stream connection idle; closed");
                         return;
                     }
+                    Ok(Ok(0) | Err(_)) => return,
+                    Ok(Ok(n)) => n,
+                },
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                match message::stream_message_len(&buf) {
+                    Ok(Some(len)) => {
+                        let msg: Vec<u8> = buf.drain(..len).collect();
+                        if incoming.send((msg, theirs.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    // Framing that cannot be recovered: close (RFC 4475 clerr, ncl).
+                    Err(_) => return,
                 }
-                Ok(None) => break,
-                // Framing that cannot be recovered: close (RFC 4475 clerr, ncl).
-                Err(_) => return,
             }
         }
-    }
+    });
+    peer
 }
 
 async fn signalling(

@@ -4,7 +4,6 @@
 //! the same media bridge and agent session as an inbound call.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,19 +79,23 @@ impl Dialer for SipDialer {
         // A place among the node's calls, held until the call's task ends.
         let seat =
             shared.calls.admit(Channel::Sip, &agent).map_err(|full| DialError::Limit(full.to_string()))?;
-        // Calls through the trunk go over UDP: keys cannot go with them.
+        // SDES keys go only where the signalling is TLS.
         let mode = t.srtp.or(agent.srtp).unwrap_or(shared.calls.config.rtp.srtp);
-        let srtp = super::media_security(mode, false).ok_or_else(|| {
-            DialError::NotAllowed("SRTP is required, and calls are placed over UDP, not TLS".into())
+        let srtp = super::media_security(mode, route.tls).ok_or_else(|| {
+            DialError::NotAllowed(
+                "SRTP is required, and the call would not go over TLS (sips: or transport=tls)".into(),
+            )
         })?;
         let (credentials, realm) = trunk::credentials(t, &route);
-        let Route { target, hop } = route;
-        let hop_addr = trunk::resolve(&hop).await?;
+        let Route { target, hop, tls } = route;
+        let hop_addr = trunk::resolve(&hop, tls).await?;
         let direct = hop == target;
         let sockets = RtpSockets::bind(&shared.calls.config, shared.advertised_for(hop_addr))
             .await
             .map_err(|e| DialError::NoMedia(e.to_string()))?;
-        let local = host_port(sockets.advertised, shared.sip_port);
+        let call_cancel = self.cancel.child_token();
+        let (peer, transport, port) = signalling_to(shared, (&hop, hop_addr), tls, &call_cancel).await?;
+        let local = host_port(sockets.advertised, port);
         let user = if t.username.is_empty() { "voxgate" } else { &t.username };
         let from = voxgate_sip_bridge::message::Uri::parse(&t.aor)
             .or_else(|_| voxgate_sip_bridge::message::Uri::parse(&format!("sip:{user}@{local}")))
@@ -100,9 +103,13 @@ impl Dialer for SipDialer {
         let dial = Dial {
             target: target.clone(),
             from,
-            contact: format!("sip:{user}@{local}"),
+            contact: if tls {
+                format!("sip:{user}@{local};transport=tls")
+            } else {
+                format!("sip:{user}@{local}")
+            },
             via_host: local,
-            transport: "UDP".into(),
+            transport: transport.into(),
             credentials,
             realm,
             ring_timeout: ring_timeout.unwrap_or(Duration::from_secs(u64::from(t.ring_timeout_s))),
@@ -154,11 +161,11 @@ impl Dialer for SipDialer {
             agent,
             dial,
             (id, sip_call_id.clone()),
-            hop_addr,
+            peer,
             direct,
             (sockets, srtp),
             rx,
-            self.cancel.child_token(),
+            call_cancel,
         );
         let call = async move {
             let _seat = seat;
@@ -167,6 +174,23 @@ impl Dialer for SipDialer {
         super::spawn_call(shared, sip_call_id, call);
         Ok(status)
     }
+}
+
+/// Where a call's signalling goes: over UDP, or over a TLS connection of
+/// its own (closed with `cancel`); with Via's transport and our port for it.
+async fn signalling_to(
+    shared: &Shared,
+    (hop, addr): (&voxgate_sip_bridge::message::Uri, std::net::SocketAddr),
+    tls: bool,
+    cancel: &CancellationToken,
+) -> Result<(Peer, &'static str, u16), DialError> {
+    if !tls {
+        return Ok((Peer::Udp(addr), "UDP", shared.sip_port));
+    }
+    let peer = trunk::connect(shared, hop, addr, cancel.clone())
+        .await
+        .map_err(|e| DialError::Unreachable(e.to_string()))?;
+    Ok((peer, "TLS", shared.tls_port.unwrap_or(shared.sip_port)))
 }
 
 /// Refuses a call that would take `tenant_id` past `dial`'s limits: calls
@@ -236,7 +260,7 @@ async fn run(
     agent: CallAgent,
     dial: Dial,
     (id, sip_call_id): (String, String),
-    hop: SocketAddr,
+    peer: Peer,
     direct: bool,
     (sockets, srtp): (RtpSockets, sdp::Srtp),
     mut signalling: mpsc::Receiver<Signal>,
@@ -247,8 +271,11 @@ async fn run(
     let tag = format!("vg{:016x}", rand::random::<u64>());
     let call = OutboundCall::new(std::time::Instant::now(), dial, &sip_call_id, &tag, &ours.to_text());
     let reporter = (dialer.clone(), id.clone());
-    let mut out = SipLeg::new(call, Peer::Udp(hop), shared.socket.clone())
-        .observed(move |e| report(&reporter.0, &reporter.1, e));
+    // Its TLS connection, if any, closes when the call ends.
+    let _done = cancel.clone().drop_guard();
+    let over_udp = matches!(peer, Peer::Udp(_));
+    let mut out =
+        SipLeg::new(call, peer, shared.socket.clone()).observed(move |e| report(&reporter.0, &reporter.1, e));
     out.flush();
     // Until the far end answers (or the call ends without an answer).
     let answer = loop {
@@ -268,10 +295,12 @@ async fn run(
             return;
         }
     };
-    // With no proxy in the way, the dialog continues at the far end's Contact.
+    // With no proxy in the way, the dialog continues at the far end's
+    // Contact (over TLS, on the connection we have).
     if direct
+        && over_udp
         && let Some(contact) = out.dialog.remote_target().cloned()
-        && let Ok(addr) = trunk::resolve(&contact).await
+        && let Ok(addr) = trunk::resolve(&contact, false).await
     {
         out.set_peer(Peer::Udp(addr));
     }
@@ -288,6 +317,8 @@ async fn run(
             return;
         }
     };
+    let srtp = negotiated.srtp.as_ref().map(|k| k.local.suite.name());
+    tracing::info!(call_id = %id, codec = ?negotiated.codec, srtp = srtp.unwrap_or("off"), "call answered");
     let placed = dialer.status(&id);
     let info = CallInfo {
         direction: Direction::Outbound,

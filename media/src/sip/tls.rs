@@ -110,3 +110,63 @@ pub(super) async fn reload_on_sighup(cert: Certificate, config: SipConfig, cance
         }
     }
 }
+
+/// A TLS connection of ours to a trunk.
+pub(super) type ClientStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Connects over TLS to `addr`, the trunk's `host`: its certificate must
+/// name `host` and chain to a CA of `ca` (a PEM file), or with `ca` empty
+/// to one of the system's roots. Our own certificate (`sip.tls_cert`) goes
+/// with it, for a trunk that asks for one.
+///
+/// # Errors
+/// The CA file unusable, the connection refused, or the handshake failed
+/// (a certificate that does not check out) within `timeout`.
+pub(super) async fn connect(
+    host: &str,
+    addr: std::net::SocketAddr,
+    ca: &str,
+    ours: &SipConfig,
+    timeout: std::time::Duration,
+) -> Result<ClientStream, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if ca.is_empty() {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            return Err(TlsError("no system CA certificates to check the trunk's against".into()));
+        }
+    } else {
+        for cert in CertificateDer::pem_file_iter(ca).map_err(fail("the trunk's CAs", ca))? {
+            let cert = cert.map_err(fail("the trunk's CAs", ca))?;
+            roots.add(cert).map_err(|e| TlsError(format!("a trunk CA: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = if ours.tls_cert.is_empty() || ours.tls_key.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let chain = CertificateDer::pem_file_iter(&ours.tls_cert)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(fail("the certificate chain", &ours.tls_cert))?;
+        let key =
+            PrivateKeyDer::from_pem_file(&ours.tls_key).map_err(fail("the private key", &ours.tls_key))?;
+        builder.with_client_auth_cert(chain, key).map_err(|e| TlsError(format!("our certificate: {e}")))?
+    };
+    let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| TlsError(format!("{host:?} cannot name a TLS server: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connecting = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| TlsError(format!("connecting to {addr}: {e}")))?;
+        connector.connect(name, tcp).await.map_err(|e| TlsError(format!("TLS with {host} ({addr}): {e}")))
+    };
+    tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| TlsError(format!("TLS with {host} ({addr}): no handshake within {timeout:?}")))?
+}

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use voxgate_sip_bridge::message::Uri;
 use voxgate_sip_bridge::registration::{Account, Registration, RegistrationEvent, RegistrationOutput};
 
-use super::{DialogTable, Shared, host_port, rand_u32, sleep_until};
+use super::{DialogTable, Peer, Shared, host_port, rand_u32, sleep_until};
 use crate::config::{DialSettings, TrunkSettings};
 use voxgate_calls::dial::DialError;
 
@@ -20,6 +20,18 @@ pub(super) struct Route {
     pub target: Uri,
     /// The outbound proxy, else the registrar, else the target itself.
     pub hop: Uri,
+    /// Over TLS: the hop or the target is `sips:` or names `transport=tls`.
+    pub tls: bool,
+}
+
+/// Whether `uri` asks for TLS (`sips:`, or `transport=tls`).
+pub(super) fn is_tls(uri: &Uri) -> bool {
+    uri.as_sip().is_some_and(|s| {
+        s.secure
+            || s.params
+                .iter()
+                .any(|(n, v)| n == "transport" && v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("tls")))
+    })
 }
 
 /// Turns what the API was given (`sip:` URI, or a number or user for the
@@ -42,8 +54,7 @@ pub(super) fn route(trunk: &TrunkSettings, to: &str) -> Result<Route, DialError>
             domain.ok_or_else(|| DialError::BadTarget("dialling a number needs trunk.aor".into()))?;
         Uri::parse(&format!("sip:{to}@{domain}")).map_err(|e| DialError::BadTarget(e.to_string()))?
     };
-    // sips: would need TLS, which we do not speak yet.
-    if target.as_sip().is_none_or(|s| s.secure) {
+    if target.as_sip().is_none() {
         return Err(DialError::BadTarget(format!("{to:?} is not a sip: URI")));
     }
     let hop = [&trunk.outbound_proxy, &trunk.registrar]
@@ -51,7 +62,8 @@ pub(super) fn route(trunk: &TrunkSettings, to: &str) -> Result<Route, DialError>
         .find(|u| !u.is_empty())
         .and_then(|u| Uri::parse(u).ok())
         .unwrap_or_else(|| target.clone());
-    Ok(Route { target, hop })
+    let tls = is_tls(&hop) || is_tls(&target);
+    Ok(Route { target, hop, tls })
 }
 
 /// A `sip:` URI's host, lower case, without IPv6 brackets.
@@ -107,17 +119,35 @@ pub(super) fn credentials(
     (credentials, Some(trunk.realm.clone()).filter(|r| !r.is_empty()))
 }
 
-/// The address of a `sip:` URI's host and port (5060 when none is given).
-pub(super) async fn resolve(uri: &Uri) -> Result<SocketAddr, DialError> {
+/// The address of a `sip:` URI's host and port (when none is given, 5061
+/// over TLS, else 5060).
+pub(super) async fn resolve(uri: &Uri, tls: bool) -> Result<SocketAddr, DialError> {
     let sip = uri.as_sip().ok_or_else(|| DialError::BadTarget(format!("{uri} is not a sip: URI")))?;
-    let name = format!("{}:{}", sip.host.to_string().trim_matches(['[', ']']), sip.port.unwrap_or(5060));
+    let port = sip.port.unwrap_or(if tls { 5061 } else { 5060 });
+    let name = format!("{}:{port}", sip.host.to_string().trim_matches(['[', ']']));
     match tokio::net::lookup_host(&name).await.map(|mut a| a.next()) {
         Ok(Some(addr)) => Ok(addr),
         _ => Err(DialError::Unreachable(name)),
     }
 }
 
-/// Keeps this server registered with the configured trunk.
+/// A connection of ours to the trunk over TLS, its messages served like
+/// any connection's until `cancel`.
+pub(super) async fn connect(
+    shared: &Shared,
+    hop: &Uri,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+) -> Result<Peer, super::tls::TlsError> {
+    let config = &shared.calls.config;
+    let host = hop.as_sip().map(|s| s.host.to_string()).unwrap_or_default();
+    let timeout = std::time::Duration::from_secs(u64::from(config.sip.tls_handshake_timeout_s.max(1)));
+    let stream = super::tls::connect(&host, addr, &config.trunk.tls_ca, &config.sip, timeout).await?;
+    Ok(super::spawn_stream(stream, addr, true, (None, None), &shared.streams, cancel))
+}
+
+/// Keeps this server registered with the configured trunk (over TLS when
+/// its URIs say so, reconnecting when the connection has closed).
 pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
     let t = &shared.calls.config.trunk;
     // Validated at load: both are sip: URIs.
@@ -125,7 +155,8 @@ pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
         return;
     };
     let hop = Uri::parse(&t.outbound_proxy).unwrap_or_else(|_| registrar.clone());
-    let addr = match resolve(&hop).await {
+    let tls = is_tls(&hop) || is_tls(&registrar);
+    let addr = match resolve(&hop, tls).await {
         Ok(addr) => addr,
         Err(e) => {
             tracing::warn!(registrar = %t.registrar, error = %e, "trunk registrar not found");
@@ -137,9 +168,12 @@ pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
     if shared.dialogs.send(DialogTable::Open(call_id.clone(), tx)).await.is_err() {
         return;
     }
-    let via_host = host_port(shared.advertised_for(addr), shared.sip_port);
+    let (transport, port) =
+        if tls { ("TLS", shared.tls_port.unwrap_or(shared.sip_port)) } else { ("UDP", shared.sip_port) };
+    let via_host = host_port(shared.advertised_for(addr), port);
     let user = if t.username.is_empty() { "voxgate" } else { &t.username };
-    let contact = format!("sip:{user}@{via_host}");
+    let contact =
+        if tls { format!("sip:{user}@{via_host};transport=tls") } else { format!("sip:{user}@{via_host}") };
     let account = Account {
         registrar: registrar.clone(),
         aor,
@@ -147,12 +181,23 @@ pub(super) async fn register(shared: Arc<Shared>, cancel: CancellationToken) {
         password: t.password.expose().to_owned(),
         expires: t.expires,
     };
-    let mut reg = Registration::new(std::time::Instant::now(), account, &contact, &via_host, &call_id);
+    let mut reg =
+        Registration::new(std::time::Instant::now(), account, (&contact, transport), &via_host, &call_id);
+    let mut peer = Peer::Udp(addr);
     loop {
         while let Some(o) = reg.poll_output() {
             match o {
                 RegistrationOutput::Send(bytes) => {
-                    let _ = shared.socket.try_send_to(&bytes, addr);
+                    if tls && !(matches!(peer, Peer::Tls(..)) && peer.is_open()) {
+                        match connect(&shared, &hop, addr, cancel.child_token()).await {
+                            Ok(connected) => peer = connected,
+                            // Not sent: the registration's own timers try again.
+                            Err(e) => {
+                                tracing::warn!(registrar = %t.registrar, error = %e, "no TLS to the trunk")
+                            }
+                        }
+                    }
+                    peer.send(&shared.socket, bytes);
                 }
                 RegistrationOutput::Event(RegistrationEvent::Registered { expires }) => {
                     tracing::info!(registrar = %t.registrar, expires, "registered with the trunk");
@@ -241,9 +286,25 @@ mod tests {
     }
 
     #[test]
+    fn sips_and_transport_tls_routes_go_over_tls() {
+        let plain =
+            route(&trunk("sip:voxgate@trunk.test", "sip:proxy.trunk.test", ""), "2000").expect("route");
+        assert!(!plain.tls);
+        for (proxy, to) in [
+            ("sips:proxy.trunk.test", "2000"),
+            ("sip:proxy.trunk.test;transport=TLS", "2000"),
+            ("", "sips:alice@pbx.example"),
+            ("", "sip:alice@pbx.example;transport=tls"),
+        ] {
+            let r = route(&trunk("sip:voxgate@trunk.test", proxy, ""), to).expect("route");
+            assert!(r.tls, "{proxy} {to}");
+        }
+    }
+
+    #[test]
     fn what_cannot_be_dialled_is_refused() {
         let t = trunk("sip:voxgate@trunk.test", "", "");
-        for bad in ["", "tel:+1555", "sips:a@b", "+1 555", "a@b", "sip:", &"9".repeat(65)] {
+        for bad in ["", "tel:+1555", "+1 555", "a@b", "sip:", &"9".repeat(65)] {
             assert!(matches!(route(&t, bad), Err(DialError::BadTarget(_))), "{bad:?}");
         }
         assert!(
