@@ -555,6 +555,8 @@ pub struct AgentSettings {
     /// Take the agent's own voice, echoed back by the caller's phone, out
     /// of what the caller says (so it cannot interrupt the agent).
     pub echo_cancellation: bool,
+    /// Turn the caller's background noise down before voice activity detection.
+    pub noise_suppression: bool,
     pub endpointing_min_delay_ms: u32,
     pub endpointing_max_delay_ms: u32,
     /// Silence before "Are you still there?"; 0: never.
@@ -591,6 +593,7 @@ impl Default for AgentSettings {
             min_interruption_words: turn.min_interruption_words,
             false_interruption_timeout_ms: turn.false_interruption_timeout_ms,
             echo_cancellation: voxgate_pipeline::session::SessionConfig::default().echo_cancellation,
+            noise_suppression: voxgate_pipeline::session::SessionConfig::default().noise_suppression,
             endpointing_min_delay_ms: turn.endpointing_min_delay_ms,
             endpointing_max_delay_ms: turn.endpointing_max_delay_ms,
             reprompt_after_ms: turn.reprompt_after_ms.unwrap_or(0),

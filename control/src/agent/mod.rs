@@ -77,6 +77,7 @@ pub fn session_config(spec: &AgentSpec) -> SessionConfig {
     s.turn.min_interruption_words = t.min_interruption_words;
     s.turn.false_interruption_timeout_ms = t.false_interruption_timeout_ms;
     s.echo_cancellation = t.echo_cancellation;
+    s.noise_suppression = t.noise_suppression;
     s.turn.endpointing_min_delay_ms = t.endpointing_min_delay_ms;
     s.turn.endpointing_max_delay_ms = t.endpointing_max_delay_ms;
     // Whisper answers each end of speech with one final transcript.
@@ -518,6 +519,17 @@ mod tests {
         let mut spec = AgentSpec::from_config(&ControlConfig::default());
         spec.turn.echo_cancellation = true;
         assert!(session_config(&spec).echo_cancellation);
+    }
+
+    #[test]
+    fn noise_suppression_is_the_agents_choice() {
+        let mut c = ControlConfig::default();
+        assert!(!session_config(&AgentSpec::from_config(&c)).noise_suppression, "off by default");
+        c.agent.noise_suppression = true;
+        assert!(session_config(&AgentSpec::from_config(&c)).noise_suppression);
+        let mut spec = AgentSpec::from_config(&ControlConfig::default());
+        spec.turn.noise_suppression = true;
+        assert!(session_config(&spec).noise_suppression);
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub struct TurnSpec {
     /// Take the agent's own voice, echoed back by the caller's phone, out
     /// of what the caller says (so it cannot interrupt the agent).
     pub echo_cancellation: bool,
+    /// Turn the caller's background noise (an office, a street) down
+    /// before voice activity detection (RNNoise), so it does not pause the
+    /// agent; the recogniser and the recording hear the caller as they came.
+    pub noise_suppression: bool,
     pub endpointing_min_delay_ms: u32,
     pub endpointing_max_delay_ms: u32,
     /// Silence before "Are you still there?"; 0: never.
@@ -142,6 +146,7 @@ impl TurnSpec {
             min_interruption_words: a.min_interruption_words,
             false_interruption_timeout_ms: a.false_interruption_timeout_ms,
             echo_cancellation: a.echo_cancellation,
+            noise_suppression: a.noise_suppression,
             endpointing_min_delay_ms: a.endpointing_min_delay_ms,
             endpointing_max_delay_ms: a.endpointing_max_delay_ms,
             reprompt_after_ms: a.reprompt_after_ms,

@@ -1,6 +1,7 @@
 //! Pure signal processing: jitter buffer, concealment, echo cancellation,
 //! VAD, endpointing.
 pub mod conceal;
+pub mod denoise;
 pub mod echo;
 pub mod endpoint;
 pub mod jitter;

@@ -25,6 +25,11 @@ pub struct SessionConfig {
     /// measured, it clipped the first words of a caller quieter than the
     /// agent (the Twilio barge-in test heard "Keep it on Saturday").
     pub echo_cancellation: bool,
+    /// Turn the caller's background noise down before voice activity
+    /// detection ([`crate::dsp::denoise`], RNNoise), so a noisy line does
+    /// not hold the agent paused; the recogniser, the turn model and the
+    /// recording get the caller's audio as it came.
+    pub noise_suppression: bool,
     /// The learned end of turn the endpointer asks at each pause (with
     /// `endpoint.turn_check_ms`); `None`: silence alone ends a turn.
     pub turn_detector: Option<Arc<dyn TurnDetector>>,
@@ -70,6 +75,7 @@ impl Default for SessionConfig {
             turn: TurnConfig::default(),
             endpoint: EndpointConfig::default(),
             echo_cancellation: false,
+            noise_suppression: false,
             turn_detector: None,
             system_prompt: "You are a helpful, friendly voice assistant. Answer briefly, in one or two \
                             spoken sentences, without lists or markup."

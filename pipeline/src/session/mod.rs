@@ -57,6 +57,7 @@ use voxgate_codecs::SampleRate;
 use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_codecs::wav::{WavLayout, WavRecorder};
 
+use crate::dsp::denoise::NoiseSuppressor;
 use crate::dsp::echo::EchoCanceller;
 use crate::dsp::endpoint::{EndpointEvent, Endpointer};
 use crate::dsp::smart_turn;
@@ -323,6 +324,8 @@ struct Driver {
     vad: Box<dyn VoiceActivityDetector>,
     /// Takes the agent's echo out of the caller's audio, if on.
     echo: Option<EchoCanceller>,
+    /// Then turns the caller's noise down, if on.
+    denoise: Option<NoiseSuppressor>,
     /// The agent's frames sent and not yet paired with a caller frame: the
     /// echo canceller's reference, one per caller frame (zeros when none),
     /// so both run at the same 50 frames a second with a fixed offset.
@@ -395,6 +398,7 @@ impl Driver {
         let endpointer = Endpointer::new(config.endpoint, 20);
         let turns = TurnMachine::new(config.turn.clone());
         let echo = config.echo_cancellation.then(EchoCanceller::new);
+        let denoise = config.noise_suppression.then(NoiseSuppressor::new);
         Self {
             now,
             ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() }),
@@ -402,6 +406,7 @@ impl Driver {
             egress: Egress::new(),
             vad,
             echo,
+            denoise,
             sent: VecDeque::with_capacity(MAX_UNPAIRED_SENT),
             endpointer,
             media_ms: 0,
@@ -781,9 +786,22 @@ impl Driver {
             }
             None => (frame, true),
         };
+        // Noise suppression, after the echo canceller (whose filter needs
+        // the echo as the line carried it), for voice activity detection
+        // only: the recogniser and the turn model hear the caller as they
+        // came (Whisper's word error rose with RNNoise on every background
+        // measured; BENCHMARKS.md).
+        let denoised;
+        let listened = match self.denoise.as_mut() {
+            Some(denoise) => {
+                denoised = *denoise.process(frame);
+                &denoised
+            }
+            None => frame,
+        };
         // A VAD error on one frame counts as silence; so does a frame that
         // holds no more than the agent's echo.
-        let probability = self.vad.process(frame).unwrap_or(0.0);
+        let probability = self.vad.process(listened).unwrap_or(0.0);
         let probability = if caller_heard { probability } else { 0.0 };
         self.media_ms += 20;
         if self.ctx.config.turn_detector.is_some() {
