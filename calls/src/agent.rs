@@ -29,6 +29,9 @@ pub struct CallAgent {
     pub plan: PlanGate,
     /// Its phone calls' media protection; `None`: the server's (`rtp.srtp`).
     pub srtp: Option<SrtpMode>,
+    /// On the calls it places: who answered, and what to do about a
+    /// machine (the session's `answering_machine` on those calls only).
+    pub answering_machine: Option<voxgate_pipeline::session::AnsweringMachine>,
 }
 
 /// Whether a phone call's media is SRTP (keys by SDES, only ever sent over

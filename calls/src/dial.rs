@@ -101,6 +101,10 @@ pub struct OutboundStatus {
     /// The campaign that placed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub campaign_id: Option<String>,
+    /// Who answered (with answering-machine detection on): `human`,
+    /// `machine` or `unknown`, with the evidence and when it was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amd: Option<voxgate_pipeline::dsp::amd::Detection>,
 }
 
 /// Why a call could not be placed.

@@ -48,5 +48,7 @@ pub fn status(end: &EndReason) -> CallStatus {
         EndReason::ProviderFailure => CallStatus::ProviderFailure,
         EndReason::Transferred { .. } => CallStatus::Transferred,
         EndReason::Interrupted => CallStatus::Interrupted,
+        EndReason::AnsweringMachine => CallStatus::AnsweringMachine,
+        EndReason::MessageLeft => CallStatus::MessageLeft,
     }
 }

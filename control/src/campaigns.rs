@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use crate::agent::answering::AnsweringMachineSpec;
 use crate::agent::registry::Agents;
 use crate::store::{CampaignRow, NewCall, Store, now_ms};
 use voxgate_calls::Dialer;
 use voxgate_calls::dial::{DialStatus, OutboundStatus};
+use voxgate_pipeline::dsp::amd::AmdResult;
 
 /// How long a dialled number is held before another node may dial it again
 /// (its node died mid-call): longer than any call.
@@ -96,6 +98,9 @@ pub struct RetryPolicy {
     pub busy: RetryRule,
     pub no_answer: RetryRule,
     pub failed: RetryRule,
+    /// An answering machine answered (with detection on; whether or not a
+    /// message was left): by default never called again.
+    pub machine: RetryRule,
 }
 
 impl Default for RetryPolicy {
@@ -104,16 +109,17 @@ impl Default for RetryPolicy {
             busy: RetryRule { max_attempts: 3, retry_after_s: 600 },
             no_answer: RetryRule { max_attempts: 3, retry_after_s: 1800 },
             failed: RetryRule { max_attempts: 2, retry_after_s: 300 },
+            machine: RetryRule { max_attempts: 1, retry_after_s: 3600 },
         }
     }
 }
 
-/// Where a number goes after an attempt: its status, and when it is due
-/// again (for `pending`).
+/// Where a number goes after an attempt (its outcome, and whether a
+/// machine answered): its status, and when it is due again (for `pending`).
 #[must_use]
 pub fn after_attempt(
     policy: &RetryPolicy,
-    outcome: DialStatus,
+    (outcome, machine): (DialStatus, bool),
     attempts: u32,
     now: i64,
 ) -> (&'static str, i64) {
@@ -121,6 +127,7 @@ pub fn after_attempt(
         DialStatus::Busy => (policy.busy, "busy"),
         DialStatus::NoAnswer => (policy.no_answer, "no_answer"),
         DialStatus::Failed => (policy.failed, "failed"),
+        DialStatus::Completed if machine => (policy.machine, "machine"),
         _ => return ("completed", 0),
     };
     if attempts < rule.max_attempts {
@@ -128,6 +135,19 @@ pub fn after_attempt(
     } else {
         (status, 0)
     }
+}
+
+/// `agent` with the campaign's own answering-machine setting, if it has one.
+fn with_own_amd(
+    mut agent: voxgate_calls::CallAgent,
+    campaign: &CampaignRow,
+) -> Result<voxgate_calls::CallAgent, String> {
+    if let Some(spec) = campaign.answering_machine.as_deref() {
+        let spec: AnsweringMachineSpec =
+            serde_json::from_str(spec).map_err(|e| format!("the campaign's answering_machine: {e}"))?;
+        agent.answering_machine = spec.to_session().map_err(|e| e.to_string())?;
+    }
+    Ok(agent)
 }
 
 /// Runs the running campaigns.
@@ -210,33 +230,38 @@ impl Scheduler {
             Some(id) => self.agents.for_call(id).await,
         };
         let ring = Some(Duration::from_secs(u64::from(campaign.ring_timeout_s)));
-        let placed = match agent {
-            Ok(agent) => self
-                .dialer
-                .dial(&campaign.tenant_id, agent, number, ring, Some(campaign.id.clone()))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("the agent: {e}")),
-        };
+        let placed =
+            match agent.map_err(|e| format!("the agent: {e}")).and_then(|a| with_own_amd(a, campaign)) {
+                Ok(agent) => self
+                    .dialer
+                    .dial(&campaign.tenant_id, agent, number, ring, Some(campaign.id.clone()))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
         let (outcome, call_id, result) = match placed {
             Ok(status) => {
                 let last = self.follow(&status.id).await;
-                let result = match (last.status, last.sip_status) {
+                let mut result = match (last.status, last.sip_status) {
                     (s, Some(code)) => format!("{} ({code})", s.as_str()),
                     (s, None) => s.as_str().to_owned(),
                 };
+                if let Some(amd) = &last.amd {
+                    result = format!("{result}, {}", amd.result.as_str());
+                }
                 if !matches!(last.status, DialStatus::Completed | DialStatus::Transferred) {
                     self.log_unanswered(campaign, number, &last).await;
                 }
-                (last.status, Some(last.id), result)
+                let machine = last.amd.as_ref().is_some_and(|d| d.result == AmdResult::Machine);
+                ((last.status, machine), Some(last.id), result)
             }
             Err(e) => {
                 tracing::warn!(campaign = %campaign.id, error = %e, "campaign call not placed");
-                (DialStatus::Failed, None, e)
+                ((DialStatus::Failed, false), None, e)
             }
         };
         let (status, due) = after_attempt(&policy, outcome, attempt, now_ms());
-        tracing::info!(campaign = %campaign.id, attempt, outcome = outcome.as_str(), next = status, "campaign call done");
+        tracing::info!(campaign = %campaign.id, attempt, outcome = %result, next = status, "campaign call done");
         if let Err(e) =
             self.store.number_outcome(&campaign.id, number, status, due, call_id.as_deref(), &result).await
         {
@@ -266,6 +291,7 @@ impl Scheduler {
                         ended_at: None,
                         tenant_id: String::new(),
                         campaign_id: None,
+                        amd: None,
                     };
                 }
             }
@@ -333,11 +359,18 @@ mod tests {
     #[test]
     fn outcomes_are_retried_until_the_policy_runs_out() {
         let p = RetryPolicy::default();
-        assert_eq!(after_attempt(&p, DialStatus::Busy, 1, 1000), ("pending", 601_000));
-        assert_eq!(after_attempt(&p, DialStatus::Busy, 3, 1000), ("busy", 0));
-        assert_eq!(after_attempt(&p, DialStatus::NoAnswer, 2, 0), ("pending", 1_800_000));
-        assert_eq!(after_attempt(&p, DialStatus::Failed, 2, 0), ("failed", 0));
-        assert_eq!(after_attempt(&p, DialStatus::Completed, 1, 0), ("completed", 0));
-        assert_eq!(after_attempt(&p, DialStatus::Transferred, 1, 0), ("completed", 0));
+        let person = |s| (s, false);
+        assert_eq!(after_attempt(&p, person(DialStatus::Busy), 1, 1000), ("pending", 601_000));
+        assert_eq!(after_attempt(&p, person(DialStatus::Busy), 3, 1000), ("busy", 0));
+        assert_eq!(after_attempt(&p, person(DialStatus::NoAnswer), 2, 0), ("pending", 1_800_000));
+        assert_eq!(after_attempt(&p, person(DialStatus::Failed), 2, 0), ("failed", 0));
+        assert_eq!(after_attempt(&p, person(DialStatus::Completed), 1, 0), ("completed", 0));
+        assert_eq!(after_attempt(&p, person(DialStatus::Transferred), 1, 0), ("completed", 0));
+        // A machine is final by default; a policy may treat it as unanswered.
+        let machine = (DialStatus::Completed, true);
+        assert_eq!(after_attempt(&p, machine, 1, 0), ("machine", 0));
+        let again = RetryPolicy { machine: RetryRule { max_attempts: 3, retry_after_s: 7200 }, ..p };
+        assert_eq!(after_attempt(&again, machine, 1, 0), ("pending", 7_200_000));
+        assert_eq!(after_attempt(&again, machine, 3, 0), ("machine", 0));
     }
 }

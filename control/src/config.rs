@@ -112,6 +112,11 @@ impl ControlConfig {
         if !(0.0..=1.0).contains(&self.endpointing.threshold) {
             return Err(invalid("endpointing.threshold", "must be 0.0..=1.0"));
         }
+        if self.agent.answering_machine == OnMachineChoice::LeaveMessage
+            && self.agent.voicemail_message.trim().is_empty()
+        {
+            return Err(invalid("agent.voicemail_message", "answering_machine = \"leave_message\" needs it"));
+        }
         Ok(())
     }
 }
@@ -570,6 +575,12 @@ pub struct AgentSettings {
     /// Offer the agent a tool that presses phone keys (RFC 4733), e.g. to
     /// get through a phone menu on an outbound call.
     pub send_dtmf: bool,
+    /// On the calls it places (`POST /v1/calls`, campaigns): `off` (greet
+    /// whoever answers), `hang_up` on answering machines, or
+    /// `leave_message` on them (`voicemail_message`, after the beep).
+    pub answering_machine: OnMachineChoice,
+    /// The message left on answering machines.
+    pub voicemail_message: String,
     /// Anonymous visitors (the widget, chat, WebRTC, streams without the
     /// media key or a token) may reach it; the demo page needs it.
     pub public: bool,
@@ -601,9 +612,24 @@ impl Default for AgentSettings {
             max_call_duration_s: turn.max_call_duration_ms.map_or(0, |ms| (ms / 1000) as u32),
             transfer_to: String::new(),
             send_dtmf: false,
+            answering_machine: OnMachineChoice::Off,
+            voicemail_message: String::new(),
             public: true,
         }
     }
+}
+
+/// What the agent does when a machine answers a call it placed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMachineChoice {
+    /// No detection: the agent greets whoever answers at once.
+    #[default]
+    Off,
+    /// Hang up on a machine.
+    HangUp,
+    /// Wait for the beep (or the end of the greeting), leave `message`, hang up.
+    LeaveMessage,
 }
 
 /// An OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp).

@@ -155,6 +155,10 @@ pub enum CallStatus {
     ProviderFailure,
     /// Handed to a person.
     Transferred,
+    /// A call we placed reached an answering machine, and hung up on it.
+    AnsweringMachine,
+    /// A call we placed reached an answering machine, and left a message.
+    MessageLeft,
 }
 
 impl CallStatus {
@@ -171,6 +175,8 @@ impl CallStatus {
             Self::AgentEnded => "agent_ended",
             Self::ProviderFailure => "provider_failure",
             Self::Transferred => "transferred",
+            Self::AnsweringMachine => "answering_machine",
+            Self::MessageLeft => "message_left",
         }
     }
 }

@@ -236,7 +236,8 @@ impl Console {
                     tracing::warn!(%target, "the console cannot transfer; the call ends");
                 }
                 Output::Action(Action::Dtmf { digits }) => tracing::info!(%digits, "the agent pressed keys"),
-                Output::Action(Action::HangUp) => {}
+                // Only calls placed over SIP detect answering machines.
+                Output::Action(Action::HangUp | Action::AnsweringMachine(_)) => {}
             }
         }
         Ok(())

@@ -94,6 +94,7 @@ async fn plane(recordings: &std::path::Path) -> Result<(SocketAddr, Arc<Kept>), 
         public: true,
         plan: voxgate_calls::PlanGate::default(),
         srtp: None,
+        answering_machine: None,
     };
     let hooks = Arc::new(Kept::default());
     voxgate_media::calls::prepare(&config).await?;

@@ -17,6 +17,10 @@
 //!   - [`dsp::conceal`]: fade-out and comfort noise for codecs without PLC.
 //!   - [`dsp::vad`]: voice activity detection (WebRTC, Silero).
 //!   - [`dsp::endpoint`]: speech-start / speech-end from VAD probabilities.
+//!   - [`dsp::echo`], [`dsp::denoise`]: the agent's echo, and background
+//!     noise, out of what the VAD hears.
+//!   - [`dsp::amd`]: who answered a call we placed, a person or a machine
+//!     (and its beep).
 //! - [`metrics`]: the pipeline's Prometheus metrics.
 //! - [`onnx`]: the process-wide ONNX Runtime, loaded from a shared library.
 //! - [`timer`]: a sans-IO core's deadline as one reusable tokio timer.

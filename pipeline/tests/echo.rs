@@ -5,9 +5,10 @@
 //! voice of recorded speech, and a caller whose every frame carries the
 //! agent's frames from `delay` before.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use voxgate_codecs::SampleRate;
@@ -86,23 +87,10 @@ async fn call_on(
     // What the agent sent, one entry a tick (zeros when it was silent),
     // `delay_ms` of it on the way back.
     let mut sent: VecDeque<Frame> = VecDeque::from(vec![[0; 320]; delay_ms / 20]);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut timer = voxgate_pipeline::timer::DeadlineTimer::new();
+    let mut ticks = support::Ticks::new();
     let mut n = 0;
     while n < 12_000_usize / 20 {
-        timer.set_std(session.poll_timeout());
-        tokio::select! {
-            biased;
-            _ = tick.tick() => {}
-            () = timer.fired() => {
-                session.handle_timeout(now());
-                continue;
-            }
-            input = session.next_input() => {
-                session.handle_input(now(), input);
-                continue;
-            }
-        }
+        ticks.next(&mut session).await;
         if session.is_ended() {
             break;
         }

@@ -5,8 +5,9 @@
 //! caller talking); with it (RNNoise) the greeting plays on, and the
 //! caller's real question over the same hiss still stops it.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use voxgate_pipeline::dsp::vad::{WebRtcMode, WebRtcVad};
 use voxgate_pipeline::providers::scripted::{LlmScript, ScriptedLlm, ScriptedStt, ScriptedTts, SttScript};
@@ -58,23 +59,10 @@ async fn call(noise_suppression: bool, ask_at_ms: Option<usize>) -> Vec<bool> {
     let mut session = Session::start(now(), SessionParts { config, providers, vad, recording: None });
     let noise = background();
     let question = fixture("store_hours_16k.wav");
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut timer = voxgate_pipeline::timer::DeadlineTimer::new();
+    let mut ticks = support::Ticks::new();
     let (mut n, mut played) = (0, vec![false; 10_000 / 20]);
     while n < 10_000_usize / 20 {
-        timer.set_std(session.poll_timeout());
-        tokio::select! {
-            biased;
-            _ = tick.tick() => {}
-            () = timer.fired() => {
-                session.handle_timeout(now());
-                continue;
-            }
-            input = session.next_input() => {
-                session.handle_input(now(), input);
-                continue;
-            }
-        }
+        ticks.next(&mut session).await;
         if session.is_ended() {
             break;
         }

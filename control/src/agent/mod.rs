@@ -4,6 +4,7 @@
 //! models are loaded once and shared by every agent ([`LocalModels`]);
 //! [`registry::Agents`] caches built agents and routes numbers to them.
 
+pub mod answering;
 pub mod registry;
 pub mod spec;
 
@@ -147,6 +148,9 @@ pub enum BuildError {
     /// One of its tools is not valid.
     #[error("the agent's tools: {0}")]
     Tools(#[from] voxgate_pipeline::session::tools::ToolError),
+    /// Its answering-machine message does not decode.
+    #[error("the agent's answering machine settings: {0}")]
+    AnsweringMachine(#[from] spec::SpecError),
     /// The build's thread panicked (a bug).
     #[error("the build panicked: {0}")]
     Panicked(String),
@@ -332,6 +336,7 @@ pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> R
         public: spec.public,
         plan: voxgate_calls::PlanGate::default(),
         srtp: spec.srtp,
+        answering_machine: spec.answering_machine.to_session()?,
     };
     let handoff_keywords = spec.handoff_keywords.iter().map(|k| k.trim().to_lowercase()).collect();
     Ok(Agent { call, post_call: spec.post_call.clone(), analyst, handoff_keywords })

@@ -64,6 +64,9 @@ pub struct AgentSpec {
     /// Its phone calls' media: `off`, `offer` or `require` SRTP (SDES keys,
     /// only over SIP over TLS); none: the server's `rtp.srtp`.
     pub srtp: Option<voxgate_calls::agent::SrtpMode>,
+    /// On the calls it places: answering-machine detection, and what to do
+    /// about a machine.
+    pub answering_machine: super::answering::AnsweringMachineSpec,
 }
 
 /// Speech to text.
@@ -294,6 +297,7 @@ impl Default for AgentSpec {
             max_concurrent_calls: 0,
             public: false,
             srtp: None,
+            answering_machine: super::answering::AnsweringMachineSpec::default(),
         }
     }
 }
@@ -360,6 +364,11 @@ impl AgentSpec {
             widget: config.widget.clone(),
             transfer_to: a.transfer_to.clone(),
             send_dtmf: a.send_dtmf,
+            answering_machine: super::answering::AnsweringMachineSpec {
+                on_machine: a.answering_machine,
+                message: a.voicemail_message.clone(),
+                ..super::answering::AnsweringMachineSpec::default()
+            },
             max_concurrent_calls: 0,
             public: a.public,
             ..Self::default()
@@ -455,6 +464,7 @@ impl AgentSpec {
                 ));
             }
         }
+        self.answering_machine.validate("answering_machine")?;
         if !self.transfer_to.is_empty()
             && !self.transfer_to.starts_with("sip:")
             && !self.transfer_to.starts_with("sips:")

@@ -28,6 +28,8 @@ pub struct PlaceCall {
     pub ring_timeout_s: Option<u32>,
     /// The agent that talks (one of the tenant's); none: the configured agent.
     pub agent: Option<String>,
+    /// Answering-machine detection for this call; none: the agent's setting.
+    pub answering_machine: Option<crate::agent::answering::AnsweringMachineSpec>,
 }
 
 /// Dials a number or SIP URI through the trunk; follow it with `GET /v1/calls/{id}`.
@@ -52,8 +54,11 @@ pub async fn place(
         }
         .into());
     }
+    if let Some(a) = &req.answering_machine {
+        a.validate("answering_machine")?;
+    }
     let ring = req.ring_timeout_s.map(|s| std::time::Duration::from_secs(u64::from(s)));
-    let agent = match req.agent.as_deref().filter(|a| !a.is_empty()) {
+    let mut agent = match req.agent.as_deref().filter(|a| !a.is_empty()) {
         // Only the tenant's own agents; another tenant's is as unknown as a missing one.
         Some(id) => match state.control.store.agent(&caller.tenant_id, id).await? {
             Some(_) => state.agents.for_call(id).await?,
@@ -64,6 +69,9 @@ pub async fn place(
     // A suspended plan, an ended trial or a month's minutes used: payment first.
     if let Some(closed) = agent.plan.closed {
         return Err(ApiError::PaymentRequired(closed.text().to_owned()));
+    }
+    if let Some(a) = &req.answering_machine {
+        agent.answering_machine = a.to_session()?;
     }
     match dialer.dial(&caller.tenant_id, agent, &req.to, ring, None).await {
         Ok(status) => Ok((StatusCode::CREATED, Json(status)).into_response()),
@@ -209,8 +217,11 @@ pub async fn list(
 /// category, justification, quote, sentiment, turn_sentiments, source) and
 /// what ran after it (`post_call`: jobs, emails, webhook deliveries). An outbound call also has `dial`, its
 /// dialling progress (`dial.status`: dialing, ringing, answered, then
-/// completed, transferred, busy, no_answer or failed); until it ends, that
-/// is all there is.
+/// completed, transferred, busy, no_answer or failed; `dial.amd` once
+/// answering-machine detection has decided); until it ends, that is all
+/// there is. With detection on, `amd` says who answered: `result` (human,
+/// machine or unknown), `reason`, `decided_ms` after the answer,
+/// `greeting_ms`, and the `words`, `phrase` or `beep_hz` heard.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn read(
@@ -235,6 +246,18 @@ pub async fn read(
     let summary = serde_json::to_value(CallSummary::from(&row)).unwrap_or_default();
     if let serde_json::Value::Object(s) = summary {
         out.extend(s);
+    }
+    // Who answered a call we placed, from its log (it outlives the dialler's memory).
+    let amd = out
+        .get("events")
+        .and_then(|e| e.as_array())
+        .and_then(|events| events.iter().find(|e| e["kind"] == "answering_machine").cloned());
+    if let Some(mut amd) = amd {
+        if let Some(m) = amd.as_object_mut() {
+            m.remove("kind");
+            m.remove("at_ms");
+        }
+        out.insert("amd".into(), amd);
     }
     // What the dialler knew (the far end's SIP status, who hung up) stays with an outbound call.
     if let Some(d) = dialled {

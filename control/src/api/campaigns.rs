@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson};
+use crate::agent::answering::AnsweringMachineSpec;
 use crate::agent::spec::SpecError;
 use crate::api::AppState;
 use crate::auth::Caller;
@@ -58,6 +59,8 @@ pub struct NewCampaign {
     pub ring_timeout_s: Option<u32>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Answering machines on its calls; none: the agent's setting.
+    pub answering_machine: Option<AnsweringMachineSpec>,
     /// Make it paused, to start with `resume`.
     #[serde(default)]
     pub paused: bool,
@@ -75,6 +78,9 @@ pub struct Campaign {
     pub max_concurrent: u32,
     pub ring_timeout_s: u32,
     pub retry: RetryPolicy,
+    /// Its own answering-machine setting; none: the agent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answering_machine: Option<AnsweringMachineSpec>,
     /// Numbers by status (pending, dialing, completed, busy, no_answer, failed, cancelled).
     pub counts: std::collections::BTreeMap<String, i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,6 +197,7 @@ async fn view(state: &AppState, c: CampaignRow, with_numbers: bool) -> Result<Ca
         max_concurrent: c.max_concurrent,
         ring_timeout_s: c.ring_timeout_s,
         retry: serde_json::from_str(&c.retry).unwrap_or_default(),
+        answering_machine: c.answering_machine.as_deref().and_then(|a| serde_json::from_str(a).ok()),
         counts: counts.into_iter().collect(),
         numbers: with_numbers.then(|| numbers.into_iter().map(number_view).collect()),
         created_at: c.created_at,
@@ -237,8 +244,9 @@ pub async fn create(
     if !(5..=120).contains(&ring_timeout_s) {
         return Err(invalid("ring_timeout_s", "5 to 120"));
     }
+    let r = &req.retry;
     for (field, rule) in
-        [("busy", req.retry.busy), ("no_answer", req.retry.no_answer), ("failed", req.retry.failed)]
+        [("busy", r.busy), ("no_answer", r.no_answer), ("failed", r.failed), ("machine", r.machine)]
     {
         if !(1..=10).contains(&rule.max_attempts) {
             return Err(invalid(format!("retry.{field}.max_attempts"), "1 to 10"));
@@ -246,6 +254,9 @@ pub async fn create(
         if rule.retry_after_s > 7 * 86_400 {
             return Err(invalid(format!("retry.{field}.retry_after_s"), "at most a week"));
         }
+    }
+    if let Some(a) = &req.answering_machine {
+        a.validate("answering_machine")?;
     }
     let numbers = clean_numbers(&req.numbers)?;
     let agent_id = req.agent.filter(|a| !a.is_empty());
@@ -268,6 +279,7 @@ pub async fn create(
         max_concurrent,
         ring_timeout_s,
         retry: serde_json::to_string(&req.retry).unwrap_or_default(),
+        answering_machine: req.answering_machine.as_ref().and_then(|a| serde_json::to_string(a).ok()),
         created_at: now,
         updated_at: now,
     };

@@ -24,6 +24,8 @@ pub struct CampaignRow {
     pub ring_timeout_s: u32,
     /// JSON.
     pub retry: String,
+    /// JSON; `None`: the agent's.
+    pub answering_machine: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -44,7 +46,7 @@ pub struct NumberRow {
 macro_rules! columns {
     () => {
         "id, tenant_id, agent_id, name, status, window_start, window_end, time_zone, days, \
-         max_concurrent, ring_timeout_s, retry, created_at, updated_at"
+         max_concurrent, ring_timeout_s, retry, answering_machine, created_at, updated_at"
     };
 }
 
@@ -63,6 +65,7 @@ fn campaign_row(r: &AnyRow) -> Result<CampaignRow, sqlx::Error> {
         max_concurrent: small("max_concurrent")?,
         ring_timeout_s: small("ring_timeout_s")?,
         retry: r.try_get("retry")?,
+        answering_machine: r.try_get("answering_machine")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -103,7 +106,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO campaigns (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&c.id)
         .bind(&c.tenant_id)
@@ -117,6 +120,7 @@ impl Store {
         .bind(i64::from(c.max_concurrent))
         .bind(i64::from(c.ring_timeout_s))
         .bind(&c.retry)
+        .bind(&c.answering_machine)
         .bind(c.created_at)
         .bind(c.updated_at)
         .execute(&mut *tx)
@@ -382,6 +386,7 @@ mod tests {
             max_concurrent: 2,
             ring_timeout_s: 30,
             retry: "{}".into(),
+            answering_machine: None,
             created_at: 1,
             updated_at: 1,
         };

@@ -81,16 +81,33 @@ pub fn answering_phone_securely(
     tls: &PhoneTls<'_>,
 ) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
     let port = configure(phone, PhoneCodec::G711, Some(tls), true)?;
-    let child = Command::new("baresip")
+    // baresip's TLS listens on its SIP port plus one.
+    Ok((waiting(phone)?, format!("sip:caller@127.0.0.1:{};transport=tls", port + 1)))
+}
+
+/// baresip with the configuration in `phone`, waiting for a call (60 s at most).
+fn waiting(phone: &Path) -> std::io::Result<std::process::Child> {
+    Command::new("baresip")
         .arg("-f")
         .arg(phone)
         .args(["-t", "60"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()?;
-    // baresip's TLS listens on its SIP port plus one.
-    Ok((child, format!("sip:caller@127.0.0.1:{};transport=tls", port + 1)))
+        .spawn()
+}
+
+/// A phone (baresip, plain SIP over UDP, G.711) that answers the first
+/// call at once and plays `say` (a WAV at 8 kHz, mono) into it: the call
+/// ends when the file does. Running, with the URI that reaches it; once it
+/// has exited, [`heard`] is what it heard.
+pub fn answering_phone(
+    phone: &Path,
+    say: &Path,
+) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
+    let port = configure(phone, PhoneCodec::G711, None, true)?;
+    std::fs::copy(say, phone.join("say.wav"))?;
+    Ok((waiting(phone)?, format!("sip:caller@127.0.0.1:{port}")))
 }
 
 /// Writes a phone's configuration and what it says; returns its SIP port.
@@ -130,12 +147,12 @@ fn configure(
     }
     w.finalize()?;
     let phone_port = free_udp_port()?;
+    let answer = if answer { ";answermode=auto" } else { "" };
     let (account, secure) = match tls {
-        None => (format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0\n"), String::new()),
+        None => (format!("<sip:caller@127.0.0.1:{phone_port}>;regint=0{answer}\n"), String::new()),
         Some(tls) => (
             format!(
-                "<sip:caller@127.0.0.1:{phone_port};transport=tls>;regint=0;mediaenc=srtp-mand{}\n",
-                if answer { ";answermode=auto" } else { "" }
+                "<sip:caller@127.0.0.1:{phone_port};transport=tls>;regint=0;mediaenc=srtp-mand{answer}\n"
             ),
             format!(
                 "sip_certificate {}\nsip_cafile {}\nmodule srtp.so\n",

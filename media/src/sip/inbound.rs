@@ -256,8 +256,16 @@ async fn answer(
     let srtp = negotiated.srtp.as_ref().map(|k| k.local.suite.name());
     tracing::info!(call_id = %info.id, codec = ?negotiated.codec, srtp = srtp.unwrap_or("off"), "call answered");
     shared.calls.started(info).await;
-    let log =
-        media::run(shared, (&info.id, agent, room), inbound, sockets, negotiated, signalling, cancel).await?;
+    let log = media::run(
+        shared,
+        (&info.id, agent, room),
+        inbound,
+        sockets,
+        negotiated,
+        (signalling, cancel),
+        &|_| {},
+    )
+    .await?;
     Ok(Some(log))
 }
 

@@ -23,6 +23,7 @@ use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_pipeline::call::{
     Action, Arrival, CallClock, CallCore, MediaFrame, MediaKind, Output, Wake, now,
 };
+use voxgate_pipeline::dsp::amd::Detection;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
 use voxgate_pipeline::session::{CallLog, Control};
 use voxgate_pipeline::timer::DeadlineTimer;
@@ -252,15 +253,16 @@ fn transfer(calls: &CallContext, room: Option<&RoomCall>, dialog: &mut impl Dial
 }
 
 /// Runs a call's media and its signalling until both are over; returns
-/// the call log. A call placed for a `room` transfers through the room.
+/// the call log. A call placed for a `room` transfers through the room;
+/// who answered a call we placed goes to `detected`.
 pub(super) async fn run<D: Dialog>(
     shared: &Shared,
     (id, agent, room): (&str, &CallAgent, Option<&RoomCall>),
     leg: &mut SipLeg<D>,
     sockets: RtpSockets,
     negotiated: Negotiated,
-    signalling: &mut mpsc::Receiver<Signal>,
-    cancel: &CancellationToken,
+    (signalling, cancel): (&mut mpsc::Receiver<Signal>, &CancellationToken),
+    detected: &(dyn Fn(&Detection) + Sync),
 ) -> Result<CallLog, super::CallFailed> {
     let calls = &shared.calls;
     let RtpSockets { rtp, rtcp, advertised, port } = sockets;
@@ -329,6 +331,7 @@ pub(super) async fn run<D: Dialog>(
                 Output::Action(Action::Dtmf { .. }) => {
                     tracing::warn!("the far end takes no telephone-events; keys not sent");
                 }
+                Output::Action(Action::AnsweringMachine(detection)) => detected(&detection),
                 Output::Action(_) => {}
             }
         }

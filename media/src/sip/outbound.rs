@@ -19,6 +19,7 @@ use crate::calls::CallContext;
 use voxgate_calls::agent::CallAgent;
 use voxgate_calls::dial::{DialError, DialStatus, Dialer, OutboundStatus};
 use voxgate_domain::{CallId, CallInfo, Channel, Direction};
+use voxgate_pipeline::dsp::amd::Detection;
 
 /// Outbound calls kept for the API; the oldest finished ones go first.
 const KEPT_CALLS: usize = 10_000;
@@ -129,6 +130,7 @@ impl Dialer for SipDialer {
             answered_at: None,
             ended_at: None,
             campaign_id,
+            amd: None,
         };
         if let Ok(mut calls) = self.calls.lock() {
             // Checked and counted under one lock: two requests at once cannot both take the last place.
@@ -329,9 +331,20 @@ async fn run(
         ..CallContext::inbound(id.clone().into(), Channel::Sip, &agent)
     };
     shared.calls.started(&info).await;
-    let result =
-        media::run(&shared, (&id, &agent, None), &mut out, sockets, negotiated, &mut signalling, &cancel)
-            .await;
+    // Only the calls we place listen for an answering machine first.
+    let mut agent = agent;
+    agent.session.answering_machine = agent.answering_machine.clone();
+    let detected = |d: &Detection| dialer.update(&id, |s| s.amd = Some(d.clone()));
+    let result = media::run(
+        &shared,
+        (&id, &agent, None),
+        &mut out,
+        sockets,
+        negotiated,
+        (&mut signalling, &cancel),
+        &detected,
+    )
+    .await;
     match result {
         Ok(log) => shared.calls.ended(&info, &log).await,
         Err(e) => {
@@ -361,6 +374,7 @@ mod tests {
             ended_at: None,
             tenant_id: tenant.into(),
             campaign_id: None,
+            amd: None,
         }
     }
 

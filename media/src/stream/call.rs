@@ -259,6 +259,8 @@ impl<P: Protocol> Stream<P> {
                     over = true;
                     None
                 }
+                // Only calls placed over SIP detect answering machines.
+                Output::Action(Action::AnsweringMachine(_)) => None,
             };
             if let Some(text) = text
                 && out.try_send(Message::Text(text.into())).is_err()

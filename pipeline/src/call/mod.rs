@@ -126,6 +126,9 @@ pub enum Action {
     /// Press these keys, by the transport's own means (it takes no
     /// telephone-events in the media).
     Dtmf { digits: String },
+    /// Who answered a call we placed (answering-machine detection), for
+    /// the call's status.
+    AnsweringMachine(crate::dsp::amd::Detection),
     /// The call is over: hang up. Once, and not when the transport ended it.
     HangUp,
 }
@@ -311,6 +314,7 @@ impl CallCore {
             }
             SessionEvent::Dtmf { digits } if self.outbound.press(&digits) => return None,
             SessionEvent::Dtmf { digits } => Action::Dtmf { digits },
+            SessionEvent::AnsweringMachine(detection) => Action::AnsweringMachine(detection),
             SessionEvent::Ended(_) => return None,
         })
     }

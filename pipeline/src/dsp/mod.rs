@@ -1,5 +1,6 @@
 //! Pure signal processing: jitter buffer, concealment, echo cancellation,
-//! VAD, endpointing.
+//! noise suppression, VAD, endpointing, answering-machine detection.
+pub mod amd;
 pub mod conceal;
 pub mod denoise;
 pub mod echo;

@@ -63,6 +63,10 @@ pub struct SessionConfig {
     pub retry_backoff: Vec<Duration>,
     /// Said when a provider failed for good in a turn.
     pub fallback_line: String,
+    /// Who answered a call we placed: a person gets the greeting, a
+    /// machine a hang-up or a message ([`super::answering`]). `None`: the
+    /// agent greets at once (every call we take).
+    pub answering_machine: Option<super::AnsweringMachine>,
     /// Failures in a row after which the call ends ...
     pub max_consecutive_failures: u32,
     /// ... with these last words.
@@ -93,6 +97,7 @@ impl Default for SessionConfig {
             filler: Some((Duration::from_millis(1500), "One moment, please.".to_owned())),
             retry_backoff: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)],
             fallback_line: "Sorry, I didn't catch that, could you say it again?".to_owned(),
+            answering_machine: None,
             max_consecutive_failures: 2,
             failure_goodbye: "I'm sorry, I'm having technical trouble. Please call again later. Goodbye."
                 .to_owned(),

@@ -70,6 +70,10 @@ pub enum CallEventKind {
     /// The model's answer to a fact question ignored or contradicted the
     /// retrieved facts; the agent read the best passage instead.
     GroundingFallback { turn: u64 },
+    /// Who answered a call we placed, and why we think so.
+    AnsweringMachine(crate::dsp::amd::Detection),
+    /// The agent began its message on an answering machine.
+    MessageLeft { cue: crate::dsp::amd::MessageCue },
 }
 
 /// An event with its time.
@@ -118,6 +122,10 @@ pub enum EndReason {
     ProviderFailure,
     /// The caller was handed to a human.
     Transferred { target: String },
+    /// An answering machine picked up, and the agent hung up on it.
+    AnsweringMachine,
+    /// An answering machine picked up, and the agent left its message.
+    MessageLeft,
     /// The server stopped during the call (a crash, `kill -9`); set when it
     /// starts again and finds the call's record still open.
     Interrupted,
@@ -130,6 +138,7 @@ impl EndReason {
             HangupReason::MaxDuration => Self::MaxDuration,
             HangupReason::AgentEnded if failed => Self::ProviderFailure,
             HangupReason::AgentEnded => Self::AgentEnded,
+            HangupReason::MessageLeft => Self::MessageLeft,
         }
     }
 }

@@ -27,6 +27,7 @@
 //!   a fallback line; repeated failures end the call with a goodbye. The
 //!   call log says what failed.
 
+mod answering;
 mod chat;
 mod config;
 mod egress;
@@ -43,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use answering::{AnsweringMachine, OnMachine, Voicemail};
 pub use chat::{ChatEvent, ChatHandle, Thread, ThreadAnswer, spawn_chat};
 pub use config::{Knowledge, Providers, SessionConfig, TurnDetector};
 pub use egress::{Egress, EgressEvent, Spoken};
@@ -99,6 +101,8 @@ pub enum SessionEvent {
     Transfer { target: String },
     /// Press these keys (RFC 4733 telephone-events), after the audio sent so far.
     Dtmf { digits: String },
+    /// Who answered a call we placed (answering-machine detection).
+    AnsweringMachine(crate::dsp::amd::Detection),
     /// The session is over; hang up.
     Ended(EndReason),
 }
@@ -149,7 +153,10 @@ impl Session {
     pub fn start(now: Instant, parts: SessionParts) -> Self {
         let _active = ActiveSession::new();
         let mut driver = Driver::new(now, parts);
-        driver.turns.handle_start(now);
+        // Detecting who answered, the agent holds its greeting.
+        if driver.answering.is_none() {
+            driver.turns.handle_start(now);
+        }
         driver.drain_outputs();
         Self { driver, _active }
     }
@@ -366,6 +373,12 @@ struct Driver {
     pacing: bool,
     end: Option<EndReason>,
     dropped_frames: u64,
+    /// Who answered a call we placed: detecting, or waiting for the beep.
+    answering: Option<answering::Answering>,
+    /// The recording to play as the voicemail message, if it is one.
+    voicemail: Option<Arc<[i16]>>,
+    /// A machine answered: what it says is only transcribed.
+    machine: bool,
 }
 
 impl Driver {
@@ -399,6 +412,7 @@ impl Driver {
         let turns = TurnMachine::new(config.turn.clone());
         let echo = config.echo_cancellation.then(EchoCanceller::new);
         let denoise = config.noise_suppression.then(NoiseSuppressor::new);
+        let answering = config.answering_machine.as_ref().map(answering::Answering::new);
         Self {
             now,
             ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() }),
@@ -439,6 +453,9 @@ impl Driver {
             pacing: false,
             end: None,
             dropped_frames: 0,
+            answering,
+            voicemail: None,
+            machine: false,
         }
     }
 
@@ -468,7 +485,11 @@ impl Driver {
                     if kind == LineKind::Fallback {
                         self.log(CallEventKind::Fallback);
                     }
-                    self.start_worker(turn, Job::Line(text), false);
+                    let job = match (kind, self.voicemail.take()) {
+                        (LineKind::Voicemail, Some(audio)) => Job::Recorded { text, audio },
+                        _ => Job::Line(text),
+                    };
+                    self.start_worker(turn, job, false);
                 }
                 TurnOutput::CommitUserTurn { turn, text, source } => self.commit(turn, text, source),
                 TurnOutput::PauseAgent { .. } => self.egress.pause(),
@@ -732,6 +753,15 @@ impl Driver {
 
     fn handle_stt(&mut self, event: SttLaneEvent) {
         match event {
+            // Who answered is not known yet (or it is a machine): no turn is taken.
+            SttLaneEvent::Event(SttEvent::Interim { text }) if self.answering.is_some() || self.machine => {
+                self.answering_words(&text, false);
+                self.transcript_event(Speaker::Caller, text, false);
+            }
+            SttLaneEvent::Event(SttEvent::Final { text, .. }) if self.answering.is_some() || self.machine => {
+                self.answering_words(&text, true);
+                self.transcript_event(Speaker::Caller, text, true);
+            }
             SttLaneEvent::Event(SttEvent::Interim { text }) => {
                 self.turns.handle_transcript(self.now, &text, false);
                 self.transcript_event(Speaker::Caller, text, false);
@@ -804,6 +834,9 @@ impl Driver {
         let probability = self.vad.process(listened).unwrap_or(0.0);
         let probability = if caller_heard { probability } else { 0.0 };
         self.media_ms += 20;
+        if self.answering.is_some() {
+            self.answering_frame(frame, probability);
+        }
         if self.ctx.config.turn_detector.is_some() {
             if self.caller_audio.len() + frame.len() > smart_turn::WINDOW_SAMPLES {
                 self.caller_audio.drain(..frame.len());
@@ -814,21 +847,27 @@ impl Driver {
         if self.stt_chunk.len() >= STT_CHUNK_SAMPLES {
             self.send_stt_audio();
         }
+        // Until who answered is known, speech takes no turn (the recogniser still hears it).
+        let turns = self.answering.is_none();
         match self.endpointer.handle_frame(self.media_ms, probability) {
             Some(EndpointEvent::SpeechStart { .. }) => {
                 self.send_stt_audio();
                 let _ = self.stt_tx.try_send(SttInput::StartOfSpeech);
                 // The voice began when the endpointer's minimum speech began.
                 let onset = Duration::from_millis(u64::from(self.config().endpoint.min_speech_ms));
-                self.turns.handle_speech_start(self.before(onset));
+                if turns {
+                    self.turns.handle_speech_start(self.before(onset));
+                }
             }
-            Some(EndpointEvent::SpeechPause { at_ms }) => {
+            Some(EndpointEvent::SpeechPause { at_ms }) if turns => {
                 let ago = Duration::from_millis(self.media_ms.saturating_sub(at_ms));
                 self.turns.handle_speech_pause(self.before(ago));
             }
             Some(EndpointEvent::SpeechResume { .. }) => {
                 let _ = self.stt_tx.try_send(SttInput::Resume);
-                self.turns.handle_speech_resume(self.now);
+                if turns {
+                    self.turns.handle_speech_resume(self.now);
+                }
             }
             Some(EndpointEvent::TranscribeEarly { .. }) => {
                 self.send_stt_audio();
@@ -836,7 +875,7 @@ impl Driver {
             }
             Some(end @ EndpointEvent::SpeechEnd { .. }) => self.speech_ended(end),
             Some(EndpointEvent::TurnCheck { pause }) => self.check_turn(pause),
-            None => {}
+            Some(EndpointEvent::SpeechPause { .. }) | None => {}
         }
     }
 
@@ -846,7 +885,9 @@ impl Driver {
         let _ = self.stt_tx.try_send(SttInput::EndOfSpeech);
         self.caller_stopped = Some(self.before(Duration::from_millis(silence_ms)));
         self.final_at = None;
-        self.turns.handle_speech_end(self.now);
+        if self.answering.is_none() {
+            self.turns.handle_speech_end(self.now);
+        }
     }
 
     /// Asks the learned end of turn about the pause that began at `pause`,

@@ -65,6 +65,8 @@ pub(crate) enum WorkerEvent {
 pub(crate) enum Job {
     /// Say a fixed line.
     Line(String),
+    /// Play a recording (16 kHz) of a line: `text` is what it says.
+    Recorded { text: String, audio: Arc<[i16]> },
     /// Answer the conversation (whose last message is the caller's).
     Reply { messages: Vec<ChatMessage>, query: String },
 }
@@ -109,6 +111,13 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     tx: mpsc::Sender<WorkerEvent>,
 ) {
+    if let Job::Recorded { text, audio } = &job {
+        let _ = tx.send(WorkerEvent::Sentence { turn, text: text.clone() }).await;
+        let _ = tx.send(WorkerEvent::FirstAudio { turn, at: Instant::now() }).await;
+        let _ = tx.send(WorkerEvent::Audio { turn, samples: audio.to_vec() }).await;
+        let _ = tx.send(WorkerEvent::Closed { turn }).await;
+        return;
+    }
     // A fixed line spoken before by this voice plays from the cache.
     if let Job::Line(text) = &job
         && let Some(audio) = lines::get(&ctx.providers.tts, text)
@@ -121,14 +130,14 @@ pub(crate) async fn run(
     }
     let line = match &job {
         Job::Line(text) => Some(text.clone()),
-        Job::Reply { .. } => None,
+        Job::Reply { .. } | Job::Recorded { .. } => None,
     };
     let work = async {
         let (ctx, tx, cancel) = (&*ctx, &tx, &cancel);
         let (sentences_tx, sentences_rx) = mpsc::unbounded_channel();
         let think = async move {
             let result = match job {
-                Job::Line(text) => {
+                Job::Line(text) | Job::Recorded { text, .. } => {
                     let _ = sentences_tx.send(text);
                     Ok(())
                 }

@@ -56,6 +56,8 @@ pub enum LineKind {
     Filler,
     /// The last words before hanging up.
     Goodbye,
+    /// A message left on an answering machine, then the call ends.
+    Voicemail,
 }
 
 /// Why the call ends.
@@ -67,6 +69,8 @@ pub enum HangupReason {
     MaxDuration,
     /// The agent ended the call (its end-call tool, or repeated failures).
     AgentEnded,
+    /// The agent left its message on an answering machine.
+    MessageLeft,
 }
 
 /// How a caller's turn was given.
@@ -242,7 +246,7 @@ impl TurnMachine {
             return;
         }
         if kind == LineKind::Goodbye {
-            self.close(now, text, HangupReason::AgentEnded);
+            self.close(now, text, LineKind::Goodbye, HangupReason::AgentEnded);
             return;
         }
         let turn = self.new_turn();
@@ -255,17 +259,26 @@ impl TurnMachine {
     /// The agent wants the call over (its end-call tool): say `goodbye`, then hang up.
     pub fn handle_end_call(&mut self, now: Instant, goodbye: Option<String>) {
         match goodbye {
-            Some(text) if !text.is_empty() => self.close(now, text, HangupReason::AgentEnded),
+            Some(text) if !text.is_empty() => {
+                self.close(now, text, LineKind::Goodbye, HangupReason::AgentEnded);
+            }
             _ => self.hang_up(HangupReason::AgentEnded),
         }
     }
 
-    fn close(&mut self, now: Instant, text: String, reason: HangupReason) {
+    /// An answering machine is recording: say `message`, then hang up.
+    pub fn leave_message(&mut self, now: Instant, message: String) {
+        if !matches!(self.state, State::Ended | State::Closing { .. }) {
+            self.close(now, message, LineKind::Voicemail, HangupReason::MessageLeft);
+        }
+    }
+
+    fn close(&mut self, now: Instant, text: String, kind: LineKind, reason: HangupReason) {
         if let State::AgentSpeaking { turn, .. } | State::AwaitingReply { turn } = self.state {
             self.outputs.push_back(TurnOutput::Interrupt { turn, heard_ms: self.played_ms });
         }
         let turn = self.new_turn();
-        self.outputs.push_back(TurnOutput::Speak { turn, text, kind: LineKind::Goodbye });
+        self.outputs.push_back(TurnOutput::Speak { turn, text, kind });
         self.state = State::Closing { turn, reason, deadline: now + GOODBYE_TIMEOUT };
         self.played_ms = 0;
     }
@@ -441,11 +454,17 @@ impl TurnMachine {
                 self.played_ms = 0;
                 self.state = State::AgentSpeaking { turn, pause };
             }
-            (
-                PlayoutEvent::Progress { turn, played_ms },
-                State::AgentSpeaking { turn: t, .. } | State::Closing { turn: t, .. },
-            ) if t == turn => {
+            (PlayoutEvent::Progress { turn, played_ms }, State::AgentSpeaking { turn: t, .. })
+                if t == turn =>
+            {
                 self.played_ms = played_ms;
+            }
+            (PlayoutEvent::Progress { turn, played_ms }, State::Closing { turn: t, reason, .. })
+                if t == turn =>
+            {
+                // Last words that are still playing (a long voicemail message) are not cut off.
+                self.played_ms = played_ms;
+                self.state = State::Closing { turn, reason, deadline: now + GOODBYE_TIMEOUT };
             }
             (PlayoutEvent::Finished { turn }, State::AgentSpeaking { turn: t, .. }) if t == turn => {
                 // The silence clock starts now, unless the caller was already
@@ -639,7 +658,7 @@ impl TurnMachine {
     /// Says the configured goodbye (if any), then hangs up.
     fn goodbye(&mut self, now: Instant, reason: HangupReason) {
         match self.config.goodbye.clone() {
-            Some(text) if !text.is_empty() => self.close(now, text, reason),
+            Some(text) if !text.is_empty() => self.close(now, text, LineKind::Goodbye, reason),
             _ => self.hang_up(reason),
         }
     }

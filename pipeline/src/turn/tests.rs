@@ -489,3 +489,28 @@ fn without_a_final_per_end_of_speech_any_final_settles_the_turn() {
     h.advance(300);
     assert_eq!(h.take(), [commit(1, "What time do you open?")]);
 }
+
+#[test]
+fn a_voicemail_message_plays_to_its_end_however_long_then_the_call_ends() {
+    // Never started (the agent listened for who answered), no greeting.
+    let mut m = TurnMachine::new(TurnConfig::default());
+    let mut now = Instant::now();
+    m.leave_message(now, "Your cake is ready.".into());
+    let Some(TurnOutput::Speak { turn, text, kind: LineKind::Voicemail }) = m.poll_output() else {
+        panic!("no message")
+    };
+    assert_eq!(text, "Your cake is ready.");
+    m.handle_playout(now, PlayoutEvent::Started { turn });
+    // A 40 s message keeps reporting progress: never cut off by the goodbye's limit.
+    for s in 1..=40 {
+        now += Duration::from_secs(1);
+        m.handle_playout(now, PlayoutEvent::Progress { turn, played_ms: s * 1000 });
+        m.handle_timeout(now);
+        assert_eq!(m.poll_output(), None, "hung up {s} s into the message");
+    }
+    m.handle_playout(now, PlayoutEvent::Finished { turn });
+    assert_eq!(m.poll_output(), Some(TurnOutput::Hangup { reason: HangupReason::MessageLeft }));
+    // A second message is not asked for.
+    m.leave_message(now, "Again.".into());
+    assert_eq!(m.poll_output(), None);
+}

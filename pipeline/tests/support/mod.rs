@@ -91,3 +91,34 @@ pub async fn collect_tts(
     }
     (audio, error)
 }
+
+/// A session's transport clock in a test: 20 ms ticks (on tokio's clock,
+/// paused in the tests), with the session's timers and its providers'
+/// input handled in between, as a transport's loop does.
+pub struct Ticks {
+    tick: tokio::time::Interval,
+    timer: voxgate_pipeline::timer::DeadlineTimer,
+}
+
+impl Ticks {
+    pub fn new() -> Self {
+        Self {
+            tick: tokio::time::interval(std::time::Duration::from_millis(20)),
+            timer: voxgate_pipeline::timer::DeadlineTimer::new(),
+        }
+    }
+
+    /// Waits for the next tick, serving `session` meanwhile.
+    pub async fn next(&mut self, session: &mut voxgate_pipeline::session::Session) {
+        let now = voxgate_pipeline::call::now;
+        loop {
+            self.timer.set_std(session.poll_timeout());
+            tokio::select! {
+                biased;
+                _ = self.tick.tick() => return,
+                () = self.timer.fired() => session.handle_timeout(now()),
+                input = session.next_input() => session.handle_input(now(), input),
+            }
+        }
+    }
+}
