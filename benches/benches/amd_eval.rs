@@ -9,7 +9,8 @@
 //! beep, and the detector's CPU per 20 ms frame.
 //!
 //! ```sh
-//! cargo bench -p voxgate-benches --no-default-features --bench amd_eval
+//! cargo bench -p voxgate-benches --no-default-features --bench amd_eval   # WebRTC's VAD
+//! cargo test -p voxgate-benches --bench amd_eval                          # and Silero (debug: no CPU figure)
 //! ```
 
 use std::path::Path;
@@ -84,9 +85,9 @@ struct Run {
     frames: u32,
 }
 
-/// 300 ms of line silence, `audio`, then silence: the detector with the VAD.
-fn detect(audio: &[i16]) -> Result<Run> {
-    let mut vad = WebRtcVad::new(WebRtcMode::Aggressive);
+/// 300 ms of line silence, `audio`, then silence: the detector with `vad`.
+fn detect(vad: &mut dyn VoiceActivityDetector, audio: &[i16]) -> Result<Run> {
+    vad.reset();
     let mut detector = Detector::new(AmdConfig::default());
     let mut line = vec![0i16; 16 * 300];
     line.extend_from_slice(audio);
@@ -115,6 +116,24 @@ fn detect(audio: &[i16]) -> Result<Run> {
 }
 
 fn main() -> Result<()> {
+    let mut vads: Vec<(&str, Box<dyn VoiceActivityDetector>)> =
+        vec![("WebRTC", Box::new(WebRtcVad::new(WebRtcMode::Aggressive)))];
+    #[cfg(feature = "models")]
+    {
+        use voxgate_pipeline::dsp::vad::{self, VadConfig, VadKind};
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut config = VadConfig::with_models_dir(&root.join("models"));
+        config.kind = VadKind::Silero;
+        vads.push(("Silero", vad::build(&config)?));
+    }
+    for (name, vad) in &mut vads {
+        println!("== {name} VAD");
+        evaluate(vad.as_mut())?;
+    }
+    Ok(())
+}
+
+fn evaluate(vad: &mut dyn VoiceActivityDetector) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("voxgate-amd-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (mut spent, mut frames) = (std::time::Duration::ZERO, 0u32);
@@ -124,7 +143,7 @@ fn main() -> Result<()> {
         let mut verdicts = Vec::new();
         for voice in VOICES {
             for speed in SPEEDS {
-                let run = detect(&spoken(&dir, text, voice, speed)?)?;
+                let run = detect(vad, &spoken(&dir, text, voice, speed)?)?;
                 spent += run.spent;
                 frames += run.frames;
                 total += 1;
@@ -166,7 +185,7 @@ fn main() -> Result<()> {
                         audio.extend(beep());
                         beep_end = Some(300 + audio.len() as u64 / 16);
                     }
-                    let run = detect(&audio)?;
+                    let run = detect(vad, &audio)?;
                     spent += run.spent;
                     frames += run.frames;
                     total += 1;

@@ -8,8 +8,9 @@
 //! media time. The evidence, in the order it usually comes:
 //!
 //! - **Cadence.** A person says a word or two ("Hello?") and waits for an
-//!   answer: a short greeting, then silence. A machine talks on: a greeting
-//!   longer than [`AmdConfig::greeting_ms`] without a pause of
+//!   answer: a short greeting, then silence (judged once its words are
+//!   known, see below). A machine talks on: a greeting longer than
+//!   [`AmdConfig::greeting_ms`] without a pause of
 //!   [`AmdConfig::after_greeting_silence_ms`] is a machine's.
 //! - **The beep.** A pure tone (400 to 2500 Hz, one frequency holding most
 //!   of the frame's energy, steady for 160 ms) is a machine's record tone,
@@ -37,8 +38,12 @@ pub struct AmdConfig {
     /// A greeting (voice without a pause of `after_greeting_silence_ms`)
     /// this long is a machine's.
     pub greeting_ms: u32,
-    /// Silence this long after a shorter greeting: a person waiting.
+    /// Silence this long after a shorter greeting: a person waiting ...
     pub after_greeting_silence_ms: u32,
+    /// ... once the recogniser's words for it have come (a machine's short
+    /// greeting, "Please leave a message.", says what it is), or this much
+    /// later without them.
+    pub words_wait_ms: u32,
     /// No decision by then: `unknown`.
     pub max_analysis_ms: u32,
     /// For a message on a machine with no beep: silence this long after its
@@ -54,6 +59,7 @@ impl Default for AmdConfig {
             initial_silence_ms: 2500,
             greeting_ms: 1500,
             after_greeting_silence_ms: 800,
+            words_wait_ms: 1000,
             max_analysis_ms: 5000,
             message_after_silence_ms: 2500,
             max_message_wait_ms: 30_000,
@@ -185,9 +191,11 @@ pub struct Detector {
     last_voice: Option<u64>,
     /// The greeting's length at its first pause.
     greeting_ms: Option<u64>,
-    /// Final words so far, and the latest interim ones.
+    /// Final words so far, and the latest interim ones ...
     words: String,
     interim: String,
+    /// ... and when words last came.
+    words_at: Option<u64>,
     /// The end of the last record tone.
     beep_ended: Option<u64>,
     message_due: bool,
@@ -207,6 +215,7 @@ impl Detector {
             greeting_ms: None,
             words: String::new(),
             interim: String::new(),
+            words_at: None,
             beep_ended: None,
             message_due: false,
         }
@@ -249,6 +258,9 @@ impl Detector {
 
     /// The recogniser's words (a final transcript, or an interim one).
     pub fn handle_words(&mut self, at_ms: u64, text: &str, is_final: bool) -> Option<AmdEvent> {
+        if !text.trim().is_empty() {
+            self.words_at = Some(at_ms);
+        }
         if is_final {
             if !self.words.is_empty() {
                 self.words.push(' ');
@@ -279,7 +291,11 @@ impl Detector {
             (Some(start), Some(last)) if last - start >= u64::from(c.greeting_ms) => {
                 (AmdResult::Machine, AmdReason::LongGreeting)
             }
-            (Some(_), Some(last)) if at_ms - last >= u64::from(c.after_greeting_silence_ms) => {
+            (Some(start), Some(last))
+                if at_ms - last >= u64::from(c.after_greeting_silence_ms)
+                    && (self.words_at.is_some_and(|w| w >= start)
+                        || at_ms - last >= u64::from(c.after_greeting_silence_ms + c.words_wait_ms)) =>
+            {
                 (AmdResult::Human, AmdReason::ShortGreeting)
             }
             (None, _) if at_ms >= u64::from(c.initial_silence_ms) => (AmdResult::Unknown, AmdReason::Silence),
@@ -552,17 +568,44 @@ mod tests {
     }
 
     #[test]
-    fn a_short_hello_then_silence_is_a_person() {
+    fn a_short_hello_then_silence_is_a_person_once_its_words_are_known() {
+        // "Hello?" (600 ms), its words 300 ms after it: a person, 800 ms after it.
         let mut d = Detector::new(AmdConfig::default());
         let mut at = 0;
         let mut events = feed(&mut d, &mut at, &silence(25));
         events.extend(feed(&mut d, &mut at, &voice(30)));
         assert!(decided(&events).is_none(), "undecided while they speak");
+        events.extend(feed(&mut d, &mut at, &silence(15)));
+        assert!(d.handle_words(at, "Hello?", true).is_none());
         events.extend(feed(&mut d, &mut at, &silence(60)));
         let v = decided(&events).expect("a verdict");
         assert_eq!((v.result, v.reason), (AmdResult::Human, AmdReason::ShortGreeting));
-        assert_eq!(v.greeting_ms, 600);
+        assert_eq!((v.greeting_ms, v.words.as_str()), (600, "Hello?"));
         assert_eq!(v.decided_ms, 1100 + 800, "800 ms of silence after the hello");
+        // No words come (a recogniser that is slow, or failing): a second later.
+        let mut d = Detector::new(AmdConfig::default());
+        let mut at = 0;
+        feed(&mut d, &mut at, &silence(25));
+        feed(&mut d, &mut at, &voice(30));
+        let v = decided(&feed(&mut d, &mut at, &silence(150))).cloned().expect("a verdict");
+        assert_eq!((v.result, v.decided_ms), (AmdResult::Human, 1100 + 800 + 1000));
+        // A machine's short greeting says what it is meanwhile.
+        let mut d = Detector::new(AmdConfig::default());
+        let mut at = 0;
+        feed(&mut d, &mut at, &voice(50));
+        feed(&mut d, &mut at, &silence(45));
+        let e = d.handle_words(at, "Please leave a message.", true);
+        assert!(
+            matches!(
+                e,
+                Some(AmdEvent::Decided(Detection {
+                    result: AmdResult::Machine,
+                    reason: AmdReason::Phrase,
+                    ..
+                }))
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
