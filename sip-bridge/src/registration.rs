@@ -1,7 +1,8 @@
 //! Registering with a SIP trunk (RFC 3261 §10), sans-IO: REGISTER with our
 //! Contact, Digest credentials when challenged (401 or 407), refreshed
-//! before it expires, retried after failures; UDP retransmissions per
-//! Timer E/F.
+//! before it expires, retried after failures; retransmissions per Timer E
+//! over UDP only (a connection carries the request reliably), Timer F's
+//! give-up over any transport.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -128,7 +129,9 @@ impl Registration {
         };
         let bytes = request.to_bytes();
         self.outputs.push_back(RegistrationOutput::Send(bytes.clone()));
-        self.pending = Some((bytes, now + T1, T1, now + TIMEOUT));
+        // Over TCP or TLS the request is not resent (RFC 3261 §17.1.2.2): only given up on.
+        let resend = if self.transport.eq_ignore_ascii_case("UDP") { now + T1 } else { now + TIMEOUT };
+        self.pending = Some((bytes, resend, T1, now + TIMEOUT));
         self.next = None;
     }
 
@@ -334,5 +337,22 @@ mod tests {
         }
         assert!(resends >= 7, "{resends} resends");
         assert_eq!(events, vec![RegistrationOutput::Event(RegistrationEvent::Failed { status: 408 })]);
+    }
+
+    #[test]
+    fn over_tls_a_register_is_not_resent_but_still_given_up_on() {
+        let t0 = Instant::now();
+        let mut r = Registration::new(
+            t0,
+            account(),
+            ("sip:voxgate@127.0.0.1:5061;transport=tls", "TLS"),
+            "127.0.0.1:5061",
+            "reg-4",
+        );
+        assert_eq!(sent(&mut r).len(), 1);
+        assert_eq!(r.poll_timeout(), Some(t0 + TIMEOUT), "no Timer E");
+        r.handle_timeout(t0 + TIMEOUT);
+        let outputs: Vec<_> = std::iter::from_fn(|| r.poll_output()).collect();
+        assert_eq!(outputs, vec![RegistrationOutput::Event(RegistrationEvent::Failed { status: 408 })]);
     }
 }

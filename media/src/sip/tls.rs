@@ -47,11 +47,8 @@ impl Certificate {
     }
 }
 
-/// A TLS server configuration from `config`'s files.
-fn acceptor(config: &SipConfig) -> Result<TlsAcceptor, TlsError> {
-    if config.tls_cert.is_empty() || config.tls_key.is_empty() {
-        return Err(TlsError("sip.tls_cert and sip.tls_key are set together".into()));
-    }
+/// Our certificate chain and key, from `sip.tls_cert` and `sip.tls_key`.
+fn ours(config: &SipConfig) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let chain = CertificateDer::pem_file_iter(&config.tls_cert)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(fail("the certificate chain", &config.tls_cert))?;
@@ -60,6 +57,15 @@ fn acceptor(config: &SipConfig) -> Result<TlsAcceptor, TlsError> {
     }
     let key =
         PrivateKeyDer::from_pem_file(&config.tls_key).map_err(fail("the private key", &config.tls_key))?;
+    Ok((chain, key))
+}
+
+/// A TLS server configuration from `config`'s files.
+fn acceptor(config: &SipConfig) -> Result<TlsAcceptor, TlsError> {
+    if config.tls_cert.is_empty() || config.tls_key.is_empty() {
+        return Err(TlsError("sip.tls_cert and sip.tls_key are set together".into()));
+    }
+    let (chain, key) = ours(config)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -150,11 +156,7 @@ pub(super) async fn connect(
     let config = if ours.tls_cert.is_empty() || ours.tls_key.is_empty() {
         builder.with_no_client_auth()
     } else {
-        let chain = CertificateDer::pem_file_iter(&ours.tls_cert)
-            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-            .map_err(fail("the certificate chain", &ours.tls_cert))?;
-        let key =
-            PrivateKeyDer::from_pem_file(&ours.tls_key).map_err(fail("the private key", &ours.tls_key))?;
+        let (chain, key) = self::ours(ours)?;
         builder.with_client_auth_cert(chain, key).map_err(|e| TlsError(format!("our certificate: {e}")))?
     };
     let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
