@@ -67,6 +67,8 @@ pub(super) async fn run_call(
         }
     };
     let call = InboundCall::new(invite.clone(), checked, &tag, &contact, &local);
+    // Over TCP or TLS the connection carries our messages: only a 2xx is resent.
+    let call = if matches!(peer, Peer::Udp(_)) { call } else { call.over_connection() };
     let mut inbound = SipLeg::new(call, peer, shared.socket.clone());
     inbound.flush();
     let agent_id = agent;

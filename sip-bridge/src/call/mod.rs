@@ -105,6 +105,14 @@ impl Resend {
     fn new(bytes: Vec<u8>, now: Instant) -> Self {
         Self { bytes, next: now + T1, interval: T1, give_up: now + TIMEOUT }
     }
+
+    /// Over a connection (TCP, TLS) only a 2xx to an INVITE is resent (the
+    /// UA core's, RFC 3261 §13.3.1.4); requests and other responses are
+    /// carried reliably (§17.1.2.2, §17.2.1), so only the give-up stays.
+    fn over(reliable: bool, bytes: Vec<u8>, now: Instant) -> Self {
+        let r = Self::new(bytes, now);
+        if reliable { Self { next: r.give_up, ..r } } else { r }
+    }
 }
 
 /// One inbound call. See the module documentation.
@@ -120,6 +128,8 @@ pub struct InboundCall {
     via_host: String,
     /// The last response to the INVITE (resent on a retransmitted INVITE).
     last_response: Option<Vec<u8>>,
+    /// It came over a connection (TCP, TLS): nothing but a 2xx is resent.
+    reliable: bool,
     resend: Option<Resend>,
     /// The branch of the re-INVITE being answered, if any.
     reinvite: Option<Request>,
@@ -164,6 +174,7 @@ impl InboundCall {
     #[must_use]
     pub fn new(invite: Request, checked: Checked, local_tag: &str, contact: &str, via_host: &str) -> Self {
         let mut call = Self {
+            reliable: false,
             state: State::Proceeding,
             invite,
             checked,
@@ -179,6 +190,13 @@ impl InboundCall {
         };
         call.respond_invite(100, "Trying", None);
         call
+    }
+
+    /// The call's signalling is carried by a connection (TCP, TLS): only
+    /// a 2xx is resent.
+    #[must_use]
+    pub fn over_connection(self) -> Self {
+        Self { reliable: true, ..self }
     }
 
     /// The INVITE that started the call.
@@ -265,7 +283,7 @@ impl InboundCall {
         let bytes = response.to_bytes();
         self.last_response = Some(bytes.clone());
         self.outputs.push_back(CallOutput::Send(bytes));
-        self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+        self.resend = self.last_response.clone().map(|b| Resend::over(self.reliable, b, now));
         self.state = State::Rejected;
     }
 
@@ -284,12 +302,12 @@ impl InboundCall {
             State::Confirmed | State::Answered | State::Transferring => {
                 let bye = self.request(Method::Bye, &[]);
                 self.outputs.push_back(CallOutput::Send(bye.clone()));
-                self.resend = Some(Resend::new(bye, now));
+                self.resend = Some(Resend::over(self.reliable, bye, now));
                 self.state = State::Terminating;
             }
             State::Proceeding => {
                 self.respond_invite(480, "Temporarily Unavailable", None);
-                self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+                self.resend = self.last_response.clone().map(|b| Resend::over(self.reliable, b, now));
                 self.state = State::Rejected;
             }
             _ => {}
@@ -341,7 +359,7 @@ impl InboundCall {
             &[("refer-to", format!("<{target}>")), ("referred-by", format!("<{}>", self.contact))],
         );
         self.outputs.push_back(CallOutput::Send(refer.clone()));
-        self.resend = Some(Resend::new(refer, now));
+        self.resend = Some(Resend::over(self.reliable, refer, now));
         self.state = State::Transferring;
     }
 
@@ -400,7 +418,7 @@ impl InboundCall {
                 self.respond(&r, 200, "OK");
                 if self.state == State::Proceeding {
                     self.respond_invite(487, "Request Terminated", None);
-                    self.resend = self.last_response.clone().map(|b| Resend::new(b, now));
+                    self.resend = self.last_response.clone().map(|b| Resend::over(self.reliable, b, now));
                     self.state = State::Rejected;
                     self.outputs.push_back(CallOutput::Event(CallEvent::Ended(EndCause::Cancelled)));
                 }

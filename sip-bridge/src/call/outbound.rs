@@ -205,7 +205,7 @@ impl OutboundCall {
         };
         let bytes = self.invite.to_bytes();
         self.outputs.push_back(OutboundOutput::Send(bytes.clone()));
-        self.resend = Some((bytes, now + T1, T1));
+        self.resend = self.retransmitted(bytes, now);
         self.give_up = Some(now + TIMEOUT);
         self.ring_deadline.get_or_insert(now + self.dial.ring_timeout);
     }
@@ -266,7 +266,7 @@ impl OutboundCall {
             [("refer-to", format!("<{target}>")), ("referred-by", format!("<{}>", self.dial.contact))];
         let refer = self.in_dialog(Method::Refer, self.cseq, &extra);
         self.outputs.push_back(OutboundOutput::Send(refer.clone()));
-        self.resend = Some((refer, now + T1, T1));
+        self.resend = self.retransmitted(refer, now);
         self.give_up = Some(now + TIMEOUT);
         self.transferred_to = None;
         self.state = State::Transferring;
@@ -281,7 +281,7 @@ impl OutboundCall {
                 self.cseq += 1;
                 let bye = self.in_dialog(Method::Bye, self.cseq, &[]);
                 self.outputs.push_back(OutboundOutput::Send(bye.clone()));
-                self.resend = Some((bye, now + T1, T1));
+                self.resend = self.retransmitted(bye, now);
                 self.give_up = Some(now + TIMEOUT);
                 self.state = State::Terminating;
             }
@@ -302,7 +302,7 @@ impl OutboundCall {
         };
         let bytes = cancel.to_bytes();
         self.outputs.push_back(OutboundOutput::Send(bytes.clone()));
-        self.resend = Some((bytes, now + T1, T1));
+        self.resend = self.retransmitted(bytes, now);
         self.give_up = Some(now + TIMEOUT);
         self.ring_deadline = None;
         self.state = State::Cancelling;
@@ -516,6 +516,13 @@ impl OutboundCall {
         self.reinvite_answer = Some((super::branch_of(&re), bytes));
     }
 
+    /// A request of ours, resent on Timer A or E over UDP; over a
+    /// connection (TCP, TLS) it is carried reliably and never resent
+    /// (RFC 3261 §17.1.1.2, §17.1.2.2); Timer B or F still gives up.
+    fn retransmitted(&self, request: Vec<u8>, now: Instant) -> Option<(Vec<u8>, Instant, Duration)> {
+        self.dial.transport.eq_ignore_ascii_case("UDP").then_some((request, now + T1, T1))
+    }
+
     /// When [`OutboundCall::handle_timeout`] is next due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -727,6 +734,30 @@ mod tests {
         assert!(events.is_empty());
         h.advance(1_000);
         assert_eq!(h.sent().1, vec![OutboundEvent::Ended(Outcome::Failed { status: 408 })]);
+    }
+
+    #[test]
+    fn over_a_connection_requests_are_not_resent_but_still_given_up_on() {
+        let now = Instant::now();
+        let tls = Dial { transport: "TLS".into(), ..dial() };
+        let mut h = H { call: OutboundCall::new(now, tls, "out-tls", "o1", "v=0\r\n"), now };
+        assert_eq!(h.sent().0.len(), 1, "the INVITE");
+        h.advance(31_000);
+        assert_eq!(h.sent(), (vec![], vec![]), "no Timer A over TLS");
+        h.advance(1_000);
+        assert_eq!(h.sent().1, vec![OutboundEvent::Ended(Outcome::Failed { status: 408 })], "Timer B");
+        // Answered, then our BYE: sent once, the call over at Timer F without an answer.
+        let tcp = Dial { transport: "TCP".into(), ..dial() };
+        let mut h = H { call: OutboundCall::new(now, tcp, "out-tcp", "o2", "v=0\r\n"), now };
+        let (invite, _) = h.sent();
+        h.answer(&invite[0], 200, &[("contact", "<sip:far@127.0.0.1:5099>")], "v=0\r\n");
+        h.sent();
+        h.call.hangup(h.now);
+        assert_eq!(methods(&h.sent().0), ["BYE"]);
+        h.advance(31_000);
+        assert!(h.sent().0.is_empty(), "no Timer E over TCP");
+        h.advance(1_000);
+        assert!(h.call.is_ended());
     }
 
     #[test]

@@ -86,6 +86,49 @@ impl H {
     }
 }
 
+/// An inbound call whose INVITE came over TCP.
+fn over_tcp() -> H {
+    let invite = request(&invite_text("z9hG4bK-inv").replace("SIP/2.0/UDP", "SIP/2.0/TCP"));
+    let checked = check_request(&invite).expect("valid");
+    H {
+        call: InboundCall::new(
+            invite,
+            checked,
+            "t1",
+            "sip:voxgate@127.0.0.1:5060;transport=tcp",
+            "127.0.0.1:5060",
+        )
+        .over_connection(),
+        now: Instant::now(),
+    }
+}
+
+#[test]
+fn over_a_connection_only_the_200_is_resent() {
+    // A refusal is sent once, and the call ends at Timer H without its ACK.
+    let mut h = over_tcp();
+    h.call.reject(h.now, 486, "Busy Here");
+    assert_eq!(h.take().0, strs(&["100", "486"]));
+    h.advance(31_000);
+    assert_eq!(h.take().0, Vec::<String>::new(), "no Timer G over TCP");
+    h.advance(1_000);
+    assert!(h.call.is_ended());
+    // The 200 is resent until the ACK, whatever the transport (RFC 3261 §13.3.1.4) ...
+    let mut h = over_tcp();
+    h.call.answer(h.now, "v=0\r\n");
+    h.advance(1_500);
+    assert_eq!(h.take().0, strs(&["100", "200", "200", "200"]));
+    h.ack();
+    h.take();
+    // ... but our BYE is not.
+    h.call.hangup(h.now);
+    assert_eq!(h.take().0, strs(&["BYE"]));
+    h.advance(31_000);
+    assert_eq!(h.take().0, Vec::<String>::new(), "no Timer E over TCP");
+    h.advance(1_000);
+    assert!(h.call.is_ended());
+}
+
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
