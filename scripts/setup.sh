@@ -19,8 +19,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # opus-tools: the WhatsApp test's voice notes (opusenc writes Ogg Opus, as WhatsApp does).
 # libspandsp-dev: the reference G.722 that codecs/tests/g722_reference.rs checks ours against.
 # openssl: the SIP-over-TLS tests issue their certificates with it.
+# stunnel4: carries SIPp (built without TLS) over TLS in the SIP-over-TLS tests.
 PACKAGES=(build-essential cmake libclang-dev pkg-config python3 python3-pip espeak-ng libespeak-ng-dev sox baresip-core sip-tester
-  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools libspandsp-dev openssl)
+  chromium postgresql tzdata libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins opus-tools libspandsp-dev openssl stunnel4)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

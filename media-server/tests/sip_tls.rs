@@ -8,7 +8,8 @@
 //!   asked (mutual TLS);
 //! - the agent calls a phone over TLS (its certificate checked against
 //!   `trunk.tls_ca`) with SRTP, and the phone hears it;
-//! - a renewed certificate is taken on SIGHUP, a broken one is not.
+//! - a renewed certificate is taken on SIGHUP, a broken one is not;
+//! - SIPp calls in over TLS through `stunnel4`, which checks our certificate.
 //!
 //! Certificates are issued for each test by `openssl` (`common::certs`).
 
@@ -398,6 +399,89 @@ fn registration_with_a_sips_registrar_goes_over_tls() -> TestResult {
     tls.write_all(ok.as_bytes())?;
     let registered = common::log_until(&server, |l| l.contains("registered with the trunk"));
     assert!(registered.last().is_some_and(|l| l.contains("registered with the trunk")), "{registered:?}");
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// SIPp (Debian's is built without TLS) over TCP into `stunnel4`, which
+/// carries it over TLS to `tls` checking the server's certificate against
+/// `ca`; SIPp's built-in caller, `calls` times. `Ok` when every call passed.
+fn sipp_through_stunnel(work: &Path, tls: u16, ca: &Path, calls: u32) -> TestResult {
+    let tunnel = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let (config, log) = (work.join("stunnel.conf"), work.join("stunnel.log"));
+    std::fs::write(
+        &config,
+        format!(
+            "foreground = yes\npid =\noutput = {}\n[sip]\nclient = yes\naccept = 127.0.0.1:{tunnel}\n\
+             connect = 127.0.0.1:{tls}\nCAfile = {}\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
+            log.display(),
+            ca.display()
+        ),
+    )?;
+    let mut stunnel = std::process::Command::new("stunnel4")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let listening = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        TcpStream::connect(("127.0.0.1", tunnel)).is_ok()
+    });
+    let sipp = std::process::Command::new("sipp")
+        .arg(format!("127.0.0.1:{tunnel}"))
+        .args([
+            "-sn",
+            "uac",
+            "-t",
+            "t1",
+            "-m",
+            &calls.to_string(),
+            "-l",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-s",
+            "1000",
+        ])
+        .args(["-p", &common::free_udp_port()?.to_string(), "-mp", &common::free_udp_port()?.to_string()])
+        .args(["-timeout", "30s", "-recv_timeout", "10000", "-nostdin"])
+        .current_dir(work)
+        .output();
+    let _ = stunnel.kill();
+    let _ = stunnel.wait();
+    if !listening {
+        return Err("stunnel4 did not listen".into());
+    }
+    let out = sipp?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        Err(format!("sipp: {}\n{}\nstunnel: {log}", out.status, String::from_utf8_lossy(&out.stdout)).into())
+    }
+}
+
+#[test]
+fn sipp_calls_in_over_tls_through_stunnel() -> TestResult {
+    let work = std::env::temp_dir().join(format!("voxgate-sip-tls-sipp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (ca, stranger_ca) = (certs::ca(&work, "trunk")?, certs::ca(&work, "stranger")?);
+    let server_cert = certs::leaf(&work, &ca, "server")?;
+    let server = start_server(&[
+        ("VOXGATE_VAD__BACKEND", "webrtc".to_owned()),
+        ("VOXGATE_SIP__TLS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("VOXGATE_SIP__TLS_CERT", server_cert.cert.display().to_string()),
+        ("VOXGATE_SIP__TLS_KEY", server_cert.key.display().to_string()),
+    ])?;
+    let tls = tls_port(&server)?;
+    // Our certificate checks out: two calls, INVITE to BYE, over TLS.
+    sipp_through_stunnel(&work, tls, &ca, 2)?;
+    let (_, page) = common::http(&server, "GET", "/v1/calls?channel=sip", Some(common::API_KEY), None)?;
+    assert_eq!(page["calls"].as_array().map(Vec::len), Some(2), "{page}");
+    // A tunnel that trusts another CA refuses our certificate: no call.
+    let refused =
+        sipp_through_stunnel(&work, tls, &stranger_ca, 1).err().ok_or("a call over unchecked TLS")?;
+    assert!(refused.to_string().contains("CERT"), "not refused for its certificate: {refused}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
