@@ -572,6 +572,10 @@ pub struct AgentSettings {
     pub max_call_duration_s: u32,
     /// Where the transfer-to-human tool sends callers (a SIP URI); empty: no such tool.
     pub transfer_to: String,
+    /// `blind` (the caller is handed over at once) or `warm` (the caller
+    /// holds while the agent calls `transfer_to` and tells them about the
+    /// call; back to the agent if nobody takes it).
+    pub transfer_mode: TransferModeChoice,
     /// Offer the agent a tool that presses phone keys (RFC 4733), e.g. to
     /// get through a phone menu on an outbound call.
     pub send_dtmf: bool,
@@ -611,10 +615,34 @@ impl Default for AgentSettings {
             hangup_after_silence_ms: turn.hangup_after_silence_ms.unwrap_or(0),
             max_call_duration_s: turn.max_call_duration_ms.map_or(0, |ms| (ms / 1000) as u32),
             transfer_to: String::new(),
+            transfer_mode: TransferModeChoice::Blind,
             send_dtmf: false,
             answering_machine: OnMachineChoice::Off,
             voicemail_message: String::new(),
             public: true,
+        }
+    }
+}
+
+/// How the agent's `transfer_to_human` tool hands a caller over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferModeChoice {
+    /// At once: a SIP REFER sends the caller to the target.
+    #[default]
+    Blind,
+    /// The caller holds (music) while the agent calls the target through
+    /// the trunk and speaks its summary of the call; then the two are
+    /// joined, or the caller is back with the agent if nobody takes it.
+    /// Phone calls only.
+    Warm,
+}
+
+impl From<TransferModeChoice> for voxgate_pipeline::session::TransferMode {
+    fn from(choice: TransferModeChoice) -> Self {
+        match choice {
+            TransferModeChoice::Blind => Self::Blind,
+            TransferModeChoice::Warm => Self::Warm,
         }
     }
 }

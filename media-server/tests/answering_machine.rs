@@ -12,41 +12,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::heard::{answering_phone, heard, read_wav};
+use common::heard::{answering_phone, heard};
+use common::placed::{concat, dial, ended, event, ms_of, run, silence, speak, work_dir};
 use common::{Server, TestResult, start_server};
 
 const MESSAGE: &str = "Hello, this is Sunrise Bakery. Your birthday cake is ready for pickup. Goodbye.";
-
-fn run(program: &str, args: &[&str]) -> TestResult {
-    let status = Command::new(program).args(args).status()?;
-    if status.success() { Ok(()) } else { Err(format!("{program} {args:?}: {status}").into()) }
-}
-
-/// `text` spoken by espeak-ng, at 8 kHz mono 16-bit, into `out`.
-fn speak(dir: &Path, text: &str, out: &Path) -> TestResult {
-    let raw = dir.join("espeak.wav");
-    run("espeak-ng", &["-w", &raw.display().to_string(), text])?;
-    run("sox", &[&raw.display().to_string(), "-r", "8000", "-c", "1", "-b", "16", &out.display().to_string()])
-}
-
-/// Seconds of silence, at 8 kHz, into `out`.
-fn silence(seconds: &str, out: &Path) -> TestResult {
-    run("sox", &["-n", "-r", "8000", "-c", "1", "-b", "16", &out.display().to_string(), "trim", "0", seconds])
-}
-
-fn concat(parts: &[&Path], out: &Path) -> TestResult {
-    let mut args: Vec<String> = parts.iter().map(|p| p.display().to_string()).collect();
-    args.push(out.display().to_string());
-    run("sox", &args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn ms_of(wav: &Path) -> Result<u64, Box<dyn std::error::Error>> {
-    let (samples, rate) = read_wav(wav)?;
-    Ok(samples.len() as u64 * 1000 / u64::from(rate))
-}
 
 /// A voicemail box's audio: its greeting, 600 ms, a 500 ms beep at 1 kHz,
 /// then 14 s of silence to record in; and when the beep ends, in ms.
@@ -95,52 +67,6 @@ fn person(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
     Ok(out)
 }
 
-/// Places a call to `uri` with `body`'s extra fields; its id.
-fn dial(server: &Server, uri: &str, extra: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let body = format!(r#"{{"to": "{uri}"{extra}}}"#);
-    let (status, json) = common::http(server, "POST", "/v1/calls", Some(common::API_KEY), Some(&body))?;
-    assert_eq!(status, 201, "{json}");
-    Ok(json["id"].as_str().ok_or("no id")?.to_owned())
-}
-
-/// Waits (50 s at most) for the call to end and its record to be written,
-/// then stops the phone (baresip has closed its recording of the call);
-/// the record.
-fn ended(
-    server: &Server,
-    phone: &mut std::process::Child,
-    id: &str,
-) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    let call = loop {
-        let (status, call) =
-            common::http(server, "GET", &format!("/v1/calls/{id}"), Some(common::API_KEY), None)?;
-        assert_eq!(status, 200, "{call}");
-        let over =
-            !matches!(call["status"].as_str(), Some("in_progress" | "dialing" | "ringing" | "answered"));
-        if over && call["transcript"].is_array() {
-            break call;
-        }
-        if started.elapsed() > Duration::from_secs(50) {
-            let _ = phone.kill();
-            return Err(format!("the call did not end: {call:#}").into());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    // baresip quits on SIGTERM; it stays up after a call otherwise.
-    std::thread::sleep(Duration::from_millis(500));
-    run("kill", &["-TERM", &phone.id().to_string()])?;
-    let stopping = Instant::now();
-    while phone.try_wait()?.is_none() {
-        if stopping.elapsed() > Duration::from_secs(5) {
-            let _ = phone.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(call)
-}
-
 /// Calls the phone in `dir`, which answers and plays `say`, with `extra`
 /// fields in the request; the call's record once it is over.
 fn call_phone(
@@ -152,23 +78,12 @@ fn call_phone(
     let (mut answering, uri) = answering_phone(dir, say)?;
     std::thread::sleep(Duration::from_secs(1));
     let id = dial(server, &uri, extra)?;
-    ended(server, &mut answering, &id)
-}
-
-fn event<'a>(call: &'a serde_json::Value, kind: &str) -> Option<&'a serde_json::Value> {
-    call["events"].as_array()?.iter().find(|e| e["kind"] == kind)
-}
-
-fn work_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("voxgate-amd-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a work dir");
-    dir
+    ended(server, &mut [&mut answering], &id)
 }
 
 #[test]
 fn the_agent_leaves_its_message_on_a_voicemail_box_after_the_beep() -> TestResult {
-    let work = work_dir("voicemail");
+    let work = work_dir("amd-voicemail");
     let (voicemail, beep_end_ms) = voicemail_box(&work)?;
     let server = start_server(&[("VOXGATE_DIAL__ALLOWED_HOSTS", r#"["127.0.0.1"]"#.to_owned())])?;
     let phone = work.join("phone");
@@ -205,7 +120,7 @@ fn the_agent_leaves_its_message_on_a_voicemail_box_after_the_beep() -> TestResul
 
 #[test]
 fn a_person_is_greeted_and_a_machine_hung_up_on() -> TestResult {
-    let work = work_dir("person");
+    let work = work_dir("amd-person");
     let (voicemail, _) = voicemail_box(&work)?;
     let hello = person(&work)?;
     let server = start_server(&[
@@ -236,7 +151,7 @@ fn a_person_is_greeted_and_a_machine_hung_up_on() -> TestResult {
 
 #[test]
 fn a_campaign_treats_a_machine_as_its_retry_policy_says() -> TestResult {
-    let work = work_dir("campaign");
+    let work = work_dir("amd-campaign");
     let (voicemail, _) = voicemail_box(&work)?;
     // The agent itself does not detect: the campaign's own setting does.
     let server = start_server(&[("VOXGATE_DIAL__ALLOWED_HOSTS", r#"["127.0.0.1"]"#.to_owned())])?;

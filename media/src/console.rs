@@ -22,7 +22,7 @@ use voxgate_codecs::resample::FrameResampler;
 use voxgate_codecs::{Codec, SampleRate};
 use voxgate_domain::{CallId, Channel};
 use voxgate_pipeline::call::{Action, Arrival, CallCore, Output, now};
-use voxgate_pipeline::session::{CallLog, Control, Speaker};
+use voxgate_pipeline::session::{CallLog, Control, Speaker, TransferFailure, TransferOutcome};
 
 use crate::calls::{CallContext, Carrier};
 use crate::error::StartError;
@@ -236,6 +236,11 @@ impl Console {
                     tracing::warn!(%target, "the console cannot transfer; the call ends");
                 }
                 Output::Action(Action::Dtmf { digits }) => tracing::info!(%digits, "the agent pressed keys"),
+                Output::Action(Action::WarmTransfer { target, .. }) => {
+                    tracing::warn!(%target, "the console cannot call a human; the caller stays with the agent");
+                    let failed = TransferOutcome::Failed(TransferFailure::Failed);
+                    self.core.handle_transfer(now(), failed);
+                }
                 // Only calls placed over SIP detect answering machines.
                 Output::Action(Action::HangUp | Action::AnsweringMachine(_)) => {}
             }

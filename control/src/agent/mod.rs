@@ -99,6 +99,7 @@ pub fn session_config(spec: &AgentSpec) -> SessionConfig {
         s.max_tokens = m;
     }
     s.transfer_target = Some(spec.transfer_to.clone()).filter(|t| !t.is_empty());
+    s.transfer_mode = spec.transfer_mode.into();
     s.dtmf_tool = spec.send_dtmf;
     let local_llm = spec.llm.provider == LlmChoice::Local;
     // A 135M model answers best from one precise fact; larger ones use more.
@@ -513,6 +514,10 @@ mod tests {
             (None, None, None)
         );
         assert_eq!(s.transfer_target.as_deref(), Some("sip:desk@example.com"));
+        assert_eq!(s.transfer_mode, voxgate_pipeline::session::TransferMode::Blind, "blind by default");
+        c.agent.transfer_mode = crate::config::TransferModeChoice::Warm;
+        let s = session_config(&AgentSpec::from_config(&c));
+        assert_eq!(s.transfer_mode, voxgate_pipeline::session::TransferMode::Warm);
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct AgentSpec {
     pub post_call: PostCall,
     /// Where the transfer-to-human tool sends callers (a SIP URI); empty: no such tool.
     pub transfer_to: String,
+    /// `blind`: the caller is sent to `transfer_to` at once (SIP REFER).
+    /// `warm`: the caller holds while the agent calls `transfer_to` through
+    /// the trunk and tells them about the call, then the two are joined (or
+    /// the caller is back with the agent if nobody takes it). Phone calls.
+    pub transfer_mode: crate::config::TransferModeChoice,
     /// Give the agent a tool that presses phone keys (RFC 4733).
     pub send_dtmf: bool,
     /// Words or phrases that hand a WhatsApp conversation to the team at
@@ -292,6 +297,7 @@ impl Default for AgentSpec {
             widget: WidgetConfig::default(),
             post_call: PostCall::default(),
             transfer_to: String::new(),
+            transfer_mode: crate::config::TransferModeChoice::Blind,
             send_dtmf: false,
             handoff_keywords: Vec::new(),
             max_concurrent_calls: 0,
@@ -363,6 +369,7 @@ impl AgentSpec {
             numbers: config.numbers.clone(),
             widget: config.widget.clone(),
             transfer_to: a.transfer_to.clone(),
+            transfer_mode: a.transfer_mode,
             send_dtmf: a.send_dtmf,
             answering_machine: super::answering::AnsweringMachineSpec {
                 on_machine: a.answering_machine,

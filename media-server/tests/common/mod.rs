@@ -13,6 +13,7 @@ pub mod caller;
 pub mod certs;
 pub mod heard;
 pub mod moto;
+pub mod placed;
 pub mod postgres;
 pub mod sipp;
 pub mod smtp;

@@ -185,7 +185,7 @@ fn hang_up_with_the_room(room: &RoomCall, cancel: &CancellationToken) {
 /// Rings, answers with our SDP, and runs the media of `call` (the agent
 /// taking it, and who is calling whom); `None` when the caller cancelled first.
 async fn answer(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     (agent, info, room): (&CallAgent, &CallInfo, Option<&RoomCall>),
     inbound: &mut Inbound,
     invite: &Request,

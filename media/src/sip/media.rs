@@ -11,6 +11,10 @@
 //! the last tick is read (with the kernel's arrival times; see
 //! [`super::rtp_socket`]) and the core answers with the agent's frame. One
 //! task wake-up a frame, both ways.
+//!
+//! A warm transfer calls the human on a leg of its own ([`super::consult`]);
+//! once they are joined, each tick's caller frame goes to that leg and the
+//! human's frames come back to the core, which sends them to the caller.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -21,11 +25,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_pipeline::call::{
-    Action, Arrival, CallClock, CallCore, MediaFrame, MediaKind, Output, Wake, now,
+    Action, Arrival, CallClock, CallCore, CallError, Leg, MediaFrame, MediaKind, Output, Wake, now,
 };
 use voxgate_pipeline::dsp::amd::Detection;
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
-use voxgate_pipeline::session::{CallLog, Control};
+use voxgate_pipeline::session::{CallLog, Control, TransferFailure, TransferOutcome};
 use voxgate_pipeline::timer::DeadlineTimer;
 use voxgate_sip_bridge::call::{Dialog, DialogOutput, MediaEvent};
 use voxgate_sip_bridge::message::Message;
@@ -34,6 +38,7 @@ use voxgate_sip_bridge::rtp::peer::{MediaPeer, OwnAddresses};
 use voxgate_sip_bridge::rtp::stats::ntp_now;
 use voxgate_sip_bridge::sdp::{self, Codec, Negotiated};
 
+use super::consult::{Consult, FromHuman};
 use super::rtp_socket::{MAX_PER_TICK, TickedSocket};
 use super::{Peer, Shared, Signal, rand_u32};
 use crate::calls::{CallContext, Carrier};
@@ -43,6 +48,40 @@ use voxgate_calls::rooms::RoomCall;
 
 /// The codecs we offer and accept, best first.
 pub(super) const CODECS: [Codec; 4] = [Codec::G722, Codec::Pcmu, Codec::Pcma, Codec::Opus];
+
+/// What a call we placed tells its dialler as it goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Progress<'a> {
+    /// Who answered (answering-machine detection).
+    Detected(&'a Detection),
+    /// The caller was joined to a human (a warm transfer).
+    Joined { target: &'a str },
+}
+
+/// Where a leg's RTP goes: the call core, or a warm transfer's human leg.
+pub(super) trait MediaSink {
+    fn packet(&mut self, at: Instant, packet: JitterPacket<'_>);
+    fn key(&mut self, now: Instant, key: DtmfKey);
+}
+
+impl MediaSink for CallCore {
+    fn packet(&mut self, at: Instant, packet: JitterPacket<'_>) {
+        self.handle_packet(at, packet);
+    }
+
+    fn key(&mut self, now: Instant, key: DtmfKey) {
+        self.handle_control(now, Control::Dtmf(key));
+    }
+}
+
+impl MediaSink for Leg {
+    fn packet(&mut self, at: Instant, packet: JitterPacket<'_>) {
+        self.handle_packet(at, packet);
+    }
+
+    /// The human's keys do nothing.
+    fn key(&mut self, _: Instant, _: DtmfKey) {}
+}
 
 /// What sees a dialog's events first.
 type Observer<E> = Box<dyn FnMut(&E) + Send>;
@@ -156,7 +195,7 @@ impl RtpSockets {
 }
 
 /// The sockets and the RTP endpoint of a call.
-struct Rtp {
+pub(super) struct Rtp {
     rtp: TickedSocket,
     /// Reports come every few seconds: read at our own report's turn.
     rtcp: Option<TickedSocket>,
@@ -171,8 +210,53 @@ struct Rtp {
 }
 
 impl Rtp {
-    /// What the caller sent since the last tick, into the core.
-    fn receive(&mut self, core: &mut CallCore, now: Instant) {
+    /// The media of a call whose signalling peer is at `signalling`, as
+    /// `negotiated`: where it goes, and whose packets are the far end's
+    /// (latched, sans-IO in sip-bridge).
+    pub(super) fn open(
+        shared: &Shared,
+        signalling: IpAddr,
+        sockets: RtpSockets,
+        negotiated: Negotiated,
+    ) -> std::io::Result<Self> {
+        let RtpSockets { rtp, rtcp, advertised, port } = sockets;
+        let own = OwnAddresses {
+            ips: vec![advertised, rtp.local_addr()?.ip()],
+            ports: vec![shared.sip_port, port, port + 1],
+        };
+        let no_media = Duration::from_secs(u64::from(shared.calls.config.rtp.no_media_timeout_s));
+        let peer = MediaPeer::new(negotiated.remote, Some(signalling), own, no_media);
+        let srtp = if negotiated.srtp.is_some() { sdp::Srtp::Require } else { sdp::Srtp::Off };
+        let endpoint = RtpEndpoint::new(negotiated, peer, rand_u32(), rand_u32() as u16)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Self {
+            rtp: TickedSocket::new(rtp)?,
+            rtcp: rtcp.and_then(|s| TickedSocket::new(s).ok()),
+            endpoint,
+            advertised,
+            srtp,
+            port,
+            buf: vec![0; 2048],
+        })
+    }
+
+    /// The codec both sides agreed on.
+    pub(super) fn codec(&self) -> voxgate_codecs::Codec {
+        self.negotiated_codec().media()
+    }
+
+    /// The same, as SDP names it.
+    pub(super) fn negotiated_codec(&self) -> Codec {
+        self.endpoint.negotiated().codec
+    }
+
+    /// The far end has confirmed the call (its ACK): media may go to it.
+    pub(super) fn endpoint_confirm(&mut self) {
+        self.endpoint.confirm(now());
+    }
+
+    /// What the far end sent since the last tick, into `sink`.
+    pub(super) fn receive(&mut self, sink: &mut impl MediaSink, now: Instant) {
         for _ in 0..MAX_PER_TICK {
             let Some(got) = self.rtp.try_recv(&mut self.buf) else { break };
             match self.endpoint.handle_datagram(got.at, got.from, &self.buf[..got.len]) {
@@ -184,15 +268,15 @@ impl Rtp {
                         marker: p.marker,
                         payload: p.payload,
                     };
-                    core.handle_packet(got.at, packet);
+                    sink.packet(got.at, packet);
                 }
-                Incoming::Key(key) => core.handle_control(now, Control::Dtmf(key)),
+                Incoming::Key(key) => sink.key(now, key),
                 Incoming::Nothing => {}
             }
         }
     }
 
-    fn send(&mut self, now: Instant, frame: &MediaFrame<'_>) {
+    pub(super) fn send(&mut self, now: Instant, frame: &MediaFrame<'_>) {
         let event = frame.kind == MediaKind::TelephoneEvent;
         // RTP carries the media clock's low 32 bits.
         let timestamp = frame.timestamp as u32;
@@ -201,8 +285,10 @@ impl Rtp {
         }
     }
 
-    /// Reads the peer's reports and sends ours (with a BYE once `ending`).
-    fn report(&mut self, core: &CallCore, ending: bool) {
+    /// Reads the peer's reports and sends ours (with a BYE once `ending`),
+    /// with the far end's jitter (ms) and our media clock's `timestamp` now.
+    pub(super) fn report(&mut self, (jitter_ms, timestamp): (f64, u64), ending: bool) {
+        let rate = self.codec().clock_rate();
         let Some(socket) = self.rtcp.as_mut() else { return };
         for _ in 0..MAX_PER_TICK {
             let Some(got) = socket.try_recv(&mut self.buf) else { break };
@@ -210,19 +296,26 @@ impl Rtp {
         }
         let now = now();
         // RTCP's jitter counts RTP clock units (8000 Hz for G.722's 16 kHz audio).
-        let rate = self.endpoint.negotiated().codec.media().clock_rate();
-        let jitter = (core.caller_jitter_ms() * f64::from(rate) / 1000.0) as u32;
-        let timestamp = core.media_timestamp(now) as u32;
+        let jitter = (jitter_ms * f64::from(rate) / 1000.0) as u32;
+        let timestamp = timestamp as u32;
         if let Some((bytes, dest)) = self.endpoint.report(now, ntp_now(), timestamp, jitter, ending) {
             socket.send_to(bytes, dest);
         }
     }
 
-    /// Answers a re-INVITE: another codec or address, or hold and resume.
-    fn reinvite(&mut self, core: &mut CallCore, dialog: &mut impl Dialog, offer: Option<&str>) {
-        let (answer, settled) = sdp::reanswer(offer, &CODECS, self.advertised, self.port, self.srtp);
+    /// Answers a re-INVITE: another of `codecs` or address, or hold and
+    /// resume; `change_codec` switches the media to the codec agreed on
+    /// (true: a new stream, at another rate).
+    pub(super) fn reinvite(
+        &mut self,
+        dialog: &mut impl Dialog,
+        offer: Option<&str>,
+        codecs: &[Codec],
+        change_codec: impl FnOnce(voxgate_codecs::Codec, u32) -> Result<bool, CallError>,
+    ) {
+        let (answer, settled) = sdp::reanswer(offer, codecs, self.advertised, self.port, self.srtp);
         if let Some(negotiated) = settled {
-            let new_stream = match core.change_codec(negotiated.codec.media(), rand_u32()) {
+            let new_stream = match change_codec(negotiated.codec.media(), rand_u32()) {
                 Ok(rate_changed) => rate_changed.then(|| (rand_u32(), rand_u32() as u16)),
                 Err(e) => {
                     tracing::warn!(error = %e, "the re-INVITE's codec cannot be set up; keeping ours");
@@ -254,47 +347,31 @@ fn transfer(calls: &CallContext, room: Option<&RoomCall>, dialog: &mut impl Dial
 
 /// Runs a call's media and its signalling until both are over; returns
 /// the call log. A call placed for a `room` transfers through the room;
-/// who answered a call we placed goes to `detected`.
+/// what a call we placed learns goes to `progress`.
 pub(super) async fn run<D: Dialog>(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     (id, agent, room): (&str, &CallAgent, Option<&RoomCall>),
     leg: &mut SipLeg<D>,
     sockets: RtpSockets,
     negotiated: Negotiated,
     (signalling, cancel): (&mut mpsc::Receiver<Signal>, &CancellationToken),
-    detected: &(dyn Fn(&Detection) + Sync),
+    progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<CallLog, super::CallFailed> {
     let calls = &shared.calls;
-    let RtpSockets { rtp, rtcp, advertised, port } = sockets;
-    // Where media goes and whose packets are the caller's (sans-IO, in sip-bridge).
-    let own = OwnAddresses {
-        ips: vec![advertised, rtp.local_addr()?.ip()],
-        ports: vec![shared.sip_port, port, port + 1],
-    };
     let no_media = Duration::from_secs(u64::from(calls.config.rtp.no_media_timeout_s));
-    let peer = MediaPeer::new(negotiated.remote, Some(leg.peer().addr().ip()), own, no_media);
     let carrier = Carrier {
         codec: negotiated.codec.media(),
         arrival: Arrival::Packets(calls.config.jitter()),
         telephone_events: negotiated.dtmf_payload_type.is_some(),
         no_media: Some(no_media),
     };
-    let srtp = if negotiated.srtp.is_some() { sdp::Srtp::Require } else { sdp::Srtp::Off };
-    let endpoint = RtpEndpoint::new(negotiated, peer, rand_u32(), rand_u32() as u16)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut media = Rtp::open(shared, leg.peer().addr().ip(), sockets, negotiated)?;
     let mut core = calls.start_core(id, agent, carrier)?;
-    let mut media = Rtp {
-        rtp: TickedSocket::new(rtp)?,
-        rtcp: rtcp.and_then(|s| TickedSocket::new(s).ok()),
-        endpoint,
-        advertised,
-        srtp,
-        port,
-        buf: vec![0; 2048],
-    };
     if leg.dialog.is_confirmed() {
-        media.endpoint.confirm(now());
+        media.endpoint_confirm();
     }
+    // A warm transfer's call to the human, while there is one.
+    let mut human: Option<Consult> = None;
     let (mut clock, mut dialog_timer) = (CallClock::new(), DeadlineTimer::new());
     let mut reports = tokio::time::interval(Duration::from_secs(5));
     // We asked the dialog to end (a hang-up, or a transfer).
@@ -314,8 +391,19 @@ pub(super) async fn run<D: Dialog>(
             wake = clock.wait(&mut core) => if let Wake::Tick(now) = wake {
                 media.receive(&mut core, now);
                 core.handle_tick(now);
+                if let Some(human) = human.as_ref().filter(|_| core.is_bridged()) {
+                    human.hear(core.caller_frame());
+                }
             },
-            _ = reports.tick() => media.report(&core, ending),
+            event = Consult::next(&mut human) => {
+                from_human(&mut core, &mut human, event, progress);
+                // The human hung up on the bridge (or its leg failed): so do we.
+                if core.is_bridged() && human.is_none() && !ending {
+                    ending = true;
+                    leg.dialog.hangup(now());
+                }
+            }
+            _ = reports.tick() => media.report((core.caller_jitter_ms(), core.media_timestamp(now())), ending),
         }
         while let Some(output) = core.poll_output() {
             match output {
@@ -324,6 +412,10 @@ pub(super) async fn run<D: Dialog>(
                     ending = true;
                     transfer(calls, room, &mut leg.dialog, &target);
                 }
+                Output::Action(Action::WarmTransfer { target, announcement }) => {
+                    tracing::info!(call_id = %id, %target, "warm transfer: calling the human");
+                    human = Some(Consult::start(shared, agent, target, announcement, cancel.child_token()));
+                }
                 Output::Action(Action::HangUp) if !ending => {
                     ending = true;
                     leg.dialog.hangup(now());
@@ -331,7 +423,9 @@ pub(super) async fn run<D: Dialog>(
                 Output::Action(Action::Dtmf { .. }) => {
                     tracing::warn!("the far end takes no telephone-events; keys not sent");
                 }
-                Output::Action(Action::AnsweringMachine(detection)) => detected(&detection),
+                Output::Action(Action::AnsweringMachine(detection)) => {
+                    progress(Progress::Detected(&detection));
+                }
                 Output::Action(_) => {}
             }
         }
@@ -351,9 +445,11 @@ pub(super) async fn run<D: Dialog>(
                             core.handle_control(now(), Control::Dtmf(key));
                         }
                     }
-                    MediaEvent::Confirmed => media.endpoint.confirm(now()),
+                    MediaEvent::Confirmed => media.endpoint_confirm(),
                     MediaEvent::ReInvite { offer } => {
-                        media.reinvite(&mut core, &mut leg.dialog, offer.as_deref())
+                        media.reinvite(&mut leg.dialog, offer.as_deref(), &CODECS, |codec, ts| {
+                            core.change_codec(codec, ts)
+                        });
                     }
                 }
             }
@@ -362,5 +458,38 @@ pub(super) async fn run<D: Dialog>(
             break;
         }
     }
+    // A human leg still up hangs up as `human` drops.
     Ok(core.finish(now()))
+}
+
+/// What the human's leg of a warm transfer reports, carried out on the
+/// caller's call; `human` is gone once that leg is over.
+fn from_human(
+    core: &mut CallCore,
+    human: &mut Option<Consult>,
+    event: Option<FromHuman>,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) {
+    match event {
+        Some(FromHuman::Heard(frame)) => core.send_bridged(now(), &frame),
+        Some(FromHuman::Connected { target }) => {
+            if core.handle_transfer(now(), TransferOutcome::Connected) {
+                progress(Progress::Joined { target: &target });
+            } else {
+                // The caller is gone meanwhile (or no longer waiting).
+                *human = None;
+            }
+        }
+        Some(FromHuman::Failed(reason)) => {
+            core.handle_transfer(now(), TransferOutcome::Failed(reason));
+            *human = None;
+        }
+        // Its task ended: before the join, as a failure.
+        None => {
+            if !core.is_bridged() {
+                core.handle_transfer(now(), TransferOutcome::Failed(TransferFailure::Failed));
+            }
+            *human = None;
+        }
+    }
 }

@@ -15,6 +15,7 @@
 //! trunk's for calls we place, else `rtp.srtp`); SDES puts the keys in the
 //! SDP, so SRTP is only ever set up over TLS signalling ([`media_security`]).
 
+mod consult;
 mod inbound;
 mod media;
 mod outbound;

@@ -1,7 +1,9 @@
 //! Calls we place: `SipDialer::dial` sends an INVITE through the trunk (with
 //! Digest credentials when it asks), reports ringing, answer and the
 //! outcome (answered / busy / no answer / failed), and once answered runs
-//! the same media bridge and agent session as an inbound call.
+//! the same media bridge and agent session as an inbound call. A warm
+//! transfer's call to the human ([`super::consult`]) is placed the same
+//! way: [`prepare`], [`Placing::open`], [`Opened::invite`], [`Ringing::answered`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,16 +12,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use voxgate_sip_bridge::call::outbound::{Dial, OutboundCall, OutboundEvent, Outcome};
-use voxgate_sip_bridge::sdp::{self, Sdp};
+use voxgate_sip_bridge::sdp::{self, Negotiated, Sdp};
 
-use super::media::{self, CODECS, RtpSockets, SipLeg};
+use super::media::{self, CODECS, Progress, RtpSockets, SipLeg};
 use super::trunk::{self, Route};
 use super::{DialogTable, Peer, Shared, Signal, host_port, rand_u32};
 use crate::calls::CallContext;
 use voxgate_calls::agent::CallAgent;
 use voxgate_calls::dial::{DialError, DialStatus, Dialer, OutboundStatus};
 use voxgate_domain::{CallId, CallInfo, Channel, Direction};
-use voxgate_pipeline::dsp::amd::Detection;
 
 /// Outbound calls kept for the API; the oldest finished ones go first.
 const KEPT_CALLS: usize = 10_000;
@@ -74,50 +75,14 @@ impl Dialer for SipDialer {
         campaign_id: Option<String>,
     ) -> Result<OutboundStatus, DialError> {
         let shared = &self.shared;
-        let t = &shared.calls.config.trunk;
-        let route = trunk::route(t, to)?;
-        trunk::check_allowed(t, &shared.calls.config.dial, &route)?;
         // A place among the node's calls, held until the call's task ends.
         let seat =
             shared.calls.admit(Channel::Sip, &agent).map_err(|full| DialError::Limit(full.to_string()))?;
-        // SDES keys go only where the signalling is TLS.
-        let mode = t.srtp.or(agent.srtp).unwrap_or(shared.calls.config.rtp.srtp);
-        let srtp = super::media_security(mode, route.tls).ok_or_else(|| {
-            DialError::NotAllowed(
-                "SRTP is required, and the call would not go over TLS (sips: or transport=tls)".into(),
-            )
-        })?;
-        let (credentials, realm) = trunk::credentials(t, &route);
-        let Route { target, hop, tls } = route;
-        let hop_addr = trunk::resolve(&hop, tls).await?;
-        let direct = hop == target;
-        let sockets = RtpSockets::bind(&shared.calls.config, shared.advertised_for(hop_addr))
-            .await
-            .map_err(|e| DialError::NoMedia(e.to_string()))?;
         let call_cancel = self.cancel.child_token();
-        let (peer, transport, port) = signalling_to(shared, (&hop, hop_addr), tls, &call_cancel).await?;
-        let local = host_port(sockets.advertised, port);
-        let user = if t.username.is_empty() { "voxgate" } else { &t.username };
-        let from = voxgate_sip_bridge::message::Uri::parse(&t.aor)
-            .or_else(|_| voxgate_sip_bridge::message::Uri::parse(&format!("sip:{user}@{local}")))
-            .map_err(|e| DialError::BadTarget(e.to_string()))?;
-        let dial = Dial {
-            target: target.clone(),
-            from,
-            contact: if tls {
-                format!("sip:{user}@{local};transport=tls")
-            } else {
-                format!("sip:{user}@{local}")
-            },
-            via_host: local,
-            transport: transport.into(),
-            credentials,
-            realm,
-            ring_timeout: ring_timeout.unwrap_or(Duration::from_secs(u64::from(t.ring_timeout_s))),
-        };
+        let placing = prepare(shared, &agent, to, ring_timeout, &call_cancel).await?;
+        let (target, via) = (placing.dial.target.clone(), placing.hop);
         // The call's id is ours; its SIP Call-ID is another random value.
         let id = CallId::random().into_string();
-        let sip_call_id = format!("{:032x}@voxgate", rand::random::<u128>());
         let status = OutboundStatus {
             id: id.clone(),
             to: target.to_string(),
@@ -146,9 +111,7 @@ impl Dialer for SipDialer {
             }
             calls.insert(id.clone(), status.clone());
         }
-        let (tx, rx) = mpsc::channel(32);
-        // Open the dialog before the INVITE leaves, so no answer is missed.
-        let _ = shared.dialogs.send(DialogTable::Open(sip_call_id.clone(), tx)).await;
+        let (placing, sip_call_id) = placing.open(shared).await;
         let to = voxgate_calls::redact::number(
             match &target {
                 voxgate_sip_bridge::message::Uri::Sip(u) => u.user_decoded(),
@@ -157,24 +120,188 @@ impl Dialer for SipDialer {
             .as_deref(),
             shared.calls.config.show_pii,
         );
-        tracing::info!(call_id = %id, to = %to, via = %hop_addr, "placing a call");
-        let call = run(
-            self.clone(),
-            agent,
-            dial,
-            (id, sip_call_id.clone()),
-            peer,
-            direct,
-            (sockets, srtp),
-            rx,
-            call_cancel,
-        );
+        tracing::info!(call_id = %id, to = %to, via = %via, "placing a call");
+        let call = run(self.clone(), agent, placing, id, call_cancel);
         let call = async move {
             let _seat = seat;
             call.await;
         };
         super::spawn_call(shared, sip_call_id, call);
         Ok(status)
+    }
+}
+
+/// A call of ours, ready to be placed: its route checked against the
+/// trunk's rules, its RTP sockets bound, its signalling connected (over
+/// TLS) and its INVITE's headers settled.
+pub(super) struct Placing {
+    dial: Dial,
+    peer: Peer,
+    /// The next hop's address.
+    hop: std::net::SocketAddr,
+    /// No proxy in the way: the dialog continues at the far end's Contact.
+    direct: bool,
+    sockets: RtpSockets,
+    srtp: sdp::Srtp,
+}
+
+/// Sets up a call to `to` for `agent`, through the trunk and within its
+/// rules (`dial.allowed_hosts`, SRTP only over TLS). `cancel` closes its
+/// TLS connection, if it has one.
+pub(super) async fn prepare(
+    shared: &Shared,
+    agent: &CallAgent,
+    to: &str,
+    ring_timeout: Option<Duration>,
+    cancel: &CancellationToken,
+) -> Result<Placing, DialError> {
+    let t = &shared.calls.config.trunk;
+    let route = trunk::route(t, to)?;
+    trunk::check_allowed(t, &shared.calls.config.dial, &route)?;
+    // SDES keys go only where the signalling is TLS.
+    let mode = t.srtp.or(agent.srtp).unwrap_or(shared.calls.config.rtp.srtp);
+    let srtp = super::media_security(mode, route.tls).ok_or_else(|| {
+        DialError::NotAllowed(
+            "SRTP is required, and the call would not go over TLS (sips: or transport=tls)".into(),
+        )
+    })?;
+    let (credentials, realm) = trunk::credentials(t, &route);
+    let Route { target, hop, tls } = route;
+    let hop_addr = trunk::resolve(&hop, tls).await?;
+    let direct = hop == target;
+    let sockets = RtpSockets::bind(&shared.calls.config, shared.advertised_for(hop_addr))
+        .await
+        .map_err(|e| DialError::NoMedia(e.to_string()))?;
+    let (peer, transport, port) = signalling_to(shared, (&hop, hop_addr), tls, cancel).await?;
+    let local = host_port(sockets.advertised, port);
+    let user = if t.username.is_empty() { "voxgate" } else { &t.username };
+    let from = voxgate_sip_bridge::message::Uri::parse(&t.aor)
+        .or_else(|_| voxgate_sip_bridge::message::Uri::parse(&format!("sip:{user}@{local}")))
+        .map_err(|e| DialError::BadTarget(e.to_string()))?;
+    let dial = Dial {
+        target,
+        from,
+        contact: if tls {
+            format!("sip:{user}@{local};transport=tls")
+        } else {
+            format!("sip:{user}@{local}")
+        },
+        via_host: local,
+        transport: transport.into(),
+        credentials,
+        realm,
+        ring_timeout: ring_timeout.unwrap_or(Duration::from_secs(u64::from(t.ring_timeout_s))),
+    };
+    Ok(Placing { dial, peer, hop: hop_addr, direct, sockets, srtp })
+}
+
+/// A placed call's signalling: the Call-ID the signalling loop routes by,
+/// and the channel its messages come on.
+pub(super) struct Opened {
+    placing: Placing,
+    sip_call_id: String,
+    signalling: mpsc::Receiver<Signal>,
+}
+
+impl Placing {
+    /// Opens the call's dialog in the signalling loop's table (before its
+    /// INVITE leaves, so no answer is missed); with its SIP Call-ID (a
+    /// random value, never our call's id).
+    pub(super) async fn open(self, shared: &Shared) -> (Opened, String) {
+        let sip_call_id = format!("{:032x}@voxgate", rand::random::<u128>());
+        let (tx, signalling) = mpsc::channel(32);
+        let _ = shared.dialogs.send(DialogTable::Open(sip_call_id.clone(), tx)).await;
+        (Opened { placing: self, sip_call_id: sip_call_id.clone(), signalling }, sip_call_id)
+    }
+}
+
+/// A placed call until the far end answers.
+pub(super) struct Ringing {
+    pub out: SipLeg<OutboundCall>,
+    pub signalling: mpsc::Receiver<Signal>,
+    pub sockets: RtpSockets,
+    ours: Sdp,
+    direct: bool,
+}
+
+/// Why a placed call has no media.
+#[derive(Debug)]
+pub(super) enum Unanswered {
+    /// It ended unanswered (busy, no answer, refused).
+    Ended(Outcome),
+    /// It was cancelled, or the server is stopping.
+    Stopped,
+    /// The answer's SDP is unusable; we hung up.
+    BadAnswer,
+}
+
+impl Opened {
+    /// Sends the INVITE; `observe` sees each event of the dialog first.
+    pub(super) fn invite(
+        self,
+        shared: &Shared,
+        observe: impl FnMut(&OutboundEvent) + Send + 'static,
+    ) -> Ringing {
+        let Opened { placing, sip_call_id, signalling } = self;
+        let ours =
+            sdp::offer(placing.sockets.advertised, placing.sockets.port, u64::from(rand_u32()), placing.srtp);
+        let tag = format!("vg{:016x}", rand::random::<u64>());
+        let call =
+            OutboundCall::new(std::time::Instant::now(), placing.dial, &sip_call_id, &tag, &ours.to_text());
+        // Over UDP with no proxy, the far end's Contact takes the dialog on.
+        let direct = placing.direct && matches!(placing.peer, Peer::Udp(_));
+        let mut out = SipLeg::new(call, placing.peer, shared.socket.clone()).observed(observe);
+        out.flush();
+        Ringing { out, signalling, sockets: placing.sockets, ours, direct }
+    }
+}
+
+impl Ringing {
+    /// Waits for the answer: the media both sides agreed on, or why there
+    /// is none (the dialog is then over, or being hung up).
+    pub(super) async fn answered(&mut self, cancel: &CancellationToken) -> Result<Negotiated, Unanswered> {
+        let answer = loop {
+            let Some(events) = self.out.step(&mut self.signalling, cancel).await else {
+                // The signalling loop is gone (the server is stopping).
+                self.out.dialog.hangup(std::time::Instant::now());
+                self.out.flush();
+                return Err(Unanswered::Stopped);
+            };
+            if let Some(sdp) = events.iter().find_map(|e| match e {
+                OutboundEvent::Answered { sdp } => Some(sdp.clone()),
+                _ => None,
+            }) {
+                break sdp;
+            }
+            if self.out.dialog.is_ended() {
+                let outcome = events.into_iter().find_map(|e| match e {
+                    OutboundEvent::Ended(outcome) => Some(outcome),
+                    _ => None,
+                });
+                return Err(outcome.map_or(Unanswered::Stopped, Unanswered::Ended));
+            }
+        };
+        // With no proxy in the way, the dialog continues at the far end's
+        // Contact (over TLS, on the connection we have).
+        if self.direct
+            && let Some(contact) = self.out.dialog.remote_target().cloned()
+            && let Ok(addr) = trunk::resolve(&contact, false).await
+        {
+            self.out.set_peer(Peer::Udp(addr));
+        }
+        match Sdp::parse(&answer).and_then(|a| sdp::accept_answer(&a, &CODECS, &self.ours)) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                tracing::warn!(error = %e, "the answer's SDP is unusable; hanging up");
+                self.out.dialog.hangup(std::time::Instant::now());
+                while !self.out.dialog.is_ended() {
+                    if self.out.step(&mut self.signalling, cancel).await.is_none() {
+                        break;
+                    }
+                }
+                Err(Unanswered::BadAnswer)
+            }
+        }
     }
 }
 
@@ -236,7 +363,8 @@ fn report(dialer: &SipDialer, id: &str, event: &OutboundEvent) {
             s.status = match outcome {
                 Outcome::Completed { by_remote } => {
                     s.hung_up_by = Some(if *by_remote { "remote" } else { "agent" });
-                    DialStatus::Completed
+                    // Joined to a human (a warm transfer), then hung up.
+                    if s.transferred_to.is_some() { DialStatus::Transferred } else { DialStatus::Completed }
                 }
                 Outcome::Transferred { target } => {
                     s.transferred_to = Some(target.clone());
@@ -256,69 +384,21 @@ fn report(dialer: &SipDialer, id: &str, event: &OutboundEvent) {
 }
 
 /// Runs one outbound call: rings, and once answered, the agent talks.
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    dialer: SipDialer,
-    agent: CallAgent,
-    dial: Dial,
-    (id, sip_call_id): (String, String),
-    peer: Peer,
-    direct: bool,
-    (sockets, srtp): (RtpSockets, sdp::Srtp),
-    mut signalling: mpsc::Receiver<Signal>,
-    cancel: CancellationToken,
-) {
+async fn run(dialer: SipDialer, agent: CallAgent, placing: Opened, id: String, cancel: CancellationToken) {
     let shared = dialer.shared.clone();
-    let ours = sdp::offer(sockets.advertised, sockets.port, u64::from(rand_u32()), srtp);
-    let tag = format!("vg{:016x}", rand::random::<u64>());
-    let call = OutboundCall::new(std::time::Instant::now(), dial, &sip_call_id, &tag, &ours.to_text());
+    let sip_call_id = placing.sip_call_id.clone();
     let reporter = (dialer.clone(), id.clone());
     // Its TLS connection, if any, closes when the call ends.
     let _done = cancel.clone().drop_guard();
-    let over_udp = matches!(peer, Peer::Udp(_));
-    let mut out =
-        SipLeg::new(call, peer, shared.socket.clone()).observed(move |e| report(&reporter.0, &reporter.1, e));
-    out.flush();
-    // Until the far end answers (or the call ends without an answer).
-    let answer = loop {
-        let Some(events) = out.step(&mut signalling, &cancel).await else {
-            // The signalling loop is gone (the server is stopping).
-            out.dialog.hangup(std::time::Instant::now());
-            out.flush();
-            return;
-        };
-        if let Some(sdp) = events.iter().find_map(|e| match e {
-            OutboundEvent::Answered { sdp } => Some(sdp.clone()),
-            _ => None,
-        }) {
-            break sdp;
-        }
-        if out.dialog.is_ended() {
-            return;
-        }
-    };
-    // With no proxy in the way, the dialog continues at the far end's
-    // Contact (over TLS, on the connection we have).
-    if direct
-        && over_udp
-        && let Some(contact) = out.dialog.remote_target().cloned()
-        && let Ok(addr) = trunk::resolve(&contact, false).await
-    {
-        out.set_peer(Peer::Udp(addr));
-    }
-    let negotiated = match Sdp::parse(&answer).and_then(|a| sdp::accept_answer(&a, &CODECS, &ours)) {
+    let mut ringing = placing.invite(&shared, move |e| report(&reporter.0, &reporter.1, e));
+    let negotiated = match ringing.answered(&cancel).await {
         Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(call_id = %id, error = %e, "the answer's SDP is unusable; hanging up");
-            out.dialog.hangup(std::time::Instant::now());
-            while !out.dialog.is_ended() {
-                if out.step(&mut signalling, &cancel).await.is_none() {
-                    break;
-                }
-            }
+        Err(why) => {
+            tracing::debug!(call_id = %id, ?why, "the call was not answered");
             return;
         }
     };
+    let Ringing { mut out, mut signalling, sockets, .. } = ringing;
     let srtp = negotiated.srtp.as_ref().map(|k| k.local.suite.name());
     tracing::info!(call_id = %id, codec = ?negotiated.codec, srtp = srtp.unwrap_or("off"), "call answered");
     let placed = dialer.status(&id);
@@ -334,7 +414,10 @@ async fn run(
     // Only the calls we place listen for an answering machine first.
     let mut agent = agent;
     agent.session.answering_machine = agent.answering_machine.clone();
-    let detected = |d: &Detection| dialer.update(&id, |s| s.amd = Some(d.clone()));
+    let progress = |p: Progress<'_>| match p {
+        Progress::Detected(d) => dialer.update(&id, |s| s.amd = Some(d.clone())),
+        Progress::Joined { target } => dialer.update(&id, |s| s.transferred_to = Some(target.to_owned())),
+    };
     let result = media::run(
         &shared,
         (&id, &agent, None),
@@ -342,7 +425,7 @@ async fn run(
         sockets,
         negotiated,
         (&mut signalling, &cancel),
-        &detected,
+        &progress,
     )
     .await;
     match result {

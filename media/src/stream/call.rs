@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxgate_domain::{CallId, Channel};
 use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output, Wake, now};
-use voxgate_pipeline::session::{Control, Speaker};
+use voxgate_pipeline::session::{Control, Speaker, TransferFailure, TransferOutcome};
 use voxgate_streams::{Incoming, Protocol};
 
 use super::limits::{Limits, close};
@@ -253,6 +253,12 @@ impl<P: Protocol> Stream<P> {
                 }
                 Output::Action(Action::Dtmf { .. }) => {
                     tracing::warn!("a media stream cannot send keys");
+                    None
+                }
+                Output::Action(Action::WarmTransfer { target, .. }) => {
+                    tracing::warn!(%target, "a media stream cannot call a human; the caller stays with the agent");
+                    let failed = TransferOutcome::Failed(TransferFailure::Failed);
+                    self.core.handle_transfer(now(), failed);
                     None
                 }
                 Output::Action(Action::HangUp) => {

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use voxgate_pipeline::call::{Action, Arrival, CallClock, CallCore, Output as CoreOutput, Wake, now};
 use voxgate_pipeline::dsp::jitter::RtpPacket as JitterPacket;
+use voxgate_pipeline::session::{TransferFailure, TransferOutcome};
 
 use super::pending::PendingPlace;
 use crate::calls::{CallContext, Carrier};
@@ -148,6 +149,11 @@ impl Browser {
                     over = true;
                 }
                 CoreOutput::Action(Action::Dtmf { .. }) => tracing::warn!("a browser call cannot send keys"),
+                CoreOutput::Action(Action::WarmTransfer { target, .. }) => {
+                    tracing::warn!(%target, "a browser call cannot call a human; the caller stays with the agent");
+                    let failed = TransferOutcome::Failed(TransferFailure::Failed);
+                    l.core.handle_transfer(now(), failed);
+                }
                 // Frames go to the engine as they fall due: nothing buffered to clear.
                 CoreOutput::Action(_) => {}
             }

@@ -19,22 +19,33 @@
 //!   and the providers' [`CallCore::next_input`] into [`CallCore::handle_input`];
 //! - after each: drain [`CallCore::poll_output`], sending each [`MediaFrame`]
 //!   at once and carrying out each [`Action`].
+//!
+//! A warm transfer ([`Action::WarmTransfer`]) calls a human on a second
+//! [`Leg`]; once [`CallCore::handle_transfer`] joins them, the core carries
+//! the caller's side of the bridge: each tick's [`CallCore::caller_frame`]
+//! goes to the human, and what the human said comes back through
+//! [`CallCore::send_bridged`].
 
 mod clock;
 mod ingress;
+mod leg;
 mod outbound;
 mod ticker;
 
 use std::time::{Duration, Instant};
 
 pub use clock::Talkspurts;
+pub use leg::Leg;
 pub use ticker::{CallClock, Wake, first_tick, now};
 use voxgate_codecs::dtmf::EventPacket;
 use voxgate_codecs::{Codec, CodecError};
 
 use crate::dsp::jitter::{JitterConfig, RtpPacket};
 use crate::dsp::vad::FRAME_SAMPLES;
-use crate::session::{CallLog, Control, Frame, Session, SessionEvent, SessionInput, SessionParts, Speaker};
+use crate::session::{
+    Announcement, CallLog, Control, Frame, Session, SessionEvent, SessionInput, SessionParts, Speaker,
+    TransferOutcome,
+};
 use ingress::Ingress;
 use outbound::Outbound;
 
@@ -123,6 +134,10 @@ pub enum Action {
     Transcript { speaker: Speaker, text: String, is_final: bool },
     /// Hand the caller to `target` (SIP REFER); the call is over.
     Transfer { target: String },
+    /// Warm transfer: the caller is on hold (the core sends the hold tune).
+    /// Call `target`, play it `announcement`, then report how it went with
+    /// [`CallCore::handle_transfer`].
+    WarmTransfer { target: String, announcement: Announcement },
     /// Press these keys, by the transport's own means (it takes no
     /// telephone-events in the media).
     Dtmf { digits: String },
@@ -156,6 +171,13 @@ pub struct CallCore {
     hung_up: bool,
     /// A key packet of this tick, not yet handed out.
     key: Option<(EventPacket, u64)>,
+    /// Joined to a human (a warm transfer): the session is over and the
+    /// core carries audio both ways.
+    bridged: bool,
+    /// The caller's frame of this tick, while bridged.
+    caller: Frame,
+    /// The human's frame to send, while bridged.
+    human: Option<Frame>,
 }
 
 impl std::fmt::Debug for CallCore {
@@ -186,6 +208,9 @@ impl CallCore {
             transport_ended: false,
             hung_up: false,
             key: None,
+            bridged: false,
+            caller: [0; FRAME_SAMPLES],
+            human: None,
         })
     }
 
@@ -228,6 +253,10 @@ impl CallCore {
     /// frame it answers with is then due ([`CallCore::poll_output`]).
     pub fn handle_tick(&mut self, now: Instant) {
         self.now = now;
+        if self.bridged {
+            self.ingress.poll_frame(now, &mut self.caller);
+            return;
+        }
         let mut frame: Frame = [0; FRAME_SAMPLES];
         self.ingress.poll_frame(now, &mut frame);
         self.session.handle_caller_frame(now, &frame);
@@ -239,6 +268,43 @@ impl CallCore {
             self.session.handle_control(now, Control::NoMedia);
         }
         self.key = self.outbound.key_packet(now);
+    }
+
+    /// How the call to the human of an [`Action::WarmTransfer`] went. True
+    /// when the caller is now joined to the human: from the next tick on,
+    /// the transport passes [`CallCore::caller_frame`] to the human and the
+    /// human's audio to [`CallCore::send_bridged`], until either hangs up.
+    pub fn handle_transfer(&mut self, now: Instant, outcome: TransferOutcome) -> bool {
+        self.now = now;
+        let connected = self.session.handle_transfer(now, outcome);
+        if connected {
+            // The transfer, not a hang-up, ended the conversation.
+            self.transport_ended = true;
+            self.bridged = true;
+            self.outbound.mark();
+        }
+        connected
+    }
+
+    /// True once the caller is joined to a human.
+    #[must_use]
+    pub fn is_bridged(&self) -> bool {
+        self.bridged
+    }
+
+    /// The caller's audio of the last tick, while bridged (16 kHz).
+    #[must_use]
+    pub fn caller_frame(&self) -> &Frame {
+        &self.caller
+    }
+
+    /// The human's audio for the caller, while bridged: out at the next
+    /// [`CallCore::poll_output`].
+    pub fn send_bridged(&mut self, now: Instant, frame: &Frame) {
+        if self.bridged {
+            self.now = now;
+            self.human = Some(*frame);
+        }
     }
 
     /// When [`CallCore::handle_timeout`] is next due.
@@ -268,6 +334,11 @@ impl CallCore {
     pub fn poll_output(&mut self) -> Option<Output<'_>> {
         if let Some((event, ts)) = self.key.take() {
             return Some(Output::Media(self.outbound.key_frame(event, ts)));
+        }
+        if let Some(frame) = self.human.take()
+            && let Some(e) = self.outbound.encode(self.now, &frame)
+        {
+            return Some(Output::Media(self.outbound.frame(e)));
         }
         let mut encoded = None;
         while let Some(frame) = self.session.poll_frame() {
@@ -311,6 +382,9 @@ impl CallCore {
                 // The transfer, not a hang-up, ends the call.
                 self.transport_ended = true;
                 Action::Transfer { target }
+            }
+            SessionEvent::WarmTransfer { target, announcement } => {
+                Action::WarmTransfer { target, announcement }
             }
             SessionEvent::Dtmf { digits } if self.outbound.press(&digits) => return None,
             SessionEvent::Dtmf { digits } => Action::Dtmf { digits },

@@ -1,10 +1,12 @@
 //! Pure signal processing: jitter buffer, concealment, echo cancellation,
-//! noise suppression, VAD, endpointing, answering-machine detection.
+//! noise suppression, VAD, endpointing, answering-machine detection, and
+//! the tune a caller on hold hears.
 pub mod amd;
 pub mod conceal;
 pub mod denoise;
 pub mod echo;
 pub mod endpoint;
+pub mod hold;
 pub mod jitter;
 #[cfg(any(feature = "onnx", feature = "whisper"))]
 pub mod log_mel;

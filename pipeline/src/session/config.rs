@@ -47,6 +47,13 @@ pub struct SessionConfig {
     pub end_call_tool: bool,
     /// Where `transfer_to_human` sends the caller; `None`: no such tool.
     pub transfer_target: Option<String>,
+    /// How: handed over at once (blind), or announced to the human first (warm).
+    pub transfer_mode: TransferMode,
+    /// What the human hears before a warm transfer joins them to the
+    /// caller; `{summary}` is replaced by the model's summary of the call.
+    pub transfer_announcement: String,
+    /// Said to the caller when a warm transfer did not reach the human.
+    pub transfer_failed_line: String,
     /// Offer the built-in `send_dtmf` tool (press keys, e.g. in a phone menu).
     pub dtmf_tool: bool,
     /// Offer the built-in `escalate_to_human` tool: a text conversation
@@ -90,6 +97,13 @@ impl Default for SessionConfig {
             tools: Vec::new(),
             end_call_tool: true,
             transfer_target: None,
+            transfer_mode: TransferMode::Blind,
+            transfer_announcement: "Hello, this is the virtual assistant, with a caller for you. {summary} \
+                                    I'm connecting you now."
+                .to_owned(),
+            transfer_failed_line: "I'm sorry, nobody could take your call just now. Is there anything \
+                                   else I can help you with?"
+                .to_owned(),
             dtmf_tool: false,
             escalate_tool: false,
             max_tool_rounds: 3,
@@ -103,6 +117,19 @@ impl Default for SessionConfig {
                 .to_owned(),
         }
     }
+}
+
+/// How `transfer_to_human` hands the caller over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TransferMode {
+    /// At once: the transport hands the caller to the target (SIP REFER)
+    /// and the agent is gone.
+    #[default]
+    Blind,
+    /// The caller waits on hold while the agent calls the human, tells them
+    /// what the call is about, and joins the two; if nobody takes it, the
+    /// caller is back with the agent ([`super::transfer`]).
+    Warm,
 }
 
 /// The providers a call uses; shared by all calls of an agent.

@@ -58,6 +58,10 @@ pub enum CallEventKind {
     ToolCalled { name: String, ok: bool, ms: u64 },
     /// The agent asked to transfer the caller.
     Transfer { target: String },
+    /// A warm transfer's human heard the announcement; the caller was joined to them.
+    TransferConnected { target: String },
+    /// A warm transfer did not reach the human; the caller is back with the agent.
+    TransferFailed { target: String, reason: super::TransferFailure },
     /// The agent handed a text conversation to the human desk.
     Escalated { reason: String },
     /// The agent pressed keys on the keypad.

@@ -38,6 +38,7 @@ mod reply;
 mod sentences;
 mod stt_lane;
 pub mod tools;
+mod transfer;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ use std::time::{Duration, Instant};
 
 pub use answering::{AnsweringMachine, OnMachine, Voicemail};
 pub use chat::{ChatEvent, ChatHandle, Thread, ThreadAnswer, spawn_chat};
-pub use config::{Knowledge, Providers, SessionConfig, TurnDetector};
+pub use config::{Knowledge, Providers, SessionConfig, TransferMode, TurnDetector};
 pub use egress::{Egress, EgressEvent, Spoken};
 pub use log::{
     CallEvent, CallEventKind, CallLog, EndReason, Speaker, Stage, TranscriptLine, TurnLatency, Usage,
@@ -55,6 +56,7 @@ use reply::{Job, WorkerContext, WorkerEvent};
 pub use sentences::SentenceSplitter;
 use stt_lane::SttLaneEvent;
 use tokio::sync::mpsc;
+pub use transfer::{Announcement, TransferFailure, TransferOutcome};
 use voxgate_codecs::SampleRate;
 use voxgate_codecs::dtmf::DtmfKey;
 use voxgate_codecs::wav::{WavLayout, WavRecorder};
@@ -99,6 +101,10 @@ pub enum SessionEvent {
     Transcript { speaker: Speaker, text: String, is_final: bool },
     /// Hand the caller to `target` (SIP REFER); the session has ended.
     Transfer { target: String },
+    /// A warm transfer: the caller is on hold (the session sends the hold
+    /// tune). Call `target`, play it `announcement`, then report with
+    /// [`Session::handle_transfer`].
+    WarmTransfer { target: String, announcement: Announcement },
     /// Press these keys (RFC 4733 telephone-events), after the audio sent so far.
     Dtmf { digits: String },
     /// Who answered a call we placed (answering-machine detection).
@@ -186,7 +192,9 @@ impl Session {
         }
         d.handle_frame(frame);
         d.drain_outputs();
-        if d.end.is_none() && (d.pacing || d.egress.has_frame()) {
+        if let Some(tune) = d.hold_frame() {
+            d.send(tune);
+        } else if d.end.is_none() && (d.pacing || d.egress.has_frame()) {
             d.pacing = true;
             d.send_frame();
             d.drain_outputs();
@@ -238,6 +246,22 @@ impl Session {
             Input::Verdict(pause, p) => d.handle_verdict(pause, p),
         }
         d.drain_outputs();
+    }
+
+    /// How the call to the human of a [`SessionEvent::WarmTransfer`] went.
+    /// True when the caller is now the human's: the session has ended as
+    /// transferred, and the transport joins the two. False otherwise (the
+    /// call failed, and the caller is back with the agent; or no transfer
+    /// was waiting, as when the caller hung up meanwhile).
+    pub fn handle_transfer(&mut self, now: Instant, outcome: TransferOutcome) -> bool {
+        let d = &mut self.driver;
+        d.now = now;
+        if d.end.is_some() {
+            return false;
+        }
+        let connected = d.handle_transfer(outcome);
+        d.drain_outputs();
+        connected
     }
 
     /// An agent frame the transport did not manage to send (counted in the call log).
@@ -310,7 +334,8 @@ struct Worker {
 /// What to do once a turn has played.
 enum AfterTurn {
     EndCall,
-    Transfer(String),
+    /// Hand the caller to the target, with the model's summary of the call.
+    Transfer(String, Option<String>),
 }
 
 /// A reply's latency, measured from the caller's end of speech.
@@ -379,6 +404,8 @@ struct Driver {
     voicemail: Option<Arc<[i16]>>,
     /// A machine answered: what it says is only transcribed.
     machine: bool,
+    /// A warm transfer under way: the caller is on hold.
+    transfer: Option<transfer::Holding>,
 }
 
 impl Driver {
@@ -456,6 +483,7 @@ impl Driver {
             answering,
             voicemail: None,
             machine: false,
+            transfer: None,
         }
     }
 
@@ -587,28 +615,32 @@ impl Driver {
     fn send_frame(&mut self) {
         let mut frame = [0i16; FRAME_SAMPLES];
         match self.egress.poll_frame(&mut frame) {
-            Some(_) => {
-                self.frames.push_back(frame);
-                if self.echo.is_some() {
-                    if self.sent.len() == MAX_UNPAIRED_SENT {
-                        // The caller's side stalled: keep the latest.
-                        self.sent.pop_front();
-                    }
-                    self.sent.push_back(frame);
-                }
-                if self.recorder.is_some() {
-                    if self.unrecorded.len() == 50 {
-                        // The caller's side stalled: record the agent alone.
-                        if let Some(agent) = self.unrecorded.pop_front() {
-                            self.record(&[0; FRAME_SAMPLES], &agent);
-                        }
-                    }
-                    self.unrecorded.push_back(frame);
-                }
-            }
+            Some(_) => self.send(frame),
             None => self.pacing = false,
         }
         self.drain_egress_events();
+    }
+
+    /// A frame for the caller: out now, and kept for the echo canceller
+    /// and the recording.
+    fn send(&mut self, frame: Frame) {
+        self.frames.push_back(frame);
+        if self.echo.is_some() {
+            if self.sent.len() == MAX_UNPAIRED_SENT {
+                // The caller's side stalled: keep the latest.
+                self.sent.pop_front();
+            }
+            self.sent.push_back(frame);
+        }
+        if self.recorder.is_some() {
+            if self.unrecorded.len() == 50 {
+                // The caller's side stalled: record the agent alone.
+                if let Some(agent) = self.unrecorded.pop_front() {
+                    self.record(&[0; FRAME_SAMPLES], &agent);
+                }
+            }
+            self.unrecorded.push_back(frame);
+        }
     }
 
     fn drain_egress_events(&mut self) {
@@ -635,7 +667,12 @@ impl Driver {
                                     said_nothing.then(|| self.config().turn.goodbye.clone()).flatten();
                                 self.turns.handle_end_call(self.now, goodbye);
                             }
-                            AfterTurn::Transfer(target) => {
+                            AfterTurn::Transfer(target, summary)
+                                if self.config().transfer_mode == TransferMode::Warm =>
+                            {
+                                self.begin_warm_transfer(target, summary);
+                            }
+                            AfterTurn::Transfer(target, _) => {
                                 self.events.push_back(SessionEvent::Transfer { target: target.clone() });
                                 self.end = Some(EndReason::Transferred { target });
                             }
@@ -647,6 +684,9 @@ impl Driver {
     }
 
     fn handle_worker(&mut self, event: WorkerEvent) {
+        if self.announcement_event(&event) {
+            return;
+        }
         let live = |turn: &TurnId, workers: &HashMap<TurnId, Worker>| workers.contains_key(turn);
         match event {
             WorkerEvent::Sentence { turn, text } if live(&turn, &self.workers) => {
@@ -685,9 +725,9 @@ impl Driver {
             WorkerEvent::EndCall { turn } if live(&turn, &self.workers) => {
                 self.after_turn = Some((turn, AfterTurn::EndCall));
             }
-            WorkerEvent::Transfer { turn, target } if live(&turn, &self.workers) => {
+            WorkerEvent::Transfer { turn, target, summary } if live(&turn, &self.workers) => {
                 self.log(CallEventKind::Transfer { target: target.clone() });
-                self.after_turn = Some((turn, AfterTurn::Transfer(target)));
+                self.after_turn = Some((turn, AfterTurn::Transfer(target, summary)));
             }
             WorkerEvent::Dtmf { turn, digits } if live(&turn, &self.workers) => {
                 self.log(CallEventKind::DtmfSent { digits: digits.clone() });

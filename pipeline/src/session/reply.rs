@@ -46,8 +46,9 @@ pub(crate) enum WorkerEvent {
     ToolRan { name: String, ok: bool, elapsed: Duration },
     /// The model asked to end the call, once this turn has played.
     EndCall { turn: TurnId },
-    /// The model asked to hand the caller to a human, once this turn has played.
-    Transfer { turn: TurnId, target: String },
+    /// The model asked to hand the caller to a human, once this turn has
+    /// played; with its summary of the call (for a warm transfer).
+    Transfer { turn: TurnId, target: String, summary: Option<String> },
     /// The model handed a text conversation to the human desk.
     Escalate { reason: String },
     /// The agent presses `digits` on the keypad.
@@ -87,7 +88,7 @@ impl WorkerContext {
             specs.push(tools::end_call_spec());
         }
         if c.transfer_target.is_some() {
-            specs.push(tools::transfer_spec());
+            specs.push(tools::transfer_spec(c.transfer_mode == super::TransferMode::Warm));
         }
         if c.dtmf_tool {
             specs.push(tools::send_dtmf_spec());
@@ -559,10 +560,11 @@ async fn ended_by_built_in(
         let _ = tx.send(WorkerEvent::EndCall { turn }).await;
         return true;
     }
-    if calls.iter().any(|c| c.name == TRANSFER)
+    if let Some(call) = calls.iter().find(|c| c.name == TRANSFER)
         && let Some(target) = ctx.config.transfer_target.clone()
     {
-        let _ = tx.send(WorkerEvent::Transfer { turn, target }).await;
+        let summary = tools::transfer_summary(call);
+        let _ = tx.send(WorkerEvent::Transfer { turn, target, summary }).await;
         return true;
     }
     if ctx.config.escalate_tool

@@ -202,16 +202,40 @@ pub fn end_call_spec() -> ToolSpec {
     }
 }
 
-/// The built-in `transfer_to_human` tool's spec.
+/// The built-in `transfer_to_human` tool's spec; a warm transfer asks for
+/// the summary the colleague hears first.
 #[must_use]
-pub fn transfer_spec() -> ToolSpec {
+pub fn transfer_spec(warm: bool) -> ToolSpec {
+    let (description, parameters) = if warm {
+        (
+            "Transfer the caller to a human colleague, when they ask for a person or you cannot help. \
+             Tell the caller to hold. Your colleague first hears your summary.",
+            json!({
+                "type": "object",
+                "properties": {"summary": {"type": "string", "description":
+                    "One or two sentences for your colleague: who is calling, and what they need."}},
+                "required": ["summary"],
+            }),
+        )
+    } else {
+        (
+            "Transfer the caller to a human colleague, when they ask for a person or you cannot help.",
+            json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
+        )
+    };
     ToolSpec {
         name: TRANSFER.to_owned(),
-        description: "Transfer the caller to a human colleague, when they ask for a person or you \
-                      cannot help."
-            .to_owned(),
-        parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}).to_string(),
+        description: description.to_owned(),
+        parameters: parameters.to_string(),
     }
+}
+
+/// The summary a `transfer_to_human` call gives (its first 600 characters), if any.
+#[must_use]
+pub fn transfer_summary(call: &ToolCall) -> Option<String> {
+    let args: Value = serde_json::from_str(&call.arguments).ok()?;
+    let summary: String = args["summary"].as_str()?.trim().chars().take(600).collect();
+    (!summary.is_empty()).then_some(summary)
 }
 
 /// The built-in `escalate_to_human` tool's spec.
@@ -266,6 +290,22 @@ mod tests {
             assert!(dtmf_digits(&call(bad)).is_err(), "{bad}");
         }
         assert!(dtmf_digits(&call(&format!(r#"{{"digits": "{}"}}"#, "1".repeat(33)))).is_err());
+    }
+
+    #[test]
+    fn a_transfers_summary_is_read_from_its_arguments() {
+        let call = |args: &str| ToolCall { id: "1".into(), name: TRANSFER.into(), arguments: args.into() };
+        assert_eq!(
+            transfer_summary(&call(r#"{"summary": " Ann wants a refund. "}"#)).as_deref(),
+            Some("Ann wants a refund.")
+        );
+        for none in [r#"{"summary": "  "}"#, r#"{"reason": "x"}"#, "{}", "", r#"{"summary": 3}"#] {
+            assert_eq!(transfer_summary(&call(none)), None, "{none}");
+        }
+        let long = format!(r#"{{"summary": "{}"}}"#, "a".repeat(700));
+        assert_eq!(transfer_summary(&call(&long)).map(|s| s.len()), Some(600));
+        assert!(transfer_spec(true).parameters.contains("summary"));
+        assert!(!transfer_spec(false).parameters.contains("summary"));
     }
 
     #[cfg(feature = "tools")]

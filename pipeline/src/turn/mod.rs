@@ -58,6 +58,8 @@ pub enum LineKind {
     Goodbye,
     /// A message left on an answering machine, then the call ends.
     Voicemail,
+    /// A warm transfer did not reach the human: the caller is back with the agent.
+    TransferFailed,
 }
 
 /// Why the call ends.
@@ -126,6 +128,9 @@ enum State {
     AwaitingReply { turn: TurnId },
     /// The agent's audio is going out.
     AgentSpeaking { turn: TurnId, pause: Option<Pause> },
+    /// The caller is on hold (a warm transfer is reaching a human): no
+    /// turns, no reprompts, no silence limit; only the call's length counts.
+    Holding,
     /// Goodbye is playing; hang up when it finishes, or at `deadline` if
     /// its playout never reports back.
     Closing { turn: TurnId, reason: HangupReason, deadline: Instant },
@@ -242,7 +247,8 @@ impl TurnMachine {
     /// Asks the agent to say a line of its own now (a fallback, a filler).
     /// It is spoken after the current line, if the agent is speaking.
     pub fn say(&mut self, now: Instant, text: String, kind: LineKind) {
-        if matches!(self.state, State::Ended | State::Closing { .. }) {
+        // On hold the caller hears the hold music, and nothing else.
+        if matches!(self.state, State::Ended | State::Closing { .. } | State::Holding) {
             return;
         }
         if kind == LineKind::Goodbye {
@@ -263,6 +269,37 @@ impl TurnMachine {
                 self.close(now, text, LineKind::Goodbye, HangupReason::AgentEnded);
             }
             _ => self.hang_up(HangupReason::AgentEnded),
+        }
+    }
+
+    /// The caller goes on hold (a warm transfer): what they say takes no
+    /// turn until [`TurnMachine::end_hold`]. Not once the call is closing.
+    pub fn hold(&mut self) {
+        if matches!(self.state, State::Ended | State::Closing { .. }) {
+            return;
+        }
+        if let State::AgentSpeaking { turn, .. } | State::AwaitingReply { turn } = self.state {
+            self.outputs.push_back(TurnOutput::Interrupt { turn, heard_ms: self.played_ms });
+        }
+        self.finals.clear();
+        self.interim.clear();
+        self.dtmf.clear();
+        self.last_dtmf = None;
+        self.silent_since = None;
+        self.reprompts = 0;
+        self.state = State::Holding;
+    }
+
+    /// True while the caller is on hold.
+    #[must_use]
+    pub fn is_holding(&self) -> bool {
+        self.state == State::Holding
+    }
+
+    /// The hold is over and the caller is back with the agent: listen.
+    pub fn end_hold(&mut self, now: Instant) {
+        if self.state == State::Holding {
+            self.listen(now);
         }
     }
 
@@ -408,7 +445,7 @@ impl TurnMachine {
 
     /// A key on the caller's keypad.
     pub fn handle_dtmf(&mut self, now: Instant, key: DtmfKey) {
-        if matches!(self.state, State::Ended | State::Closing { .. } | State::Idle) {
+        if matches!(self.state, State::Ended | State::Closing { .. } | State::Idle | State::Holding) {
             return;
         }
         self.caller_active();

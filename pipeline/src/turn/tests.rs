@@ -514,3 +514,57 @@ fn a_voicemail_message_plays_to_its_end_however_long_then_the_call_ends() {
     m.leave_message(now, "Again.".into());
     assert_eq!(m.poll_output(), None);
 }
+
+#[test]
+fn on_hold_the_caller_takes_no_turn_and_no_silence_ends_the_call() {
+    let config = TurnConfig {
+        reprompt_after_ms: Some(3000),
+        hangup_after_silence_ms: Some(8000),
+        ..TurnConfig::default()
+    };
+    let mut h = Harness::new(config);
+    h.play_all(TurnId(1), 2000);
+    h.take();
+    h.m.hold();
+    assert!(h.m.is_holding());
+    // Talk, keys and a long silence: nothing happens.
+    h.speech(true);
+    h.advance(1000);
+    h.transcript("hello are you there", true);
+    h.speech(false);
+    h.dtmf('1');
+    h.dtmf('#');
+    h.m.say(h.now, "Sorry, I didn't catch that.".into(), LineKind::Fallback);
+    h.drain();
+    h.advance(60_000);
+    assert_eq!(h.take(), [], "a turn, a line or a hang-up while on hold");
+    assert!(h.m.is_holding());
+    // Back with the agent: its line plays, then the caller's words are a turn again.
+    h.m.end_hold(h.now);
+    h.m.say(h.now, "Nobody is free.".into(), LineKind::TransferFailed);
+    h.drain();
+    assert_eq!(h.take(), [speak(2, "Nobody is free.", LineKind::TransferFailed)]);
+    h.play_all(TurnId(2), 1000);
+    h.speech(true);
+    h.advance(800);
+    h.speech(false);
+    h.transcript("Okay, then book me a table.", true);
+    h.advance(300);
+    assert_eq!(h.take(), [commit(3, "Okay, then book me a table.")]);
+}
+
+#[test]
+fn hold_ends_at_the_calls_length_limit_with_the_goodbye() {
+    let config = TurnConfig {
+        max_call_duration_ms: Some(10_000),
+        goodbye: Some("Bye.".into()),
+        ..TurnConfig::default()
+    };
+    let mut h = Harness::new(config);
+    h.play_all(TurnId(1), 2000);
+    h.take();
+    h.m.hold();
+    h.advance(9000);
+    assert!(!h.m.is_holding(), "the call's limit ends the hold");
+    assert_eq!(h.take(), [speak(2, "Bye.", LineKind::Goodbye)]);
+}
