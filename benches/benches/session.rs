@@ -51,6 +51,7 @@ async fn caller(question: Arc<Vec<i16>>, onset: usize, models: &Path) -> Samples
         llm: Arc::new(llm),
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     let vad = vad::build(&VadConfig::with_models_dir(models)).expect("a VAD");
     let vad_name = if vad.name() == "silero" { "silero" } else { "webrtc" };

@@ -520,6 +520,12 @@ pub enum LlmChoice {
     Local,
     /// Any OpenAI-compatible chat completions endpoint.
     Openai,
+    /// A speech-to-speech model over OpenAI's Realtime websocket protocol
+    /// (`[openai] realtime_*`): it hears the caller and answers in its own
+    /// voice; the chat model (`[openai] model`) and the agent's voice take
+    /// over while it fails, and read the calls afterwards.
+    #[serde(rename = "openai_realtime")]
+    OpenaiRealtime,
     /// Stand-ins with fixed latencies, for load tests (`[scripted]`).
     Scripted,
 }
@@ -671,6 +677,10 @@ pub struct OpenAiSettings {
     pub model: String,
     pub tts_model: String,
     pub tts_voice: String,
+    /// The Realtime API's websocket (`llm = "openai_realtime"`), without the model.
+    pub realtime_url: String,
+    pub realtime_model: String,
+    pub realtime_voice: String,
 }
 
 impl Default for OpenAiSettings {
@@ -681,6 +691,9 @@ impl Default for OpenAiSettings {
             model: "gpt-4o-mini".to_owned(),
             tts_model: "gpt-4o-mini-tts".to_owned(),
             tts_voice: "alloy".to_owned(),
+            realtime_url: "wss://api.openai.com/v1/realtime".to_owned(),
+            realtime_model: "gpt-realtime".to_owned(),
+            realtime_voice: "marin".to_owned(),
         }
     }
 }

@@ -56,6 +56,12 @@ fn heard_words(phone: &Path) -> Result<String, Box<dyn std::error::Error>> {
     Ok(words.join(" "))
 }
 
+/// Where the first of `words` (whole words, or runs of them) is in `heard`.
+fn first_of(heard: &str, words: &[&str]) -> Option<usize> {
+    let padded = format!(" {heard} ");
+    words.iter().filter_map(|w| padded.find(&format!(" {w} "))).min()
+}
+
 fn server_env(llm: String, transfer_to: &str) -> Vec<(&'static str, String)> {
     vec![
         ("VOXGATE_DIAL__ALLOWED_HOSTS", r#"["127.0.0.1"]"#.to_owned()),
@@ -102,25 +108,31 @@ fn the_human_hears_the_summary_first_then_caller_and_human_hear_each_other() -> 
     eprintln!("transfer asked at {} ms, joined at {} ms", asked["at_ms"], joined["at_ms"]);
     assert_eq!(call["dial"]["status"], "transferred", "{:#}", call["dial"]);
     assert_eq!(call["dial"]["transferred_to"], human_uri.as_str(), "{:#}", call["dial"]);
-    // The human heard the summary first, then the caller's words.
+    // The human heard the announcement first, then the caller's words.
+    // (Any of a few words of each, as Whisper tiny.en may miss one.)
     let human_heard = heard_words(&human_dir)?;
-    let summary_at =
-        human_heard.find("kettle").ok_or(format!("the human did not hear the summary: {human_heard}"))?;
-    let caller_at = human_heard
-        .find("order number")
+    let intro_at = first_of(&human_heard, &["virtual", "assistant", "caller"])
+        .ok_or(format!("the human did not hear the announcement: {human_heard}"))?;
+    let summary_at = first_of(&human_heard, &["kettle", "refund", "broken"])
+        .ok_or(format!("the human did not hear the summary: {human_heard}"))?;
+    let caller_at = first_of(&human_heard, &["order", "number", "four two seven", "427"])
         .ok_or(format!("the human did not hear the caller: {human_heard}"))?;
-    assert!(summary_at < caller_at, "the caller before the summary: {human_heard}");
-    assert!(human_heard[..summary_at].contains("caller"), "the announcement did not start it: {human_heard}");
-    assert!(!human_heard.contains("hold"), "the human heard the caller's hold line: {human_heard}");
+    assert!(intro_at < summary_at && summary_at < caller_at, "not in that order: {human_heard}");
+    assert!(
+        first_of(&human_heard, &["hold"]).is_none(),
+        "the human heard the caller's hold line: {human_heard}"
+    );
     // The caller heard the hold line, then the human; never the summary.
     let caller_heard = heard_words(&caller_dir)?;
-    let hold_at =
-        caller_heard.find("hold").ok_or(format!("the caller heard no hold line: {caller_heard}"))?;
-    let human_at = caller_heard
-        .find("support team")
+    let hold_at = first_of(&caller_heard, &["hold", "connect"])
+        .ok_or(format!("the caller heard no hold line: {caller_heard}"))?;
+    let human_at = first_of(&caller_heard, &["support", "team", "dana"])
         .ok_or(format!("the caller did not hear the human: {caller_heard}"))?;
     assert!(hold_at < human_at, "{caller_heard}");
-    assert!(!caller_heard.contains("kettle"), "the caller heard the summary: {caller_heard}");
+    assert!(
+        first_of(&caller_heard, &["kettle", "refund"]).is_none(),
+        "the caller heard the summary: {caller_heard}"
+    );
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -76,6 +76,7 @@ async fn call(far_end: &[i16], on_machine: OnMachine, stt: Vec<SttScript>) -> Ca
         llm: Arc::new(ScriptedLlm::new(vec![LlmScript::text("At nine.")])),
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
     let now = voxgate_pipeline::call::now;

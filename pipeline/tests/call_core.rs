@@ -31,6 +31,7 @@ fn parts(codec: Codec, arrival: Arrival, config: SessionConfig, llm: Vec<LlmScri
         llm: Arc::new(ScriptedLlm::new(llm)),
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     CallParts {
         session: SessionParts {

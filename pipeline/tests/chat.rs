@@ -18,6 +18,7 @@ fn chat(config: SessionConfig, script: Vec<LlmScript>) -> (ChatHandle, Arc<Scrip
         llm: llm.clone(),
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     (spawn_chat(config, providers), llm)
 }

@@ -79,6 +79,7 @@ async fn call_on(
         llm: Arc::new(ScriptedLlm::new(vec![LlmScript::text("Of course, go ahead.")])),
         tts: Arc::new(RecordedVoice(Arc::new(voice))),
         knowledge: None,
+        speech_to_speech: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
     let now = voxgate_pipeline::call::now;

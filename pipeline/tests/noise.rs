@@ -53,6 +53,7 @@ async fn call(noise_suppression: bool, ask_at_ms: Option<usize>) -> Vec<bool> {
         // 300 ms a word: the greeting is about eight seconds of the agent talking.
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
     let now = voxgate_pipeline::call::now;

@@ -152,6 +152,7 @@ async fn call(config: SessionConfig, fakes: Fakes, steps: Vec<Step>) -> Outcome 
         llm: fakes.llm.clone(),
         tts: Arc::new(fakes.tts),
         knowledge: fakes.knowledge,
+        speech_to_speech: None,
     };
     call_with(config, providers, steps).await
 }
@@ -685,6 +686,7 @@ async fn fixed_lines_are_synthesised_once_per_voice() {
             llm: Arc::new(ScriptedLlm::new(vec![])),
             tts: tts.clone(),
             knowledge: None,
+            speech_to_speech: None,
         };
         let out =
             call_with(SessionConfig::default(), providers, vec![Step::Silence(5000), Step::Hangup]).await;

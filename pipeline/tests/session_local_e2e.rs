@@ -52,6 +52,7 @@ async fn a_spoken_question_gets_a_spoken_answer_from_the_local_models() -> TestR
         llm: Arc::new(llm),
         tts: Arc::new(tts),
         knowledge: Some(Arc::new(knowledge)),
+        speech_to_speech: None,
     };
 
     let mut config = SessionConfig::default();

@@ -30,6 +30,7 @@ async fn each_reply_counts_once_in_every_stage_of_its_latency() {
         llm: Arc::new(ScriptedLlm::new(vec![LlmScript::text("At nine.")])),
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     let vad = Box::new(WebRtcVad::new(WebRtcMode::Aggressive));
     let mut core =

@@ -44,6 +44,7 @@ fn core(llm: Arc<ScriptedLlm>) -> CallCore {
         llm,
         tts: Arc::new(ScriptedTts::default()),
         knowledge: None,
+        speech_to_speech: None,
     };
     let session = SessionParts {
         config,

@@ -22,9 +22,10 @@ use voxgate_pipeline::providers::local::stt::LocalStt;
 use voxgate_pipeline::providers::local::tts::LocalTts;
 use voxgate_pipeline::providers::local::whisper::{WhisperConfig, WhisperStt};
 use voxgate_pipeline::providers::openai::{OpenAiChat, OpenAiConfig};
+use voxgate_pipeline::providers::openai_realtime::{OpenAiRealtime, OpenAiRealtimeConfig};
 use voxgate_pipeline::providers::openai_speech::{OpenAiSpeech, OpenAiSpeechConfig};
 use voxgate_pipeline::providers::scripted::{ScriptedLlm, ScriptedStt, ScriptedTts};
-use voxgate_pipeline::providers::{LanguageModel, SpeechToText, TextToSpeech};
+use voxgate_pipeline::providers::{LanguageModel, SpeechToSpeech, SpeechToText, TextToSpeech};
 use voxgate_pipeline::session::{Knowledge, Providers, SessionConfig};
 
 use crate::config::{ControlConfig, LlmChoice, SttChoice, TtsChoice, TurnModel};
@@ -331,7 +332,7 @@ pub fn build(spec: &AgentSpec, config: &ControlConfig, local: &LocalModels) -> R
         tenant_id: None,
         name: spec.name.clone(),
         session,
-        providers: Providers { stt, llm, tts, knowledge },
+        providers: Providers { stt, llm, tts, knowledge, speech_to_speech: speech_to_speech(spec, config) },
         widget: spec.widget.clone(),
         max_calls: spec.max_concurrent_calls,
         public: spec.public,
@@ -393,15 +394,35 @@ fn language_model(
             // Analytics get the local reading: a scripted model writes no JSON.
             (Arc::new(llm), None)
         }
-        LlmChoice::Openai => {
+        LlmChoice::Openai | LlmChoice::OpenaiRealtime => {
             let chat = Arc::new(OpenAiChat::new(&OpenAiConfig {
                 base_url: config.openai.base_url.clone(),
                 api_key: config.openai.api_key.or_env("OPENAI_API_KEY"),
-                model: or(&spec.llm.model, &config.openai.model).to_owned(),
+                // A realtime agent's model is the speech-to-speech one; its chat model is the server's.
+                model: match spec.llm.provider {
+                    LlmChoice::OpenaiRealtime => config.openai.model.clone(),
+                    _ => or(&spec.llm.model, &config.openai.model).to_owned(),
+                },
             }));
             (chat.clone(), Some(chat))
         }
     })
+}
+
+/// The speech-to-speech model `spec` names, if any (`llm.params.voice`
+/// chooses its voice).
+fn speech_to_speech(spec: &AgentSpec, config: &ControlConfig) -> Option<Arc<dyn SpeechToSpeech>> {
+    if spec.llm.provider != LlmChoice::OpenaiRealtime {
+        return None;
+    }
+    let o = &config.openai;
+    Some(Arc::new(OpenAiRealtime::new(OpenAiRealtimeConfig {
+        url: o.realtime_url.clone(),
+        api_key: o.api_key.or_env("OPENAI_API_KEY"),
+        model: or(&spec.llm.model, &o.realtime_model).to_owned(),
+        voice: spec.llm.params.get("voice").and_then(|v| v.as_str()).unwrap_or(&o.realtime_voice).to_owned(),
+        ..OpenAiRealtimeConfig::default()
+    })))
 }
 
 /// The voice `spec` names.
@@ -518,6 +539,18 @@ mod tests {
         c.agent.transfer_mode = crate::config::TransferModeChoice::Warm;
         let s = session_config(&AgentSpec::from_config(&c));
         assert_eq!(s.transfer_mode, voxgate_pipeline::session::TransferMode::Warm);
+    }
+
+    #[test]
+    fn a_realtime_agent_answers_with_the_speech_to_speech_model() {
+        let choice: LlmChoice = serde_json::from_str("\"openai_realtime\"").expect("a choice");
+        assert_eq!(choice, LlmChoice::OpenaiRealtime);
+        let config = ControlConfig::default();
+        let mut spec = AgentSpec::from_config(&config);
+        assert!(speech_to_speech(&spec, &config).is_none(), "the local model is no speech-to-speech one");
+        spec.llm.provider = LlmChoice::OpenaiRealtime;
+        let model = speech_to_speech(&spec, &config).expect("a speech-to-speech model");
+        assert_eq!(model.name(), "openai-realtime");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod local;
 #[cfg(feature = "cloud")]
 pub mod openai;
 #[cfg(feature = "cloud")]
+pub mod openai_realtime;
+#[cfg(feature = "cloud")]
 pub mod openai_speech;
 pub mod recording;
 pub mod scripted;
@@ -168,6 +170,76 @@ pub trait TextToSpeech: Send + Sync {
 
     /// Speaks `text` (a sentence or clause). Stops when `cancel` is cancelled.
     fn synthesize(&self, text: String, cancel: CancellationToken) -> TtsStream;
+}
+
+/// Into a speech-to-speech session ([`SpeechToSpeech`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum S2sInput {
+    /// The caller's audio at 16 kHz, as it comes (the model hears it all).
+    Audio(Vec<i16>),
+    /// The caller's turn is over: answer what they said (`said`: their
+    /// words as the call's recogniser heard them, kept for a new session).
+    Respond { said: String },
+    /// Say this line, in the model's voice (a greeting, a goodbye).
+    Say(String),
+    /// Barge-in: stop answering; the caller heard the first `heard_ms` of
+    /// the answer, and the model's conversation keeps only that.
+    Interrupt { heard_ms: u64 },
+    /// The result of the model's tool call `call_id`. `respond`: the model
+    /// goes on with it (not after a tool that ended its answer: hanging up,
+    /// a transfer).
+    ToolResult { call_id: String, output: String, respond: bool },
+}
+
+/// What a speech-to-speech session reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum S2sEvent {
+    /// The model's voice, at 16 kHz.
+    Audio(Vec<i16>),
+    /// Words of what it is saying, as they come (before or with their audio).
+    Text(String),
+    /// It calls a tool; answer with [`S2sInput::ToolResult`].
+    ToolCall(ToolCall),
+    /// The answer (or line) is complete.
+    Done,
+    /// What the caller said, as the model heard it.
+    CallerText(String),
+    /// The provider closed the session; a new one goes on with the
+    /// conversation so far (an answer under way when it closed is lost).
+    Reconnected { attempt: u32 },
+}
+
+/// What a speech-to-speech model is told as a call starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S2sSetup {
+    /// The agent's instructions.
+    pub instructions: String,
+    /// The tools it may call.
+    pub tools: Vec<ToolSpec>,
+}
+
+/// An open speech-to-speech session: send audio and turns, receive speech.
+#[derive(Debug)]
+pub struct S2sStream {
+    /// Dropping it closes the session.
+    pub input: mpsc::Sender<S2sInput>,
+    /// Ends when the session closes for good.
+    pub events: mpsc::Receiver<Result<S2sEvent, ProviderError>>,
+}
+
+/// A model that hears the caller and answers in speech: it replaces the
+/// language model and the voice of a call. Turns are the session's: its
+/// VAD and turn machine say when to answer ([`S2sInput::Respond`]) and
+/// when the caller barged in ([`S2sInput::Interrupt`]).
+pub trait SpeechToSpeech: Send + Sync {
+    /// A short name for logs and the call log.
+    fn name(&self) -> ProviderName;
+
+    /// Opens a session for one call. Runs on the current tokio runtime.
+    ///
+    /// # Errors
+    /// The provider cannot start; connection failures arrive on the stream.
+    fn open(&self, setup: S2sSetup, cancel: CancellationToken) -> Result<S2sStream, ProviderError>;
 }
 
 /// Who said a chat message.

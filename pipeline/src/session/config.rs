@@ -8,7 +8,7 @@ use super::tools::Tool;
 use crate::dsp::endpoint::EndpointConfig;
 pub use crate::dsp::smart_turn::TurnDetector;
 pub use crate::knowledge::Knowledge;
-use crate::providers::{LanguageModel, SpeechToText, TextToSpeech};
+use crate::providers::{LanguageModel, SpeechToSpeech, SpeechToText, TextToSpeech};
 use crate::turn::TurnConfig;
 
 /// The agent's behaviour in a call.
@@ -143,6 +143,9 @@ pub struct Providers {
     pub tts: Arc<dyn TextToSpeech>,
     /// The agent's knowledge, if it has any.
     pub knowledge: Option<Arc<dyn Knowledge>>,
+    /// A model that hears the caller and answers in speech, in place of
+    /// `llm` and `tts` ([`super::s2s`]); they answer while it fails.
+    pub speech_to_speech: Option<Arc<dyn SpeechToSpeech>>,
 }
 
 impl std::fmt::Debug for Providers {
@@ -152,6 +155,7 @@ impl std::fmt::Debug for Providers {
             .field("llm", &self.llm.name())
             .field("tts", &self.tts.name())
             .field("knowledge", &self.knowledge.is_some())
+            .field("speech_to_speech", &self.speech_to_speech.as_ref().map(|s| s.name()))
             .finish()
     }
 }

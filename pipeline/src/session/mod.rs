@@ -35,6 +35,7 @@ pub mod grounding;
 pub mod history;
 mod log;
 mod reply;
+mod s2s;
 mod sentences;
 mod stt_lane;
 pub mod tools;
@@ -67,7 +68,7 @@ use crate::dsp::endpoint::{EndpointEvent, Endpointer};
 use crate::dsp::smart_turn;
 use crate::dsp::vad::{FRAME_SAMPLES, VoiceActivityDetector};
 use crate::metrics::{ProviderLabel, StageLabel, metrics};
-use crate::providers::{CancellationToken, ChatMessage, Role, SttEvent, SttInput};
+use crate::providers::{CancellationToken, ChatMessage, Role, S2sInput, S2sSetup, SttEvent, SttInput};
 use crate::turn::{LineKind, PlayoutEvent, TurnId, TurnMachine, TurnOutput, TurnSource};
 
 pub use crate::dsp::Frame;
@@ -229,6 +230,7 @@ impl Session {
             Some(e) = d.worker_rx.recv() => SessionInput(Input::Worker(e)),
             Some(e) = d.stt_rx.recv() => SessionInput(Input::Stt(e)),
             Some((pause, p)) = d.verdict_rx.recv() => SessionInput(Input::Verdict(pause, p)),
+            e = s2s::S2s::next(&mut d.s2s), if d.s2s.is_some() => SessionInput(Input::S2s(e)),
             else => std::future::pending().await,
         }
     }
@@ -244,6 +246,7 @@ impl Session {
             Input::Worker(e) => d.handle_worker(e),
             Input::Stt(e) => d.handle_stt(e),
             Input::Verdict(pause, p) => d.handle_verdict(pause, p),
+            Input::S2s(e) => d.handle_s2s(e),
         }
         d.drain_outputs();
     }
@@ -304,6 +307,7 @@ enum Input {
     Worker(WorkerEvent),
     Stt(SttLaneEvent),
     Verdict(u64, f32),
+    S2s(Option<Result<crate::providers::S2sEvent, crate::providers::ProviderError>>),
 }
 
 /// One session in the `active_sessions` gauge, for as long as it lives.
@@ -406,6 +410,8 @@ struct Driver {
     machine: bool,
     /// A warm transfer under way: the caller is on hold.
     transfer: Option<transfer::Holding>,
+    /// The speech-to-speech model answering, if the agent has one.
+    s2s: Option<s2s::S2s>,
 }
 
 impl Driver {
@@ -440,9 +446,26 @@ impl Driver {
         let echo = config.echo_cancellation.then(EchoCanceller::new);
         let denoise = config.noise_suppression.then(NoiseSuppressor::new);
         let answering = config.answering_machine.as_ref().map(answering::Answering::new);
+        let ctx = Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() });
+        let s2s = ctx.providers.speech_to_speech.as_ref().and_then(|model| {
+            let setup = S2sSetup { instructions: ctx.config.system_prompt.clone(), tools: ctx.tool_specs() };
+            s2s::S2s::open(model, setup, call.child_token())
+                .inspect_err(|e| {
+                    // The text model and the voice answer instead.
+                    log_events.push(CallEvent {
+                        at_ms: 0,
+                        kind: CallEventKind::ProviderFailed {
+                            stage: Stage::Llm,
+                            provider: e.provider().to_owned(),
+                            error: e.to_string(),
+                        },
+                    });
+                })
+                .ok()
+        });
         Self {
             now,
-            ctx: Arc::new(WorkerContext { config: Arc::new(config), providers, usage: Arc::default() }),
+            ctx,
             turns,
             egress: Egress::new(),
             vad,
@@ -484,6 +507,7 @@ impl Driver {
             voicemail: None,
             machine: false,
             transfer: None,
+            s2s,
         }
     }
 
@@ -513,11 +537,13 @@ impl Driver {
                     if kind == LineKind::Fallback {
                         self.log(CallEventKind::Fallback);
                     }
-                    let job = match (kind, self.voicemail.take()) {
-                        (LineKind::Voicemail, Some(audio)) => Job::Recorded { text, audio },
-                        _ => Job::Line(text),
-                    };
-                    self.start_worker(turn, job, false);
+                    match (kind, self.voicemail.take()) {
+                        (LineKind::Voicemail, Some(audio)) => {
+                            self.start_worker(turn, Job::Recorded { text, audio }, false);
+                        }
+                        _ if self.s2s_ready() => self.s2s_start(turn, S2sInput::Say(text)),
+                        _ => self.start_worker(turn, Job::Line(text), false),
+                    }
                 }
                 TurnOutput::CommitUserTurn { turn, text, source } => self.commit(turn, text, source),
                 TurnOutput::PauseAgent { .. } => self.egress.pause(),
@@ -568,7 +594,11 @@ impl Driver {
             TurnSource::Dtmf => format!("(The caller pressed the keys {text} on their keypad.)"),
         };
         self.history.push(ChatMessage::new(Role::User, content));
-        self.start_worker(turn, Job::Reply { messages: self.history.clone(), query: text }, true);
+        if self.s2s_ready() {
+            self.s2s_start(turn, S2sInput::Respond { said: text });
+        } else {
+            self.start_worker(turn, Job::Reply { messages: self.history.clone(), query: text }, true);
+        }
     }
 
     fn interrupt(&mut self, turn: TurnId, heard_ms: u64) {
@@ -581,6 +611,7 @@ impl Driver {
         self.events.push_back(SessionEvent::Clear);
         metrics().interruptions.inc();
         let heard_ms = spoken.as_ref().map_or(heard_ms, |s| s.played_ms);
+        self.s2s_interrupted(turn, heard_ms);
         self.log(CallEventKind::Interrupted { turn: turn.0, heard_ms });
         if let Some(spoken) = spoken {
             self.agent_said(spoken);
@@ -960,6 +991,7 @@ impl Driver {
             return;
         }
         let chunk = std::mem::replace(&mut self.stt_chunk, Vec::with_capacity(STT_CHUNK_SAMPLES));
+        self.s2s_audio(&chunk);
         let ms = chunk.len() as u64 * 1000 / 16_000;
         // A recogniser that falls behind loses audio, never the call.
         if self.stt_tx.try_send(SttInput::Audio(chunk)).is_ok() {

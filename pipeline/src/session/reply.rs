@@ -81,7 +81,7 @@ pub(crate) struct WorkerContext {
 }
 
 impl WorkerContext {
-    fn tool_specs(&self) -> Vec<ToolSpec> {
+    pub(crate) fn tool_specs(&self) -> Vec<ToolSpec> {
         let c = &self.config;
         let mut specs: Vec<ToolSpec> = c.tools.iter().map(|t| t.spec().clone()).collect();
         if c.end_call_tool {
@@ -99,7 +99,7 @@ impl WorkerContext {
         specs
     }
 
-    fn tool(&self, name: &str) -> Option<&dyn Tool> {
+    pub(crate) fn tool(&self, name: &str) -> Option<&dyn Tool> {
         self.config.tools.iter().find(|t| t.spec().name == name).map(AsRef::as_ref)
     }
 }
