@@ -362,6 +362,24 @@ async fn a_tool_call_goes_to_the_session_and_its_result_back_to_the_model() -> T
 }
 
 #[tokio::test]
+async fn keys_the_caller_pressed_are_answered_as_text() -> TestResult {
+    let fake = Fake::new(vec![Reply::Speak { text: "Option two, sure.", ms: 200, beta: false }]);
+    let url = fake.clone().serve().await?;
+    let mut s = model(&url, "test-key").open(setup(), CancellationToken::new())?;
+    s.input.send(S2sInput::Typed("(The caller pressed the keys 2 on their keypad.)".into())).await?;
+    let (words, _, _, done) = answer(&mut s.events).await;
+    assert!(done && words == "Option two, sure.", "{words:?}");
+    let item = &fake.of(0, "conversation.item.create")[0]["item"];
+    assert_eq!((item["type"].as_str(), item["role"].as_str()), (Some("message"), Some("user")));
+    assert_eq!(
+        item["content"][0],
+        json!({"type": "input_text", "text": "(The caller pressed the keys 2 on their keypad.)"})
+    );
+    assert!(fake.of(0, "input_audio_buffer.commit").is_empty(), "keys are not the audio buffer");
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_beta_event_names_are_read_too() -> TestResult {
     let fake = Fake::new(vec![Reply::Speak { text: "Hello there.", ms: 400, beta: true }]);
     let url = fake.clone().serve().await?;

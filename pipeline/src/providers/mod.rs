@@ -180,6 +180,9 @@ pub enum S2sInput {
     /// The caller's turn is over: answer what they said (`said`: their
     /// words as the call's recogniser heard them, kept for a new session).
     Respond { said: String },
+    /// The caller's turn was not speech (keys on the keypad): answer this
+    /// text, written as the caller's.
+    Typed(String),
     /// Say this line, in the model's voice (a greeting, a goodbye).
     Say(String),
     /// Barge-in: stop answering; the caller heard the first `heard_ms` of

@@ -367,6 +367,13 @@ impl Conversation {
                 send(ws, json!({"type": "input_audio_buffer.commit"})).await?;
                 self.respond(ws, json!({"type": "response.create"})).await?;
             }
+            S2sInput::Typed(text) => {
+                let content = json!([{"type": "input_text", "text": text}]);
+                let item = json!({"type": "message", "role": "user", "content": content});
+                send(ws, json!({"type": "conversation.item.create", "item": item})).await?;
+                self.said.push((true, text));
+                self.respond(ws, json!({"type": "response.create"})).await?;
+            }
             S2sInput::Say(line) => {
                 let instructions = format!("Say exactly this, word for word, and nothing else: {line}");
                 let create = json!({"type": "response.create", "response": {"instructions": instructions}});

@@ -593,9 +593,13 @@ impl Driver {
             TurnSource::Speech => text.clone(),
             TurnSource::Dtmf => format!("(The caller pressed the keys {text} on their keypad.)"),
         };
-        self.history.push(ChatMessage::new(Role::User, content));
+        self.history.push(ChatMessage::new(Role::User, content.clone()));
         if self.s2s_ready() {
-            self.s2s_start(turn, S2sInput::Respond { said: text });
+            let input = match source {
+                TurnSource::Speech => S2sInput::Respond { said: text },
+                TurnSource::Dtmf => S2sInput::Typed(content),
+            };
+            self.s2s_start(turn, input);
         } else {
             self.start_worker(turn, Job::Reply { messages: self.history.clone(), query: text }, true);
         }
