@@ -8,8 +8,9 @@
 //!
 //! It runs as its own task beside the caller's, each on its own 20 ms
 //! clock; the frames between them go through short queues (at most
-//! [`MAX_QUEUED`] frames, the oldest dropped), so neither waits for the
-//! other. Dropping the [`Consult`] hangs the human's call up.
+//! [`MAX_QUEUED`] frames; past it a frame is dropped), so neither waits for
+//! the other, and each takes one frame a tick. Dropping the [`Consult`]
+//! hangs the human's call up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,8 @@ use super::media::{Rtp, SipLeg};
 use super::outbound::{self, Ringing, Unanswered};
 use super::{Shared, Signal, rand_u32};
 
-/// Frames queued each way between the two legs: 60 ms.
-const MAX_QUEUED: usize = 3;
+/// Frames queued each way between the two legs: 100 ms.
+const MAX_QUEUED: usize = 5;
 
 /// What the human's leg reports to the caller's call.
 #[derive(Debug)]
@@ -188,11 +189,10 @@ impl Human {
                     let now = now();
                     media.receive(leg, now);
                     let heard = *leg.handle_tick(now);
-                    // The latest of the caller's frames (a leg behind drops the older).
-                    let mut caller = None;
-                    while let Ok(frame) = self.from_caller.try_recv() {
-                        caller = Some(frame);
-                    }
+                    // The caller's next frame, in order: the two legs' ticks
+                    // may come in bursts (a loaded machine), and each frame is
+                    // 20 ms of the caller; the queue's bound drops the newest.
+                    let caller = if joined { self.from_caller.try_recv().ok() } else { None };
                     if let Some(frame) = leg.poll_frame(caller.as_deref()) {
                         media.send(now, &frame);
                     }
