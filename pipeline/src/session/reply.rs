@@ -66,6 +66,9 @@ pub(crate) enum WorkerEvent {
 pub(crate) enum Job {
     /// Say a fixed line.
     Line(String),
+    /// Say a line made for this call only (a warm transfer's
+    /// announcement): spoken as a line, never kept in the lines' cache.
+    Once(String),
     /// Play a recording (16 kHz) of a line: `text` is what it says.
     Recorded { text: String, audio: Arc<[i16]> },
     /// Answer the conversation (whose last message is the caller's).
@@ -131,14 +134,14 @@ pub(crate) async fn run(
     }
     let line = match &job {
         Job::Line(text) => Some(text.clone()),
-        Job::Reply { .. } | Job::Recorded { .. } => None,
+        Job::Reply { .. } | Job::Recorded { .. } | Job::Once(_) => None,
     };
     let work = async {
         let (ctx, tx, cancel) = (&*ctx, &tx, &cancel);
         let (sentences_tx, sentences_rx) = mpsc::unbounded_channel();
         let think = async move {
             let result = match job {
-                Job::Line(text) | Job::Recorded { text, .. } => {
+                Job::Line(text) | Job::Once(text) | Job::Recorded { text, .. } => {
                     let _ = sentences_tx.send(text);
                     Ok(())
                 }

@@ -101,7 +101,7 @@ impl Driver {
         tokio::spawn(reply::run(
             self.ctx.clone(),
             ANNOUNCEMENT,
-            Job::Line(text.clone()),
+            Job::Once(text.clone()),
             cancel,
             self.worker_tx.clone(),
         ));
